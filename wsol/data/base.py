@@ -1,0 +1,95 @@
+"""What every dataset reader produces: a class list and a list of samples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from wsol.boxes import box_area, xyxy_to_coco
+
+
+def _no_boxes() -> np.ndarray:
+    return np.zeros((0, 4), np.float64)
+
+
+def _no_ints() -> np.ndarray:
+    return np.zeros((0,), np.int64)
+
+
+def _no_flags() -> np.ndarray:
+    return np.zeros((0,), bool)
+
+
+@dataclass
+class Sample:
+    """One image and its ground truth.
+
+    Attributes:
+        image_id: the integer id used in COCO output (unique within the dataset).
+        path: where the image file is.
+        file_name: the name written into COCO ``images``.
+        height, width: the size the annotation declares (``None`` if unknown).
+        labels: image-level class indices ``[L]`` (into ``Dataset.classes``), sorted.
+        boxes: ``[N, 4]`` continuous 0-based xyxy GT boxes in original pixels.
+        box_labels: ``[N]`` class index of each box.
+        ignore: ``[N]`` boxes scoring ignores (VOC ``difficult``, COCO ``iscrowd``).
+        segmentations: per box, a COCO polygon list or RLE dict, or ``None``.
+    """
+
+    image_id: int
+    path: str
+    file_name: str
+    height: int | None = None
+    width: int | None = None
+    labels: np.ndarray = field(default_factory=_no_ints)
+    boxes: np.ndarray = field(default_factory=_no_boxes)
+    box_labels: np.ndarray = field(default_factory=_no_ints)
+    ignore: np.ndarray = field(default_factory=_no_flags)
+    segmentations: list | None = None
+
+
+@dataclass
+class Dataset:
+    """A list of samples plus the class names their indices refer to.
+
+    ``category_ids[c]`` is the COCO category id written for class ``c`` (the source
+    ids for COCO data, ``c + 1`` otherwise). ``has_boxes`` says whether scoring is
+    possible.
+    """
+
+    name: str
+    classes: list[str]
+    samples: list[Sample]
+    category_ids: list[int]
+    has_boxes: bool = True
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def coco_categories(self) -> list[dict]:
+        return [{"id": cid, "name": n} for cid, n in zip(self.category_ids, self.classes,
+                                                       strict=True)]
+
+    def to_coco(self) -> dict:
+        """The ground truth as a COCO instances dict (ignored boxes become ``iscrowd=1``,
+        which is how ``COCOeval`` leaves a region out of the score)."""
+        images, anns = [], []
+        for s in self.samples:
+            images.append({"id": s.image_id, "file_name": s.file_name,
+                           "height": s.height or 0, "width": s.width or 0})
+            areas = box_area(s.boxes)
+            for j, (box, label) in enumerate(zip(xyxy_to_coco(s.boxes), s.box_labels,
+                                                 strict=True)):
+                ann = {
+                    "id": len(anns) + 1,
+                    "image_id": s.image_id,
+                    "category_id": self.category_ids[int(label)],
+                    "bbox": [float(v) for v in box],
+                    "area": float(areas[j]),
+                    "iscrowd": int(bool(s.ignore[j])),
+                }
+                if s.segmentations is not None and s.segmentations[j] is not None:
+                    ann["segmentation"] = s.segmentations[j]
+                anns.append(ann)
+        return {"images": images, "annotations": anns, "categories": self.coco_categories()}

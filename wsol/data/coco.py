@@ -1,0 +1,88 @@
+"""COCO instances JSON plus an image folder.
+
+COCO ``bbox`` is ``[x, y, w, h]``, continuous and 0-based. Category ids may be
+non-contiguous: class index ``c`` maps to ``Dataset.category_ids[c]``. ``iscrowd``
+regions are kept and marked ignored. Images without annotations are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from wsol.boxes import coco_to_xyxy
+from wsol.data.base import Dataset, Sample
+from wsol.data.voc import AnnotationError
+
+
+def load_coco(root: str | Path, ann_file: str | Path, classes: list[str] | None = None,
+              limit: int | None = None) -> Dataset:
+    """Read a COCO instances file; ``root`` is the folder the ``file_name``s are in.
+
+    Classes are the file's categories in id order, or ``classes`` (names) to select
+    and order a subset; annotations of other categories are then dropped.
+    """
+    ann_file = Path(ann_file)
+    try:
+        data = json.loads(ann_file.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"COCO annotation file {ann_file} not found") from None
+    except json.JSONDecodeError as e:
+        raise AnnotationError(f"{ann_file}: not valid JSON: {e}") from None
+    for key in ("images", "categories"):
+        if key not in data:
+            raise AnnotationError(f"{ann_file}: missing top-level key {key!r}")
+    cats = sorted(data["categories"], key=lambda c: c["id"])
+    cat_ids = [c["id"] for c in cats]
+    if len(set(cat_ids)) != len(cat_ids):
+        raise AnnotationError(f"{ann_file}: duplicate category ids")
+    by_name = {c["name"]: c["id"] for c in cats}
+    if classes is not None:
+        missing = [n for n in classes if n not in by_name]
+        if missing:
+            raise AnnotationError(f"data.classes {missing} are not categories of {ann_file}")
+        cats = [{"id": by_name[n], "name": n} for n in classes]
+    index = {c["id"]: i for i, c in enumerate(cats)}
+    image_ids = [im["id"] for im in data["images"]]
+    if len(set(image_ids)) != len(image_ids):
+        raise AnnotationError(f"{ann_file}: duplicate image ids")
+
+    per_image: dict[int, list[dict]] = defaultdict(list)
+    known = set(image_ids)
+    all_cats = set(cat_ids)
+    for ann in data.get("annotations", []):
+        for key in ("image_id", "category_id", "bbox"):
+            if key not in ann:
+                raise AnnotationError(f"{ann_file}: annotation {ann.get('id')} lacks {key!r}")
+        if ann["image_id"] not in known:
+            raise AnnotationError(
+                f"{ann_file}: annotation {ann.get('id')} refers to unknown image "
+                f"{ann['image_id']}")
+        if ann["category_id"] not in all_cats:
+            raise AnnotationError(
+                f"{ann_file}: annotation {ann.get('id')} has unknown category "
+                f"{ann['category_id']}")
+        if ann["category_id"] in index:
+            per_image[ann["image_id"]].append(ann)
+
+    images = data["images"][:limit] if limit is not None else data["images"]
+    root = Path(root)
+    samples = []
+    for im in images:
+        anns = per_image.get(im["id"], [])
+        box_labels = np.array([index[a["category_id"]] for a in anns], np.int64)
+        samples.append(Sample(
+            image_id=int(im["id"]), path=str(root / im["file_name"]), file_name=im["file_name"],
+            height=im.get("height"), width=im.get("width"),
+            labels=np.unique(box_labels[[not a.get("iscrowd", 0) for a in anns]]
+                             if anns else box_labels),
+            boxes=coco_to_xyxy([a["bbox"] for a in anns]).reshape(-1, 4),
+            box_labels=box_labels,
+            ignore=np.array([bool(a.get("iscrowd", 0)) for a in anns], bool),
+            segmentations=[a.get("segmentation") for a in anns],
+        ))
+    return Dataset(name=f"coco:{ann_file.name}", classes=[c["name"] for c in cats],
+                   samples=samples, category_ids=[c["id"] for c in cats])

@@ -1,0 +1,73 @@
+"""A folder of images with optional image-level tags: the pseudo-labelling case.
+
+Labels file formats (``data.labels_file``):
+
+- CSV with a header ``file,labels``; labels separated by ``;`` or spaces.
+- JSON ``{"file.jpg": ["cat", "dog"], ...}``.
+
+Paths in the labels file are relative to ``data.root``. Without a labels file the
+classes are the model's (or the class map's) and targets must be predicted ones.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from wsol.data.base import Dataset, Sample
+from wsol.data.voc import AnnotationError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
+
+def _read_labels(path: Path) -> dict[str, list[str]]:
+    if not path.is_file():
+        raise FileNotFoundError(f"labels file {path} not found")
+    if path.suffix.lower() == ".json":
+        try:
+            raw = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise AnnotationError(f"{path}: not valid JSON: {e}") from None
+        if not isinstance(raw, dict):
+            raise AnnotationError(f"{path}: expected an object of file -> [labels]")
+        return {k: [v] if isinstance(v, str) else list(v) for k, v in raw.items()}
+    out: dict[str, list[str]] = {}
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or {"file", "labels"} - set(reader.fieldnames):
+            raise AnnotationError(f"{path}: CSV needs a header with columns file,labels")
+        for row in reader:
+            out[row["file"]] = [t for t in row["labels"].replace(";", " ").split() if t]
+    return out
+
+
+def load_folder(root: str | Path, labels_file: str = "", classes: list[str] | None = None,
+                limit: int | None = None) -> Dataset:
+    """List the images under ``root`` (sorted, recursive) with their optional tags."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"image folder {root} not found")
+    tags = _read_labels(Path(labels_file)) if labels_file else {}
+    if tags:
+        files = sorted(tags)
+    else:
+        files = sorted(str(p.relative_to(root)) for p in root.rglob("*")
+                       if p.suffix.lower() in IMAGE_SUFFIXES)
+    if limit is not None:
+        files = files[:limit]
+    names = sorted({t for f in files for t in tags.get(f, [])})
+    classes = list(classes) if classes else names
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(names) - set(index))
+    if unknown:
+        raise AnnotationError(f"labels {unknown} are not in data.classes={classes}")
+    samples = [
+        Sample(image_id=i + 1, path=str(root / f), file_name=f,
+               labels=np.unique(np.array([index[t] for t in tags.get(f, [])], np.int64)))
+        for i, f in enumerate(files)
+    ]
+    return Dataset(name=f"folder:{root.name}", classes=classes, samples=samples,
+                   category_ids=list(range(1, len(classes) + 1)), has_boxes=False)

@@ -1,0 +1,141 @@
+"""PASCAL VOC layout: ``Annotations/*.xml``, ``JPEGImages/``, ``ImageSets/Main/<split>.txt``.
+
+VOC XML boxes are 1-based and inclusive; they are converted to continuous 0-based xyxy
+on reading. ``difficult`` objects are kept and marked ignored for scoring. Class names
+come from the XML, so any VOC-format dataset works, however many classes it has.
+"""
+
+from __future__ import annotations
+
+import logging
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+
+from wsol.boxes import voc_to_xyxy
+from wsol.data.base import Dataset, Sample
+
+logger = logging.getLogger(__name__)
+
+VOC_CLASSES: tuple[str, ...] = (
+    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
+    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)
+
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+class AnnotationError(ValueError):
+    """An annotation file that cannot be read."""
+
+
+def parse_voc_xml(text: str) -> dict:
+    """Parse one VOC annotation into ``{filename, height, width, objects}``.
+
+    Each object is ``{name, box (continuous xyxy), difficult, truncated}``.
+    """
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as e:
+        raise AnnotationError(f"malformed XML: {e}") from None
+    size = root.find("size")
+
+    def _int(node, tag):
+        el = node.find(tag) if node is not None else None
+        if el is None or el.text is None or not el.text.strip():
+            return None
+        try:
+            return int(float(el.text))
+        except ValueError:
+            raise AnnotationError(f"<{tag}> is not a number: {el.text!r}") from None
+
+    objects = []
+    for obj in root.iter("object"):
+        name_el = obj.find("name")
+        bb = obj.find("bndbox")
+        if name_el is None or not (name_el.text or "").strip() or bb is None:
+            raise AnnotationError("an <object> lacks <name> or <bndbox>")
+        try:
+            corners = [float(bb.find(t).text) for t in ("xmin", "ymin", "xmax", "ymax")]
+        except (AttributeError, TypeError, ValueError):
+            raise AnnotationError("a <bndbox> lacks a numeric xmin/ymin/xmax/ymax") from None
+        objects.append({
+            "name": name_el.text.strip(),
+            "box": voc_to_xyxy([corners])[0],
+            "difficult": bool(_int(obj, "difficult") or 0),
+            "truncated": bool(_int(obj, "truncated") or 0),
+        })
+    fn = root.findtext("filename")
+    return {"filename": fn.strip() if fn else None, "height": _int(size, "height"),
+            "width": _int(size, "width"), "objects": objects}
+
+
+def _find_image(image_dir: Path, stem: str, filename: str | None) -> Path:
+    if filename and (image_dir / filename).exists():
+        return image_dir / filename
+    for suffix in _IMAGE_SUFFIXES:
+        if (image_dir / f"{stem}{suffix}").exists():
+            return image_dir / f"{stem}{suffix}"
+    return image_dir / (filename or f"{stem}.jpg")  # missing: a per-image failure later
+
+
+def load_voc(root: str | Path, split: str, classes: list[str] | None = None,
+             limit: int | None = None) -> Dataset:
+    """Read a VOC-layout dataset.
+
+    Args:
+        root: folder holding ``Annotations/``, ``JPEGImages/`` and ``ImageSets/Main/``.
+        split: split file name (``ImageSets/Main/<split>.txt``).
+        classes: fixes the class order; default: sorted names found in the split, or
+            the 20 VOC classes when all names found are VOC classes.
+        limit: keep only the first ``limit`` ids of the split.
+
+    Image ids are the 1-based position in the split file. Objects of a class outside
+    ``classes`` raise an error naming it.
+    """
+    root = Path(root)
+    split_file = root / "ImageSets" / "Main" / f"{split}.txt"
+    if not split_file.is_file():
+        avail = sorted(p.stem for p in (root / "ImageSets" / "Main").glob("*.txt")) \
+            if (root / "ImageSets" / "Main").is_dir() else []
+        raise FileNotFoundError(
+            f"VOC split file {split_file} not found"
+            + (f"; splits here: {', '.join(avail)}" if avail else
+               "; data.root must hold Annotations/, JPEGImages/ and ImageSets/Main/")
+        )
+    ids = [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()]
+    if limit is not None:
+        ids = ids[:limit]
+    parsed = []
+    for stem in ids:
+        xml_path = root / "Annotations" / f"{stem}.xml"
+        try:
+            parsed.append(parse_voc_xml(xml_path.read_text()))
+        except (OSError, AnnotationError) as e:
+            raise AnnotationError(f"{xml_path}: {e}") from None
+    names = sorted({o["name"] for p in parsed for o in p["objects"]})
+    if classes is None:
+        classes = list(VOC_CLASSES) if set(names) <= set(VOC_CLASSES) else names
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(names) - set(index))
+    if unknown:
+        raise AnnotationError(
+            f"classes {unknown} appear in {split_file.name} but not in data.classes={classes}"
+        )
+    samples = []
+    for i, (stem, p) in enumerate(zip(ids, parsed, strict=True)):
+        objs = p["objects"]
+        box_labels = np.array([index[o["name"]] for o in objs], np.int64)
+        ignore = np.array([o["difficult"] for o in objs], bool)
+        path = _find_image(root / "JPEGImages", stem, p["filename"])
+        samples.append(Sample(
+            image_id=i + 1, path=str(path), file_name=path.name,
+            height=p["height"], width=p["width"],
+            labels=np.unique(box_labels),
+            boxes=np.array([o["box"] for o in objs], np.float64).reshape(-1, 4),
+            box_labels=box_labels, ignore=ignore,
+        ))
+    return Dataset(name=f"voc:{root.name}/{split}", classes=list(classes), samples=samples,
+                   category_ids=list(range(1, len(classes) + 1)))

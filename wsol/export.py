@@ -1,0 +1,118 @@
+"""Writing results: chunked intermediate files, then the final COCO pseudo-labels.
+
+Every file is written atomically (temp file, fsync, rename), so a killed run never
+leaves a half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+from wsol.boxes import box_area, xyxy_to_coco
+from wsol.data.base import Dataset, Sample
+from wsol.localize import Detections
+
+CHUNK_DIR = "chunks"
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new, never a mix."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: str | Path, obj) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=None, separators=(",", ":")) + "\n")
+
+
+def image_entry(sample: Sample, orig_size: tuple[int, int]) -> dict:
+    return {"id": sample.image_id, "file_name": sample.file_name,
+            "height": int(orig_size[0]), "width": int(orig_size[1])}
+
+
+def annotations_for(image_id: int, category_id: int, det: Detections) -> list[dict]:
+    """COCO annotations (without ``id``) for one (image, class): ``bbox`` is xywh floats."""
+    areas = box_area(det.boxes)
+    return [
+        {"image_id": image_id, "category_id": category_id,
+         "bbox": [round(float(v), 3) for v in box],
+         "area": round(float(a), 3), "score": round(float(s), 6)}
+        for box, a, s in zip(xyxy_to_coco(det.boxes), areas, det.scores, strict=True)
+    ]
+
+
+class ChunkWriter:
+    """Collects per-image records and flushes them as numbered chunk files."""
+
+    def __init__(self, out_dir: str | Path):
+        self.dir = Path(out_dir) / CHUNK_DIR
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.index = len(list(self.dir.glob("chunk_*.json")))
+        self.pending: dict[str, list] = {"images": [], "annotations": [], "failures": []}
+
+    def add(self, images: list[dict], annotations: list[dict], failures: list[dict]) -> None:
+        self.pending["images"] += images
+        self.pending["annotations"] += annotations
+        self.pending["failures"] += failures
+
+    def flush(self) -> Path | None:
+        if not any(self.pending.values()):
+            return None
+        path = self.dir / f"chunk_{self.index:06d}.json"
+        atomic_write_json(path, self.pending)
+        self.index += 1
+        self.pending = {"images": [], "annotations": [], "failures": []}
+        return path
+
+
+def iter_chunks(out_dir: str | Path) -> Iterator[dict]:
+    for path in sorted((Path(out_dir) / CHUNK_DIR).glob("chunk_*.json")):
+        yield json.loads(path.read_text())
+
+
+def write_pseudo_labels(out_dir: str | Path, dataset: Dataset,
+                        info: dict | None = None) -> tuple[Path, int]:
+    """Assemble the chunks into ``pseudo_labels.json`` (annotation ids from 1, in order).
+
+    Returns the path and the number of annotations written.
+    """
+    images, anns = [], []
+    for chunk in iter_chunks(out_dir):
+        images += chunk["images"]
+        for a in chunk["annotations"]:
+            anns.append({"id": len(anns) + 1, **a, "iscrowd": 0})
+    doc = {"info": info or {}, "images": images, "annotations": anns,
+           "categories": dataset.coco_categories()}
+    path = Path(out_dir) / "pseudo_labels.json"
+    atomic_write_json(path, doc)
+    return path, len(anns)
+
+
+def failures_from_chunks(out_dir: str | Path) -> list[dict]:
+    return [f for chunk in iter_chunks(out_dir) for f in chunk["failures"]]
+
+
+def results_list(doc: dict) -> list[dict]:
+    """The annotations of a pseudo-label dict as a COCO results list (for ``loadRes``)."""
+    return [{k: a[k] for k in ("image_id", "category_id", "bbox", "score")}
+            for a in doc["annotations"]]
+
+
+def as_float_list(x: np.ndarray) -> list[float]:
+    return [float(v) for v in x]
