@@ -1,0 +1,38 @@
+"""Shared fixtures: real data from ../shared and a tiny generated shapes dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared" / "data"
+VOC_ROOT = SHARED / "voc2012_sample" / "VOCdevkit" / "VOC2012"
+COCO_ROOT = SHARED / "coco128"
+COCO_ANN = COCO_ROOT / "annotations" / "instances_train2017.json"
+
+
+def _need(path: Path) -> Path:
+    if not path.exists():
+        pytest.skip(f"real data not found at {path} (../shared/data is beside the repo in CI)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def voc_root() -> Path:
+    return _need(VOC_ROOT)
+
+
+@pytest.fixture(scope="session")
+def coco_root() -> Path:
+    _need(COCO_ANN)
+    return COCO_ROOT
+
+
+@pytest.fixture(scope="session")
+def shapes_root(tmp_path_factory) -> Path:
+    """24 test and 16 val images of the demo's shapes dataset (seed 1)."""
+    from wsol.data.synthetic import write_dataset
+
+    return write_dataset(tmp_path_factory.mktemp("shapes"), {"test": 24, "val": 16}, seed=1)

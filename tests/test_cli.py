@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from wsol.cli import EXIT_OK, EXIT_USAGE, format_table, main
+
+
+def _wsol(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "wsol.cli", *args], capture_output=True,
+                          text=True, cwd=cwd, timeout=300)
+
+
+def test_wrong_key_fails_fast_with_valid_keys(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("cam:\n  methd: gradcam\n")
+    p = _wsol("run", str(cfg), f"out={tmp_path / 'o'}")
+    assert p.returncode == EXIT_USAGE
+    assert "unknown config key 'cam.methd'" in p.stderr and "cam.method" in p.stderr
+    assert "Traceback" not in p.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_method_lists_methods(tmp_path):
+    p = _wsol("run", "wsol/assets/demo.yaml", "cam.method=nope", f"out={tmp_path / 'o'}",
+              "data.root=.", cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    assert p.returncode == EXIT_USAGE
+    assert "unknown cam.method 'nope'; valid:" in p.stderr and "gradcam" in p.stderr
+
+
+def test_run_on_shapes_prints_table_and_exit_codes(tmp_path, shapes_root, capsys):
+    out = tmp_path / "o"
+    args = ["-q", "run", "wsol/assets/demo.yaml", f"data.root={shapes_root}", "data.split=val",
+            "model.weights=none", f"out={out}", "report.enabled=false"]
+    import os
+
+    cwd = os.getcwd()
+    os.chdir(__import__("pathlib").Path(__file__).parents[1])
+    try:
+        assert main(args) == EXIT_OK
+        first = capsys.readouterr().out
+        assert "corloc" in first and "gradcam" in first
+        assert main(args) == EXIT_USAGE  # refuses to overwrite
+        assert "--overwrite" in capsys.readouterr().err
+        assert main([*args, "--overwrite"]) == EXIT_OK
+    finally:
+        os.chdir(cwd)
+    assert json.loads((out / "metrics.json").read_text())["num_images"] == 16
+
+
+def test_format_table_aligns_columns():
+    text = format_table({"gradcam": {"corloc": 0.8766, "num_images": 300},
+                         "cam": {"corloc": 0.5, "num_images": 300}})
+    lines = text.splitlines()
+    assert lines[0].split() == ["run", "num_images", "corloc"]
+    assert lines[2].split() == ["gradcam", "300", "0.877"]
+    assert len({len(line) for line in lines}) == 1
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["run", "--help"], ["demo", "--help"]])
+def test_help(argv):
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    assert e.value.code == 0

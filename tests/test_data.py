@@ -1,0 +1,144 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from wsol.boxes import coco_to_xyxy
+from wsol.data import build_dataset
+from wsol.data.coco import load_coco
+from wsol.data.folder import load_folder
+from wsol.data.voc import VOC_CLASSES, AnnotationError, load_voc, parse_voc_xml
+from wsol.config import DataConfig
+
+
+def test_voc_sample_counts(voc_root):
+    ds = load_voc(voc_root, "sample")
+    assert len(ds) == 100
+    assert sum(len(s.boxes) for s in ds.samples) == 273
+    assert sum(int(s.ignore.sum()) for s in ds.samples) == 38
+    assert ds.classes == list(VOC_CLASSES)
+    present = {int(c) for s in ds.samples for c in s.box_labels}
+    assert present == set(range(20))
+    assert [s.image_id for s in ds.samples] == list(range(1, 101))
+
+
+def test_voc_boxes_are_zero_based_continuous(voc_root):
+    ds = load_voc(voc_root, "sample", limit=1)
+    s = ds.samples[0]
+    xml = (voc_root / "Annotations" / (s.file_name.rsplit(".", 1)[0] + ".xml")).read_text()
+    first = parse_voc_xml(xml)["objects"][0]
+    import re
+
+    xmin = int(re.search(r"<xmin>(\d+)</xmin>", xml).group(1))
+    xmax = int(re.search(r"<xmax>(\d+)</xmax>", xml).group(1))
+    # 1-based inclusive xmin..xmax covers continuous [xmin - 1, xmax).
+    assert first["box"][0] == xmin - 1 and first["box"][2] == xmax
+    assert s.width == 486 and s.height == 500  # 2007_000027.jpg
+
+
+def test_voc_class_order_and_unknown_class(voc_root):
+    ds = load_voc(voc_root, "sample", classes=list(reversed(VOC_CLASSES)))
+    assert ds.classes[0] == "tvmonitor"
+    with pytest.raises(AnnotationError, match="not in data.classes"):
+        load_voc(voc_root, "sample", classes=["dog", "cat"])
+
+
+def test_voc_missing_split_lists_available(voc_root):
+    with pytest.raises(FileNotFoundError, match="sample"):
+        load_voc(voc_root, "nosuchsplit")
+
+
+def test_voc_custom_single_class(tmp_path):
+    root = tmp_path / "kangaroo"
+    (root / "Annotations").mkdir(parents=True)
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    (root / "ImageSets" / "Main" / "train.txt").write_text("k1\n")
+    (root / "Annotations" / "k1.xml").write_text(
+        "<annotation><filename>k1.jpg</filename><size><width>10</width><height>8</height>"
+        "</size><object><name>kangaroo</name><difficult>0</difficult><bndbox><xmin>1</xmin>"
+        "<ymin>2</ymin><xmax>10</xmax><ymax>8</ymax></bndbox></object></annotation>")
+    ds = load_voc(root, "train")
+    assert ds.classes == ["kangaroo"]
+    np.testing.assert_array_equal(ds.samples[0].boxes, [[0, 1, 10, 8]])
+
+
+def test_malformed_voc_xml():
+    with pytest.raises(AnnotationError, match="malformed"):
+        parse_voc_xml("<annotation><object>")
+    with pytest.raises(AnnotationError, match="bndbox"):
+        parse_voc_xml("<annotation><object><name>x</name></object></annotation>")
+
+
+def test_coco128_matches_pycocotools(coco_root):
+    from pycocotools.coco import COCO
+
+    ann = coco_root / "annotations" / "instances_train2017.json"
+    ds = load_coco(coco_root / "train2017", ann)
+    assert len(ds) == 128
+    assert sum(len(s.boxes) for s in ds.samples) == 939
+    assert sum(int(s.ignore.sum()) for s in ds.samples) == 10
+    coco = COCO(str(ann))
+    assert sorted(ds.category_ids) == sorted(coco.getCatIds())
+    for s in ds.samples:
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=[s.image_id]))
+        expect = coco_to_xyxy([a["bbox"] for a in anns]).reshape(-1, 4)
+        np.testing.assert_allclose(s.boxes, expect)
+        cats = [ds.category_ids[c] for c in s.box_labels]
+        assert cats == [a["category_id"] for a in anns]
+        assert list(s.ignore) == [bool(a["iscrowd"]) for a in anns]
+
+
+def test_coco_non_contiguous_ids_and_empty_images(tmp_path):
+    doc = {"images": [{"id": 7, "file_name": "a.jpg", "height": 4, "width": 4},
+                      {"id": 9, "file_name": "b.jpg", "height": 4, "width": 4}],
+           "categories": [{"id": 90, "name": "z"}, {"id": 3, "name": "y"}],
+           "annotations": [{"id": 1, "image_id": 7, "category_id": 90, "bbox": [0, 0, 2, 2]}]}
+    p = tmp_path / "a.json"
+    p.write_text(json.dumps(doc))
+    ds = load_coco(tmp_path, p)
+    assert ds.classes == ["y", "z"] and ds.category_ids == [3, 90]
+    assert len(ds) == 2 and len(ds.samples[1].boxes) == 0
+    assert list(ds.samples[0].labels) == [1]
+    gt = ds.to_coco()
+    assert gt["annotations"][0]["category_id"] == 90
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda d: d.pop("images"), "images"),
+    (lambda d: d["annotations"][0].pop("bbox"), "bbox"),
+    (lambda d: d["annotations"][0].update(category_id=5), "unknown category"),
+    (lambda d: d["images"].append(dict(d["images"][0])), "duplicate image"),
+])
+def test_coco_bad_json(tmp_path, mutate, match):
+    doc = {"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "a"}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}]}
+    mutate(doc)
+    p = tmp_path / "bad.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(AnnotationError, match=match):
+        load_coco(tmp_path, p)
+
+
+def test_folder_with_csv_and_without_labels(tmp_path):
+    import cv2
+
+    for n in ("b.jpg", "a.png"):
+        cv2.imwrite(str(tmp_path / n), np.zeros((5, 5, 3), np.uint8))
+    ds = load_folder(tmp_path)
+    assert [s.file_name for s in ds.samples] == ["a.png", "b.jpg"]
+    assert ds.classes == [] and not ds.has_boxes
+    csv = tmp_path / "labels.csv"
+    csv.write_text("file,labels\na.png,cat;dog\nb.jpg,dog\n")
+    ds = load_folder(tmp_path, str(csv))
+    assert ds.classes == ["cat", "dog"]
+    assert list(ds.samples[0].labels) == [0, 1] and list(ds.samples[1].labels) == [1]
+
+
+def test_build_dataset_errors():
+    with pytest.raises(ValueError, match="valid: coco, folder, voc"):
+        build_dataset(DataConfig(format="yolo", root="x"))
+    with pytest.raises(ValueError, match="ann_file"):
+        build_dataset(DataConfig(format="coco", root="x"))

@@ -1,0 +1,168 @@
+"""End-to-end runs of the pipeline on tiny datasets, checking the output contract."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from wsol.config import ConfigError, load_config
+from wsol.models import MODELS, ModelSpec
+from wsol.pipeline import RunExistsError, run
+
+CONTRACT = ("pseudo_labels.json", "metrics.json", "config.yaml", "report.html")
+
+
+class BrightNet(nn.Module):
+    """Its CAM is the image's brightness: 1x1 conv (mean of RGB), GAP, linear."""
+
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Conv2d(3, 1, 1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(1, 1)
+        with torch.no_grad():
+            self.features.weight.fill_(1 / 3)
+            self.features.bias.zero_()
+            self.fc.weight.fill_(1.0)
+            self.fc.bias.zero_()
+
+    def forward(self, x):
+        return self.fc(self.pool(self.features(x)).flatten(1))
+
+
+@pytest.fixture
+def bright_model(monkeypatch):
+    def build(weights, classes):
+        return ModelSpec(net=BrightNet(), class_names=["bright"], target_layer="features",
+                         cam_layer="features", fc_layer="fc", input_size=(60, 90),
+                         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), multi_label=True)
+
+    monkeypatch.setitem(MODELS, "bright_net", build)
+
+
+def _scene() -> np.ndarray:
+    img = np.full((60, 90, 3), 20, np.uint8)
+    img[10:30, 50:70] = 240  # the object: continuous box (50, 10, 70, 30)
+    return img
+
+
+def _write_jpeg(path, arr, **kw):
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=98, **kw)
+    path.write_bytes(buf.getvalue())
+
+
+def test_orientation_cmyk_and_bad_files_end_to_end(tmp_path, bright_model):
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    _write_jpeg(imgs / "plain.jpg", _scene())
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display = stored pixels rotated 90 degrees clockwise
+    _write_jpeg(imgs / "rotated.jpg", np.ascontiguousarray(np.rot90(_scene(), 1)),
+                exif=exif.tobytes())
+    Image.fromarray(_scene()).convert("CMYK").save(imgs / "cmyk.jpg", quality=98)
+    full = (imgs / "plain.jpg").read_bytes()
+    (imgs / "truncated.jpg").write_bytes(full[: len(full) // 2])
+    (imgs / "zero.jpg").write_bytes(b"")
+    names = ["plain.jpg", "rotated.jpg", "cmyk.jpg", "truncated.jpg", "zero.jpg", "missing.jpg"]
+    (tmp_path / "labels.csv").write_text("file,labels\n" + "".join(f"{n},bright\n" for n in names))
+    cfg = load_config(None, [
+        "data.format=folder", f"data.root={imgs}", f"data.labels_file={tmp_path / 'labels.csv'}",
+        "model.arch=bright_net", "boxes.threshold=0.5", f"out={tmp_path / 'out'}",
+        "cam.batch_size=4"])
+    result = run(cfg)
+    out = tmp_path / "out"
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert sorted(f["path"].rsplit("/", 1)[1] for f in failures) == [
+        "missing.jpg", "truncated.jpg", "zero.jpg"]
+    assert all(f["stage"] == "decode" and f["reason"] for f in failures)
+    assert result.metrics["num_failed"] == 3 and result.metrics["num_images"] == 3
+    doc = json.loads((out / "pseudo_labels.json").read_text())
+    by_file = {im["file_name"]: im for im in doc["images"]}
+    assert set(by_file) == {"plain.jpg", "rotated.jpg", "cmyk.jpg"}
+    for name in ("plain.jpg", "rotated.jpg", "cmyk.jpg"):
+        im = by_file[name]
+        assert (im["height"], im["width"]) == (60, 90)
+        (ann,) = [a for a in doc["annotations"] if a["image_id"] == im["id"]]
+        np.testing.assert_allclose(ann["bbox"], [50, 10, 20, 20], atol=1.0, err_msg=name)
+
+
+def test_output_contract_on_shapes(tmp_path, shapes_root):
+    from pycocotools.coco import COCO
+
+    out = tmp_path / "run"
+    cfg = load_config(None, [
+        "data.format=voc", f"data.root={shapes_root}", "data.split=test",
+        "model.arch=shapes_net", "model.weights=none", "cam.batch_size=8",
+        "report.num_images=3", f"out={out}", "chunk_batches=1"])
+    result = run(cfg)
+    for name in CONTRACT:
+        assert (out / name).is_file(), name
+    assert len(list((out / "chunks").glob("chunk_*.json"))) == 3  # 24 images / 8 per batch
+    coco = COCO(str(out / "pseudo_labels.json"))
+    assert len(coco.getImgIds()) == 24
+    anns = coco.dataset["annotations"]
+    assert [a["id"] for a in anns] == list(range(1, len(anns) + 1))
+    for a in anns:
+        assert set(a) >= {"id", "image_id", "category_id", "bbox", "area", "score"}
+        x, y, w, h = a["bbox"]
+        assert all(isinstance(v, float) for v in a["bbox"])
+        assert 0 <= x and 0 <= y and x + w <= 128 and y + h <= 128 and w > 0 and h > 0
+        assert a["area"] == pytest.approx(w * h, abs=0.01)
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in ("num_images", "num_failed", "images_per_second", "corloc", "gt_known_loc",
+                "maxboxacc", "maxboxacc_v2", "maxboxacc_v2_iou30", "maxboxacc_v2_iou50",
+                "maxboxacc_v2_iou70", "coco_ap", "coco_ap50"):
+        assert key in metrics, key
+    assert metrics["num_images"] == 24 and metrics["num_failed"] == 0
+    assert 0.0 <= metrics["maxboxacc_v2_iou70"] <= metrics["maxboxacc_v2_iou30"] <= 1.0
+    assert metrics == result.metrics
+    resolved = load_config(out / "config.yaml")
+    assert resolved == cfg
+    html = (out / "report.html").read_text()
+    assert html.count("<img ") >= 3 and "maxboxacc" in html
+    for src in __import__("re").findall(r'src="([^"]+)"', html):
+        assert (out / src).is_file()
+
+
+def test_refuses_existing_results_unless_overwrite(tmp_path, shapes_root):
+    args = ["data.format=voc", f"data.root={shapes_root}", "data.split=val", "data.limit=4",
+            "model.weights=none", "report.enabled=false", f"out={tmp_path / 'o'}"]
+    run(load_config(None, args))
+    with pytest.raises(RunExistsError, match="--overwrite"):
+        run(load_config(None, args))
+    assert run(load_config(None, args), overwrite=True).metrics["num_images"] == 4
+
+
+@pytest.mark.parametrize("override, fragment", [
+    ("cam.method=gradcamm", "valid:"),
+    ("cam.targets=all", "gt, prob, topk"),
+    ("boxes.components=some", "largest"),
+    ("model.arch=resnet5000", "unknown model.arch"),
+    ("model.target_layer=layer99", "no layer 'layer99'"),
+])
+def test_bad_names_fail_before_work(tmp_path, shapes_root, override, fragment):
+    out = tmp_path / "never"
+    cfg = load_config(None, ["data.format=voc", f"data.root={shapes_root}", "data.split=val",
+                             "model.weights=none", f"out={out}", override])
+    with pytest.raises((ConfigError, ValueError)) as e:
+        run(cfg)
+    assert fragment in str(e.value)
+    assert not out.exists()
+
+
+def test_same_config_gives_identical_json(tmp_path, shapes_root):
+    docs = []
+    for name in ("a", "b"):
+        cfg = load_config(None, ["data.format=voc", f"data.root={shapes_root}",
+                                 "data.split=val", "model.weights=none", "report.enabled=false",
+                                 f"out={tmp_path / name}"])
+        run(cfg)
+        docs.append((tmp_path / name / "pseudo_labels.json").read_bytes())
+    assert docs[0] == docs[1]
