@@ -116,8 +116,9 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping]:
-    """The model, with config overrides of its preprocessing, and its class mapping."""
+def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping, Dataset]:
+    """The model (with config overrides of its preprocessing), its class mapping, and the
+    dataset restricted to mappable classes when ``model.skip_unmapped`` asks for it."""
     from wsol.class_maps import load_class_map
 
     spec = build_model(cfg.model.arch, cfg.model.weights, dataset.classes or None,
@@ -133,7 +134,13 @@ def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping]:
     if not dataset.classes:
         dataset.classes = list(class_map) if class_map else list(spec.class_names)
         dataset.category_ids = list(range(1, len(dataset.classes) + 1))
-    return spec, ClassMapping.build(dataset.classes, spec, class_map)
+    known = set(class_map) if class_map is not None else set(spec.class_names)
+    unmapped = [c for c in dataset.classes if c not in known]
+    if unmapped and cfg.model.skip_unmapped:
+        logger.warning("model.skip_unmapped: leaving out %d classes the model cannot map: %s",
+                       len(unmapped), ", ".join(unmapped))
+        dataset = dataset.restrict_classes([c for c in dataset.classes if c in known])
+    return spec, ClassMapping.build(dataset.classes, spec, class_map), dataset
 
 
 def _report_picks(n: int, k: int) -> set[int]:
@@ -148,7 +155,7 @@ def run(cfg: Config, progress: Progress | None = None, overwrite: bool = False) 
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     dataset = build_dataset(cfg.data)
-    spec, mapping = build_spec(cfg, dataset)
+    spec, mapping, dataset = build_spec(cfg, dataset)
     method = build_method(cfg.cam.method, spec, cfg.model.target_layer or None)
     if cfg.cam.targets == "gt" and not any(len(s.labels) for s in dataset.samples):
         raise ConfigError("cam.targets=gt but the dataset has no labels; use topk or prob")

@@ -41,8 +41,9 @@ class ClassMapping:
             missing = [c for c in dataset_classes if c not in class_map]
             if missing:
                 raise TargetError(
-                    f"dataset classes {missing} are absent from model.class_map; add them "
-                    f"or fix data.classes (map has: {', '.join(sorted(class_map))})")
+                    f"dataset classes {missing} are absent from model.class_map; add them, "
+                    "list the classes to use in data.classes, or set model.skip_unmapped=true "
+                    "to leave them out")
             return cls([class_map[c] for c in dataset_classes], n, spec.multi_label)
         index = {name: i for i, name in enumerate(spec.class_names)}
         missing = [c for c in dataset_classes if c not in index]

@@ -67,6 +67,26 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.samples)
 
+    def restrict_classes(self, keep: list[str]) -> Dataset:
+        """A copy with only the classes in ``keep`` (in this dataset's order); boxes and
+        labels of the other classes are dropped, images are all kept."""
+        old = [i for i, c in enumerate(self.classes) if c in set(keep)]
+        remap = np.full(len(self.classes), -1, np.int64)
+        remap[old] = np.arange(len(old))
+        samples = []
+        for s in self.samples:
+            k = remap[s.box_labels] >= 0 if len(s.box_labels) else np.zeros(0, bool)
+            labels = remap[s.labels] if len(s.labels) else s.labels
+            samples.append(Sample(
+                image_id=s.image_id, path=s.path, file_name=s.file_name, height=s.height,
+                width=s.width, labels=labels[labels >= 0], boxes=s.boxes[k],
+                box_labels=remap[s.box_labels][k] if len(k) else s.box_labels,
+                ignore=s.ignore[k], segmentations=(
+                    [g for g, f in zip(s.segmentations, k, strict=True) if f]
+                    if s.segmentations is not None else None)))
+        return Dataset(self.name, [self.classes[i] for i in old], samples,
+                       [self.category_ids[i] for i in old], self.has_boxes)
+
     def coco_categories(self) -> list[dict]:
         return [{"id": cid, "name": n} for cid, n in zip(self.category_ids, self.classes,
                                                        strict=True)]
