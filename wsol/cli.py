@@ -102,6 +102,68 @@ def cmd_train(args) -> int:
     return EXIT_OK
 
 
+def cmd_bench(args) -> int:
+    from wsol.bench import bench_demo, bench_maps
+
+    result = bench_maps(args.arch, args.method, args.batch_size, args.size, args.repeats,
+                        args.device, args.precision)
+    print(f"{result['arch']}, batch {result['batch_size']}, {result['size']}x{result['size']}, "
+          f"{result['device']}, {result['precision']}")
+    print(format_table({k: {"images_per_second": v}
+                        for k, v in result["images_per_second"].items()},
+                       keys=("images_per_second",)))
+    if args.demo:
+        demo = bench_demo(args.out)
+        print(format_table({k: {"images_per_second": v}
+                            for k, v in demo["images_per_second"].items()},
+                           keys=("images_per_second",)))
+    return EXIT_OK
+
+
+EVAL_KEYS = ("num_images", "num_pairs", "num_predictions", "num_dropped", "corloc", "coco_ap",
+             "coco_ap50", "coco_ap75")
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from wsol.evaluate import evaluate_predictions, load_ground_truth, load_predictions
+    from wsol.export import atomic_write_json
+
+    dataset = load_ground_truth(args.gt, args.gt_format, args.split)
+    try:
+        preds, counts = load_predictions(json.loads(Path(args.pred).read_text()), dataset)
+    except ValueError as e:  # includes malformed JSON
+        print(f"wsol: error: {args.pred}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    metrics, per_class = evaluate_predictions(dataset, preds, args.iou)
+    metrics.update(counts)
+    print(format_table({Path(args.pred).name: metrics}, keys=EVAL_KEYS))
+    if args.out:
+        out = Path(args.out)
+        atomic_write_json(out / "metrics.json", metrics)
+        atomic_write_json(out / "metrics_per_class.json", per_class)
+        print(f"\nMetrics in {out / 'metrics.json'}")
+    return EXIT_OK
+
+
+def cmd_calibrate(args) -> int:
+    from wsol.calibrate import calibrate
+    from wsol.config import load_config
+
+    cfg = load_config(args.config, args.overrides)
+    res = calibrate(cfg, args.metric, args.per_class, args.min_pairs,
+                    None if args.quiet else _progress("calibrate"), overwrite=args.overwrite)
+    cal = res.calibration
+    rows = {"(all)": {"pairs": cal.pairs, "threshold": cal.threshold, cal.metric: cal.score}}
+    for name, e in cal.per_class.items():
+        rows[name] = {"pairs": e["pairs"], "threshold": e["threshold"], cal.metric: e["score"]}
+    print(format_table(rows, keys=("pairs", "threshold", cal.metric)))
+    print(f"\nCalibration: {res.path}\nApply it to another split: wsol run {args.config} "
+          f"boxes.threshold=calibrated boxes.calibration={res.path} data.split=...")
+    return _status(res.metrics)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="wsol", description="Weakly supervised object localization:"
                                 " class activation maps to boxes to COCO pseudo-labels.")
@@ -123,6 +185,41 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", help="YAML train config, e.g. configs/demo_train.yaml")
     t.add_argument("overrides", nargs="*")
     t.set_defaults(func=cmd_train)
+    b = sub.add_parser("bench", help="measure throughput (img/s) against pytorch-grad-cam")
+    b.add_argument("--arch", default="resnet50")
+    b.add_argument("--method", default="gradcam")
+    b.add_argument("--batch-size", type=int, default=16)
+    b.add_argument("--size", type=int, default=224)
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    b.add_argument("--demo", action="store_true", help="also time the demo pipeline end to end")
+    b.add_argument("--out", default="runs/bench", help="scratch folder for --demo")
+    b.set_defaults(func=cmd_bench)
+
+    e = sub.add_parser("eval", help="score a COCO-format pseudo-label file against ground truth")
+    e.add_argument("--gt", required=True, help="COCO instances JSON, or a VOC root folder")
+    e.add_argument("--pred", required=True,
+                   help="COCO JSON: a dataset dict with annotations, or a results list")
+    e.add_argument("--gt-format", default="auto", choices=("auto", "coco", "voc"),
+                   help="auto: VOC for a folder, COCO for a file")
+    e.add_argument("--split", default=None, help="VOC split (needed if the root has several)")
+    e.add_argument("--iou", type=float, default=0.5, help="IoU for corloc (default 0.5)")
+    e.add_argument("--out", default=None, help="write metrics.json and metrics_per_class.json")
+    e.set_defaults(func=cmd_eval)
+
+    c = sub.add_parser("calibrate", help="choose the box threshold on a split that has boxes")
+    c.add_argument("config", help="YAML config; its data split is the calibration split")
+    c.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.split=val out=DIR")
+    from wsol.calibrate import METRICS
+
+    c.add_argument("--metric", default="maxboxacc", choices=METRICS,
+                   help="what tau maximizes (default maxboxacc)")
+    c.add_argument("--per-class", action="store_true", help="one tau per class")
+    c.add_argument("--min-pairs", type=int, default=1,
+                   help="classes with fewer boxed pairs use the global tau (default 1)")
+    c.add_argument("--overwrite", action="store_true", help="replace results already in out")
+    c.set_defaults(func=cmd_calibrate)
     return p
 
 
