@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from wsol.boxes import coco_to_xyxy
+from wsol.config import DataConfig
 from wsol.data import build_dataset
 from wsol.data.coco import load_coco
 from wsol.data.folder import load_folder
 from wsol.data.voc import VOC_CLASSES, AnnotationError, load_voc, parse_voc_xml
-from wsol.config import DataConfig
 
 
 def test_voc_sample_counts(voc_root):
@@ -142,3 +142,43 @@ def test_build_dataset_errors():
         build_dataset(DataConfig(format="yolo", root="x"))
     with pytest.raises(ValueError, match="ann_file"):
         build_dataset(DataConfig(format="coco", root="x"))
+
+
+def _voc_tree(tmp_path, xmls: dict[str, str]):
+    root = tmp_path / "voc"
+    (root / "Annotations").mkdir(parents=True)
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    for stem, xml in xmls.items():
+        (root / "Annotations" / f"{stem}.xml").write_text(xml)
+    (root / "ImageSets" / "Main" / "s.txt").write_text("\n".join([*xmls, "absent"]) + "\n")
+    return root
+
+
+def _obj(name, x1, y1, x2, y2):
+    return (f"<object><name>{name}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
+            f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>")
+
+
+def test_voc_bad_annotation_is_a_per_image_failure(tmp_path):
+    size = "<size><width>20</width><height>10</height></size>"
+    root = _voc_tree(tmp_path, {
+        "good": f"<annotation>{size}{_obj('cat', 1, 1, 5, 5)}</annotation>",
+        "broken": "<annotation><object>",
+    })
+    ds = load_voc(root, "s")
+    assert [s.image_id for s in ds.samples] == [1]  # ids keep their split-file positions
+    assert [(f["image_id"], f["stage"]) for f in ds.failures] == [(2, "annotation"),
+                                                                 (3, "annotation")]
+    assert "malformed" in ds.failures[0]["reason"]
+
+
+def test_gt_boxes_out_of_bounds_are_clipped_and_empty_ones_dropped(tmp_path, caplog):
+    size = "<size><width>20</width><height>10</height></size>"
+    root = _voc_tree(tmp_path, {"a": "<annotation>" + size + _obj("cat", -4, 2, 30, 8)
+                                + _obj("dog", 5, 5, 4, 9) + "</annotation>"})
+    ds = load_voc(root, "s")
+    (s,) = ds.samples
+    np.testing.assert_array_equal(s.boxes, [[0, 1, 20, 8]])
+    assert [ds.classes[c] for c in s.box_labels] == ["cat"]
+    assert "clipped" in caplog.text

@@ -113,7 +113,7 @@ def test_output_contract_on_shapes(tmp_path, shapes_root):
         assert set(a) >= {"id", "image_id", "category_id", "bbox", "area", "score"}
         x, y, w, h = a["bbox"]
         assert all(isinstance(v, float) for v in a["bbox"])
-        assert 0 <= x and 0 <= y and x + w <= 128 and y + h <= 128 and w > 0 and h > 0
+        assert x >= 0 and y >= 0 and x + w <= 128 and y + h <= 128 and w > 0 and h > 0
         assert a["area"] == pytest.approx(w * h, abs=0.01)
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("num_images", "num_failed", "images_per_second", "corloc", "gt_known_loc",

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from wsol.boxes import box_area, xyxy_to_coco
+from wsol.boxes import box_area, clip_boxes, xyxy_to_coco
 
 
 def _no_boxes() -> np.ndarray:
@@ -49,6 +49,16 @@ class Sample:
     segmentations: list | None = None
 
 
+def sanitize_boxes(boxes: np.ndarray, height: int | None,
+                   width: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Clip GT boxes ``[N, 4]`` to the declared image size and flag the ones left with no
+    area. Returns ``(clipped boxes, keep mask [N])``."""
+    if height and width:
+        boxes = clip_boxes(boxes, height, width)
+    keep = box_area(boxes) > 0 if len(boxes) else np.zeros(0, bool)
+    return boxes, keep
+
+
 @dataclass
 class Dataset:
     """A list of samples plus the class names their indices refer to.
@@ -63,6 +73,7 @@ class Dataset:
     samples: list[Sample]
     category_ids: list[int]
     has_boxes: bool = True
+    failures: list[dict] = field(default_factory=list)  # images dropped while reading labels
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -85,7 +96,7 @@ class Dataset:
                     [g for g, f in zip(s.segmentations, k, strict=True) if f]
                     if s.segmentations is not None else None)))
         return Dataset(self.name, [self.classes[i] for i in old], samples,
-                       [self.category_ids[i] for i in old], self.has_boxes)
+                       [self.category_ids[i] for i in old], self.has_boxes, self.failures)
 
     def coco_categories(self) -> list[dict]:
         return [{"id": cid, "name": n} for cid, n in zip(self.category_ids, self.classes,

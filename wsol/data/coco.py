@@ -8,14 +8,17 @@ regions are kept and marked ignored. Images without annotations are kept.
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from wsol.boxes import coco_to_xyxy
-from wsol.data.base import Dataset, Sample
+from wsol.data.base import Dataset, Sample, sanitize_boxes
 from wsol.data.voc import AnnotationError
+
+logger = logging.getLogger(__name__)
 
 
 def load_coco(root: str | Path, ann_file: str | Path, classes: list[str] | None = None,
@@ -71,18 +74,24 @@ def load_coco(root: str | Path, ann_file: str | Path, classes: list[str] | None 
     images = data["images"][:limit] if limit is not None else data["images"]
     root = Path(root)
     samples = []
+    fixed = 0
     for im in images:
         anns = per_image.get(im["id"], [])
+        raw = coco_to_xyxy([a["bbox"] for a in anns]).reshape(-1, 4)
+        boxes, keep = sanitize_boxes(raw, im.get("height"), im.get("width"))
+        fixed += int(((boxes != raw).any(1) | ~keep).sum())
+        anns = [a for a, k in zip(anns, keep, strict=True) if k]
         box_labels = np.array([index[a["category_id"]] for a in anns], np.int64)
+        crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], bool)
         samples.append(Sample(
             image_id=int(im["id"]), path=str(root / im["file_name"]), file_name=im["file_name"],
             height=im.get("height"), width=im.get("width"),
-            labels=np.unique(box_labels[[not a.get("iscrowd", 0) for a in anns]]
-                             if anns else box_labels),
-            boxes=coco_to_xyxy([a["bbox"] for a in anns]).reshape(-1, 4),
-            box_labels=box_labels,
-            ignore=np.array([bool(a.get("iscrowd", 0)) for a in anns], bool),
+            labels=np.unique(box_labels[~crowd]) if len(anns) else box_labels,
+            boxes=boxes[keep], box_labels=box_labels, ignore=crowd,
             segmentations=[a.get("segmentation") for a in anns],
         ))
+    if fixed:
+        logger.warning("%s: %d GT boxes were outside the image (clipped) or empty (dropped)",
+                       ann_file.name, fixed)
     return Dataset(name=f"coco:{ann_file.name}", classes=[c["name"] for c in cats],
                    samples=samples, category_ids=[c["id"] for c in cats])

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from wsol.boxes import voc_to_xyxy
-from wsol.data.base import Dataset, Sample
+from wsol.data.base import Dataset, Sample, sanitize_boxes
 
 logger = logging.getLogger(__name__)
 
@@ -108,14 +108,20 @@ def load_voc(root: str | Path, split: str, classes: list[str] | None = None,
     ids = [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()]
     if limit is not None:
         ids = ids[:limit]
-    parsed = []
-    for stem in ids:
+    parsed: list[dict | None] = []
+    failures = []
+    for i, stem in enumerate(ids):
         xml_path = root / "Annotations" / f"{stem}.xml"
         try:
             parsed.append(parse_voc_xml(xml_path.read_text()))
-        except (OSError, AnnotationError) as e:
-            raise AnnotationError(f"{xml_path}: {e}") from None
-    names = sorted({o["name"] for p in parsed for o in p["objects"]})
+        except (OSError, UnicodeDecodeError, AnnotationError) as e:
+            # One bad annotation costs one image, not the run.
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            logger.warning("%s: %s; image skipped", xml_path, reason)
+            failures.append({"image_id": i + 1, "path": str(xml_path), "stage": "annotation",
+                             "reason": reason})
+            parsed.append(None)
+    names = sorted({o["name"] for p in parsed if p for o in p["objects"]})
     if classes is None:
         classes = list(VOC_CLASSES) if set(names) <= set(VOC_CLASSES) else names
     index = {c: i for i, c in enumerate(classes)}
@@ -125,17 +131,27 @@ def load_voc(root: str | Path, split: str, classes: list[str] | None = None,
             f"classes {unknown} appear in {split_file.name} but not in data.classes={classes}"
         )
     samples = []
+    fixed = 0
     for i, (stem, p) in enumerate(zip(ids, parsed, strict=True)):
+        if p is None:
+            continue
         objs = p["objects"]
+        raw = np.array([o["box"] for o in objs], np.float64).reshape(-1, 4)
+        boxes, keep = sanitize_boxes(raw, p["height"], p["width"])
+        fixed += int(((boxes != raw).any(1) | ~keep).sum())
+        objs = [o for o, k in zip(objs, keep, strict=True) if k]
         box_labels = np.array([index[o["name"]] for o in objs], np.int64)
-        ignore = np.array([o["difficult"] for o in objs], bool)
         path = _find_image(root / "JPEGImages", stem, p["filename"])
         samples.append(Sample(
             image_id=i + 1, path=str(path), file_name=path.name,
             height=p["height"], width=p["width"],
             labels=np.unique(box_labels),
-            boxes=np.array([o["box"] for o in objs], np.float64).reshape(-1, 4),
-            box_labels=box_labels, ignore=ignore,
+            boxes=boxes[keep],
+            box_labels=box_labels,
+            ignore=np.array([o["difficult"] for o in objs], bool),
         ))
+    if fixed:
+        logger.warning("%s: %d GT boxes were outside the image (clipped) or empty (dropped)",
+                       split_file.name, fixed)
     return Dataset(name=f"voc:{root.name}/{split}", classes=list(classes), samples=samples,
-                   category_ids=list(range(1, len(classes) + 1)))
+                   category_ids=list(range(1, len(classes) + 1)), failures=failures)
