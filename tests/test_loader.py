@@ -4,6 +4,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from wsol.data.base import Sample
@@ -71,6 +72,7 @@ def test_unusual_modes(tmp_path, mode):
         im = base.convert(mode)
     im.save(tmp_path / "x.png")
     pixels, size = decode_image(tmp_path / "x.png")
+    assert size == (60, 90)
     assert pixels.dtype == np.uint8 and pixels.shape == (60, 90, 3)
     assert pixels[20, 60].mean() > 200 and pixels[50, 10].mean() < 60
 
@@ -94,7 +96,8 @@ def test_loader_records_failures_and_keeps_going(tmp_path):
     assert [b.indices for b in batches] == [[0], [3]]
     fails = [f for b in batches for f in b.failures]
     assert [(f.image_id, f.stage) for f in fails] == [(2, "decode"), (3, "decode")]
-    assert batches[0].images.shape == (1, 3, 32, 48) and batches[0].images.dtype.is_floating_point is False
+    assert batches[0].images.shape == (1, 3, 32, 48)
+    assert batches[0].images.dtype == torch.uint8
     assert batches[0].orig_sizes == [(60, 90)]
 
 
