@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,6 +20,49 @@ from wsol.data.base import Dataset, Sample, sanitize_boxes
 from wsol.data.voc import AnnotationError
 
 logger = logging.getLogger(__name__)
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _check_structure(data, where: Path) -> None:
+    """Types and required keys of an instances file, so a bad file is a clear error."""
+
+    def bad(msg: str):
+        raise AnnotationError(f"{where}: {msg}")
+
+    if not isinstance(data, dict):
+        bad("the top level must be an object with images, categories and annotations")
+    for key in ("images", "categories"):
+        if key not in data:
+            bad(f"missing top-level key {key!r}")
+    for key in ("images", "categories", "annotations"):
+        if not isinstance(data.get(key, []), list):
+            bad(f"{key!r} must be a list")
+    for im in data["images"]:
+        if not isinstance(im, dict) or not _is_int(im.get("id")) \
+                or not isinstance(im.get("file_name"), str):
+            bad(f"each image needs an integer 'id' and a 'file_name', got {im!r:.80}")
+        for k in ("height", "width"):
+            if im.get(k) is not None and not (_is_int(im[k]) and im[k] > 0):
+                bad(f"image {im['id']}: {k!r} must be a positive integer")
+    for c in data["categories"]:
+        if not isinstance(c, dict) or not _is_int(c.get("id")) or not isinstance(c.get("name"),
+                                                                                 str):
+            bad(f"each category needs an integer 'id' and a 'name', got {c!r:.80}")
+    for a in data.get("annotations", []):
+        if not isinstance(a, dict):
+            bad(f"each annotation must be an object, got {a!r:.80}")
+        for key in ("image_id", "category_id", "bbox"):
+            if key not in a:
+                bad(f"annotation {a.get('id')} lacks {key!r}")
+        box = a["bbox"]
+        if not (_is_int(a["image_id"]) and _is_int(a["category_id"]) and isinstance(box, list)
+                and len(box) == 4 and all(isinstance(v, int | float) and not isinstance(v, bool)
+                                          and math.isfinite(v) for v in box)):
+            bad(f"annotation {a.get('id')}: integer image_id/category_id and a bbox of 4 "
+                "finite numbers expected")
 
 
 def load_coco(root: str | Path, ann_file: str | Path, classes: list[str] | None = None,
@@ -35,9 +79,7 @@ def load_coco(root: str | Path, ann_file: str | Path, classes: list[str] | None 
         raise FileNotFoundError(f"COCO annotation file {ann_file} not found") from None
     except json.JSONDecodeError as e:
         raise AnnotationError(f"{ann_file}: not valid JSON: {e}") from None
-    for key in ("images", "categories"):
-        if key not in data:
-            raise AnnotationError(f"{ann_file}: missing top-level key {key!r}")
+    _check_structure(data, ann_file)
     cats = sorted(data["categories"], key=lambda c: c["id"])
     cat_ids = [c["id"] for c in cats]
     if len(set(cat_ids)) != len(cat_ids):
@@ -57,9 +99,6 @@ def load_coco(root: str | Path, ann_file: str | Path, classes: list[str] | None 
     known = set(image_ids)
     all_cats = set(cat_ids)
     for ann in data.get("annotations", []):
-        for key in ("image_id", "category_id", "bbox"):
-            if key not in ann:
-                raise AnnotationError(f"{ann_file}: annotation {ann.get('id')} lacks {key!r}")
         if ann["image_id"] not in known:
             raise AnnotationError(
                 f"{ann_file}: annotation {ann.get('id')} refers to unknown image "
