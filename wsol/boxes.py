@@ -10,7 +10,8 @@ Formats at the edges of the program:
 - PASCAL VOC XML: ``(xmin, ymin, xmax, ymax)``, 1-based and inclusive, so
   ``(xmin - 1, ymin - 1, xmax, ymax)`` is the continuous box.
 
-All functions here are pure and work on ``numpy`` arrays of shape ``[N, 4]``.
+IoU is computed on continuous boxes (no ``+1`` on widths). All functions here are pure
+and work on ``numpy`` arrays of shape ``[N, 4]``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ __all__ = [
     "box_iou",
     "clip_boxes",
     "coco_to_xyxy",
+    "group_boxes",
     "mask_extent_to_xyxy",
     "voc_to_xyxy",
     "xyxy_to_coco",
@@ -107,3 +109,70 @@ def box_iou(boxes1, boxes2) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         iou = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
     return iou
+
+
+def _intersection_wh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    return rb - lt  # [N, M, 2]; a side <= 0 means the boxes do not overlap
+
+
+def _min_label_components(adjacent: np.ndarray) -> np.ndarray:
+    """Connected components of a symmetric boolean graph ``[G, G]``: each node gets the
+    smallest node index of its component (label propagation to a fixed point)."""
+    n = len(adjacent)
+    label = np.arange(n)
+    linked = adjacent | np.eye(n, dtype=bool)
+    while True:
+        new = np.where(linked, label[None, :], n).min(axis=1)
+        if np.array_equal(new, label):
+            return label
+        label = new
+
+
+def group_boxes(boxes, mode: str) -> np.ndarray:
+    """Which boxes ``[N, 4]`` (xyxy) merge together: a group id ``[N]`` in ``0..G-1``,
+    numbered in order of each group's first box.
+
+    - ``nested``: a box inside another box joins the largest box that contains it (on
+      ties, the earliest); boxes inside no other box stay apart. Identical boxes group.
+      The group's union is its outermost box.
+    - ``overlap``: boxes whose intersection has positive area group together, to a fixed
+      point: groups whose union boxes overlap are joined until none do. Boxes that only
+      touch along an edge stay apart.
+    """
+    b = _as_boxes(boxes)
+    n = len(b)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    if mode == "nested":
+        # inside[i, j]: box i lies within box j.
+        inside = ((b[None, :, :2] <= b[:, None, :2]).all(-1)
+                  & (b[:, None, 2:] <= b[None, :, 2:]).all(-1))
+        area = box_area(b)
+        idx = np.arange(n)
+        # j dominates i: j contains i and is larger, or identical and earlier.
+        dominates = inside & ((area[None, :] > area[:, None])
+                              | ((area[None, :] == area[:, None]) & (idx[None, :] < idx[:, None])))
+        # The root is the largest dominating box, earliest on ties; it is dominated by none.
+        key = np.where(dominates, area[None, :], -np.inf)
+        best = key.max(axis=1, keepdims=True)
+        root = np.where(dominates & (key == best), idx[None, :], n).min(axis=1)
+        root = np.where(dominates.any(axis=1), root, idx)
+        return np.unique(root, return_inverse=True)[1].astype(np.int64)
+    if mode == "overlap":
+        group = np.arange(n)
+        while True:
+            ids, inv = np.unique(group, return_inverse=True)
+            union = np.empty((len(ids), 4))
+            union[:, :2] = np.inf
+            union[:, 2:] = -np.inf
+            np.minimum.at(union[:, :2], inv, b[:, :2])
+            np.maximum.at(union[:, 2:], inv, b[:, 2:])
+            wh = _intersection_wh(union, union)
+            overlap = (wh > 0).all(-1)
+            np.fill_diagonal(overlap, False)
+            if not overlap.any():
+                return inv.astype(np.int64)
+            group = _min_label_components(overlap)[inv]
+    raise ValueError(f"unknown merge mode {mode!r}; valid: nested, overlap")

@@ -12,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import yaml
 
@@ -45,6 +45,7 @@ class ModelConfig:
     weights: str = "none"  # none | path | DEFAULT | a torchvision weight name
     target_layer: str = ""  # empty: the architecture's default
     class_map: str = ""  # empty: dataset classes are the model's classes (by name)
+    skip_unmapped: bool = False  # drop dataset classes the class map lacks (else: error)
     input_size: list[int] | None = None  # [H, W]; empty: the model's own
     mean: list[float] | None = None
     std: list[float] | None = None
@@ -67,11 +68,16 @@ class CamConfig:
 class BoxesConfig:
     """How maps become boxes."""
 
-    threshold_mode: str = "fraction"  # fraction (of the map's max)
-    threshold: float = 0.2
-    components: str = "largest"  # largest | all
+    threshold_mode: str = "fraction"  # fraction (of the map's max) | absolute | otsu
+    # fraction: 0.15 Grad-CAM paper, 0.2 CAM paper; absolute: a cut on the min-max normalized
+    # map; otsu ignores it. "calibrated": per-class or global cuts from boxes.calibration.
+    threshold: float | Literal["calibrated"] = 0.2
+    calibration: str = ""  # calibration JSON written by `wsol calibrate` (threshold=calibrated)
+    components: str = "largest"  # largest | all (one box per 8-connected component)
     min_area: float = 0.0  # fraction of the image area, for components=all
+    merge: str = "none"  # components=all: none | nested (absorb boxes inside others) | overlap
     score: str = "mean"  # mean | max of the map inside the box, times the class probability
+    nms_iou: float | None = None  # per-class NMS IoU; None or 0: off
 
 
 @dataclass
@@ -80,8 +86,11 @@ class EvalConfig:
 
     enabled: bool = True
     iou: float = 0.5
-    sweep_step: float = 0.01  # threshold step for MaxBoxAcc
+    sweep_step: float = 0.01  # threshold step for MaxBoxAcc: taus 0, step, ... < 1
+    thresholds: list[float] | None = None  # an explicit sweep instead (normalized cuts)
     coco_ap: bool = True
+    pxap: bool = True  # pixel AP where the dataset has masks
+    sweep_corloc: bool = False  # also sweep CorLoc (full box extraction per tau; slower)
 
 
 @dataclass
@@ -137,7 +146,17 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None:
             return None
-        return _coerce(value, args[0], key)
+        for arg in args[:-1]:  # the first member that accepts the value wins
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                pass
+        return _coerce(value, args[-1], key)
+    if origin is typing.Literal:
+        if value in typing.get_args(tp):
+            return value
+        raise ConfigError(f"{key}: expected a number or one of "
+                          f"{', '.join(map(repr, typing.get_args(tp)))}, got {value!r}")
     if origin is list:
         (item,) = typing.get_args(tp)
         if isinstance(value, str):

@@ -1,13 +1,15 @@
 """Streaming localization metrics, and COCO AP through pycocotools.
 
 Evaluators share one interface: ``reset()``, ``update(results)`` and ``compute() -> dict``.
-Their state is a handful of counters, so memory does not grow with the dataset.
+Their state is a handful of counters (per class and per threshold at most), so memory
+does not grow with the dataset.
 
 The unit of scoring is an (image, class) pair for every class with at least one
 non-ignored GT box in the image (VOC ``difficult`` / COCO ``iscrowd`` boxes are
 ignored; a pair whose boxes are all ignored is left out). A predicted box is correct
 when its IoU with any GT box of the class (ignored ones included, so a hit on a
-difficult object is not penalised) is at least ``delta``.
+difficult object is not penalised) is at least ``delta``. Thresholds ``tau`` are cuts on
+min-max normalized maps (``norm >= tau``).
 
 - ``corloc``: the pair's top-scoring box at the operating threshold is correct.
 - ``gt_known_loc``: the largest component of the GT class's map at the operating
@@ -15,22 +17,28 @@ difficult object is not penalised) is at least ``delta``.
 - ``top1_loc``: per image, the most probable class is a GT class and its largest box
   at the operating threshold is correct.
 - ``maxboxacc`` (Choe et al., CVPR 2020, V1): ``max_tau mean_pairs 1[IoU(largest box at
-  tau) >= 0.5]``, tau one global value on min-max normalized maps.
+  tau) >= delta]``, delta = ``iou`` (0.5), tau one global value, not one per image.
 - ``maxboxacc_v2``: the mean over delta in {0.3, 0.5, 0.7} of
   ``max_tau mean_pairs 1[max IoU over all components' boxes >= delta]``.
+- ``pxap``: area under the pixel precision-recall curve over the thresholds, pixels of
+  all pairs pooled (wsolevaluation's PxAP).
+- ``coco_ap*``: pycocotools ``COCOeval`` on the exported boxes.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import logging
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from wsol.boxes import box_iou
 from wsol.data.base import Sample
-from wsol.localize import Detections, boxes_at
+from wsol.localize import Detections, boxes_at, detect, sweep_components
+
+logger = logging.getLogger(__name__)
 
 V2_DELTAS = (0.3, 0.5, 0.7)
 
@@ -55,6 +63,14 @@ class ImageResult:
     classes: list[ClassResult] = field(default_factory=list)
 
 
+def sweep_thresholds(step: float = 0.01, values: list[float] | None = None) -> np.ndarray:
+    """The sweep ``[T]``: ``values`` sorted and deduplicated if given, else
+    ``0, step, 2 step, ... < 1`` (wsolevaluation's ``cam_curve_interval``)."""
+    if values:
+        return np.unique(np.asarray(values, np.float64))
+    return np.arange(0.0, 1.0, step)
+
+
 def _gt_pairs(sample: Sample) -> dict[int, np.ndarray]:
     """Class -> all GT boxes of that class, for classes with a non-ignored box."""
     out = {}
@@ -67,33 +83,61 @@ def _hit(boxes: np.ndarray, gt: np.ndarray, delta: float) -> bool:
     return len(boxes) > 0 and bool((box_iou(boxes, gt) >= delta).any())
 
 
-class BoxAccuracy:
+def _ratio(hits, pairs) -> float | None:
+    return float(hits / pairs) if pairs else None
+
+
+class Evaluator:
+    """The shared interface: ``reset``, ``update(list[ImageResult])``, ``compute``."""
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def update(self, results: list[ImageResult]) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> dict:
+        raise NotImplementedError
+
+
+class BoxAccuracy(Evaluator):
     """CorLoc, GT-known Loc, Top-1 Loc, MaxBoxAcc and MaxBoxAccV2, streaming.
 
     Args:
         num_classes: dataset classes, for the per-class breakdown.
         thresholds: the sweep of normalized thresholds ``[T]`` for MaxBoxAcc.
         iou: delta for corloc, gt_known_loc, top1_loc and maxboxacc.
+        corloc_sweep: keyword arguments of :func:`wsol.localize.detect` (components,
+            min_area, score, merge, nms_iou); if given, CorLoc is also swept over the
+            thresholds (full box extraction per threshold, so slower), for calibration.
+
+    State: hit counters ``[C, T]`` (V1, swept CorLoc) and ``[C, T, 3]`` (V2), so a
+    per-class optimum can be read off as well as the global one.
     """
 
-    def __init__(self, num_classes: int, thresholds: np.ndarray, iou: float = 0.5):
+    def __init__(self, num_classes: int, thresholds: np.ndarray, iou: float = 0.5,
+                 corloc_sweep: dict | None = None):
         self.num_classes = num_classes
         self.thresholds = np.asarray(thresholds, np.float64)
         self.iou = iou
+        self.corloc_sweep = corloc_sweep
         self.reset()
 
     def reset(self) -> None:
-        t = len(self.thresholds)
-        self.pairs = 0
-        self.corloc_hits = 0
-        self.known_hits = 0
-        self.known_pairs = 0
+        c, t = self.num_classes, len(self.thresholds)
+        self.class_pairs = np.zeros(c, np.int64)
+        self.class_corloc = np.zeros(c, np.int64)
+        self.class_known = np.zeros(c, np.int64)
+        self.class_with_map = np.zeros(c, np.int64)
+        self.v1_hits = np.zeros((c, t), np.int64)
+        self.v2_hits = np.zeros((c, t, len(V2_DELTAS)), np.int64)
+        self.top_hits = np.zeros((c, t), np.int64)
         self.top1_hits = 0
         self.top1_images = 0
-        self.v1_hits = np.zeros(t, np.int64)  # [T]
-        self.v2_hits = np.zeros((t, len(V2_DELTAS)), np.int64)  # [T, 3]
-        self.class_pairs = np.zeros(self.num_classes, np.int64)
-        self.class_hits = np.zeros(self.num_classes, np.int64)
+
+    @property
+    def pairs(self) -> int:
+        return int(self.class_pairs.sum())
 
     def update(self, results: list[ImageResult]) -> None:
         for r in results:
@@ -102,20 +146,18 @@ class BoxAccuracy:
                 continue
             by_class = {c.dataset_class: c for c in r.classes}
             for cls, gt_boxes in gt.items():
-                self.pairs += 1
                 self.class_pairs[cls] += 1
                 res = by_class.get(cls)
                 if res is None:
                     continue
-                self.known_pairs += 1
+                self.class_with_map[cls] += 1
                 if _hit(res.detections.boxes[:1], gt_boxes, self.iou):
-                    self.corloc_hits += 1
-                    self.class_hits[cls] += 1
+                    self.class_corloc[cls] += 1
                 if res.norm_map is None:
-                    continue
+                    continue  # an unusable map misses at every threshold
                 if _hit(boxes_at(res.norm_map, res.cut, "largest"), gt_boxes, self.iou):
-                    self.known_hits += 1
-                self._sweep(res.norm_map, gt_boxes)
+                    self.class_known[cls] += 1
+                self._sweep(cls, res.norm_map, gt_boxes)
             self.top1_images += 1
             top1 = int(np.argmax(r.probs)) if len(r.probs) else -1
             res = by_class.get(top1)
@@ -123,61 +165,178 @@ class BoxAccuracy:
                     boxes_at(res.norm_map, res.cut, "largest"), gt[top1], self.iou):
                 self.top1_hits += 1
 
-    def _sweep(self, norm_map: np.ndarray, gt_boxes: np.ndarray) -> None:
-        for j, tau in enumerate(self.thresholds):
-            boxes = boxes_at(norm_map, tau, "all")
-            if len(boxes) == 0:
-                continue
-            iou = box_iou(boxes, gt_boxes).max(axis=1)  # [N] best GT overlap per box
-            largest = np.argmax((boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))
-            self.v1_hits[j] += iou[largest] >= self.iou
-            self.v2_hits[j] += iou.max() >= np.asarray(V2_DELTAS)
+    def _sweep(self, cls: int, norm_map: np.ndarray, gt_boxes: np.ndarray) -> None:
+        comps = sweep_components(norm_map, self.thresholds)
+        if len(comps.areas):
+            iou = box_iou(comps.boxes, gt_boxes).max(axis=1)  # [M] best GT overlap per box
+            best = np.zeros(len(self.thresholds))
+            np.maximum.at(best, comps.index, iou)  # [T] best over all components (V2)
+            self.v2_hits[cls] += best[:, None] >= np.asarray(V2_DELTAS)[None, :]
+            largest = comps.largest()
+            has = largest >= 0
+            self.v1_hits[cls, has] += iou[largest[has]] >= self.iou
+        if self.corloc_sweep is not None:
+            for j, tau in enumerate(self.thresholds):
+                det = detect(norm_map, float(tau), 1.0, **self.corloc_sweep)
+                self.top_hits[cls, j] += _hit(det.boxes[:1], gt_boxes, self.iou)
 
     def curve(self) -> dict:
-        """The sweep: thresholds and the box accuracy at each, for the report."""
+        """The sweep: thresholds and the global box accuracies at each, for the report."""
         n = max(self.pairs, 1)
-        return {
-            "thresholds": self.thresholds.round(6).tolist(),
-            "maxboxacc": (self.v1_hits / n).round(6).tolist(),
-            **{f"maxboxacc_v2_iou{int(d * 100)}": (self.v2_hits[:, i] / n).round(6).tolist()
-               for i, d in enumerate(V2_DELTAS)},
-        }
+        v1 = self.v1_hits.sum(0)
+        v2 = self.v2_hits.sum(0)
+        out = {"thresholds": self.thresholds.round(6).tolist(),
+               "maxboxacc": (v1 / n).round(6).tolist()}
+        for i, d in enumerate(V2_DELTAS):
+            out[f"maxboxacc_v2_iou{round(d * 100)}"] = (v2[:, i] / n).round(6).tolist()
+        if self.corloc_sweep is not None:
+            out["corloc"] = (self.top_hits.sum(0) / n).round(6).tolist()
+        return out
+
+    def sweep(self, class_names: list[str]) -> dict:
+        """What ``sweep.json`` holds: :meth:`curve` plus exact per-class hit counts
+        (``maxboxacc`` ``[T]``, ``maxboxacc_v2`` ``[T][3]``, ``corloc`` ``[T]`` if swept)
+        for every class with pairs; the input of threshold calibration."""
+        per_class = {}
+        for c, name in enumerate(class_names):
+            if not self.class_pairs[c]:
+                continue
+            entry = {"pairs": int(self.class_pairs[c]),
+                     "maxboxacc": self.v1_hits[c].tolist(),
+                     "maxboxacc_v2": self.v2_hits[c].tolist()}
+            if self.corloc_sweep is not None:
+                entry["corloc"] = self.top_hits[c].tolist()
+            per_class[name] = entry
+        return {**self.curve(), "iou": self.iou, "v2_deltas": list(V2_DELTAS),
+                "num_pairs": self.pairs, "per_class": per_class}
 
     def compute(self) -> dict:
-        if self.pairs == 0:
-            return {}
         n = self.pairs
-        v1 = self.v1_hits / n
-        v2 = self.v2_hits / n  # [T, 3]
+        if n == 0:
+            return {}
+        v1 = self.v1_hits.sum(0) / n  # [T]
+        v2 = self.v2_hits.sum(0) / n  # [T, 3]
         out = {
-            "corloc": self.corloc_hits / n,
+            "corloc": float(self.class_corloc.sum() / n),
             "top1_loc": self.top1_hits / max(self.top1_images, 1),
             "maxboxacc": float(v1.max()),
             "maxboxacc_threshold": float(self.thresholds[int(np.argmax(v1))]),
             "maxboxacc_v2": float(v2.max(axis=0).mean()),
         }
         for i, d in enumerate(V2_DELTAS):
-            out[f"maxboxacc_v2_iou{int(d * 100)}"] = float(v2[:, i].max())
-        if self.known_pairs == n:
-            out["gt_known_loc"] = self.known_hits / n
+            out[f"maxboxacc_v2_iou{round(d * 100)}"] = float(v2[:, i].max())
+        if self.class_with_map.sum() == n:
+            out["gt_known_loc"] = float(self.class_known.sum() / n)
         out["num_pairs"] = n
         return out
 
     def per_class(self, class_names: list[str]) -> dict:
-        return {
-            name: {"pairs": int(self.class_pairs[c]),
-                   "corloc": (float(self.class_hits[c] / self.class_pairs[c])
-                              if self.class_pairs[c] else None)}
-            for c, name in enumerate(class_names)
-        }
+        """Per class: pairs, corloc, gt_known_loc, maxboxacc at the global best tau, and
+        the class's own best tau and accuracy (``None`` where a class has no pairs)."""
+        t_best = int(np.argmax(self.v1_hits.sum(0))) if self.pairs else 0
+        out = {}
+        for c, name in enumerate(class_names):
+            p = int(self.class_pairs[c])
+            own = int(np.argmax(self.v1_hits[c])) if p else 0
+            out[name] = {
+                "pairs": p,
+                "corloc": _ratio(self.class_corloc[c], p),
+                "gt_known_loc": _ratio(self.class_known[c], p),
+                "maxboxacc": _ratio(self.v1_hits[c, t_best], p),
+                "maxboxacc_v2": (float((self.v2_hits[c] / p).max(axis=0).mean()) if p
+                                 else None),
+                "best_threshold": float(self.thresholds[own]) if p else None,
+                "best_maxboxacc": _ratio(self.v1_hits[c, own], p),
+            }
+        return out
 
 
-def coco_ap(gt: dict, predictions: list[dict]) -> dict:
+class PixelAP(Evaluator):
+    """PxAP (Choe et al., CVPR 2020): area under the pixel precision-recall curve.
+
+    For every pair whose class has masks, each pixel is foreground (the class's
+    non-ignored instances), ignored (its ignored instances; left out) or background, and
+    scored by the normalized map (an unusable map scores 0 everywhere). Counters per
+    class and threshold: ``TP[c, j]`` and ``FP[c, j]``, the foreground and background
+    pixels with ``score >= tau_j``, and ``FG[c]``. With ``P_j = TP_j / (TP_j + FP_j)``
+    and ``R_j = TP_j / FG`` over ascending thresholds, ``PxAP = sum_j (R_j - R_{j+1}) P_j``
+    with ``R_T = 0`` (thresholds where nothing is predicted add nothing).
+    """
+
+    def __init__(self, num_classes: int, thresholds: np.ndarray):
+        self.num_classes = num_classes
+        self.thresholds = np.unique(np.asarray(thresholds, np.float64))
+        self._warned = False
+        self.reset()
+
+    def reset(self) -> None:
+        c, t = self.num_classes, len(self.thresholds)
+        self.tp = np.zeros((c, t), np.int64)
+        self.fp = np.zeros((c, t), np.int64)
+        self.fg = np.zeros(c, np.int64)
+
+    def _passes(self, scores: np.ndarray) -> np.ndarray:
+        """``[T]``: how many of ``scores`` are ``>= tau_j`` for each j."""
+        k = np.searchsorted(self.thresholds, scores, side="right")  # thresholds <= score
+        hist = np.bincount(k, minlength=len(self.thresholds) + 1)
+        return hist[::-1].cumsum()[::-1][1:]
+
+    def update(self, results: list[ImageResult]) -> None:
+        from wsol.data.masks import class_mask
+
+        for r in results:
+            gt = _gt_pairs(r.sample)
+            for c in r.classes:
+                if c.dataset_class not in gt:
+                    continue
+                shape = (c.norm_map.shape if c.norm_map is not None else
+                         (r.sample.height or 0, r.sample.width or 0))
+                if not shape[0] or not shape[1]:
+                    continue  # an unusable map of an image whose size is unknown
+                try:
+                    masks = class_mask(r.sample, c.dataset_class, *shape)
+                except ValueError as e:
+                    if not self._warned:
+                        logger.warning("PxAP skips %s: %s", r.sample.path, e)
+                        self._warned = True
+                    continue
+                if masks is None:
+                    continue
+                fg, ign = masks
+                score = (c.norm_map if c.norm_map is not None
+                         else np.zeros(shape, np.float64))
+                keep = ~ign
+                self.tp[c.dataset_class] += self._passes(score[fg])
+                self.fp[c.dataset_class] += self._passes(score[keep & ~fg])
+                self.fg[c.dataset_class] += int(fg.sum())
+
+    @staticmethod
+    def _ap(tp: np.ndarray, fp: np.ndarray, fg: int) -> float | None:
+        if fg <= 0:
+            return None
+        predicted = tp + fp
+        precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
+        recall = tp / fg
+        drop = recall - np.r_[recall[1:], 0.0]
+        return float((drop * precision).sum())
+
+    def compute(self) -> dict:
+        ap = self._ap(self.tp.sum(0), self.fp.sum(0), int(self.fg.sum()))
+        return {} if ap is None else {"pxap": ap}
+
+    def per_class(self, class_names: list[str]) -> dict:
+        return {name: {"pxap": self._ap(self.tp[c], self.fp[c], int(self.fg[c]))}
+                for c, name in enumerate(class_names) if self.fg[c] > 0}
+
+
+def coco_ap(gt: dict, predictions: list[dict], per_class: bool = False) -> dict:
     """COCO box AP of ``predictions`` (a COCO results list) against the GT dict.
 
     Runs pycocotools' ``COCOeval`` (evaluate, accumulate, summarize) with its printing
-    captured. Returns ``coco_ap`` (AP@[.5:.95]), ``coco_ap50`` and ``coco_ap75``; an
-    empty prediction list scores 0.
+    captured. Returns ``coco_ap`` (AP@[.5:.95], 100 detections per image), ``coco_ap50``
+    and ``coco_ap75``; an empty prediction list scores 0. With ``per_class``, also
+    ``per_category``: ``{category_id: {"coco_ap", "coco_ap50"}}`` read from
+    ``eval["precision"]`` ``[iou T, recall R, category K, area A, max dets M]``.
     """
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -185,7 +344,12 @@ def coco_ap(gt: dict, predictions: list[dict]) -> dict:
     if not any(True for a in gt.get("annotations", []) if not a.get("iscrowd", 0)):
         return {}
     if not predictions:
-        return {"coco_ap": 0.0, "coco_ap50": 0.0, "coco_ap75": 0.0}
+        out: dict = {"coco_ap": 0.0, "coco_ap50": 0.0, "coco_ap75": 0.0}
+        if per_class:
+            cats = {a["category_id"] for a in gt["annotations"] if not a.get("iscrowd", 0)}
+            out["per_category"] = {c: {"coco_ap": 0.0, "coco_ap50": 0.0} for c in sorted(cats)}
+        return out
+    # pycocotools prints progress to stdout; a library must not, so it is captured.
     with contextlib.redirect_stdout(io.StringIO()):
         coco_gt = COCO()
         coco_gt.dataset = {**gt, "info": gt.get("info", {}), "licenses": []}
@@ -198,4 +362,140 @@ def coco_ap(gt: dict, predictions: list[dict]) -> dict:
         ev.summarize()
     # stats[k] is -1 when no GT exists for that setting; report those as absent.
     names = ("coco_ap", "coco_ap50", "coco_ap75")
-    return {n: float(v) for n, v in zip(names, ev.stats[:3], strict=True) if v >= 0}
+    out = {n: float(v) for n, v in zip(names, ev.stats[:3], strict=True) if v >= 0}
+    if per_class:
+        prec = ev.eval["precision"]  # -1 marks settings without GT
+        out["per_category"] = {}
+        for k, cat in enumerate(ev.params.catIds):
+            allp, p50 = prec[:, :, k, 0, -1], prec[0, :, k, 0, -1]
+            if (allp > -1).any():
+                out["per_category"][int(cat)] = {
+                    "coco_ap": float(allp[allp > -1].mean()),
+                    "coco_ap50": float(p50[p50 > -1].mean()) if (p50 > -1).any() else None}
+    return out
+
+
+def prediction_corloc(samples: list[Sample], predictions: list[dict], category_ids: list[int],
+                      iou: float = 0.5) -> tuple[dict, np.ndarray, np.ndarray]:
+    """CorLoc of a COCO results list (boxes alone, no maps).
+
+    For every (image, class) pair with a non-ignored GT box, the top-scoring predicted
+    box of that image and category (first on ties) is correct at IoU ``>= iou`` with a
+    GT box of the class. Returns ``({"corloc", "num_pairs"}, hits [C], pairs [C])``.
+    """
+    cls_of = {cid: c for c, cid in enumerate(category_ids)}
+    top: dict[tuple[int, int], tuple[float, list]] = {}
+    for p in predictions:
+        key = (p["image_id"], cls_of.get(p["category_id"], -1))
+        score = float(p.get("score", 1.0))
+        if key not in top or score > top[key][0]:
+            top[key] = (score, p["bbox"])
+    hits = np.zeros(len(category_ids), np.int64)
+    pairs = np.zeros(len(category_ids), np.int64)
+    for s in samples:
+        for cls, gt_boxes in _gt_pairs(s).items():
+            pairs[cls] += 1
+            best = top.get((s.image_id, cls))
+            if best is not None:
+                x, y, w, h = best[1]
+                hits[cls] += _hit(np.array([[x, y, x + w, y + h]], np.float64), gt_boxes, iou)
+    n = int(pairs.sum())
+    metrics = {"corloc": float(hits.sum() / n), "num_pairs": n} if n else {}
+    return metrics, hits, pairs
+
+
+# --- scoring a pseudo-label file: `wsol eval` ------------------------------------------
+
+
+def load_ground_truth(path, fmt: str = "auto", split: str | None = None,
+                      classes: list[str] | None = None):
+    """GT as a :class:`wsol.data.Dataset`: a COCO instances JSON, or a VOC root folder
+    (``fmt="auto"`` picks VOC for a folder). A VOC root with a single split file needs no
+    ``split``."""
+    from pathlib import Path
+
+    from wsol.data import load_coco, load_voc
+
+    p = Path(path)
+    if fmt == "auto":
+        fmt = "voc" if p.is_dir() else "coco"
+    if fmt == "voc":
+        if split is None:
+            main = p / "ImageSets" / "Main"
+            splits = sorted(f.stem for f in main.glob("*.txt")) if main.is_dir() else []
+            if len(splits) != 1:
+                raise FileNotFoundError(
+                    f"{p}: name the VOC split (--split); splits here: "
+                    f"{', '.join(splits) or 'none (expected ImageSets/Main/<split>.txt)'}")
+            split = splits[0]
+        return load_voc(p, split, classes)
+    if fmt == "coco":
+        return load_coco(p.parent, p, classes)
+    raise ValueError(f"unknown GT format {fmt!r}; valid: auto, coco, voc")
+
+
+def load_predictions(doc, dataset) -> tuple[list[dict], dict]:
+    """A COCO results list for ``dataset`` from a pseudo-label file.
+
+    ``doc`` is a COCO dataset dict (``annotations``; with ``categories`` their ids are
+    matched to the GT's by name, with ``images`` theirs by ``file_name``) or a results
+    list (ids are the GT's). Predictions on images or categories the GT lacks are
+    dropped; a missing ``score`` counts as 1. Returns ``(results, counts)`` where counts
+    has ``num_predictions`` and ``num_dropped``.
+    """
+    if isinstance(doc, dict):
+        if "annotations" not in doc:
+            raise ValueError("a prediction dict needs an 'annotations' list")
+        anns = doc["annotations"]
+        cat_map = None
+        if doc.get("categories"):
+            by_name = dict(zip(dataset.classes, dataset.category_ids, strict=True))
+            cat_map = {c["id"]: by_name.get(c["name"]) for c in doc["categories"]}
+        img_map = None
+        if doc.get("images"):
+            by_file = {s.file_name: s.image_id for s in dataset.samples}
+            if any(im.get("file_name") in by_file for im in doc["images"]):
+                img_map = {im["id"]: by_file.get(im.get("file_name")) for im in doc["images"]}
+    elif isinstance(doc, list):
+        anns, cat_map, img_map = doc, None, None
+    else:
+        raise ValueError("predictions must be a COCO dict or a results list")
+    known_images = {s.image_id for s in dataset.samples}
+    known_cats = set(dataset.category_ids)
+    out, dropped, unscored = [], 0, 0
+    for a in anns:
+        for key in ("image_id", "category_id", "bbox"):
+            if key not in a:
+                raise ValueError(f"prediction {a.get('id')} lacks {key!r}")
+        image_id = img_map.get(a["image_id"]) if img_map is not None else a["image_id"]
+        cat = cat_map.get(a["category_id"]) if cat_map is not None else a["category_id"]
+        if image_id not in known_images or cat not in known_cats:
+            dropped += 1
+            continue
+        unscored += "score" not in a
+        out.append({"image_id": image_id, "category_id": cat,
+                    "bbox": [float(v) for v in a["bbox"]], "score": float(a.get("score", 1.0))})
+    if dropped:
+        logger.warning("%d predictions are on images or categories the GT lacks; dropped",
+                       dropped)
+    if unscored:
+        logger.warning("%d predictions have no score; they count as score 1", unscored)
+    return out, {"num_predictions": len(out), "num_dropped": dropped}
+
+
+def evaluate_predictions(dataset, predictions: list[dict], iou: float = 0.5
+                         ) -> tuple[dict, dict]:
+    """Box-level metrics of a results list against ``dataset``: ``corloc`` (top box per
+    pair) and ``coco_ap*``. Returns ``(metrics, per_class)``."""
+    metrics, hits, pairs = prediction_corloc(dataset.samples, predictions,
+                                             dataset.category_ids, iou)
+    ap = coco_ap(dataset.to_coco(), predictions, per_class=True)
+    per_cat = ap.pop("per_category", {})
+    metrics.update(ap)
+    per_class = {}
+    for c, (name, cid) in enumerate(zip(dataset.classes, dataset.category_ids, strict=True)):
+        if pairs[c] or cid in per_cat:
+            per_class[name] = {"pairs": int(pairs[c]), "corloc": _ratio(hits[c], pairs[c]),
+                               **per_cat.get(cid, {})}
+    metrics["num_images"] = len(dataset)
+    return metrics, per_class

@@ -18,11 +18,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from wsol.calibrate import check_overlap, check_source, load_calibration
 from wsol.cams import METHODS, build_method
 from wsol.config import Config, ConfigError, dump_config
 from wsol.data import DATASETS, Dataset, build_dataset
 from wsol.data.loader import decode_image, make_loader
-from wsol.evaluate import BoxAccuracy, ClassResult, ImageResult, coco_ap
+from wsol.data.masks import has_masks
+from wsol.evaluate import (
+    BoxAccuracy,
+    ClassResult,
+    ImageResult,
+    PixelAP,
+    coco_ap,
+    sweep_thresholds,
+)
 from wsol.export import (
     CHUNK_DIR,
     ChunkWriter,
@@ -36,13 +45,14 @@ from wsol.export import (
 )
 from wsol.localize import (
     COMPONENT_MODES,
+    MAP_OK,
+    MAP_REASONS,
+    MERGE_MODES,
     SCORE_MODES,
     THRESHOLD_MODES,
     Detections,
     detect,
-    minmax_normalize,
-    normalized_threshold,
-    upsample_by_size,
+    prepare_maps,
 )
 from wsol.models import ModelSpec, build_model
 from wsol.targets import TARGET_MODES, ClassMapping, pad_labels, select_dataset_targets
@@ -80,9 +90,30 @@ def validate(cfg: Config) -> None:
     _choice(cfg.boxes.threshold_mode, THRESHOLD_MODES, "boxes.threshold_mode")
     _choice(cfg.boxes.components, COMPONENT_MODES, "boxes.components")
     _choice(cfg.boxes.score, SCORE_MODES, "boxes.score")
+    _choice(cfg.boxes.merge, MERGE_MODES, "boxes.merge")
     _choice(cfg.model.precision, _PRECISIONS, "model.precision")
-    if not 0.0 <= cfg.boxes.threshold <= 1.0:
-        raise ConfigError(f"boxes.threshold must be in [0, 1], got {cfg.boxes.threshold}")
+    if cfg.boxes.threshold == "calibrated":
+        if cfg.boxes.threshold_mode == "otsu":
+            raise ConfigError("boxes.threshold=calibrated sets its own cuts; it cannot be "
+                              "combined with boxes.threshold_mode=otsu")
+        if not cfg.boxes.calibration:
+            raise ConfigError("boxes.threshold=calibrated needs boxes.calibration=PATH "
+                              "(the calibration.json written by `wsol calibrate`)")
+        load_calibration(cfg.boxes.calibration)  # fails here, before any work, if unusable
+    elif not 0.0 <= cfg.boxes.threshold <= 1.0:
+        raise ConfigError(f"boxes.threshold must be in [0, 1] or 'calibrated', got "
+                          f"{cfg.boxes.threshold}")
+    if not 0.0 <= cfg.boxes.min_area < 1.0:
+        raise ConfigError(f"boxes.min_area must be in [0, 1), got {cfg.boxes.min_area}")
+    if cfg.boxes.nms_iou is not None and not 0.0 <= cfg.boxes.nms_iou <= 1.0:
+        raise ConfigError(f"boxes.nms_iou must be in [0, 1] (0 or null: off), got "
+                          f"{cfg.boxes.nms_iou}")
+    if not 0.0 < cfg.eval.iou <= 1.0:
+        raise ConfigError(f"eval.iou must be in (0, 1], got {cfg.eval.iou}")
+    if cfg.eval.thresholds is not None and (
+            not cfg.eval.thresholds or not all(0.0 <= t <= 1.0 for t in cfg.eval.thresholds)):
+        raise ConfigError(f"eval.thresholds must be a non-empty list of numbers in [0, 1], "
+                          f"got {cfg.eval.thresholds}")
     if cfg.cam.batch_size < 1 or cfg.cam.topk < 1 or cfg.chunk_batches < 1:
         raise ConfigError("cam.batch_size, cam.topk and chunk_batches must be >= 1")
     if not 0.0 < cfg.eval.sweep_step <= 0.5:
@@ -174,8 +205,21 @@ def run(cfg: Config, progress: Progress | None = None, overwrite: bool = False) 
                          cfg.data.num_workers)
     writer = ChunkWriter(out)
     scoring = cfg.eval.enabled and dataset.has_boxes
-    thresholds = np.arange(0.0, 1.0, cfg.eval.sweep_step)
-    box_acc = BoxAccuracy(len(dataset.classes), thresholds, cfg.eval.iou) if scoring else None
+    thresholds = sweep_thresholds(cfg.eval.sweep_step, cfg.eval.thresholds)
+    corloc_sweep = (dict(components=cfg.boxes.components, min_area=cfg.boxes.min_area,
+                         score=cfg.boxes.score, merge=cfg.boxes.merge, nms_iou=cfg.boxes.nms_iou)
+                    if cfg.eval.sweep_corloc else None)
+    box_acc = (BoxAccuracy(len(dataset.classes), thresholds, cfg.eval.iou, corloc_sweep)
+               if scoring else None)
+    pixel_ap = (PixelAP(len(dataset.classes), thresholds)
+                if scoring and cfg.eval.pxap and has_masks(dataset.samples) else None)
+    calibration, taus = None, None
+    if cfg.boxes.threshold == "calibrated":
+        calibration = load_calibration(cfg.boxes.calibration)
+        check_source(calibration, cfg)
+        taus = torch.as_tensor(calibration.thresholds_for(dataset.classes), dtype=torch.float64,
+                               device=device)
+    empty_reasons: dict[str, int] = {}
     picks = _report_picks(len(dataset), cfg.report.num_images if cfg.report.enabled else 0)
     gallery: list[tuple[int, ImageResult]] = []
     done = failed = 0
@@ -191,7 +235,7 @@ def run(cfg: Config, progress: Progress | None = None, overwrite: bool = False) 
         results: list[ImageResult] = []
         if batch.indices:
             results = _process_batch(cfg, dataset, spec, mapping, method, batch, device, mean,
-                                     std, autocast)
+                                     std, autocast, taus)
         images, anns = [], []
         for r, size in zip(results, batch.orig_sizes, strict=True):
             images.append(image_entry(r.sample, size))
@@ -199,8 +243,15 @@ def run(cfg: Config, progress: Progress | None = None, overwrite: bool = False) 
                 anns += annotations_for(r.sample.image_id, dataset.category_ids[c.dataset_class],
                                         c.detections)
         writer.add(images, anns, fails)
+        for r in results:
+            for c in r.classes:
+                if c.detections.reason:
+                    empty_reasons[c.detections.reason] = empty_reasons.get(
+                        c.detections.reason, 0) + 1
         if box_acc is not None:
             box_acc.update(results)
+        if pixel_ap is not None:
+            pixel_ap.update(results)
         for i, r in zip(batch.indices, results, strict=True):
             if i in picks:
                 gallery.append((i, _shrink_for_report(r)))
@@ -223,17 +274,35 @@ def run(cfg: Config, progress: Progress | None = None, overwrite: bool = False) 
         "num_annotations": num_anns,
         "images_per_second": round((len(dataset) - len(failures)) / max(elapsed, 1e-9), 3),
     }
+    # Maps that gave no box, and why (constant / NaN / Inf maps, nothing above min_area).
+    bad = MAP_REASONS[1:]
+    metrics["num_bad_maps"] = sum(n for r, n in empty_reasons.items() if r in bad)
+    if empty_reasons:
+        metrics["empty_detections"] = dict(sorted(empty_reasons.items()))
+    if calibration is not None:
+        metrics["calibrated_threshold"] = calibration.threshold
+        metrics["calibration_overlap_images"] = check_overlap(
+            calibration, [s.path for s in dataset.samples])
     if box_acc is not None:
         metrics.update(box_acc.compute())
-        atomic_write_json(out / "metrics_per_class.json", box_acc.per_class(dataset.classes))
-        atomic_write_json(out / "sweep.json", box_acc.curve())
+        per_class = box_acc.per_class(dataset.classes)
+        if pixel_ap is not None:
+            metrics.update(pixel_ap.compute())
+            for name, v in pixel_ap.per_class(dataset.classes).items():
+                per_class[name].update(v)
+        atomic_write_json(out / "sweep.json", box_acc.sweep(dataset.classes))
         if cfg.eval.coco_ap:
             processed = {im["id"] for ch in _chunk_images(out) for im in ch}
             gt = dataset.to_coco()
             gt["images"] = [im for im in gt["images"] if im["id"] in processed]
             gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in processed]
             preds = results_list(json.loads((out / "pseudo_labels.json").read_text()))
-            metrics.update(coco_ap(gt, preds))
+            ap = coco_ap(gt, preds, per_class=True)
+            per_cat = ap.pop("per_category", {})
+            metrics.update(ap)
+            for name, cid in zip(dataset.classes, dataset.category_ids, strict=True):
+                per_class[name].update(per_cat.get(cid, {}))
+        atomic_write_json(out / "metrics_per_class.json", per_class)
     atomic_write_json(out / "metrics.json", metrics)
     if cfg.report.enabled:
         _write_report(out, cfg, dataset, metrics, gallery,
@@ -249,7 +318,9 @@ def _chunk_images(out: Path):
 
 
 def _process_batch(cfg, dataset, spec, mapping, method, batch, device, mean, std,
-                   autocast) -> list[ImageResult]:
+                   autocast, taus: torch.Tensor | None = None) -> list[ImageResult]:
+    """Maps -> boxes for one batch. ``taus [D]``: calibrated absolute cuts per dataset
+    class (``boxes.threshold=calibrated``), else the config's threshold applies."""
     x = batch.images.to(device, non_blocking=True).float().div_(255.0)
     x = (x - mean) / std
     if device.type == "cuda":
@@ -266,27 +337,25 @@ def _process_batch(cfg, dataset, spec, mapping, method, batch, device, mean, std
 
     out = method(x, target_fn, autocast)
     dt, dprobs = chosen["dataset"], chosen["probs"]
-    ups = upsample_by_size(out.maps, batch.orig_sizes)
+    if taus is not None:  # calibrated: an absolute cut per dataset class
+        mode, tau = "absolute", taus[dt.clamp(min=0)]
+    else:
+        mode, tau = cfg.boxes.threshold_mode, cfg.boxes.threshold
+    prepared = prepare_maps(out.maps, batch.orig_sizes, mode, tau)
+    dt_h, probs_h = dt.cpu().numpy(), dprobs.cpu().numpy()
     results = []
-    for i, (sample, up) in enumerate(zip(samples, ups, strict=True)):
-        norm, hi, ok = minmax_normalize(up)  # [K, H, W], [K], [K]
-        lo = up.flatten(1).amin(1)
-        cuts = normalized_threshold(cfg.boxes.threshold_mode, cfg.boxes.threshold, lo, hi)
-        valid = dt[i] >= 0
-        norm_cpu = norm[valid].cpu().numpy()
-        cuts_cpu, ok_cpu = cuts[valid].cpu().numpy(), ok[valid].cpu().numpy()
-        classes_i = dt[i][valid].cpu().numpy()
-        probs_i = dprobs[i].cpu().numpy()
-        res = ImageResult(sample=sample, probs=probs_i)
-        for j, d in enumerate(classes_i):
-            p = float(probs_i[d])
-            if not ok_cpu[j]:
-                det = Detections.empty("map is constant, NaN or Inf")
-                res.classes.append(ClassResult(int(d), p, det, None, float(cuts_cpu[j])))
+    for i, (sample, pm) in enumerate(zip(samples, prepared, strict=True)):
+        res = ImageResult(sample=sample, probs=probs_h[i])
+        for j in np.flatnonzero(dt_h[i] >= 0):
+            d, cut = int(dt_h[i, j]), float(pm.cuts[j])
+            p = float(probs_h[i, d])
+            if pm.problems[j] != MAP_OK:
+                det = Detections.empty(MAP_REASONS[int(pm.problems[j])])
+                res.classes.append(ClassResult(d, p, det, None, cut))
                 continue
-            det = detect(norm_cpu[j], float(cuts_cpu[j]), p, cfg.boxes.components,
-                         cfg.boxes.min_area, cfg.boxes.score)
-            res.classes.append(ClassResult(int(d), p, det, norm_cpu[j], float(cuts_cpu[j])))
+            det = detect(pm.norm[j], cut, p, cfg.boxes.components, cfg.boxes.min_area,
+                         cfg.boxes.score, cfg.boxes.merge, cfg.boxes.nms_iou)
+            res.classes.append(ClassResult(d, p, det, pm.norm[j], cut))
         results.append(res)
     return results
 
