@@ -32,6 +32,7 @@ import io
 import logging
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from wsol.boxes import box_iou
@@ -50,8 +51,19 @@ class ClassResult:
     dataset_class: int
     prob: float
     detections: Detections
-    norm_map: np.ndarray | None  # [H, W] normalized map (None if unusable)
+    norm_map: np.ndarray | None  # [h, w] normalized map (None if unusable)
     cut: float  # the operating threshold on ``norm_map``
+    # Original pixels per map pixel along (x, y): 1 unless the image was larger than
+    # boxes.max_side. Detections are in original pixels; norm_map in map pixels.
+    scale: tuple[float, float] = (1.0, 1.0)
+
+    def to_map(self, boxes: np.ndarray) -> np.ndarray:
+        """Original-pixel boxes ``[N, 4]`` in ``norm_map`` pixels (IoU is unchanged by a
+        per-axis scaling, so sweeps can compare there)."""
+        if self.scale == (1.0, 1.0):
+            return boxes
+        sx, sy = self.scale
+        return boxes / np.array([sx, sy, sx, sy])
 
 
 @dataclass
@@ -88,7 +100,32 @@ def _ratio(hits, pairs) -> float | None:
 
 
 class Evaluator:
-    """The shared interface: ``reset``, ``update(list[ImageResult])``, ``compute``."""
+    """The shared interface: ``reset``, ``update(list[ImageResult])``, ``compute``.
+
+    The state is a set of integer counters named in ``state_fields``; two evaluators fed
+    disjoint streams merge by adding them (:meth:`merge_state`). That is how a resumed
+    run restores the scores of the chunks it does not redo.
+    """
+
+    state_fields: tuple[str, ...] = ()
+
+    def init_args(self) -> dict:
+        """Constructor arguments that build an empty evaluator like this one."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {k: np.asarray(getattr(self, k)).tolist() for k in self.state_fields}
+
+    def merge_state(self, state: dict) -> None:
+        for k in self.state_fields:
+            cur = getattr(self, k)
+            add = np.asarray(state[k], dtype=np.int64)
+            if isinstance(cur, np.ndarray):
+                if add.shape != cur.shape:
+                    raise ValueError(f"cannot merge {k}: shape {add.shape} != {cur.shape}")
+                setattr(self, k, cur + add)
+            else:
+                setattr(self, k, int(cur) + int(add))
 
     def reset(self) -> None:
         raise NotImplementedError
@@ -115,6 +152,9 @@ class BoxAccuracy(Evaluator):
     per-class optimum can be read off as well as the global one.
     """
 
+    state_fields = ("class_pairs", "class_corloc", "class_known", "class_with_map", "v1_hits",
+                    "v2_hits", "top_hits", "top1_hits", "top1_images")
+
     def __init__(self, num_classes: int, thresholds: np.ndarray, iou: float = 0.5,
                  corloc_sweep: dict | None = None):
         self.num_classes = num_classes
@@ -122,6 +162,10 @@ class BoxAccuracy(Evaluator):
         self.iou = iou
         self.corloc_sweep = corloc_sweep
         self.reset()
+
+    def init_args(self) -> dict:
+        return {"num_classes": self.num_classes, "thresholds": self.thresholds,
+                "iou": self.iou, "corloc_sweep": self.corloc_sweep}
 
     def reset(self) -> None:
         c, t = self.num_classes, len(self.thresholds)
@@ -155,14 +199,16 @@ class BoxAccuracy(Evaluator):
                     self.class_corloc[cls] += 1
                 if res.norm_map is None:
                     continue  # an unusable map misses at every threshold
-                if _hit(boxes_at(res.norm_map, res.cut, "largest"), gt_boxes, self.iou):
+                gt_map = res.to_map(gt_boxes)
+                if _hit(boxes_at(res.norm_map, res.cut, "largest"), gt_map, self.iou):
                     self.class_known[cls] += 1
-                self._sweep(cls, res.norm_map, gt_boxes)
+                self._sweep(cls, res.norm_map, gt_map)
             self.top1_images += 1
             top1 = int(np.argmax(r.probs)) if len(r.probs) else -1
             res = by_class.get(top1)
             if top1 in gt and res is not None and res.norm_map is not None and _hit(
-                    boxes_at(res.norm_map, res.cut, "largest"), gt[top1], self.iou):
+                    boxes_at(res.norm_map, res.cut, "largest"), res.to_map(gt[top1]),
+                    self.iou):
                 self.top1_hits += 1
 
     def _sweep(self, cls: int, norm_map: np.ndarray, gt_boxes: np.ndarray) -> None:
@@ -263,11 +309,16 @@ class PixelAP(Evaluator):
     with ``R_T = 0`` (thresholds where nothing is predicted add nothing).
     """
 
+    state_fields = ("tp", "fp", "fg")
+
     def __init__(self, num_classes: int, thresholds: np.ndarray):
         self.num_classes = num_classes
         self.thresholds = np.unique(np.asarray(thresholds, np.float64))
         self._warned = False
         self.reset()
+
+    def init_args(self) -> dict:
+        return {"num_classes": self.num_classes, "thresholds": self.thresholds}
 
     def reset(self) -> None:
         c, t = self.num_classes, len(self.thresholds)
@@ -293,8 +344,14 @@ class PixelAP(Evaluator):
                          (r.sample.height or 0, r.sample.width or 0))
                 if not shape[0] or not shape[1]:
                     continue  # an unusable map of an image whose size is unknown
+                sx, sy = c.scale
+                full = (round(shape[0] * sy), round(shape[1] * sx))
                 try:
-                    masks = class_mask(r.sample, c.dataset_class, *shape)
+                    masks = class_mask(r.sample, c.dataset_class, *full)
+                    if masks is not None and full != tuple(shape):  # map below max_side
+                        masks = tuple(cv2.resize(m.astype(np.uint8), (shape[1], shape[0]),
+                                                 interpolation=cv2.INTER_NEAREST).astype(bool)
+                                      for m in masks)
                 except ValueError as e:
                     if not self._warned:
                         logger.warning("PxAP skips %s: %s", r.sample.path, e)

@@ -8,17 +8,24 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-
-import numpy as np
 
 from wsol.boxes import box_area, xyxy_to_coco
 from wsol.data.base import Dataset, Sample
 from wsol.localize import Detections
 
 CHUNK_DIR = "chunks"
+FAULT_ENV = "WSOL_FAULT"
+
+
+def fault_point(name: str) -> None:
+    """Test hook: ``WSOL_FAULT=name`` kills the process here with SIGKILL, as a crash or
+    an out-of-memory kill would, so tests can interrupt a run at an exact point."""
+    if os.environ.get(FAULT_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -31,6 +38,7 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        fault_point(f"atomic:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -58,7 +66,12 @@ def annotations_for(image_id: int, category_id: int, det: Detections) -> list[di
 
 
 class ChunkWriter:
-    """Collects per-image records and flushes them as numbered chunk files."""
+    """Collects per-image records and flushes them as numbered chunk files.
+
+    A chunk file holds ``images``, ``annotations`` (no ids yet) and ``failures``, plus
+    whatever ``meta`` the caller adds (the positions it covers, evaluator counters).
+    Numbering continues after the chunks already in the folder, for resumed runs.
+    """
 
     def __init__(self, out_dir: str | Path):
         self.dir = Path(out_dir) / CHUNK_DIR
@@ -71,11 +84,11 @@ class ChunkWriter:
         self.pending["annotations"] += annotations
         self.pending["failures"] += failures
 
-    def flush(self) -> Path | None:
-        if not any(self.pending.values()):
+    def flush(self, meta: dict | None = None) -> Path | None:
+        if not any(self.pending.values()) and meta is None:
             return None
         path = self.dir / f"chunk_{self.index:06d}.json"
-        atomic_write_json(path, self.pending)
+        atomic_write_json(path, {**self.pending, **(meta or {})})
         self.index += 1
         self.pending = {"images": [], "annotations": [], "failures": []}
         return path
@@ -104,15 +117,7 @@ def write_pseudo_labels(out_dir: str | Path, dataset: Dataset,
     return path, len(anns)
 
 
-def failures_from_chunks(out_dir: str | Path) -> list[dict]:
-    return [f for chunk in iter_chunks(out_dir) for f in chunk["failures"]]
-
-
 def results_list(doc: dict) -> list[dict]:
     """The annotations of a pseudo-label dict as a COCO results list (for ``loadRes``)."""
     return [{k: a[k] for k in ("image_id", "category_id", "bbox", "score")}
             for a in doc["annotations"]]
-
-
-def as_float_list(x: np.ndarray) -> list[float]:
-    return [float(v) for v in x]

@@ -1,15 +1,16 @@
 """``run(config)``: dataset -> loader -> model -> maps -> boxes -> sinks, one pass.
 
 Each batch goes through the stages and is then dropped: memory is bounded by the batch
-size. Results are flushed to chunk files every ``chunk_batches`` batches and assembled
-into ``pseudo_labels.json`` at the end.
+size. Every ``chunk_batches`` batches the results, and the evaluators' counters for
+those batches, are written atomically as one chunk file; the final outputs are
+assembled from the chunks. A run that is killed resumes after its last chunk (see
+:mod:`wsol.runstate`) and ends with the same ``pseudo_labels.json`` byte for byte.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from wsol.calibrate import check_overlap, check_source, load_calibration
 from wsol.cams import METHODS, build_method
 from wsol.config import Config, ConfigError, dump_config
 from wsol.data import DATASETS, Dataset, build_dataset
-from wsol.data.loader import decode_image, make_loader
+from wsol.data.loader import make_loader
 from wsol.data.masks import has_masks
 from wsol.evaluate import (
     BoxAccuracy,
@@ -33,13 +34,12 @@ from wsol.evaluate import (
     sweep_thresholds,
 )
 from wsol.export import (
-    CHUNK_DIR,
     ChunkWriter,
     annotations_for,
     atomic_write_json,
     atomic_write_text,
-    failures_from_chunks,
     image_entry,
+    iter_chunks,
     results_list,
     write_pseudo_labels,
 )
@@ -55,19 +55,16 @@ from wsol.localize import (
     prepare_maps,
 )
 from wsol.models import ModelSpec, build_model
+from wsol.report import render_gallery, report_picks
+from wsol.runstate import RunExistsError, fault_point, fingerprint, open_run
 from wsol.targets import TARGET_MODES, ClassMapping, pad_labels, select_dataset_targets
-from wsol.visualize import overlay, save_png, write_report
+from wsol.visualize import write_report
 
 logger = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
-OUTPUT_FILES = ("pseudo_labels.json", "metrics.json", "metrics_per_class.json", "sweep.json",
-                "failures.jsonl", "config.yaml", "report.html")
 _PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-class RunExistsError(RuntimeError):
-    """The output folder already holds results."""
+__all__ = ["RunExistsError", "RunResult", "run", "validate"]
 
 
 @dataclass
@@ -122,21 +119,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.device must be auto, cpu or cuda[:N], got {cfg.model.device!r}")
     if cfg.model.input_size is not None and len(cfg.model.input_size) != 2:
         raise ConfigError("model.input_size must be [H, W]")
-
-
-def prepare_output(out: Path, overwrite: bool) -> None:
-    """Refuse to mix runs: an output folder with results needs ``overwrite``."""
-    existing = [f for f in (*OUTPUT_FILES, CHUNK_DIR) if (out / f).exists()]
-    if existing and not overwrite:
-        raise RunExistsError(
-            f"{out} already holds results ({', '.join(existing[:3])}); "
-            "pass --overwrite to replace them or choose another out=")
-    for f in existing:
-        p = out / f
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
-    for sub in ("overlays",):
-        shutil.rmtree(out / sub, ignore_errors=True)
-    out.mkdir(parents=True, exist_ok=True)
+    if cfg.boxes.max_side < 16:
+        raise ConfigError(f"boxes.max_side must be >= 16, got {cfg.boxes.max_side}")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -174,14 +158,20 @@ def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping, 
     return spec, ClassMapping.build(dataset.classes, spec, class_map), dataset
 
 
-def _report_picks(n: int, k: int) -> set[int]:
-    if k <= 0 or n == 0:
-        return set()
-    return {int(i) for i in np.linspace(0, n - 1, min(k, n)).round()}
+def _localize_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    h, w = size
+    if max(h, w) <= max_side:
+        return h, w
+    s = max_side / max(h, w)
+    return max(1, round(h * s)), max(1, round(w * s))
 
 
 def run(cfg: Config, progress: Progress | None = None, overwrite: bool = False) -> RunResult:
-    """Run the whole pipeline as configured and write the output contract to ``cfg.out``."""
+    """Run the whole pipeline as configured and write the output contract to ``cfg.out``.
+
+    A folder holding an unfinished run of the same config and images is resumed after
+    its last complete chunk; anything else already there is refused unless ``overwrite``.
+    """
     validate(cfg)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
@@ -191,88 +181,142 @@ def run(cfg: Config, progress: Progress | None = None, overwrite: bool = False) 
     if cfg.cam.targets == "gt" and not any(len(s.labels) for s in dataset.samples):
         raise ConfigError("cam.targets=gt but the dataset has no labels; use topk or prob")
     device = resolve_device(cfg.model.device)
-    prepare_output(out, overwrite)
-    atomic_write_text(out / "config.yaml", dump_config(cfg))
-
-    net = spec.net.to(device)
-    if device.type == "cuda":
-        net = net.to(memory_format=torch.channels_last)
-    autocast = _PRECISIONS[cfg.model.precision]
-    mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
-    mapping.to(device)
-    loader = make_loader(dataset.samples, spec.input_size, cfg.cam.batch_size,
-                         cfg.data.num_workers)
-    writer = ChunkWriter(out)
-    scoring = cfg.eval.enabled and dataset.has_boxes
-    thresholds = sweep_thresholds(cfg.eval.sweep_step, cfg.eval.thresholds)
-    corloc_sweep = (dict(components=cfg.boxes.components, min_area=cfg.boxes.min_area,
-                         score=cfg.boxes.score, merge=cfg.boxes.merge, nms_iou=cfg.boxes.nms_iou)
-                    if cfg.eval.sweep_corloc else None)
-    box_acc = (BoxAccuracy(len(dataset.classes), thresholds, cfg.eval.iou, corloc_sweep)
-               if scoring else None)
-    pixel_ap = (PixelAP(len(dataset.classes), thresholds)
-                if scoring and cfg.eval.pxap and has_masks(dataset.samples) else None)
     calibration, taus = None, None
     if cfg.boxes.threshold == "calibrated":
         calibration = load_calibration(cfg.boxes.calibration)
         check_source(calibration, cfg)
         taus = torch.as_tensor(calibration.thresholds_for(dataset.classes), dtype=torch.float64,
                                device=device)
-    empty_reasons: dict[str, int] = {}
-    picks = _report_picks(len(dataset), cfg.report.num_images if cfg.report.enabled else 0)
-    gallery: list[tuple[int, ImageResult]] = []
-    done = failed = 0
-    start = time.perf_counter()
+    fp = fingerprint(cfg, [(s.image_id, s.path) for s in dataset.samples])
+    resuming = open_run(out, fp, overwrite)
+    atomic_write_text(out / "config.yaml", dump_config(cfg))
 
+    net = spec.net.to(device)
+    if device.type == "cuda":
+        net = net.to(memory_format=torch.channels_last)
+    ctx = _Context(cfg, dataset, spec, mapping, method, device, taus)
+    scoring = cfg.eval.enabled and dataset.has_boxes
+    thresholds = sweep_thresholds(cfg.eval.sweep_step, cfg.eval.thresholds)
+    corloc_sweep = (dict(components=cfg.boxes.components, min_area=cfg.boxes.min_area,
+                         score=cfg.boxes.score, merge=cfg.boxes.merge, nms_iou=cfg.boxes.nms_iou)
+                    if cfg.eval.sweep_corloc else None)
+    evaluators = {}
+    if scoring:
+        evaluators["box_acc"] = BoxAccuracy(len(dataset.classes), thresholds, cfg.eval.iou,
+                                            corloc_sweep)
+        if cfg.eval.pxap and has_masks(dataset.samples):
+            evaluators["pixel_ap"] = PixelAP(len(dataset.classes), thresholds)
+
+    # Resume: what the chunks on disk already cover is not done again.
+    start_pos, seconds = 0, 0.0
+    empty_reasons: dict[str, int] = {}
+    totals = {k: type(e)(**e.init_args()) for k, e in evaluators.items()}
+    for chunk in (iter_chunks(out) if resuming else []):
+        if chunk.get("start") != start_pos:
+            raise RunExistsError(f"{out}: chunk files are not contiguous; pass --overwrite")
+        start_pos, seconds = chunk["end"], seconds + chunk["seconds"]
+        for k, e in totals.items():
+            e.merge_state(chunk["eval"][k])
+        _add_counts(empty_reasons, chunk["reasons"])
+    if resuming:
+        logger.info("resuming %s at image %d of %d", out, start_pos, len(dataset))
+    _clean_temp_files(out)
+
+    writer = ChunkWriter(out)
+    loader = make_loader(dataset.samples[start_pos:], spec.input_size, cfg.cam.batch_size,
+                         cfg.data.num_workers)
+    chunk_start, chunk_reasons = start_pos, {}
+    tick = time.perf_counter()
+    done = start_pos
     for b, batch in enumerate(loader):
+        batch.indices = [i + start_pos for i in batch.indices]
         fails = [f.to_dict() for f in batch.failures]
         for f in fails:
             logger.warning("image %s failed at %s: %s", f["path"], f["stage"], f["reason"])
         for w in batch.warnings:
             logger.warning(w)
-        failed += len(fails)
-        results: list[ImageResult] = []
-        if batch.indices:
-            results = _process_batch(cfg, dataset, spec, mapping, method, batch, device, mean,
-                                     std, autocast, taus)
+        results = _process_batch(ctx, batch) if batch.indices else []
         images, anns = [], []
         for r, size in zip(results, batch.orig_sizes, strict=True):
             images.append(image_entry(r.sample, size))
             for c in r.classes:
                 anns += annotations_for(r.sample.image_id, dataset.category_ids[c.dataset_class],
                                         c.detections)
-        writer.add(images, anns, fails)
-        for r in results:
-            for c in r.classes:
                 if c.detections.reason:
-                    empty_reasons[c.detections.reason] = empty_reasons.get(
-                        c.detections.reason, 0) + 1
-        if box_acc is not None:
-            box_acc.update(results)
-        if pixel_ap is not None:
-            pixel_ap.update(results)
-        for i, r in zip(batch.indices, results, strict=True):
-            if i in picks:
-                gallery.append((i, _shrink_for_report(r)))
+                    _add_counts(chunk_reasons, {c.detections.reason: 1})
+        writer.add(images, anns, fails)
+        for e in evaluators.values():
+            e.update(results)
         done += len(batch.indices) + len(fails)
-        if (b + 1) % cfg.chunk_batches == 0:
-            writer.flush()
+        fault_point(f"batch:{b}")
+        if (b + 1) % cfg.chunk_batches == 0 or done == len(dataset):
+            now = time.perf_counter()
+            writer.flush({"start": chunk_start, "end": done, "seconds": now - tick,
+                          "reasons": chunk_reasons,
+                          "eval": {k: e.state_dict() for k, e in evaluators.items()}})
+            fault_point(f"chunk:{writer.index - 1}")
+            seconds += now - tick
+            for k, e in evaluators.items():
+                totals[k].merge_state(e.state_dict())
+                e.reset()
+            _add_counts(empty_reasons, chunk_reasons)
+            chunk_start, chunk_reasons, tick = done, {}, now
         if progress is not None:
             progress(done, len(dataset))
-    writer.flush()
-    elapsed = time.perf_counter() - start
+    metrics = _finalize(out, cfg, ctx, totals, empty_reasons, seconds, calibration)
+    return RunResult(out, metrics, metrics["num_annotations"])
 
+
+def _add_counts(into: dict[str, int], counts: dict[str, int]) -> None:
+    for k, n in counts.items():
+        into[k] = into.get(k, 0) + n
+
+
+def _clean_temp_files(out: Path) -> None:
+    """Remove temp files a killed atomic write may have left."""
+    for p in [*out.glob(".*.tmp"), *out.glob("chunks/.*.tmp")]:
+        p.unlink(missing_ok=True)
+
+
+@dataclass
+class _Context:
+    """What every batch needs: the config, data, model and device-side constants."""
+
+    cfg: Config
+    dataset: Dataset
+    spec: ModelSpec
+    mapping: ClassMapping
+    method: object
+    device: torch.device
+    taus: torch.Tensor | None = None
+
+    def __post_init__(self):
+        self.autocast = _PRECISIONS[self.cfg.model.precision]
+        self.mean = torch.tensor(self.spec.mean, device=self.device).view(1, 3, 1, 1)
+        self.std = torch.tensor(self.spec.std, device=self.device).view(1, 3, 1, 1)
+        self.mapping.to(self.device)
+
+
+def _finalize(out: Path, cfg: Config, ctx: _Context, evaluators: dict, empty_reasons: dict,
+              seconds: float, calibration) -> dict:
+    """Assemble the chunks into the final files; ``metrics.json`` comes last and marks
+    the run finished."""
+    dataset = ctx.dataset
     info = {"description": f"wsol pseudo-labels: {cfg.cam.method} on {dataset.name}",
             "method": cfg.cam.method, "model": cfg.model.arch}
     _, num_anns = write_pseudo_labels(out, dataset, info)
-    failures = failures_from_chunks(out)
+    fault_point("final:pseudo_labels.json")
+    failures = list(dataset.failures)
+    processed: set[int] = set()
+    for chunk in iter_chunks(out):
+        failures += chunk["failures"]
+        processed.update(im["id"] for im in chunk["images"])
     atomic_write_text(out / "failures.jsonl", "".join(json.dumps(f) + "\n" for f in failures))
     metrics: dict = {
-        "num_images": len(dataset) - len(failures),
+        "num_images": len(processed),
         "num_failed": len(failures),
         "num_annotations": num_anns,
-        "images_per_second": round((len(dataset) - len(failures)) / max(elapsed, 1e-9), 3),
+        "images_per_second": round(len(processed) / max(seconds, 1e-9), 3),
     }
     # Maps that gave no box, and why (constant / NaN / Inf maps, nothing above min_area).
     bad = MAP_REASONS[1:]
@@ -283,16 +327,17 @@ def run(cfg: Config, progress: Progress | None = None, overwrite: bool = False) 
         metrics["calibrated_threshold"] = calibration.threshold
         metrics["calibration_overlap_images"] = check_overlap(
             calibration, [s.path for s in dataset.samples])
+    box_acc = evaluators.get("box_acc")
     if box_acc is not None:
         metrics.update(box_acc.compute())
         per_class = box_acc.per_class(dataset.classes)
+        pixel_ap = evaluators.get("pixel_ap")
         if pixel_ap is not None:
             metrics.update(pixel_ap.compute())
             for name, v in pixel_ap.per_class(dataset.classes).items():
                 per_class[name].update(v)
         atomic_write_json(out / "sweep.json", box_acc.sweep(dataset.classes))
         if cfg.eval.coco_ap:
-            processed = {im["id"] for ch in _chunk_images(out) for im in ch}
             gt = dataset.to_coco()
             gt["images"] = [im for im in gt["images"] if im["id"] in processed]
             gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in processed]
@@ -303,30 +348,39 @@ def run(cfg: Config, progress: Progress | None = None, overwrite: bool = False) 
             for name, cid in zip(dataset.classes, dataset.category_ids, strict=True):
                 per_class[name].update(per_cat.get(cid, {}))
         atomic_write_json(out / "metrics_per_class.json", per_class)
-    atomic_write_json(out / "metrics.json", metrics)
     if cfg.report.enabled:
-        _write_report(out, cfg, dataset, metrics, gallery,
-                      box_acc.curve() if box_acc else None, failures)
-    return RunResult(out, metrics, num_anns)
+        _write_report(out, cfg, ctx, metrics, box_acc.curve() if box_acc else None, failures)
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics
 
 
-def _chunk_images(out: Path):
-    from wsol.export import iter_chunks
+def _write_report(out: Path, cfg: Config, ctx: _Context, metrics: dict, curve: dict | None,
+                  failures: list[dict]) -> None:
+    picks = report_picks(len(ctx.dataset), cfg.report.num_images)
+    results: list[tuple[int, ImageResult]] = []
+    loader = make_loader([ctx.dataset.samples[i] for i in picks], ctx.spec.input_size,
+                         cfg.cam.batch_size)
+    for batch in loader:
+        positions = [picks[i] for i in batch.indices]
+        batch.indices = positions
+        if positions:
+            results += list(zip(positions, _process_batch(ctx, batch), strict=True))
+    figures = render_gallery(out, ctx.dataset, results)
+    write_report(out, f"wsol: {cfg.cam.method} on {ctx.dataset.name}", metrics, figures, curve,
+                 dump_config(cfg), failures)
 
-    for chunk in iter_chunks(out):
-        yield chunk["images"]
 
-
-def _process_batch(cfg, dataset, spec, mapping, method, batch, device, mean, std,
-                   autocast, taus: torch.Tensor | None = None) -> list[ImageResult]:
-    """Maps -> boxes for one batch. ``taus [D]``: calibrated absolute cuts per dataset
-    class (``boxes.threshold=calibrated``), else the config's threshold applies."""
-    x = batch.images.to(device, non_blocking=True).float().div_(255.0)
-    x = (x - mean) / std
-    if device.type == "cuda":
+def _process_batch(ctx: _Context, batch) -> list[ImageResult]:
+    """Maps -> boxes for one batch. With ``ctx.taus [D]`` (calibrated absolute cuts per
+    dataset class) those apply, else the config's threshold."""
+    cfg, spec, mapping = ctx.cfg, ctx.spec, ctx.mapping
+    x = batch.images.to(ctx.device, non_blocking=True).float().div_(255.0)
+    x = (x - ctx.mean) / ctx.std
+    if ctx.device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
-    samples = [dataset.samples[i] for i in batch.indices]
-    gt = pad_labels([s.labels for s in samples], device) if cfg.cam.targets == "gt" else None
+    samples = [ctx.dataset.samples[i] for i in batch.indices]
+    gt = (pad_labels([s.labels for s in samples], ctx.device) if cfg.cam.targets == "gt"
+          else None)
     chosen: dict[str, torch.Tensor] = {}
 
     def target_fn(logits: torch.Tensor) -> torch.Tensor:
@@ -335,69 +389,31 @@ def _process_batch(cfg, dataset, spec, mapping, method, batch, device, mean, std
         chosen["dataset"], chosen["probs"] = dt, dprobs
         return mapping.model_targets(logits, dt)
 
-    out = method(x, target_fn, autocast)
+    out = ctx.method(x, target_fn, ctx.autocast)
     dt, dprobs = chosen["dataset"], chosen["probs"]
-    if taus is not None:  # calibrated: an absolute cut per dataset class
-        mode, tau = "absolute", taus[dt.clamp(min=0)]
+    if ctx.taus is not None:  # calibrated: an absolute cut per dataset class
+        mode, tau = "absolute", ctx.taus[dt.clamp(min=0)]
     else:
         mode, tau = cfg.boxes.threshold_mode, cfg.boxes.threshold
-    prepared = prepare_maps(out.maps, batch.orig_sizes, mode, tau)
+    loc_sizes = [_localize_size(s, cfg.boxes.max_side) for s in batch.orig_sizes]
+    prepared = prepare_maps(out.maps, loc_sizes, mode, tau)
     dt_h, probs_h = dt.cpu().numpy(), dprobs.cpu().numpy()
     results = []
     for i, (sample, pm) in enumerate(zip(samples, prepared, strict=True)):
+        (h, w), (lh, lw) = batch.orig_sizes[i], loc_sizes[i]
+        scale = (w / lw, h / lh)
         res = ImageResult(sample=sample, probs=probs_h[i])
         for j in np.flatnonzero(dt_h[i] >= 0):
             d, cut = int(dt_h[i, j]), float(pm.cuts[j])
             p = float(probs_h[i, d])
             if pm.problems[j] != MAP_OK:
                 det = Detections.empty(MAP_REASONS[int(pm.problems[j])])
-                res.classes.append(ClassResult(d, p, det, None, cut))
+                res.classes.append(ClassResult(d, p, det, None, cut, scale))
                 continue
             det = detect(pm.norm[j], cut, p, cfg.boxes.components, cfg.boxes.min_area,
                          cfg.boxes.score, cfg.boxes.merge, cfg.boxes.nms_iou)
-            res.classes.append(ClassResult(d, p, det, pm.norm[j], cut))
+            if scale != (1.0, 1.0):
+                det.boxes = det.boxes * np.array([scale[0], scale[1], scale[0], scale[1]])
+            res.classes.append(ClassResult(d, p, det, pm.norm[j], cut, scale))
         results.append(res)
     return results
-
-
-def _shrink_for_report(r: ImageResult) -> ImageResult:
-    """Keep a small copy of the maps of an image picked for the report."""
-    import cv2
-
-    classes = []
-    for c in r.classes:
-        m = c.norm_map
-        if m is not None and max(m.shape) > 360:
-            s = 360 / max(m.shape)
-            m = cv2.resize(m, (max(1, round(m.shape[1] * s)), max(1, round(m.shape[0] * s))),
-                           interpolation=cv2.INTER_AREA)
-        classes.append(ClassResult(c.dataset_class, c.prob, c.detections, m, c.cut))
-    return ImageResult(r.sample, r.probs, classes)
-
-
-def _write_report(out: Path, cfg: Config, dataset: Dataset, metrics: dict,
-                  gallery: list[tuple[int, ImageResult]], curve: dict | None,
-                  failures: list[dict]) -> None:
-    figures = []
-    for i, r in gallery:
-        try:
-            pixels, _ = decode_image(r.sample.path)
-        except ValueError:
-            continue
-        for c in r.classes or [None]:
-            name = dataset.classes[c.dataset_class] if c else "no target"
-            gt = r.sample.boxes[r.sample.box_labels == c.dataset_class] if c else r.sample.boxes
-            heat = c.norm_map if c else None
-            if heat is not None and heat.shape != pixels.shape[:2]:
-                import cv2
-
-                heat = cv2.resize(heat, (pixels.shape[1], pixels.shape[0]))
-            pred = c.detections.boxes if c else np.zeros((0, 4))
-            score = f" {c.detections.scores[0]:.2f}" if c and len(c.detections.scores) else ""
-            img = overlay(pixels, heat, pred, gt, f"{name}{score}")
-            rel = f"overlays/{i:06d}_{name.replace(' ', '_').replace('/', '_')}.png"
-            save_png(out / rel, img)
-            figures.append((rel, f"{r.sample.file_name}: {name} (p={c.prob:.2f})" if c
-                            else r.sample.file_name))
-    write_report(out, f"wsol: {cfg.cam.method} on {dataset.name}", metrics, figures, curve,
-                 dump_config(cfg), failures)

@@ -81,6 +81,19 @@ def _find_image(image_dir: Path, stem: str, filename: str | None) -> Path:
     return image_dir / (filename or f"{stem}.jpg")  # missing: a per-image failure later
 
 
+def _instance_masks(png: Path, num_objects: int) -> list | None:
+    """RLE masks from ``SegmentationObject/<stem>.png`` when it exists (for PxAP)."""
+    if not png.is_file():
+        return None
+    from wsol.data.masks import voc_instance_segmentations
+
+    try:
+        return voc_instance_segmentations(png, num_objects)
+    except (OSError, ValueError) as e:
+        logger.warning("%s: instance masks unreadable (%s); PxAP leaves this image out", png, e)
+        return None
+
+
 def load_voc(root: str | Path, split: str, classes: list[str] | None = None,
              limit: int | None = None) -> Dataset:
     """Read a VOC-layout dataset.
@@ -139,6 +152,7 @@ def load_voc(root: str | Path, split: str, classes: list[str] | None = None,
         raw = np.array([o["box"] for o in objs], np.float64).reshape(-1, 4)
         boxes, keep = sanitize_boxes(raw, p["height"], p["width"])
         fixed += int(((boxes != raw).any(1) | ~keep).sum())
+        segs = _instance_masks(root / "SegmentationObject" / f"{stem}.png", len(objs))
         objs = [o for o, k in zip(objs, keep, strict=True) if k]
         box_labels = np.array([index[o["name"]] for o in objs], np.int64)
         path = _find_image(root / "JPEGImages", stem, p["filename"])
@@ -149,6 +163,7 @@ def load_voc(root: str | Path, split: str, classes: list[str] | None = None,
             boxes=boxes[keep],
             box_labels=box_labels,
             ignore=np.array([o["difficult"] for o in objs], bool),
+            segmentations=[g for g, k in zip(segs, keep, strict=True) if k] if segs else None,
         ))
     if fixed:
         logger.warning("%s: %d GT boxes were outside the image (clipped) or empty (dropped)",

@@ -1,0 +1,61 @@
+"""The gallery of ``report.html``: overlays for an evenly spaced sample of images.
+
+The maps of the sampled images are recomputed at the end of the run rather than kept
+from the main pass, so the report costs a few extra forward passes and no memory
+during the run, and a resumed run reports the same images as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from wsol.data.base import Dataset
+from wsol.data.loader import DecodeError, decode_image
+from wsol.evaluate import ImageResult
+from wsol.visualize import overlay, save_png
+
+ProcessFn = Callable[[list[int]], list[ImageResult]]
+
+
+def report_picks(n: int, k: int) -> list[int]:
+    """``k`` dataset positions spread evenly over ``n`` images."""
+    if k <= 0 or n == 0:
+        return []
+    return sorted({int(i) for i in np.linspace(0, n - 1, min(k, n)).round()})
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
+
+
+def render_gallery(out: Path, dataset: Dataset, results: list[tuple[int, ImageResult]]
+                   ) -> list[tuple[str, str]]:
+    """Write one overlay PNG per (image, class) under ``out/overlays``; returns
+    ``(relative path, caption)`` pairs for :func:`wsol.visualize.write_report`."""
+    import cv2
+
+    figures = []
+    for pos, r in results:
+        try:
+            pixels, size = decode_image(r.sample.path)
+        except DecodeError:
+            continue
+        if pixels.shape[:2] != size:  # drafted decode of a huge JPEG
+            pixels = cv2.resize(pixels, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        for c in r.classes or [None]:
+            name = dataset.classes[c.dataset_class] if c else "no target"
+            gt = (r.sample.boxes[r.sample.box_labels == c.dataset_class] if c
+                  else r.sample.boxes)
+            heat = c.norm_map if c else None
+            if heat is not None and heat.shape != pixels.shape[:2]:
+                heat = cv2.resize(heat, (pixels.shape[1], pixels.shape[0]))
+            pred = c.detections.boxes if c else np.zeros((0, 4))
+            score = f" {c.detections.scores[0]:.2f}" if c and len(c.detections.scores) else ""
+            rel = f"overlays/{pos:06d}_{_safe(name)}.png"
+            save_png(out / rel, overlay(pixels, heat, pred, gt, f"{name}{score}"))
+            figures.append((rel, f"{r.sample.file_name}: {name} (p={c.prob:.2f})" if c
+                            else r.sample.file_name))
+    return figures
