@@ -7,43 +7,12 @@ import json
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from torch import nn
 
 from wsol.config import ConfigError, load_config
-from wsol.models import MODELS, ModelSpec
 from wsol.pipeline import RunExistsError, run
 
 CONTRACT = ("pseudo_labels.json", "metrics.json", "config.yaml", "report.html")
-
-
-class BrightNet(nn.Module):
-    """Its CAM is the image's brightness: 1x1 conv (mean of RGB), GAP, linear."""
-
-    def __init__(self):
-        super().__init__()
-        self.features = nn.Conv2d(3, 1, 1)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(1, 1)
-        with torch.no_grad():
-            self.features.weight.fill_(1 / 3)
-            self.features.bias.zero_()
-            self.fc.weight.fill_(1.0)
-            self.fc.bias.zero_()
-
-    def forward(self, x):
-        return self.fc(self.pool(self.features(x)).flatten(1))
-
-
-@pytest.fixture
-def bright_model(monkeypatch):
-    def build(weights, classes):
-        return ModelSpec(net=BrightNet(), class_names=["bright"], target_layer="features",
-                         cam_layer="features", fc_layer="fc", input_size=(60, 90),
-                         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), multi_label=True)
-
-    monkeypatch.setitem(MODELS, "bright_net", build)
 
 
 def _scene() -> np.ndarray:

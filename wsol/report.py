@@ -18,6 +18,7 @@ from wsol.evaluate import ImageResult
 from wsol.visualize import overlay, save_png
 
 ProcessFn = Callable[[list[int]], list[ImageResult]]
+OVERLAY_SIDE = 360  # long side of an overlay picture, in pixels
 
 
 def report_picks(n: int, k: int) -> list[int]:
@@ -40,19 +41,26 @@ def render_gallery(out: Path, dataset: Dataset, results: list[tuple[int, ImageRe
     figures = []
     for pos, r in results:
         try:
-            pixels, size = decode_image(r.sample.path)
+            # A thumbnail is all an overlay needs: large JPEGs decode at reduced scale.
+            pixels, size = decode_image(r.sample.path, max_side=OVERLAY_SIDE)
         except DecodeError:
             continue
-        if pixels.shape[:2] != size:  # drafted decode of a huge JPEG
-            pixels = cv2.resize(pixels, (size[1], size[0]), interpolation=cv2.INTER_LINEAR)
+        if max(pixels.shape[:2]) > 2 * OVERLAY_SIDE:
+            f = 2 * OVERLAY_SIDE / max(pixels.shape[:2])
+            pixels = cv2.resize(pixels, (max(1, round(pixels.shape[1] * f)),
+                                         max(1, round(pixels.shape[0] * f))),
+                                interpolation=cv2.INTER_AREA)
+        # Boxes are in original pixels; the thumbnail may be smaller.
+        sx, sy = pixels.shape[1] / size[1], pixels.shape[0] / size[0]
+        to_thumb = np.array([sx, sy, sx, sy])
         for c in r.classes or [None]:
             name = dataset.classes[c.dataset_class] if c else "no target"
             gt = (r.sample.boxes[r.sample.box_labels == c.dataset_class] if c
-                  else r.sample.boxes)
+                  else r.sample.boxes) * to_thumb
             heat = c.norm_map if c else None
             if heat is not None and heat.shape != pixels.shape[:2]:
                 heat = cv2.resize(heat, (pixels.shape[1], pixels.shape[0]))
-            pred = c.detections.boxes if c else np.zeros((0, 4))
+            pred = (c.detections.boxes if c else np.zeros((0, 4))) * to_thumb
             score = f" {c.detections.scores[0]:.2f}" if c and len(c.detections.scores) else ""
             rel = f"overlays/{pos:06d}_{_safe(name)}.png"
             save_png(out / rel, overlay(pixels, heat, pred, gt, f"{name}{score}"))
