@@ -4,9 +4,12 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from wsol.cli import EXIT_OK, EXIT_USAGE, format_table, main
+from wsol.demo import DEMO_CONFIG
 
 
 def _wsol(*args, cwd=None):
@@ -25,29 +28,22 @@ def test_wrong_key_fails_fast_with_valid_keys(tmp_path):
 
 
 def test_unknown_method_lists_methods(tmp_path):
-    p = _wsol("run", "wsol/assets/demo.yaml", "cam.method=nope", f"out={tmp_path / 'o'}",
-              "data.root=.", cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+    p = _wsol("run", str(DEMO_CONFIG), "cam.method=nope", f"out={tmp_path / 'o'}",
+              "data.root=.")
     assert p.returncode == EXIT_USAGE
     assert "unknown cam.method 'nope'; valid:" in p.stderr and "gradcam" in p.stderr
 
 
 def test_run_on_shapes_prints_table_and_exit_codes(tmp_path, shapes_root, capsys):
     out = tmp_path / "o"
-    args = ["-q", "run", "wsol/assets/demo.yaml", f"data.root={shapes_root}", "data.split=val",
+    args = ["-q", "run", str(DEMO_CONFIG), f"data.root={shapes_root}", "data.split=val",
             "model.weights=none", f"out={out}", "report.enabled=false"]
-    import os
-
-    cwd = os.getcwd()
-    os.chdir(__import__("pathlib").Path(__file__).parents[1])
-    try:
-        assert main(args) == EXIT_OK
-        first = capsys.readouterr().out
-        assert "corloc" in first and "gradcam" in first
-        assert main(args) == EXIT_USAGE  # refuses to overwrite
-        assert "--overwrite" in capsys.readouterr().err
-        assert main([*args, "--overwrite"]) == EXIT_OK
-    finally:
-        os.chdir(cwd)
+    assert main(args) == EXIT_OK
+    first = capsys.readouterr().out
+    assert "corloc" in first and "gradcam" in first
+    assert main(args) == EXIT_USAGE  # refuses to overwrite a finished run
+    assert "--overwrite" in capsys.readouterr().err
+    assert main([*args, "--overwrite"]) == EXIT_OK
     assert json.loads((out / "metrics.json").read_text())["num_images"] == 16
 
 
@@ -65,3 +61,21 @@ def test_help(argv):
     with pytest.raises(SystemExit) as e:
         main(argv)
     assert e.value.code == 0
+
+
+def test_partial_run_exits_3_and_records_the_failure(tmp_path, bright_model):
+    from wsol.cli import EXIT_PARTIAL
+
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    Image.fromarray(np.full((60, 90, 3), 128, np.uint8)).save(imgs / "ok.png")
+    (imgs / "broken.jpg").write_bytes(b"")
+    (tmp_path / "labels.json").write_text('{"ok.png": ["bright"], "broken.jpg": "bright"}')
+    code = main(["-q", "run", str(DEMO_CONFIG), "data.format=folder", f"data.root={imgs}",
+                 f"data.labels_file={tmp_path / 'labels.json'}", "model.arch=bright_net",
+                 "model.target_layer=features", f"out={tmp_path / 'o'}"])
+    assert code == EXIT_PARTIAL
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
+    assert metrics["num_failed"] == 1 and metrics["num_images"] == 1
+    (line,) = (tmp_path / "o" / "failures.jsonl").read_text().splitlines()
+    assert json.loads(line)["path"].endswith("broken.jpg")

@@ -11,13 +11,14 @@ import sys
 import pytest
 
 from wsol.cli import EXIT_OK, EXIT_USAGE
+from wsol.demo import DEMO_CONFIG
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
 def _args(shapes_root, out, *extra):
     # 24 images, 4 per batch, 2 batches per chunk: chunks of 8 images, 3 chunks.
-    return ["-q", "run", "wsol/assets/demo.yaml", f"data.root={shapes_root}",
+    return ["-q", "run", str(DEMO_CONFIG), f"data.root={shapes_root}",
             "data.split=test", f"out={out}", "cam.batch_size=4", "chunk_batches=2",
             "report.num_images=2", *extra]
 

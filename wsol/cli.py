@@ -18,7 +18,7 @@ from tqdm import tqdm
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
 SUMMARY_KEYS = ("num_images", "num_failed", "corloc", "gt_known_loc", "maxboxacc",
-                "maxboxacc_v2", "coco_ap", "coco_ap50", "images_per_second")
+                "maxboxacc_v2", "pxap", "coco_ap", "coco_ap50", "images_per_second")
 
 
 def _progress(desc: str):
