@@ -107,3 +107,13 @@ def test_size_mismatch_is_a_warning(tmp_path):
     item = ImageDataset([Sample(1, str(good), "good.jpg", height=10, width=10)], (8, 8))[0]
     assert "annotation says 10x10" in item["warning"]
     assert collate([item]).warnings == [item["warning"]]
+
+
+def test_letterbox_keeps_aspect_and_reports_region():
+    from wsol.data.loader import letterbox
+
+    canvas, region = letterbox(_scene(), (48, 48), fill=(124, 116, 104))
+    assert canvas.shape == (48, 48, 3)
+    assert region == (32 / 48, 1.0)  # 60x90 -> 32x48 at the top left
+    assert (canvas[32:] == (124, 116, 104)).all()
+    assert canvas[10, 30].mean() > 200  # the bright square, scaled by 48/90

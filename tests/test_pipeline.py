@@ -135,3 +135,20 @@ def test_same_config_gives_identical_json(tmp_path, shapes_root):
         run(cfg)
         docs.append((tmp_path / name / "pseudo_labels.json").read_bytes())
     assert docs[0] == docs[1]
+
+
+@pytest.mark.parametrize("policy", ["stretch", "letterbox"])
+def test_resize_policies_give_boxes_in_original_pixels(tmp_path, bright_model, policy):
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    Image.fromarray(_scene()).save(imgs / "a.png")
+    (tmp_path / "labels.csv").write_text("file,labels\na.png,bright\n")
+    cfg = load_config(None, [
+        "data.format=folder", f"data.root={imgs}", f"data.labels_file={tmp_path / 'labels.csv'}",
+        "model.arch=bright_net", "model.input_size=[48, 48]", f"model.resize={policy}",
+        "boxes.threshold=0.5", f"out={tmp_path / 'out'}"])
+    run(cfg)
+    doc = json.loads((tmp_path / "out" / "pseudo_labels.json").read_text())
+    (ann,) = doc["annotations"]
+    # 90x60 squeezed into 48x48 blurs the square's edges by about a pixel of the input.
+    np.testing.assert_allclose(ann["bbox"], [50, 10, 20, 20], atol=2.5)

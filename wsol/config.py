@@ -47,6 +47,7 @@ class ModelConfig:
     class_map: str = ""  # empty: dataset classes are the model's classes (by name)
     skip_unmapped: bool = False  # drop dataset classes the class map lacks (else: error)
     input_size: list[int] | None = None  # [H, W]; empty: the model's own
+    resize: str = ""  # stretch | letterbox; empty: the model's own (stretch)
     mean: list[float] | None = None
     std: list[float] | None = None
     device: str = "auto"  # auto | cpu | cuda | cuda:N

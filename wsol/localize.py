@@ -179,27 +179,53 @@ class PreparedMaps:
     problems: np.ndarray
 
 
+def resample_region(maps: torch.Tensor, size: tuple[int, int],
+                    region: tuple[float, float]) -> torch.Tensor:
+    """Bilinearly resample the top-left ``region = (fy, fx)`` fraction of ``maps
+    [G, K, h, w]`` to ``size = (H, W)``.
+
+    Samples output pixel centres like ``F.interpolate(..., align_corners=False)`` (edge
+    values repeat), of which it is the ``region == (1, 1)`` case. Used for letterboxed
+    inputs, where only that part of the map covers the image.
+    """
+    g, _, _, _ = maps.shape
+    h_out, w_out = size
+    fy, fx = region
+    ys = (torch.arange(h_out, device=maps.device, dtype=torch.float32) + 0.5) * (2 * fy / h_out)
+    xs = (torch.arange(w_out, device=maps.device, dtype=torch.float32) + 0.5) * (2 * fx / w_out)
+    grid = torch.stack(torch.meshgrid(ys - 1, xs - 1, indexing="ij")[::-1], dim=-1)
+    return F.grid_sample(maps, grid.expand(g, h_out, w_out, 2), mode="bilinear",
+                         padding_mode="border", align_corners=False)
+
+
 def prepare_maps(maps: torch.Tensor, sizes: list[tuple[int, int]], mode: str,
-                 tau: float | torch.Tensor) -> list[PreparedMaps]:
+                 tau: float | torch.Tensor,
+                 regions: list[tuple[float, float]] | None = None) -> list[PreparedMaps]:
     """The device stage for a batch: upsample ``maps [B, K, h, w]`` to each image's
     ``(H, W)``, min-max normalize, cut, then copy to the host once per image size.
     A map that is constant, NaN or Inf before upsampling is flagged and zeroed.
 
     ``tau`` is a number or a ``[B, K]`` tensor of per-map thresholds (calibrated cuts).
+    ``regions``: per image, the ``(fy, fx)`` top-left fraction of the input that holds the
+    image (letterboxing); only that part of each map is resampled.
     Images of the same size are processed as one tensor, so the number of device calls
     and transfers does not grow with the batch.
     """
     out: list[PreparedMaps | None] = [None] * len(sizes)
-    groups: dict[tuple[int, int], list[int]] = defaultdict(list)
-    for i, s in enumerate(sizes):
-        groups[tuple(s)].append(i)
-    for size, idx in groups.items():
+    regions = regions or [(1.0, 1.0)] * len(sizes)
+    groups: dict[tuple, list[int]] = defaultdict(list)
+    for i, (s, r) in enumerate(zip(sizes, regions, strict=True)):
+        groups[(tuple(s), tuple(r))].append(i)
+    for (size, region), idx in groups.items():
         low = maps[idx].float()
         # Judge the maps as computed: interpolation weights do not sum to exactly 1, so a
         # constant map can come out of upsampling as rounding noise that min-max
         # normalization would blow up to [0, 1].
         problems = map_problems(low)
-        up = F.interpolate(low, size=size, mode="bilinear", align_corners=False)
+        if region == (1.0, 1.0):
+            up = F.interpolate(low, size=size, mode="bilinear", align_corners=False)
+        else:
+            up = resample_region(low, size, region)
         norm, lo, hi, ok = _minmax(up)  # [G, K, H, W], [G, K] x 3
         problems = torch.where((problems == MAP_OK) & ~ok, MAP_CONSTANT, problems)
         bad = problems != MAP_OK

@@ -23,7 +23,7 @@ from wsol.calibrate import check_overlap, check_source, load_calibration
 from wsol.cams import METHODS, build_method
 from wsol.config import Config, ConfigError, dump_config
 from wsol.data import DATASETS, Dataset, build_dataset
-from wsol.data.loader import make_loader
+from wsol.data.loader import RESIZE_POLICIES, make_loader
 from wsol.data.masks import has_masks
 from wsol.evaluate import (
     BoxAccuracy,
@@ -119,6 +119,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError(f"model.device must be auto, cpu or cuda[:N], got {cfg.model.device!r}")
     if cfg.model.input_size is not None and len(cfg.model.input_size) != 2:
         raise ConfigError("model.input_size must be [H, W]")
+    if cfg.model.resize:
+        _choice(cfg.model.resize, RESIZE_POLICIES, "model.resize")
     if cfg.boxes.max_side < 16:
         raise ConfigError(f"boxes.max_side must be >= 16, got {cfg.boxes.max_side}")
 
@@ -144,6 +146,8 @@ def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping, 
         spec.mean = tuple(cfg.model.mean)
     if cfg.model.std:
         spec.std = tuple(cfg.model.std)
+    if cfg.model.resize:
+        spec.resize = cfg.model.resize
     class_map = (load_class_map(cfg.model.class_map, len(spec.class_names))
                  if cfg.model.class_map else None)
     if not dataset.classes:
@@ -223,8 +227,7 @@ def run(cfg: Config, progress: Progress | None = None, overwrite: bool = False) 
     _clean_temp_files(out)
 
     writer = ChunkWriter(out)
-    loader = make_loader(dataset.samples[start_pos:], spec.input_size, cfg.cam.batch_size,
-                         cfg.data.num_workers)
+    loader = ctx.loader(dataset.samples[start_pos:], cfg.data.num_workers)
     chunk_start, chunk_reasons = start_pos, {}
     tick = time.perf_counter()
     done = start_pos
@@ -296,6 +299,11 @@ class _Context:
         self.std = torch.tensor(self.spec.std, device=self.device).view(1, 3, 1, 1)
         self.mapping.to(self.device)
 
+    def loader(self, samples, num_workers: int = 0):
+        fill = tuple(round(255 * m) for m in self.spec.mean)
+        return make_loader(samples, self.spec.input_size, self.cfg.cam.batch_size, num_workers,
+                           self.spec.resize, fill)
+
 
 def _finalize(out: Path, cfg: Config, ctx: _Context, evaluators: dict, empty_reasons: dict,
               seconds: float, calibration) -> dict:
@@ -358,8 +366,7 @@ def _write_report(out: Path, cfg: Config, ctx: _Context, metrics: dict, curve: d
                   failures: list[dict]) -> None:
     picks = report_picks(len(ctx.dataset), cfg.report.num_images)
     results: list[tuple[int, ImageResult]] = []
-    loader = make_loader([ctx.dataset.samples[i] for i in picks], ctx.spec.input_size,
-                         cfg.cam.batch_size)
+    loader = ctx.loader([ctx.dataset.samples[i] for i in picks])
     for batch in loader:
         positions = [picks[i] for i in batch.indices]
         batch.indices = positions
@@ -396,7 +403,7 @@ def _process_batch(ctx: _Context, batch) -> list[ImageResult]:
     else:
         mode, tau = cfg.boxes.threshold_mode, cfg.boxes.threshold
     loc_sizes = [_localize_size(s, cfg.boxes.max_side) for s in batch.orig_sizes]
-    prepared = prepare_maps(out.maps, loc_sizes, mode, tau)
+    prepared = prepare_maps(out.maps, loc_sizes, mode, tau, batch.regions)
     dt_h, probs_h = dt.cpu().numpy(), dprobs.cpu().numpy()
     results = []
     for i, (sample, pm) in enumerate(zip(samples, prepared, strict=True)):

@@ -83,6 +83,9 @@ def decode_image(path: str | Path,
     return np.ascontiguousarray(pixels), (height, width)
 
 
+RESIZE_POLICIES = ("stretch", "letterbox")
+
+
 def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Stretch ``[h, w, 3]`` to ``size = (H, W)``; area filter when shrinking."""
     h, w = pixels.shape[:2]
@@ -91,6 +94,20 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     shrink = size[0] < h and size[1] < w
     return cv2.resize(pixels, (size[1], size[0]),
                       interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def letterbox(pixels: np.ndarray, size: tuple[int, int],
+              fill: tuple[int, int, int]) -> tuple[np.ndarray, tuple[float, float]]:
+    """Fit ``[h, w, 3]`` inside ``size = (H, W)`` keeping its aspect ratio, at the top
+    left, the rest filled with ``fill``. Returns the canvas and the fraction ``(fy, fx)``
+    of it the image covers."""
+    h, w = pixels.shape[:2]
+    s = min(size[0] / h, size[1] / w)
+    nh, nw = max(1, min(size[0], round(h * s))), max(1, min(size[1], round(w * s)))
+    canvas = np.empty((size[0], size[1], 3), np.uint8)
+    canvas[:] = fill
+    canvas[:nh, :nw] = resize(pixels, (nh, nw))
+    return canvas, (nh / size[0], nw / size[1])
 
 
 @dataclass
@@ -117,14 +134,21 @@ class Batch:
     orig_sizes: list[tuple[int, int]]
     failures: list[Failure]
     warnings: list[str]
+    regions: list[tuple[float, float]] | None = None  # letterbox: image part of the input
 
 
 class ImageDataset(torch.utils.data.Dataset):
     """Decodes ``samples[i]`` to a resized uint8 tensor, or to a failure record."""
 
-    def __init__(self, samples: list[Sample], input_size: tuple[int, int]):
+    def __init__(self, samples: list[Sample], input_size: tuple[int, int],
+                 policy: str = "stretch", fill: tuple[int, int, int] = (0, 0, 0)):
+        if policy not in RESIZE_POLICIES:
+            raise ValueError(f"unknown resize policy {policy!r}; valid: "
+                             f"{', '.join(RESIZE_POLICIES)}")
         self.samples = samples
         self.input_size = tuple(input_size)
+        self.policy = policy
+        self.fill = fill
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -139,8 +163,13 @@ class ImageDataset(torch.utils.data.Dataset):
         if s.height and s.width and (s.height, s.width) != orig:
             warning = (f"{s.path}: annotation says {s.width}x{s.height}, image is "
                        f"{orig[1]}x{orig[0]} (boxes are kept in annotation pixels)")
-        x = torch.from_numpy(resize(pixels, self.input_size)).permute(2, 0, 1)
-        return {"index": i, "image": x, "orig": orig, "warning": warning}
+        region = (1.0, 1.0)
+        if self.policy == "letterbox":
+            pixels, region = letterbox(pixels, self.input_size, self.fill)
+        else:
+            pixels = resize(pixels, self.input_size)
+        x = torch.from_numpy(pixels).permute(2, 0, 1)
+        return {"index": i, "image": x, "orig": orig, "warning": warning, "region": region}
 
 
 def collate(items: list[dict]) -> Batch:
@@ -153,14 +182,19 @@ def collate(items: list[dict]) -> Batch:
         orig_sizes=[it["orig"] for it in ok],
         failures=[it["failure"] for it in items if "failure" in it],
         warnings=[it["warning"] for it in ok if it.get("warning")],
+        regions=[it["region"] for it in ok],
     )
 
 
 def make_loader(samples: list[Sample], input_size: tuple[int, int], batch_size: int,
-                num_workers: int = 0) -> torch.utils.data.DataLoader:
-    """Batches of :class:`Batch` in dataset order (deterministic output)."""
+                num_workers: int = 0, policy: str = "stretch",
+                fill: tuple[int, int, int] = (0, 0, 0)) -> torch.utils.data.DataLoader:
+    """Batches of :class:`Batch` in dataset order (deterministic output).
+
+    ``policy``: ``stretch`` the image to ``input_size``, or ``letterbox`` it (aspect kept,
+    padded with ``fill``, the model's mean colour)."""
     return torch.utils.data.DataLoader(
-        ImageDataset(samples, input_size), batch_size=batch_size, shuffle=False,
+        ImageDataset(samples, input_size, policy, fill), batch_size=batch_size, shuffle=False,
         num_workers=num_workers, collate_fn=collate,
         persistent_workers=False, prefetch_factor=4 if num_workers else None,
     )
