@@ -36,11 +36,13 @@ class ModelSpec:
     Attributes:
         net: the classifier; ``net(x)`` maps ``Tensor[B, 3, H, W]`` to logits ``[B, C]``.
         class_names: the ``C`` output classes, in logit order.
-        target_layer: default layer for gradient-based CAMs (a dotted module name).
+        target_layer: default layer for gradient-based CAMs (a dotted module name;
+            empty when none is known, and the methods that need one ask for it).
         cam_layer: the layer that feeds global average pooling (for ``cam``).
         fc_layer: the linear classifier after pooling (for ``cam``), if any.
         input_size: ``(H, W)`` the network is fed.
         mean, std: per-channel normalization of ``[0, 1]`` RGB inputs.
+        resize: how an image becomes ``input_size``: ``stretch`` or ``letterbox``.
         multi_label: whether the classes are independent (sigmoid) or exclusive (softmax).
         extra: anything else the checkpoint carried (e.g. a calibrated threshold).
     """
@@ -54,6 +56,7 @@ class ModelSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
     multi_label: bool = False
+    resize: str = "stretch"  # stretch | letterbox (aspect kept, padded with the mean)
     extra: dict = field(default_factory=dict)
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
@@ -91,29 +94,70 @@ class ShapesNet(nn.Module):
 
 
 # Default hook points for architecture families: (target_layer, cam_layer, fc_layer).
-_TORCHVISION_LAYERS: dict[str, tuple[str, str | None, str | None]] = {
+# target_layer: the last conv stage (what the Grad-CAM literature hooks); a function
+# of the built network where the name depends on the depth. cam_layer: the tensor that
+# global average pooling feeds to fc_layer, None where the head is not GAP + linear
+# (VGG's MLP, MobileNetV3's and ConvNeXt's layers after the pooling). SqueezeNet's
+# classifier is a 1x1 conv whose output channels are the class maps.
+LayerFn = Callable[[nn.Module], str]
+
+
+def _last(container: str, kind: type[nn.Module]) -> LayerFn:
+    """The last ``kind`` module inside ``container``, e.g. VGG-16's ``features.29``."""
+
+    def find(net: nn.Module) -> str:
+        names = [n for n, m in resolve_module(net, container).named_modules()
+                 if isinstance(m, kind)]
+        if not names:
+            raise ModelError(f"no {kind.__name__} in {container!r}; set model.target_layer")
+        return f"{container}.{names[-1]}"
+
+    return find
+
+
+def _vit_encoder_norm(net: nn.Module) -> str:
+    """torchvision ViT: the norm before the last block's attention (see _timm_layers)."""
+    last = list(net.encoder.layers.named_children())[-1][0]
+    return f"encoder.layers.{last}.ln_1"
+
+
+_TORCHVISION_LAYERS: dict[str, tuple[str | LayerFn, str | None, str | None]] = {
     "resnet": ("layer4", "layer4", "fc"),
     "resnext": ("layer4", "layer4", "fc"),
     "wide_resnet": ("layer4", "layer4", "fc"),
-    "vgg": ("features", None, None),
+    # The rectified last conv (14x14 at 224, the Grad-CAM paper's layer), not the 7x7
+    # output of the last max pooling.
+    "vgg": (_last("features", nn.ReLU), None, None),
+    "alexnet": (_last("features", nn.ReLU), None, None),
+    # DenseNet pools relu(features) with a functional relu; CAM checks and applies it.
     "densenet": ("features", "features", "classifier"),
     "efficientnet": ("features", "features", "classifier.1"),
     "mobilenet_v2": ("features", "features", "classifier.1"),
     "mobilenet_v3": ("features", None, None),
+    "mnasnet": ("layers", "layers", "classifier.1"),
+    "shufflenet_v2": ("conv5", "conv5", "fc"),
+    "googlenet": ("inception5b", "inception5b", "fc"),
+    "inception_v3": ("Mixed_7c", "Mixed_7c", "fc"),
     "convnext": ("features", None, None),
-    "squeezenet": ("features", None, None),
+    "squeezenet": ("features", "classifier.1", "classifier.1"),
     "regnet": ("trunk_output", "trunk_output", "fc"),
+    "vit_": (_vit_encoder_norm, None, None),
 }
 
 
-def _torchvision_layers(arch: str) -> tuple[str, str | None, str | None]:
+def _torchvision_layers(arch: str, net: nn.Module | None = None
+                        ) -> tuple[str, str | None, str | None]:
+    """Default layers of a torchvision family; ``("", None, None)`` for an unknown one
+    (the methods that need a layer then ask for ``model.target_layer``)."""
     for prefix in sorted(_TORCHVISION_LAYERS, key=len, reverse=True):
         if arch.startswith(prefix):
-            return _TORCHVISION_LAYERS[prefix]
-    raise ModelError(
-        f"no default target layer is known for {arch!r}; set model.target_layer "
-        "to the dotted name of a conv layer (e.g. 'layer4' or 'features.29')"
-    )
+            target, cam, fc = _TORCHVISION_LAYERS[prefix]
+            if callable(target):
+                if net is None:
+                    raise ModelError(f"the default layer of {arch} depends on the network")
+                target = target(net)
+            return target, cam, fc
+    return "", None, None
 
 
 def _load_state(path: Path) -> tuple[dict, dict]:
@@ -165,7 +209,6 @@ def _build_torchvision(arch: str, weights: str, classes: list[str] | None) -> Mo
 
     if arch not in torchvision.models.list_models(module=torchvision.models):
         raise ModelError(f"unknown torchvision architecture {arch!r}")
-    target, cam, fc = _torchvision_layers(arch)
     w = weights.strip()
     local = w.lower() not in ("none", "", "default") and Path(w).suffix in (".pt", ".pth", ".bin")
     if w.lower() in ("none", "") or local:
@@ -192,6 +235,7 @@ def _build_torchvision(arch: str, weights: str, classes: list[str] | None) -> Mo
             ) from e
     num = _num_outputs(net)
     names = classes if classes and local and len(classes) == num else _imagenet_classes(num)
+    target, cam, fc = _torchvision_layers(arch, net)
     return ModelSpec(net=net, class_names=names, target_layer=target,
                      cam_layer=cam, fc_layer=fc)
 
@@ -221,22 +265,55 @@ def _build_timm(name: str, weights: str, classes: list[str] | None) -> ModelSpec
         state, _ = _load_state(Path(weights))
         net.load_state_dict(state)
     cfg = net.pretrained_cfg
-    target = _timm_target_layer(net)
-    fc = net.default_cfg.get("classifier")
+    target, cam, fc = _timm_layers(net)
     return ModelSpec(
         net=net, class_names=_imagenet_classes(_num_outputs(net)), target_layer=target,
-        cam_layer=target if fc else None, fc_layer=fc,
+        cam_layer=cam, fc_layer=fc,
         input_size=tuple(cfg.get("input_size", (3, 224, 224))[1:]),
         mean=tuple(cfg.get("mean", IMAGENET_MEAN)), std=tuple(cfg.get("std", IMAGENET_STD)),
     )
 
 
-def _timm_target_layer(net: nn.Module) -> str:
+def _timm_layers(net: nn.Module) -> tuple[str, str | None, str | None]:
+    """(target_layer, cam_layer, fc_layer) of a timm model; ``("", None, None)`` if unknown.
+
+    - Vision transformers (``blocks`` of token outputs with prefix tokens): the norm
+      before the last block's attention. The head reads only the prefix (class) tokens
+      of the last block's output, so the patch tokens there get no gradient.
+    - EfficientNet-style models (``conv_head`` then ``bn2``, a norm + activation, then
+      pooling): ``bn2``, the tensor that is pooled. MobileNetV3 pools before its
+      ``conv_head``; it falls to the next rule.
+    - Otherwise the last entry of timm's ``feature_info`` (``layer4``, ``stages.3``,
+      ``features.norm5``, ...).
+
+    The CAM layer is the target layer where the head is global average pooling straight
+    into a linear classifier (checked again on every batch by ``cam``).
+    """
     names = dict(net.named_modules())
-    for candidate in ("conv_head", "head.norm", "stages", "layer4", "features", "blocks"):
-        if candidate in names:
-            return candidate
-    raise ModelError("no default target layer for this timm model; set model.target_layer")
+    if getattr(net, "num_prefix_tokens", 0) and "blocks" in names:
+        last = len(net.blocks) - 1
+        target = f"blocks.{last}.norm1"
+        return (target if target in names else f"blocks.{last}"), None, None
+    efficientnet_head = "conv_head" in names and "bn2" in names
+    if efficientnet_head:
+        target = "bn2"
+    else:
+        info = getattr(net, "feature_info", None)
+        target = info[-1]["module"] if info else ""
+        if target not in names:
+            return "", None, None
+    fc = net.default_cfg.get("classifier")
+    pool = getattr(getattr(net, "global_pool", None), "pool_type", "")
+    gap_linear = (isinstance(fc, str) and isinstance(names.get(fc), nn.Linear) and pool == "avg"
+                  and (efficientnet_head or "conv_head" not in names))
+    return target, (target if gap_linear else None), (fc if gap_linear else None)
+
+
+def _timm_target_layer(net: nn.Module) -> str:
+    target = _timm_layers(net)[0]
+    if not target:
+        raise ModelError("no default target layer for this timm model; set model.target_layer")
+    return target
 
 
 def _build_efficientnet_lite0(weights: str, classes: list[str] | None) -> ModelSpec:
@@ -253,7 +330,8 @@ def _build_efficientnet_lite0(weights: str, classes: list[str] | None) -> ModelS
         net.load_state_dict(state)
     return ModelSpec(
         net=net, class_names=_imagenet_classes(1000), target_layer="conv_head",
-        cam_layer="conv_head", fc_layer="classifier", input_size=(224, 224),
+        # conv_head's output goes through bn2 (BatchNorm + ReLU6) before the pooling.
+        cam_layer="bn2", fc_layer="classifier", input_size=(224, 224),
         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
     )
 

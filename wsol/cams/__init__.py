@@ -1,19 +1,44 @@
-"""CAM methods, picked by name from :data:`METHODS`."""
+"""CAM methods and gradient visualizations, picked by name from :data:`METHODS`.
+
+Class activation maps (``[B, K, h, w]`` at the target layer's grid): ``cam``, ``gradcam``,
+``gradcampp``, ``xgradcam``, ``layercam``, ``hirescam``, ``scorecam``, ``eigencam``.
+Pixel-level maps (``[B, K, H, W]`` at the input size, ``method.pixel_level``):
+``gradient``, ``deconvnet``, ``guided_backprop``, ``guided_gradcam``.
+"""
 
 from __future__ import annotations
 
-from wsol.cams.base import CamMethod, CamOutput, hooked_activation
+from wsol.cams.base import (
+    CamMethod,
+    CamOutput,
+    ForwardPass,
+    frozen_model,
+    hooked_activation,
+    tokens_to_grid,
+)
 from wsol.cams.cam import CAM
-from wsol.cams.gradcam import GradCAM
+from wsol.cams.eigen import EigenCAM
+from wsol.cams.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
+from wsol.cams.guided import Deconvnet, Gradient, GuidedBackprop, GuidedGradCAM, relu_rule
+from wsol.cams.score import ScoreCAM
 from wsol.models import ModelSpec
 
-__all__ = ["METHODS", "CamMethod", "CamOutput", "build_method", "hooked_activation"]
+__all__ = ["METHODS", "CamMethod", "CamOutput", "ForwardPass", "build_method", "frozen_model",
+           "hooked_activation", "relu_rule", "tokens_to_grid"]
 
-METHODS: dict[str, type[CamMethod]] = {cls.name: cls for cls in (CAM, GradCAM)}
+METHODS: dict[str, type[CamMethod]] = {
+    cls.name: cls
+    for cls in (CAM, GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, ScoreCAM,
+                EigenCAM, Gradient, Deconvnet, GuidedBackprop, GuidedGradCAM)
+}
 
 
 def build_method(name: str, spec: ModelSpec, layer: str | None = None) -> CamMethod:
-    """Instantiate the method ``name`` on ``spec`` (unknown names list the valid ones)."""
+    """Instantiate the method ``name`` on ``spec`` (unknown names list the valid ones).
+
+    ``layer`` overrides the spec's target layer (``cam`` always hooks the pooled layer;
+    ``gradient``, ``deconvnet`` and ``guided_backprop`` hook none).
+    """
     if name not in METHODS:
         raise ValueError(f"unknown cam.method {name!r}; valid: {', '.join(sorted(METHODS))}")
     return METHODS[name](spec, layer)

@@ -1,15 +1,22 @@
 """The CAM engine: one forward per batch, K targets per image, maps on the device.
 
-A method is a small subclass of :class:`CamMethod` that turns the hooked activation
-``A [B, C, h, w]`` (and, for gradient methods, ``dy/dA``) into a map ``[B, h, w]``.
-The base class owns everything else: the hook, the model's state, target selection
-and the gradient, which is taken with ``torch.autograd.grad`` on the hooked activation,
-so the backward pass stops at the target layer and no parameter ``.grad`` is written.
+A method is a small subclass of :class:`CamMethod`. Most only implement :meth:`map`,
+which turns the hooked activation ``A [B, C, h, w]`` (and, for gradient methods,
+``dy/dA``) into a map ``[B, h, w]`` for one target per image; methods that need the
+whole pass at once (Score-CAM's masked passes, the input-gradient visualizations)
+override :meth:`CamMethod.compute`.
+
+The base class owns everything else, inside one ``with`` block that is undone in
+``finally`` whatever happens: the model's eval mode and frozen parameters, the hook on
+the target layer, any hooks a subclass adds, and autocast. Gradients come from
+``torch.autograd.grad``: for the CAM family the hooked output is replaced by a leaf, so
+the backward pass stops at the target layer and no parameter ``.grad`` is ever written.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -19,12 +26,17 @@ from torch import nn
 from wsol.models import ModelSpec, resolve_module
 
 TargetFn = Callable[[torch.Tensor], torch.Tensor]
+Reshape = Callable[[torch.Tensor], torch.Tensor]
 
 
 @dataclass
 class CamOutput:
     """Maps ``[B, K, h, w]`` (fp32, >= 0 where the method rectifies), the logits ``[B, C]``
-    and the model class each map is for, ``[B, K]`` (``-1``: padding, map is zero)."""
+    and the model class each map is for, ``[B, K]`` (``-1``: padding, map is zero).
+
+    ``h, w`` is the target layer's grid for the CAM family and the input's ``H, W`` for
+    the pixel-level methods (``CamMethod.pixel_level``).
+    """
 
     maps: torch.Tensor
     logits: torch.Tensor
@@ -32,47 +44,135 @@ class CamOutput:
 
 
 class _Store:
-    activation: torch.Tensor | None = None
+    """What the hook saw: the layer's output (a leaf when gradients stop there)."""
+
+    def __init__(self) -> None:
+        self.activation: torch.Tensor | None = None
+        self.active = True  # off: later passes (Score-CAM's masked inputs) are not stored
 
 
 @contextlib.contextmanager
-def hooked_activation(net: nn.Module, layer: str, track_grad: bool) -> Iterator[_Store]:
-    """Capture ``layer``'s output during the forward passes run inside the block.
-
-    With ``track_grad``, the output is replaced by a leaf that requires grad, so that
-    gradients can be taken with respect to it while every parameter stays frozen.
-    The model's train/eval mode and ``requires_grad`` flags are restored on exit, and
-    the hook is removed even if the block raises.
-    """
-    module = resolve_module(net, layer)
-    store = _Store()
+def frozen_model(net: nn.Module) -> Iterator[nn.Module]:
+    """Eval mode and ``requires_grad=False`` on every parameter, restored on exit."""
     was_training = net.training
     flags = [(p, p.requires_grad) for p in net.parameters()]
-
-    def hook(_module, _inputs, output):
-        if isinstance(output, tuple | list):
-            raise TypeError(f"layer {layer!r} returns a {type(output).__name__}; hook a layer "
-                            "that returns a tensor")
-        if track_grad:
-            leaf = output.detach().requires_grad_(True)
-            store.activation = leaf
-            # Hand the network a view of the leaf, so in-place ops downstream (ReLU) do not
-            # touch the leaf itself.
-            return leaf.view_as(leaf)
-        store.activation = output
-        return None
-
-    handle = module.register_forward_hook(hook)
     try:
         net.eval()
         for p, _ in flags:
             p.requires_grad_(False)
-        yield store
+        yield net
     finally:
-        handle.remove()
         for p, flag in flags:
             p.requires_grad_(flag)
         net.train(was_training)
+
+
+@contextlib.contextmanager
+def hooked_activation(net: nn.Module, layer: str, track_grad: bool,
+                      detach: bool = True) -> Iterator[_Store]:
+    """Capture ``layer``'s output during the forward passes run inside the block.
+
+    With ``track_grad`` and ``detach``, the output is replaced by a leaf that requires
+    grad, so that gradients can be taken with respect to it while the graph below it
+    does not exist (the backward pass stops at the layer). With ``detach=False`` the
+    output stays in the graph (for methods that also need the input's gradient).
+
+    The network continues with a copy of the output, so an in-place op downstream
+    (DenseNet's functional ``relu_``, an ``inplace=True`` ReLU after a hooked conv)
+    can neither modify what was stored nor hit a view of the leaf. A module called
+    several times per forward (a shared ReLU) is captured at its last call. The hook is
+    removed even if the block raises.
+    """
+    module = resolve_module(net, layer)
+    store = _Store()
+
+    def hook(_module, _inputs, output):
+        if not store.active:
+            return None
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(f"layer {layer!r} returns a {type(output).__name__}; hook a layer "
+                            "that returns a tensor")
+        if track_grad and detach:
+            output = output.detach().requires_grad_(True)
+        store.activation = output
+        return output.clone()
+
+    handle = module.register_forward_hook(hook)
+    try:
+        yield store
+    finally:
+        handle.remove()
+
+
+def tokens_to_grid(tokens: torch.Tensor, input_hw: tuple[int, int],
+                   prefix: int | None = None) -> torch.Tensor:
+    """Vision-transformer tokens ``[B, N, C]`` -> ``[B, C, h, w]``.
+
+    The first ``prefix`` tokens (class, distillation or register tokens) are dropped and
+    the other ``h * w`` are the patch grid in row-major order, with ``h / w`` the input's
+    aspect ratio. Without ``prefix``, the count (0 to 8) whose grid's aspect ratio is
+    closest to the input's is used.
+    """
+    b, n, c = tokens.shape
+    height, width = input_hw
+    best: tuple[float, int, int, int] | None = None  # (aspect error, prefix, h, w)
+    for p in [prefix] if prefix is not None else range(0, min(n, 9)):
+        cells = n - p
+        h = round(math.sqrt(cells * height / width)) if cells > 0 else 0
+        if h == 0 or cells % h:
+            continue
+        w = cells // h
+        err = abs(math.log(h * width / (w * height)))
+        if best is None or err < best[0]:
+            best = (err, p, h, w)
+    if best is None:
+        raise ValueError(f"cannot lay {n} tokens (prefix {prefix}) out as a grid of a "
+                         f"{height}x{width} input; set the method's reshape function")
+    _, p, h, w = best
+    return tokens[:, p:].reshape(b, h, w, c).permute(0, 3, 1, 2)
+
+
+class ForwardPass:
+    """One batch after its forward pass: what :meth:`CamMethod.compute` works from.
+
+    Attributes:
+        images: the input ``[B, 3, H, W]`` (requires grad for pixel-level methods).
+        logits: ``[B, C]`` as the network returned them (in the graph when the method
+            takes gradients; possibly half precision under autocast).
+        targets: model classes ``[B, K]``, ``-1`` pads.
+        raw: the hooked layer's output in its own layout, or None without a layer.
+        activation: ``raw`` as an fp32 grid ``[B, C, h, w]``, detached, or None.
+        autocast: a context manager factory for further forward passes.
+    """
+
+    def __init__(self, method: CamMethod, images, logits, targets, raw, autocast):
+        self.method = method
+        self.images = images
+        self.logits = logits
+        self.targets = targets
+        self.raw = raw
+        self.autocast = autocast
+        self.activation = None if raw is None else method.to_grid(raw.detach(), images).float()
+
+    def score(self, j: int) -> torch.Tensor:
+        """The summed pre-softmax scores ``sum_b y_b^{c_bj}`` of target column ``j``.
+
+        Images are independent in eval mode, so one gradient of this sum gives every
+        image its own ``dy^c/d.`` at once. Padded targets use class 0; their maps are
+        zeroed by the caller.
+        """
+        t = self.targets[:, j].clamp(min=0)
+        return self.logits.gather(1, t[:, None]).sum()
+
+    def layer_grad(self, j: int) -> torch.Tensor:
+        """``dy^c/dA`` for target column ``j`` as an fp32 grid ``[B, C, h, w]``."""
+        (grad,) = torch.autograd.grad(self.score(j), self.raw, retain_graph=True)
+        return self.method.to_grid(grad, self.images).float()
+
+    def input_grad(self, j: int) -> torch.Tensor:
+        """``dy^c/dx`` for target column ``j``, fp32 ``[B, 3, H, W]``."""
+        (grad,) = torch.autograd.grad(self.score(j), self.images, retain_graph=True)
+        return grad.float()
 
 
 class CamMethod:
@@ -80,63 +180,132 @@ class CamMethod:
 
     Attributes:
         name: registry name.
-        needs_gradients: whether :meth:`map` needs ``dy^c/dA``.
+        needs_gradients: whether the method needs gradients at all.
+        input_gradients: whether it needs ``dy/dx`` (pixel-level methods); the hooked
+            layer then stays in the graph instead of becoming a leaf.
         layer_kind: ``"target"`` hooks the spec's (or the user's) target layer;
-            ``"cam"`` hooks the layer that feeds global average pooling.
+            ``"cam"`` the layer that feeds global average pooling; ``None`` no layer.
+        pixel_level: whether maps come at input resolution (picture-like saliency).
+        rectify: whether the map goes through a final ReLU (every reference does).
+        reshape: optional function from the hooked output to ``[B, C, h, w]``; by default
+            4-D outputs are taken as NCHW (NHWC for timm models whose ``output_fmt`` says
+            so, such as Swin) and 3-D token outputs ``[B, N, C]`` (vision transformers)
+            are laid out by :func:`tokens_to_grid`.
     """
 
     name: str = ""
     needs_gradients: bool = True
-    layer_kind: str = "target"
+    input_gradients: bool = False
+    layer_kind: str | None = "target"
+    pixel_level: bool = False
+    rectify: bool = True
 
     def __init__(self, spec: ModelSpec, layer: str | None = None):
         self.spec = spec
-        default = spec.cam_layer if self.layer_kind == "cam" else spec.target_layer
-        self.layer = layer or default
-        if not self.layer:
-            raise ValueError(f"{self.name}: {spec.net.__class__.__name__} has no default layer; "
-                             "set model.target_layer")
-        resolve_module(spec.net, self.layer)
+        self.reshape: Reshape | None = None
+        self.layer = self._pick_layer(layer)
+        if self.layer:
+            resolve_module(spec.net, self.layer)
+
+    def _pick_layer(self, layer: str | None) -> str | None:
+        if self.layer_kind is None:
+            return None
+        default = self.spec.cam_layer if self.layer_kind == "cam" else self.spec.target_layer
+        chosen = layer or default
+        if not chosen:
+            raise ValueError(
+                f"{self.name}: no default target layer is known for "
+                f"{type(self.spec.net).__name__}; set model.target_layer to the dotted name "
+                "of a conv layer (e.g. 'layer4' or 'features.29')")
+        return chosen
+
+    def to_grid(self, t: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """The hooked layer's output (or its gradient) as ``[B, C, h, w]``."""
+        if self.reshape is not None:
+            return self.reshape(t)
+        if t.ndim == 4:
+            # timm models that work channels-last (Swin) say so; their stages are NHWC.
+            nhwc = str(getattr(self.spec.net, "output_fmt", "")).endswith("NHWC")
+            return t.permute(0, 3, 1, 2) if nhwc else t
+        if t.ndim == 3:
+            prefix = getattr(self.spec.net, "num_prefix_tokens", None)
+            return tokens_to_grid(t, tuple(images.shape[-2:]), prefix)
+        raise ValueError(f"layer {self.layer!r} gives a {t.ndim}-D output {tuple(t.shape)}; "
+                         "hook a conv layer or set the method's reshape function")
 
     def map(self, activation: torch.Tensor, grad: torch.Tensor | None,
             target: torch.Tensor) -> torch.Tensor:
-        """Map ``[B, h, w]`` for model classes ``target [B]`` from ``A [B, C, h, w]``."""
+        """Map ``[B, h, w]`` for model classes ``target [B]`` from ``A [B, C, h, w]``
+        and, for gradient methods, ``dy^c/dA`` of the same shape (both fp32)."""
         raise NotImplementedError
+
+    def compute(self, fp: ForwardPass) -> torch.Tensor:
+        """Maps ``[B, K, h, w]`` (fp32) for every target column of the pass."""
+        maps = []
+        for j in range(fp.targets.shape[1]):
+            grad = fp.layer_grad(j) if self.needs_gradients else None
+            maps.append(self.map(fp.activation, grad, fp.targets[:, j].clamp(min=0)))
+        return torch.stack(maps, 1)
+
+    def hooks(self, stack: contextlib.ExitStack) -> None:
+        """Enter any extra context (hooks) the method needs around the forward pass."""
 
     def __call__(self, images: torch.Tensor, targets: torch.Tensor | TargetFn,
                  autocast_dtype: torch.dtype | None = None) -> CamOutput:
         """Run one forward over ``images [B, 3, H, W]`` and compute K maps per image.
 
         ``targets`` is ``[B, K]`` model class indices (``-1`` pads), or a function of the
-        logits ``[B, C]`` that returns them (used to pick predicted classes).
+        logits ``[B, C]`` (fp32, detached) that returns them, used to pick predicted
+        classes. ``autocast_dtype`` (``torch.bfloat16`` or ``torch.float16``) runs the
+        forward passes under autocast; maps are always computed in fp32.
         """
+        return self.run(images, targets, autocast_dtype, self.compute)
+
+    def run(self, images: torch.Tensor, targets: torch.Tensor | TargetFn,
+            autocast_dtype: torch.dtype | None,
+            compute: Callable[[ForwardPass], torch.Tensor]) -> CamOutput:
+        """The forward pass and its context; ``compute`` turns it into ``[B, K, ...]``
+        (maps of padded targets are zeroed)."""
         net = self.spec.net
-        with hooked_activation(net, self.layer, self.needs_gradients) as store, \
-                torch.set_grad_enabled(self.needs_gradients):
-            ctx = (torch.autocast(images.device.type, dtype=autocast_dtype)
-                   if autocast_dtype is not None else contextlib.nullcontext())
-            with ctx:
-                logits = net(images)
-            act = store.activation
-            if act is None:
-                raise RuntimeError(f"layer {self.layer!r} was not reached by the forward pass")
+
+        def autocast():
+            if autocast_dtype is None:
+                return contextlib.nullcontext()
+            return torch.autocast(images.device.type, dtype=autocast_dtype)
+
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(frozen_model(net))
+            # A subclass's hooks go first: where one replaces a module's output (the ReLU
+            # rules), the activation hook on the same module must see the replacement.
+            self.hooks(stack)
+            store = None
+            if self.layer:
+                store = stack.enter_context(hooked_activation(
+                    net, self.layer, self.needs_gradients, detach=not self.input_gradients))
+            stack.enter_context(torch.set_grad_enabled(self.needs_gradients))
+            x = images.detach().requires_grad_(True) if self.input_gradients else images
+            with autocast():
+                logits = net(x)
+            raw = None
+            if store is not None:
+                raw = store.activation
+                if raw is None:
+                    raise RuntimeError(f"layer {self.layer!r} was not reached by the forward pass")
+                store.active = False
             tgt = targets(logits.detach().float()) if callable(targets) else targets
             tgt = tgt.to(logits.device, torch.long)
-            b, k = tgt.shape
-            maps = []
-            for j in range(k):
-                t = tgt[:, j].clamp(min=0)
-                grad = None
-                if self.needs_gradients:
-                    # Images in a batch are independent in eval mode, so the gradient of
-                    # the summed scores gives every image its own dy^c/dA at once.
-                    score = logits.gather(1, t[:, None]).sum()
-                    (grad,) = torch.autograd.grad(score, act, retain_graph=j < k - 1)
-                    grad = grad.float()
-                maps.append(self.map(act.detach().float(), grad, t))
-            if maps:
-                out = torch.stack(maps, 1)
+            if tgt.ndim != 2 or tgt.shape[0] != images.shape[0]:
+                raise ValueError(f"targets must be [B, K] with B={images.shape[0]}, "
+                                 f"got {tuple(tgt.shape)}")
+            if tgt.numel() and int(tgt.max()) >= logits.shape[1]:
+                raise ValueError(f"target class {int(tgt.max())} is out of range for "
+                                 f"{logits.shape[1]} model classes")
+            fp = ForwardPass(self, x, logits, tgt, raw, autocast)
+            if tgt.shape[1]:
+                out = compute(fp).float()
             else:
-                out = act.new_zeros((b, 0, *act.shape[2:]), dtype=torch.float32)
-            out = torch.where((tgt >= 0)[:, :, None, None], out, torch.zeros_like(out))
+                hw = images.shape[-2:] if self.pixel_level else fp.activation.shape[-2:]
+                out = images.new_zeros((tgt.shape[0], 0, *hw), dtype=torch.float32)
+            valid = (tgt >= 0).view(*tgt.shape, *[1] * (out.ndim - 2))
+            out = torch.where(valid, out, torch.zeros_like(out))
         return CamOutput(maps=out.detach(), logits=logits.detach().float(), targets=tgt)
