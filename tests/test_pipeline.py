@@ -152,3 +152,17 @@ def test_resize_policies_give_boxes_in_original_pixels(tmp_path, bright_model, p
     (ann,) = doc["annotations"]
     # 90x60 squeezed into 48x48 blurs the square's edges by about a pixel of the input.
     np.testing.assert_allclose(ann["bbox"], [50, 10, 20, 20], atol=2.5)
+
+
+def test_pixel_level_method_saves_saliency_pictures(tmp_path, shapes_root):
+    out = tmp_path / "gb"
+    cfg = load_config(None, [
+        "data.format=voc", f"data.root={shapes_root}", "data.split=val", "data.limit=4",
+        "model.weights=none", "cam.method=guided_backprop", "report.num_images=2",
+        f"out={out}"])
+    result = run(cfg)
+    assert result.metrics["num_images"] == 4
+    pictures = sorted((out / "overlays").glob("*_saliency.png"))
+    assert pictures and all(p.stat().st_size > 0 for p in pictures)
+    html = (out / "report.html").read_text()
+    assert all(f"overlays/{p.name}" in html for p in pictures)

@@ -372,7 +372,8 @@ def _write_report(out: Path, cfg: Config, ctx: _Context, metrics: dict, curve: d
         batch.indices = positions
         if positions:
             results += list(zip(positions, _process_batch(ctx, batch), strict=True))
-    figures = render_gallery(out, ctx.dataset, results)
+    figures = render_gallery(out, ctx.dataset, results,
+                             getattr(ctx.method, "pixel_level", False))
     write_report(out, f"wsol: {cfg.cam.method} on {ctx.dataset.name}", metrics, figures, curve,
                  dump_config(cfg), failures)
 

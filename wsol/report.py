@@ -32,10 +32,14 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
-def render_gallery(out: Path, dataset: Dataset, results: list[tuple[int, ImageResult]]
-                   ) -> list[tuple[str, str]]:
+def render_gallery(out: Path, dataset: Dataset, results: list[tuple[int, ImageResult]],
+                   pixel_level: bool = False) -> list[tuple[str, str]]:
     """Write one overlay PNG per (image, class) under ``out/overlays``; returns
-    ``(relative path, caption)`` pairs for :func:`wsol.visualize.write_report`."""
+    ``(relative path, caption)`` pairs for :func:`wsol.visualize.write_report`.
+
+    For pixel-level methods (gradient, deconvnet, guided backprop, guided Grad-CAM) the
+    map itself is also saved as a grayscale picture, the way those saliency maps are
+    shown in their papers."""
     import cv2
 
     figures = []
@@ -66,4 +70,9 @@ def render_gallery(out: Path, dataset: Dataset, results: list[tuple[int, ImageRe
             save_png(out / rel, overlay(pixels, heat, pred, gt, f"{name}{score}"))
             figures.append((rel, f"{r.sample.file_name}: {name} (p={c.prob:.2f})" if c
                             else r.sample.file_name))
+            if pixel_level and heat is not None:
+                rel = f"overlays/{pos:06d}_{_safe(name)}_saliency.png"
+                gray = (heat.clip(0, 1) * 255).astype(np.uint8)
+                save_png(out / rel, np.repeat(gray[..., None], 3, axis=2))
+                figures.append((rel, f"{r.sample.file_name}: {name} saliency"))
     return figures
