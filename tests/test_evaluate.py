@@ -365,3 +365,29 @@ def test_eval_of_a_run_reproduces_the_runs_box_metrics(tmp_path, shapes_root):
     assert scored["corloc"] == pytest.approx(m["corloc"], abs=1e-12)
     assert scored["coco_ap"] == pytest.approx(m["coco_ap"], abs=1e-12)
     assert scored["num_pairs"] == m["num_pairs"]
+
+
+def test_class_agnostic_scores_one_pair_per_image_against_any_class():
+    from wsol.data.base import Sample
+    from wsol.evaluate import BoxAccuracy, ClassResult, ImageResult
+    from wsol.localize import Detections
+
+    # 6x6 image: class 0 (cat) box at columns 0-1, class 1 (dog) box at columns 4-5.
+    sample = Sample(1, "x", "x", 6, 6, labels=np.array([0, 1]),
+                    boxes=np.array([[0.0, 0, 2, 6], [4.0, 0, 6, 6]]),
+                    box_labels=np.array([0, 1]), ignore=np.array([False, False]))
+    # The only map (for cat, prob 0.9) lights up the dog's columns.
+    heat = np.zeros((6, 6), np.float32)
+    heat[:, 4:] = 1.0
+    det = Detections(np.array([[4.0, 0, 6, 6]]), np.array([0.9]))
+    result = ImageResult(sample, np.array([0.9, 0.1]), [ClassResult(0, 0.9, det, heat, 0.5)])
+    aware = BoxAccuracy(2, np.array([0.5]))
+    aware.update([result])
+    # Per (image, class): cat misses (IoU 0 with the cat box), dog has no map -> 0 of 2.
+    assert aware.compute()["corloc"] == 0.0 and aware.compute()["num_pairs"] == 2
+    agnostic = BoxAccuracy(2, np.array([0.5]), class_agnostic=True)
+    agnostic.update([result])
+    m = agnostic.compute()
+    # One pair: the cat map's box equals the dog box (IoU 1) -> a hit.
+    assert m["num_pairs"] == 1 and m["corloc"] == 1.0 and m["maxboxacc"] == 1.0
+    assert "gt_known_loc" not in m

@@ -95,6 +95,8 @@ class EvalConfig:
     coco_ap: bool = True
     pxap: bool = True  # pixel AP where the dataset has masks
     sweep_corloc: bool = False  # also sweep CorLoc (full box extraction per tau; slower)
+    # One pair per image (top target's map vs all GT boxes) instead of per (image, class)
+    class_agnostic: bool = False
 
 
 @dataclass

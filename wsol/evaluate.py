@@ -147,6 +147,11 @@ class BoxAccuracy(Evaluator):
         corloc_sweep: keyword arguments of :func:`wsol.localize.detect` (components,
             min_area, score, merge, nms_iou); if given, CorLoc is also swept over the
             thresholds (full box extraction per threshold, so slower), for calibration.
+        class_agnostic: score one pair per image instead of per (image, class): the map
+            of the image's most probable target class against all its GT boxes, of any
+            class. This is wsolevaluation's single-object protocol carried over to
+            multi-object images (and what a glue script of pytorch-grad-cam does); the
+            pair is filed under that map's class in the per-class breakdown.
 
     State: hit counters ``[C, T]`` (V1, swept CorLoc) and ``[C, T, 3]`` (V2), so a
     per-class optimum can be read off as well as the global one.
@@ -156,16 +161,18 @@ class BoxAccuracy(Evaluator):
                     "v2_hits", "top_hits", "top1_hits", "top1_images")
 
     def __init__(self, num_classes: int, thresholds: np.ndarray, iou: float = 0.5,
-                 corloc_sweep: dict | None = None):
+                 corloc_sweep: dict | None = None, class_agnostic: bool = False):
         self.num_classes = num_classes
         self.thresholds = np.asarray(thresholds, np.float64)
         self.iou = iou
         self.corloc_sweep = corloc_sweep
+        self.class_agnostic = class_agnostic
         self.reset()
 
     def init_args(self) -> dict:
         return {"num_classes": self.num_classes, "thresholds": self.thresholds,
-                "iou": self.iou, "corloc_sweep": self.corloc_sweep}
+                "iou": self.iou, "corloc_sweep": self.corloc_sweep,
+                "class_agnostic": self.class_agnostic}
 
     def reset(self) -> None:
         c, t = self.num_classes, len(self.thresholds)
@@ -183,9 +190,16 @@ class BoxAccuracy(Evaluator):
     def pairs(self) -> int:
         return int(self.class_pairs.sum())
 
+    def _pairs(self, r: ImageResult) -> dict[int, np.ndarray]:
+        gt = _gt_pairs(r.sample)
+        if not self.class_agnostic or not gt:
+            return gt
+        best = max(r.classes, key=lambda c: c.prob, default=None)
+        return {best.dataset_class if best else min(gt): r.sample.boxes}
+
     def update(self, results: list[ImageResult]) -> None:
         for r in results:
-            gt = _gt_pairs(r.sample)
+            gt = self._pairs(r)
             if not gt:
                 continue
             by_class = {c.dataset_class: c for c in r.classes}
@@ -271,7 +285,7 @@ class BoxAccuracy(Evaluator):
         }
         for i, d in enumerate(V2_DELTAS):
             out[f"maxboxacc_v2_iou{round(d * 100)}"] = float(v2[:, i].max())
-        if self.class_with_map.sum() == n:
+        if self.class_with_map.sum() == n and not self.class_agnostic:
             out["gt_known_loc"] = float(self.class_known.sum() / n)
         out["num_pairs"] = n
         return out

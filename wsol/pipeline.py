@@ -207,7 +207,7 @@ def run(cfg: Config, progress: Progress | None = None, overwrite: bool = False) 
     evaluators = {}
     if scoring:
         evaluators["box_acc"] = BoxAccuracy(len(dataset.classes), thresholds, cfg.eval.iou,
-                                            corloc_sweep)
+                                            corloc_sweep, cfg.eval.class_agnostic)
         if cfg.eval.pxap and has_masks(dataset.samples):
             evaluators["pixel_ap"] = PixelAP(len(dataset.classes), thresholds)
 
