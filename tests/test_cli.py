@@ -79,3 +79,13 @@ def test_partial_run_exits_3_and_records_the_failure(tmp_path, bright_model):
     assert metrics["num_failed"] == 1 and metrics["num_images"] == 1
     (line,) = (tmp_path / "o" / "failures.jsonl").read_text().splitlines()
     assert json.loads(line)["path"].endswith("broken.jpg")
+
+
+def test_bench_reports_wsol_and_reference_side_by_side():
+    from wsol.bench import bench_maps
+
+    result = bench_maps("resnet18", "gradcam", batch_size=2, size=32, repeats=1)
+    rows = result["images_per_second"]
+    assert set(rows) == {"forward", "wsol gradcam", "wsol gradcam + upsample",
+                         "pytorch-grad-cam GradCAM"}
+    assert all(v > 0 for v in rows.values())
