@@ -18,6 +18,8 @@ from wsol.data.base import Dataset, Sample
 from wsol.localize import Detections
 
 CHUNK_DIR = "chunks"
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 FAULT_ENV = "WSOL_FAULT"
 
 
@@ -34,6 +36,8 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would.
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

@@ -45,16 +45,17 @@ def save_png(path: Path, rgb: np.ndarray) -> None:
     cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
 
 
-def _curve_svg(curve: dict, width: int = 420, height: int = 220) -> str:
+def _curve_svg(curve: dict, width: int = 600, height: int = 240) -> str:
     ts = curve.get("thresholds") or []
     if not ts:
         return ""
     pad = 34
+    plot_w = width - 190  # the legend sits to the right of the plot
     series = [(k, v) for k, v in curve.items() if k != "thresholds"]
     colors = ["#d33", "#36c", "#393", "#c80", "#888"]
 
     def pt(t, v):
-        return f"{pad + t * (width - pad - 8):.1f},{height - pad - v * (height - pad - 8):.1f}"
+        return f"{pad + t * (plot_w - pad):.1f},{height - pad - v * (height - pad - 8):.1f}"
 
     lines = [
         f'<polyline fill="none" stroke="{colors[i % 5]}" stroke-width="1.6" '
@@ -62,11 +63,12 @@ def _curve_svg(curve: dict, width: int = 420, height: int = 220) -> str:
         for i, (_, vals) in enumerate(series)
     ]
     legend = "".join(
-        f'<text x="{pad + 6}" y="{14 + 13 * i}" font-size="11" fill="{colors[i % 5]}">'
+        f'<text x="{plot_w + 12}" y="{18 + 15 * i}" font-size="12" fill="{colors[i % 5]}">'
         f"{html.escape(k)}</text>" for i, (k, _) in enumerate(series))
-    axes = (f'<line x1="{pad}" y1="{height - pad}" x2="{width - 8}" y2="{height - pad}" '
+    axes = (f'<line x1="{pad}" y1="{height - pad}" x2="{plot_w}" y2="{height - pad}" '
             f'stroke="#444"/><line x1="{pad}" y1="8" x2="{pad}" y2="{height - pad}" stroke="#444"/>'
-            f'<text x="{width / 2}" y="{height - 6}" font-size="11" text-anchor="middle">'
+            f'<text x="{(pad + plot_w) / 2}" y="{height - 6}" font-size="11" '
+            'text-anchor="middle">'
             "threshold (normalized map)</text>"
             f'<text x="4" y="{height - pad}" font-size="10">0</text>'
             f'<text x="4" y="14" font-size="10">1</text>')
