@@ -15,13 +15,10 @@ from wsol.evaluate import (
     ImageResult,
     PixelAP,
     coco_ap,
-    evaluate_predictions,
-    load_ground_truth,
-    load_predictions,
-    prediction_corloc,
     sweep_thresholds,
 )
 from wsol.localize import Detections, detect
+from wsol.score import evaluate_predictions, load_ground_truth, load_predictions, prediction_corloc
 
 # Normalized 5x5 unimodal map: centre 1, its 4 neighbours 0.5, the bump's corners 0.25.
 BUMP_MAP = np.array([

@@ -127,8 +127,8 @@ EVAL_KEYS = ("num_images", "num_pairs", "num_predictions", "num_dropped", "corlo
 def cmd_eval(args) -> int:
     import json
 
-    from wsol.evaluate import evaluate_predictions, load_ground_truth, load_predictions
     from wsol.export import atomic_write_json
+    from wsol.score import evaluate_predictions, load_ground_truth, load_predictions
 
     dataset = load_ground_truth(args.gt, args.gt_format, args.split)
     try:

@@ -83,7 +83,7 @@ def sweep_thresholds(step: float = 0.01, values: list[float] | None = None) -> n
     return np.arange(0.0, 1.0, step)
 
 
-def _gt_pairs(sample: Sample) -> dict[int, np.ndarray]:
+def gt_pairs(sample: Sample) -> dict[int, np.ndarray]:
     """Class -> all GT boxes of that class, for classes with a non-ignored box."""
     out = {}
     for c in np.unique(sample.box_labels[~sample.ignore]):
@@ -91,11 +91,11 @@ def _gt_pairs(sample: Sample) -> dict[int, np.ndarray]:
     return out
 
 
-def _hit(boxes: np.ndarray, gt: np.ndarray, delta: float) -> bool:
+def any_hit(boxes: np.ndarray, gt: np.ndarray, delta: float) -> bool:
     return len(boxes) > 0 and bool((box_iou(boxes, gt) >= delta).any())
 
 
-def _ratio(hits, pairs) -> float | None:
+def ratio(hits, pairs) -> float | None:
     return float(hits / pairs) if pairs else None
 
 
@@ -191,7 +191,7 @@ class BoxAccuracy(Evaluator):
         return int(self.class_pairs.sum())
 
     def _pairs(self, r: ImageResult) -> dict[int, np.ndarray]:
-        gt = _gt_pairs(r.sample)
+        gt = gt_pairs(r.sample)
         if not self.class_agnostic or not gt:
             return gt
         best = max(r.classes, key=lambda c: c.prob, default=None)
@@ -209,18 +209,18 @@ class BoxAccuracy(Evaluator):
                 if res is None:
                     continue
                 self.class_with_map[cls] += 1
-                if _hit(res.detections.boxes[:1], gt_boxes, self.iou):
+                if any_hit(res.detections.boxes[:1], gt_boxes, self.iou):
                     self.class_corloc[cls] += 1
                 if res.norm_map is None:
                     continue  # an unusable map misses at every threshold
                 gt_map = res.to_map(gt_boxes)
-                if _hit(boxes_at(res.norm_map, res.cut, "largest"), gt_map, self.iou):
+                if any_hit(boxes_at(res.norm_map, res.cut, "largest"), gt_map, self.iou):
                     self.class_known[cls] += 1
                 self._sweep(cls, res.norm_map, gt_map)
             self.top1_images += 1
             top1 = int(np.argmax(r.probs)) if len(r.probs) else -1
             res = by_class.get(top1)
-            if top1 in gt and res is not None and res.norm_map is not None and _hit(
+            if top1 in gt and res is not None and res.norm_map is not None and any_hit(
                     boxes_at(res.norm_map, res.cut, "largest"), res.to_map(gt[top1]),
                     self.iou):
                 self.top1_hits += 1
@@ -238,7 +238,7 @@ class BoxAccuracy(Evaluator):
         if self.corloc_sweep is not None:
             for j, tau in enumerate(self.thresholds):
                 det = detect(norm_map, float(tau), 1.0, **self.corloc_sweep)
-                self.top_hits[cls, j] += _hit(det.boxes[:1], gt_boxes, self.iou)
+                self.top_hits[cls, j] += any_hit(det.boxes[:1], gt_boxes, self.iou)
 
     def curve(self) -> dict:
         """The sweep: thresholds and the global box accuracies at each, for the report."""
@@ -300,13 +300,13 @@ class BoxAccuracy(Evaluator):
             own = int(np.argmax(self.v1_hits[c])) if p else 0
             out[name] = {
                 "pairs": p,
-                "corloc": _ratio(self.class_corloc[c], p),
-                "gt_known_loc": _ratio(self.class_known[c], p),
-                "maxboxacc": _ratio(self.v1_hits[c, t_best], p),
+                "corloc": ratio(self.class_corloc[c], p),
+                "gt_known_loc": ratio(self.class_known[c], p),
+                "maxboxacc": ratio(self.v1_hits[c, t_best], p),
                 "maxboxacc_v2": (float((self.v2_hits[c] / p).max(axis=0).mean()) if p
                                  else None),
                 "best_threshold": float(self.thresholds[own]) if p else None,
-                "best_maxboxacc": _ratio(self.v1_hits[c, own], p),
+                "best_maxboxacc": ratio(self.v1_hits[c, own], p),
             }
         return out
 
@@ -350,7 +350,7 @@ class PixelAP(Evaluator):
         from wsol.data.masks import class_mask
 
         for r in results:
-            gt = _gt_pairs(r.sample)
+            gt = gt_pairs(r.sample)
             for c in r.classes:
                 if c.dataset_class not in gt:
                     continue
@@ -444,129 +444,3 @@ def coco_ap(gt: dict, predictions: list[dict], per_class: bool = False) -> dict:
                     "coco_ap": float(allp[allp > -1].mean()),
                     "coco_ap50": float(p50[p50 > -1].mean()) if (p50 > -1).any() else None}
     return out
-
-
-def prediction_corloc(samples: list[Sample], predictions: list[dict], category_ids: list[int],
-                      iou: float = 0.5) -> tuple[dict, np.ndarray, np.ndarray]:
-    """CorLoc of a COCO results list (boxes alone, no maps).
-
-    For every (image, class) pair with a non-ignored GT box, the top-scoring predicted
-    box of that image and category (first on ties) is correct at IoU ``>= iou`` with a
-    GT box of the class. Returns ``({"corloc", "num_pairs"}, hits [C], pairs [C])``.
-    """
-    cls_of = {cid: c for c, cid in enumerate(category_ids)}
-    top: dict[tuple[int, int], tuple[float, list]] = {}
-    for p in predictions:
-        key = (p["image_id"], cls_of.get(p["category_id"], -1))
-        score = float(p.get("score", 1.0))
-        if key not in top or score > top[key][0]:
-            top[key] = (score, p["bbox"])
-    hits = np.zeros(len(category_ids), np.int64)
-    pairs = np.zeros(len(category_ids), np.int64)
-    for s in samples:
-        for cls, gt_boxes in _gt_pairs(s).items():
-            pairs[cls] += 1
-            best = top.get((s.image_id, cls))
-            if best is not None:
-                x, y, w, h = best[1]
-                hits[cls] += _hit(np.array([[x, y, x + w, y + h]], np.float64), gt_boxes, iou)
-    n = int(pairs.sum())
-    metrics = {"corloc": float(hits.sum() / n), "num_pairs": n} if n else {}
-    return metrics, hits, pairs
-
-
-# --- scoring a pseudo-label file: `wsol eval` ------------------------------------------
-
-
-def load_ground_truth(path, fmt: str = "auto", split: str | None = None,
-                      classes: list[str] | None = None):
-    """GT as a :class:`wsol.data.Dataset`: a COCO instances JSON, or a VOC root folder
-    (``fmt="auto"`` picks VOC for a folder). A VOC root with a single split file needs no
-    ``split``."""
-    from pathlib import Path
-
-    from wsol.data import load_coco, load_voc
-
-    p = Path(path)
-    if fmt == "auto":
-        fmt = "voc" if p.is_dir() else "coco"
-    if fmt == "voc":
-        if split is None:
-            main = p / "ImageSets" / "Main"
-            splits = sorted(f.stem for f in main.glob("*.txt")) if main.is_dir() else []
-            if len(splits) != 1:
-                raise FileNotFoundError(
-                    f"{p}: name the VOC split (--split); splits here: "
-                    f"{', '.join(splits) or 'none (expected ImageSets/Main/<split>.txt)'}")
-            split = splits[0]
-        return load_voc(p, split, classes)
-    if fmt == "coco":
-        return load_coco(p.parent, p, classes)
-    raise ValueError(f"unknown GT format {fmt!r}; valid: auto, coco, voc")
-
-
-def load_predictions(doc, dataset) -> tuple[list[dict], dict]:
-    """A COCO results list for ``dataset`` from a pseudo-label file.
-
-    ``doc`` is a COCO dataset dict (``annotations``; with ``categories`` their ids are
-    matched to the GT's by name, with ``images`` theirs by ``file_name``) or a results
-    list (ids are the GT's). Predictions on images or categories the GT lacks are
-    dropped; a missing ``score`` counts as 1. Returns ``(results, counts)`` where counts
-    has ``num_predictions`` and ``num_dropped``.
-    """
-    if isinstance(doc, dict):
-        if "annotations" not in doc:
-            raise ValueError("a prediction dict needs an 'annotations' list")
-        anns = doc["annotations"]
-        cat_map = None
-        if doc.get("categories"):
-            by_name = dict(zip(dataset.classes, dataset.category_ids, strict=True))
-            cat_map = {c["id"]: by_name.get(c["name"]) for c in doc["categories"]}
-        img_map = None
-        if doc.get("images"):
-            by_file = {s.file_name: s.image_id for s in dataset.samples}
-            if any(im.get("file_name") in by_file for im in doc["images"]):
-                img_map = {im["id"]: by_file.get(im.get("file_name")) for im in doc["images"]}
-    elif isinstance(doc, list):
-        anns, cat_map, img_map = doc, None, None
-    else:
-        raise ValueError("predictions must be a COCO dict or a results list")
-    known_images = {s.image_id for s in dataset.samples}
-    known_cats = set(dataset.category_ids)
-    out, dropped, unscored = [], 0, 0
-    for a in anns:
-        for key in ("image_id", "category_id", "bbox"):
-            if key not in a:
-                raise ValueError(f"prediction {a.get('id')} lacks {key!r}")
-        image_id = img_map.get(a["image_id"]) if img_map is not None else a["image_id"]
-        cat = cat_map.get(a["category_id"]) if cat_map is not None else a["category_id"]
-        if image_id not in known_images or cat not in known_cats:
-            dropped += 1
-            continue
-        unscored += "score" not in a
-        out.append({"image_id": image_id, "category_id": cat,
-                    "bbox": [float(v) for v in a["bbox"]], "score": float(a.get("score", 1.0))})
-    if dropped:
-        logger.warning("%d predictions are on images or categories the GT lacks; dropped",
-                       dropped)
-    if unscored:
-        logger.warning("%d predictions have no score; they count as score 1", unscored)
-    return out, {"num_predictions": len(out), "num_dropped": dropped}
-
-
-def evaluate_predictions(dataset, predictions: list[dict], iou: float = 0.5
-                         ) -> tuple[dict, dict]:
-    """Box-level metrics of a results list against ``dataset``: ``corloc`` (top box per
-    pair) and ``coco_ap*``. Returns ``(metrics, per_class)``."""
-    metrics, hits, pairs = prediction_corloc(dataset.samples, predictions,
-                                             dataset.category_ids, iou)
-    ap = coco_ap(dataset.to_coco(), predictions, per_class=True)
-    per_cat = ap.pop("per_category", {})
-    metrics.update(ap)
-    per_class = {}
-    for c, (name, cid) in enumerate(zip(dataset.classes, dataset.category_ids, strict=True)):
-        if pairs[c] or cid in per_cat:
-            per_class[name] = {"pairs": int(pairs[c]), "corloc": _ratio(hits[c], pairs[c]),
-                               **per_cat.get(cid, {})}
-    metrics["num_images"] = len(dataset)
-    return metrics, per_class
