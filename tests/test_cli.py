@@ -89,3 +89,11 @@ def test_bench_reports_wsol_and_reference_side_by_side():
     assert set(rows) == {"forward", "wsol gradcam", "wsol gradcam + upsample",
                          "pytorch-grad-cam GradCAM"}
     assert all(v > 0 for v in rows.values())
+
+
+def test_unknown_class_map_is_a_one_line_error(tmp_path, shapes_root, capsys):
+    code = main(["-q", "run", str(DEMO_CONFIG), f"data.root={shapes_root}", "data.split=val",
+                 "model.class_map=nope", f"out={tmp_path / 'o'}"])
+    assert code == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "imagenet_to_voc" in err and "Traceback" not in err

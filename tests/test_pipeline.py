@@ -166,3 +166,20 @@ def test_pixel_level_method_saves_saliency_pictures(tmp_path, shapes_root):
     assert pictures and all(p.stat().st_size > 0 for p in pictures)
     html = (out / "report.html").read_text()
     assert all(f"overlays/{p.name}" in html for p in pictures)
+
+
+def test_method_that_cannot_fit_the_model_is_a_config_error(tmp_path, shapes_root):
+    # VGG has no pooling + linear head, so CAM cannot use it.
+    cfg = load_config(None, ["data.format=voc", f"data.root={shapes_root}", "data.split=val",
+                             "model.arch=vgg11", "model.class_map=" + str(_shapes_map(tmp_path)),
+                             "cam.method=cam", f"out={tmp_path / 'o'}"])
+    with pytest.raises(ConfigError, match="cam.method=cam: .*gradcam"):
+        run(cfg)
+    assert not (tmp_path / "o").exists()
+
+
+def _shapes_map(tmp_path):
+    p = tmp_path / "map.yaml"
+    p.write_text("".join(f"{n}: [{i}]\n" for i, n in enumerate(
+        ["circle", "square", "triangle", "star", "cross", "ring"])))
+    return p

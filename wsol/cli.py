@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    from wsol.class_maps import ClassMapError
     from wsol.config import ConfigError
     from wsol.data.voc import AnnotationError
     from wsol.models import ModelError
@@ -235,8 +236,8 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
-    except (ConfigError, ModelError, TargetError, AnnotationError, RunExistsError,
-            FileNotFoundError) as e:
+    except (ConfigError, ModelError, TargetError, AnnotationError, ClassMapError,
+            RunExistsError, FileNotFoundError) as e:
         print(f"wsol: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

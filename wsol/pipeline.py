@@ -181,7 +181,10 @@ def run(cfg: Config, progress: Progress | None = None, overwrite: bool = False) 
     out = Path(cfg.out)
     dataset = build_dataset(cfg.data)
     spec, mapping, dataset = build_spec(cfg, dataset)
-    method = build_method(cfg.cam.method, spec, cfg.model.target_layer or None)
+    try:
+        method = build_method(cfg.cam.method, spec, cfg.model.target_layer or None)
+    except ValueError as e:  # a method that cannot work on this model, said before any work
+        raise ConfigError(f"cam.method={cfg.cam.method}: {e}") from None
     if cfg.cam.targets == "gt" and not any(len(s.labels) for s in dataset.samples):
         raise ConfigError("cam.targets=gt but the dataset has no labels; use topk or prob")
     device = resolve_device(cfg.model.device)
