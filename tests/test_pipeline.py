@@ -128,13 +128,14 @@ def test_bad_names_fail_before_work(tmp_path, shapes_root, override, fragment):
 
 def test_same_config_gives_identical_json(tmp_path, shapes_root):
     docs = []
-    for name in ("a", "b"):
+    # The third run decodes in two worker processes: the output must not change.
+    for name, workers in (("a", 0), ("b", 0), ("c", 2)):
         cfg = load_config(None, ["data.format=voc", f"data.root={shapes_root}",
                                  "data.split=val", "model.weights=none", "report.enabled=false",
-                                 f"out={tmp_path / name}"])
+                                 f"data.num_workers={workers}", f"out={tmp_path / name}"])
         run(cfg)
         docs.append((tmp_path / name / "pseudo_labels.json").read_bytes())
-    assert docs[0] == docs[1]
+    assert docs[0] == docs[1] == docs[2]
 
 
 @pytest.mark.parametrize("policy", ["stretch", "letterbox"])
