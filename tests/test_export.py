@@ -27,9 +27,10 @@ def test_chunks_assemble_with_ids_from_one(tmp_path):
                 "score": 0.1}], [{"image_id": 2, "path": "x", "stage": "decode", "reason": "r"}])
     assert w.flush().name == "chunk_000001.json"
     assert w.flush() is None  # nothing pending
-    path, n = write_pseudo_labels(tmp_path, ds)
+    path, written = write_pseudo_labels(tmp_path, ds)
     doc = json.loads(path.read_text())
-    assert n == 2 and [a["id"] for a in doc["annotations"]] == [1, 2]
+    assert doc == written
+    assert [a["id"] for a in doc["annotations"]] == [1, 2]
     assert doc["categories"] == [{"id": 5, "name": "a"}, {"id": 9, "name": "b"}]
     assert all(a["iscrowd"] == 0 for a in doc["annotations"])
 
@@ -49,3 +50,24 @@ def test_atomic_write_gives_normal_permissions(tmp_path):
     (tmp_path / "plain.txt").write_text("x")
     mode = stat.S_IMODE(os.stat(tmp_path / "g.txt").st_mode)
     assert mode == stat.S_IMODE(os.stat(tmp_path / "plain.txt").st_mode)
+
+
+def test_voc_export_round_trips_through_the_reader(tmp_path):
+    from wsol.data.voc import parse_voc_xml
+    from wsol.export import write_voc_annotations
+
+    doc = {"categories": [{"id": 3, "name": "cat & dog"}],
+           "images": [{"id": 1, "file_name": "sub/a.jpg", "height": 50, "width": 60},
+                      {"id": 2, "file_name": "b.png", "height": 5, "width": 5}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "score": 0.5,
+                            "bbox": [10.0, 20.0, 15.0, 5.0]},
+                           {"id": 2, "image_id": 1, "category_id": 3, "score": 0.25,
+                            "bbox": [0.5, 0.0, 2.0, 3.2]}]}
+    assert write_voc_annotations(doc, tmp_path / "voc") == 2
+    a = parse_voc_xml((tmp_path / "voc" / "a.xml").read_text())
+    assert (a["filename"], a["height"], a["width"]) == ("a.jpg", 50, 60)
+    assert [o["name"] for o in a["objects"]] == ["cat & dog", "cat & dog"]
+    # Integral boxes survive exactly; fractional ones widen to the pixels they touch.
+    assert a["objects"][0]["box"].tolist() == [10, 20, 25, 25]
+    assert a["objects"][1]["box"].tolist() == [0, 0, 3, 4]
+    assert parse_voc_xml((tmp_path / "voc" / "b.xml").read_text())["objects"] == []

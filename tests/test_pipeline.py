@@ -184,3 +184,17 @@ def _shapes_map(tmp_path):
     p.write_text("".join(f"{n}: [{i}]\n" for i, n in enumerate(
         ["circle", "square", "triangle", "star", "cross", "ring"])))
     return p
+
+
+def test_voc_xml_export(tmp_path, shapes_root):
+    from wsol.data.voc import parse_voc_xml
+
+    out = tmp_path / "o"
+    run(load_config(None, ["data.format=voc", f"data.root={shapes_root}", "data.split=val",
+                           "data.limit=4", "model.weights=none", "report.enabled=false",
+                           "export.voc_xml=true", f"out={out}"]))
+    doc = json.loads((out / "pseudo_labels.json").read_text())
+    xmls = sorted((out / "voc").glob("*.xml"))
+    assert [p.stem for p in xmls] == sorted(im["file_name"][:-4] for im in doc["images"])
+    objects = [o for p in xmls for o in parse_voc_xml(p.read_text())["objects"]]
+    assert len(objects) == len(doc["annotations"]) > 0

@@ -100,6 +100,13 @@ class EvalConfig:
 
 
 @dataclass
+class ExportConfig:
+    """Extra formats for the pseudo-labels (``pseudo_labels.json`` is always written)."""
+
+    voc_xml: bool = False  # also out/voc/<image>.xml, 1-based inclusive VOC boxes
+
+
+@dataclass
 class ReportConfig:
     """The HTML report."""
 
@@ -117,6 +124,7 @@ class Config:
     cam: CamConfig = field(default_factory=CamConfig)
     boxes: BoxesConfig = field(default_factory=BoxesConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     chunk_batches: int = 8  # results are flushed to disk every N batches
     seed: int = 0

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from wsol.boxes import box_area, xyxy_to_coco
+from wsol.boxes import box_area, coco_to_xyxy, xyxy_to_coco
 from wsol.data.base import Dataset, Sample
 from wsol.localize import Detections
 
@@ -104,21 +104,42 @@ def iter_chunks(out_dir: str | Path) -> Iterator[dict]:
 
 
 def write_pseudo_labels(out_dir: str | Path, dataset: Dataset,
-                        info: dict | None = None) -> tuple[Path, int]:
+                        info: dict | None = None) -> tuple[Path, dict]:
     """Assemble the chunks into ``pseudo_labels.json`` (annotation ids from 1, in order).
 
-    Returns the path and the number of annotations written.
+    Returns the path and the document written.
     """
     images, anns = [], []
     for chunk in iter_chunks(out_dir):
         images += chunk["images"]
         for a in chunk["annotations"]:
             anns.append({"id": len(anns) + 1, **a, "iscrowd": 0})
-    doc = {"info": info or {}, "images": images, "annotations": anns,
+    doc = {"info": info or {}, "licenses": [], "images": images, "annotations": anns,
            "categories": dataset.coco_categories()}
     path = Path(out_dir) / "pseudo_labels.json"
     atomic_write_json(path, doc)
-    return path, len(anns)
+    return path, doc
+
+
+def write_voc_annotations(doc: dict, folder: str | Path) -> int:
+    """Write a pseudo-label dict as one VOC XML per image under ``folder`` (named after
+    the image file, so ``folder`` can serve as a VOC ``Annotations/``); returns the count.
+    Images with no box get an annotation without objects."""
+    from wsol.data.voc import voc_xml
+
+    folder = Path(folder)
+    names = {c["id"]: c["name"] for c in doc["categories"]}
+    per_image: dict[int, list[dict]] = {}
+    for a in doc["annotations"]:
+        per_image.setdefault(a["image_id"], []).append(a)
+    for im in doc["images"]:
+        anns = per_image.get(im["id"], [])
+        boxes = coco_to_xyxy([a["bbox"] for a in anns]).reshape(-1, 4)
+        xml = voc_xml(Path(im["file_name"]).name, im["height"], im["width"],
+                      [names[a["category_id"]] for a in anns], boxes,
+                      [a["score"] for a in anns])
+        atomic_write_text(folder / f"{Path(im['file_name']).stem}.xml", xml)
+    return len(doc["images"])
 
 
 def results_list(doc: dict) -> list[dict]:

@@ -42,6 +42,7 @@ from wsol.export import (
     iter_chunks,
     results_list,
     write_pseudo_labels,
+    write_voc_annotations,
 )
 from wsol.localize import (
     COMPONENT_MODES,
@@ -315,8 +316,11 @@ def _finalize(out: Path, cfg: Config, ctx: _Context, evaluators: dict, empty_rea
     dataset = ctx.dataset
     info = {"description": f"wsol pseudo-labels: {cfg.cam.method} on {dataset.name}",
             "method": cfg.cam.method, "model": cfg.model.arch}
-    _, num_anns = write_pseudo_labels(out, dataset, info)
+    _, doc = write_pseudo_labels(out, dataset, info)
+    num_anns = len(doc["annotations"])
     fault_point("final:pseudo_labels.json")
+    if cfg.export.voc_xml:
+        write_voc_annotations(doc, out / "voc")
     failures = list(dataset.failures)
     processed: set[int] = set()
     for chunk in iter_chunks(out):
@@ -352,7 +356,7 @@ def _finalize(out: Path, cfg: Config, ctx: _Context, evaluators: dict, empty_rea
             gt = dataset.to_coco()
             gt["images"] = [im for im in gt["images"] if im["id"] in processed]
             gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in processed]
-            preds = results_list(json.loads((out / "pseudo_labels.json").read_text()))
+            preds = results_list(doc)
             ap = coco_ap(gt, preds, per_class=True)
             per_cat = ap.pop("per_category", {})
             metrics.update(ap)

@@ -44,7 +44,7 @@ def fingerprint(cfg, image_list: list[tuple[int, str]]) -> str:
 
 
 def _clear(out: Path) -> None:
-    for name in (*OUTPUT_FILES, CHUNK_DIR, "overlays"):
+    for name in (*OUTPUT_FILES, CHUNK_DIR, "overlays", "voc"):
         p = out / name
         if p.is_dir():
             shutil.rmtree(p)

@@ -16,7 +16,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from wsol.boxes import mask_extent_to_xyxy, xyxy_to_coco, xyxy_to_voc
+from wsol.boxes import mask_extent_to_xyxy, xyxy_to_coco
+from wsol.data.voc import voc_xml
 
 SHAPES: tuple[str, ...] = ("circle", "square", "triangle", "star", "cross", "ring")
 
@@ -156,27 +157,6 @@ def render(seed: int, split: str, index: int, spec: ShapeSpec = ShapeSpec()) -> 
     return RenderedImage(img.astype(np.uint8), np.asarray(labels, np.int64), masks_arr, boxes)
 
 
-def _voc_xml(name: str, height: int, width: int, labels, boxes) -> str:
-    objects = []
-    for label, box in zip(labels, xyxy_to_voc(boxes), strict=True):
-        objects.append(
-            "  <object>\n"
-            f"    <name>{SHAPES[label]}</name>\n"
-            "    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n"
-            "    <difficult>0</difficult>\n"
-            "    <bndbox>"
-            f"<xmin>{box[0]}</xmin><ymin>{box[1]}</ymin>"
-            f"<xmax>{box[2]}</xmax><ymax>{box[3]}</ymax></bndbox>\n"
-            "  </object>\n"
-        )
-    return (
-        "<annotation>\n  <folder>wsol-shapes</folder>\n"
-        f"  <filename>{name}.jpg</filename>\n"
-        f"  <size><width>{width}</width><height>{height}</height><depth>3</depth></size>\n"
-        "  <segmented>1</segmented>\n" + "".join(objects) + "</annotation>\n"
-    )
-
-
 def write_dataset(
     root: str | Path,
     splits: dict[str, int],
@@ -205,9 +185,9 @@ def write_dataset(
             h, w = r.image.shape[:2]
             cv2.imwrite(str(root / "JPEGImages" / f"{name}.jpg"), r.image,
                         [cv2.IMWRITE_JPEG_QUALITY, 95])
-            (root / "Annotations" / f"{name}.xml").write_text(
-                _voc_xml(name, h, w, r.labels, r.boxes)
-            )
+            (root / "Annotations" / f"{name}.xml").write_text(voc_xml(
+                f"{name}.jpg", h, w, [SHAPES[k] for k in r.labels], r.boxes,
+                folder="wsol-shapes"))
             inst = np.zeros((h, w), np.uint8)
             cls = np.zeros((h, w), np.uint8)
             for k, (label, m) in enumerate(zip(r.labels, r.masks, strict=True)):

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from xml.sax.saxutils import escape
 
 import numpy as np
 
-from wsol.boxes import voc_to_xyxy
+from wsol.boxes import voc_to_xyxy, xyxy_to_voc
 from wsol.data.base import Dataset, Sample, sanitize_boxes
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,28 @@ def parse_voc_xml(text: str) -> dict:
     fn = root.findtext("filename")
     return {"filename": fn.strip() if fn else None, "height": _int(size, "height"),
             "width": _int(size, "width"), "objects": objects}
+
+
+def voc_xml(file_name: str, height: int, width: int, names: list[str], boxes,
+            scores=None, folder: str = "wsol") -> str:
+    """One VOC annotation: ``boxes [N, 4]`` continuous xyxy become 1-based inclusive
+    corners (widened to the pixels they touch). ``scores``, if given, are written as a
+    ``<score>`` element, which VOC readers ignore."""
+    objects = []
+    for k, (name, box) in enumerate(zip(names, xyxy_to_voc(boxes), strict=True)):
+        score = f"    <score>{float(scores[k]):.6f}</score>\n" if scores is not None else ""
+        objects.append(
+            "  <object>\n"
+            f"    <name>{escape(name)}</name>\n"
+            "    <pose>Unspecified</pose>\n    <truncated>0</truncated>\n"
+            f"    <difficult>0</difficult>\n{score}"
+            f"    <bndbox><xmin>{box[0]}</xmin><ymin>{box[1]}</ymin>"
+            f"<xmax>{box[2]}</xmax><ymax>{box[3]}</ymax></bndbox>\n"
+            "  </object>\n")
+    return (f"<annotation>\n  <folder>{escape(folder)}</folder>\n"
+            f"  <filename>{escape(file_name)}</filename>\n"
+            f"  <size><width>{width}</width><height>{height}</height><depth>3</depth></size>\n"
+            "  <segmented>0</segmented>\n" + "".join(objects) + "</annotation>\n")
 
 
 def _find_image(image_dir: Path, stem: str, filename: str | None) -> Path:
