@@ -365,3 +365,22 @@ def test_a_constant_map_stays_constant_through_upsampling():
     assert up.max() > up.min()  # the hazard is real
     (pm,) = prepare_maps(maps, [(33, 29)], "fraction", 0.2)
     assert pm.problems.tolist() == [MAP_CONSTANT] and (pm.norm == 0).all()
+
+
+def test_smooth_maps_is_a_normalized_symmetric_blur():
+    from wsol.localize import smooth_maps
+
+    m = torch.zeros(1, 2, 9, 9)
+    m[0, 0, 4, 4] = 1.0
+    out = smooth_maps(m, 0.1)  # sigma 0.9 px, radius 3 px: the impulse stays inside
+    assert out.shape == m.shape
+    assert out[0, 0].sum().item() == pytest.approx(1.0, abs=1e-6)
+    assert out[0, 0, 4, 4] == out[0, 0].max() and out[0, 0, 4, 4] < 0.5
+    torch.testing.assert_close(out[0, 0], out[0, 0].T)  # isotropic
+    torch.testing.assert_close(out[0, 0], out[0, 0].flip(0))
+    assert (out[0, 1] == 0).all()  # maps are blurred independently
+    assert smooth_maps(m, 0.0) is m
+    const = torch.full((1, 1, 1, 3), 2.0)  # tiny maps: the kernel is cut to what fits
+    torch.testing.assert_close(smooth_maps(const, 0.3), const)
+    nan = torch.full((1, 1, 4, 4), float("nan"))
+    assert torch.isnan(smooth_maps(nan, 0.1)).all()

@@ -79,6 +79,9 @@ class BoxesConfig:
     merge: str = "none"  # components=all: none | nested (absorb boxes inside others) | overlap
     score: str = "mean"  # mean | max of the map inside the box, times the class probability
     nms_iou: float | None = None  # per-class NMS IoU; None or 0: off
+    # Gaussian blur before thresholding, sigma as a fraction of the map's long side (0: off).
+    # Turns pixel-level saliency (guided_backprop, gradient, ...) into regions (higher PxAP).
+    smooth: float = 0.0
     # Maps are upsampled to the original size, but to at most this many pixels on the long
     # side (boxes are scaled back), so a 12000 x 9000 photo does not need gigabytes.
     max_side: int = 4096

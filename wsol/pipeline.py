@@ -54,6 +54,7 @@ from wsol.localize import (
     Detections,
     detect,
     prepare_maps,
+    smooth_maps,
 )
 from wsol.models import ModelSpec, build_model
 from wsol.report import render_gallery, report_picks
@@ -122,6 +123,8 @@ def validate(cfg: Config) -> None:
         raise ConfigError("model.input_size must be [H, W]")
     if cfg.model.resize:
         _choice(cfg.model.resize, RESIZE_POLICIES, "model.resize")
+    if not 0.0 <= cfg.boxes.smooth <= 0.5:
+        raise ConfigError(f"boxes.smooth must be in [0, 0.5], got {cfg.boxes.smooth}")
     if cfg.boxes.max_side < 16:
         raise ConfigError(f"boxes.max_side must be >= 16, got {cfg.boxes.max_side}")
 
@@ -411,7 +414,8 @@ def _process_batch(ctx: _Context, batch) -> list[ImageResult]:
     else:
         mode, tau = cfg.boxes.threshold_mode, cfg.boxes.threshold
     loc_sizes = [_localize_size(s, cfg.boxes.max_side) for s in batch.orig_sizes]
-    prepared = prepare_maps(out.maps, loc_sizes, mode, tau, batch.regions)
+    maps = smooth_maps(out.maps, cfg.boxes.smooth)
+    prepared = prepare_maps(maps, loc_sizes, mode, tau, batch.regions)
     dt_h, probs_h = dt.cpu().numpy(), dprobs.cpu().numpy()
     results = []
     for i, (sample, pm) in enumerate(zip(samples, prepared, strict=True)):
