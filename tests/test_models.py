@@ -86,3 +86,13 @@ def test_timm_prefix():
     pytest.importorskip("timm")
     spec = build_model("timm:resnet18", "none")
     assert spec.target_layer == "layer4" and len(spec.class_names) == 1000
+
+
+def test_plain_state_dict_checkpoint(tmp_path):
+    import torchvision
+
+    net = torchvision.models.resnet18()
+    torch.save(net.state_dict(), tmp_path / "plain.pth")
+    spec = build_model("resnet18", str(tmp_path / "plain.pth"))
+    assert torch.equal(spec.net.conv1.weight, net.conv1.weight)
+    assert len(spec.class_names) == 1000

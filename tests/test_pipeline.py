@@ -198,3 +198,23 @@ def test_voc_xml_export(tmp_path, shapes_root):
     assert [p.stem for p in xmls] == sorted(im["file_name"][:-4] for im in doc["images"])
     objects = [o for p in xmls for o in parse_voc_xml(p.read_text())["objects"]]
     assert len(objects) == len(doc["annotations"]) > 0
+
+
+def test_threshold_mode_sweep_points_to_the_evaluators_sweep(tmp_path, shapes_root):
+    cfg = load_config(None, ["data.format=voc", f"data.root={shapes_root}", "data.split=val",
+                             "boxes.threshold_mode=sweep", f"out={tmp_path / 'o'}"])
+    with pytest.raises(ConfigError, match="eval.thresholds"):
+        run(cfg)
+
+
+@pytest.mark.parametrize("method", sorted(__import__("wsol.cams", fromlist=["METHODS"]).METHODS))
+def test_every_method_runs_through_the_pipeline(tmp_path, shapes_root, method):
+    out = tmp_path / method
+    result = run(load_config(None, [
+        "data.format=voc", f"data.root={shapes_root}", "data.split=val", "data.limit=3",
+        f"model.weights={__import__('wsol.demo', fromlist=['CHECKPOINT']).CHECKPOINT}",
+        f"cam.method={method}", "report.num_images=1", f"out={out}"]))
+    assert result.metrics["num_images"] == 3 and result.metrics["num_failed"] == 0
+    assert result.metrics["num_bad_maps"] == 0 and result.num_annotations >= 3
+    assert 0.0 <= result.metrics["corloc"] <= 1.0
+    assert (out / "report.html").is_file()

@@ -86,6 +86,10 @@ def validate(cfg: Config) -> None:
     _choice(cfg.data.format, DATASETS, "data.format")
     _choice(cfg.cam.method, METHODS, "cam.method")
     _choice(cfg.cam.targets, TARGET_MODES, "cam.targets")
+    if cfg.boxes.threshold_mode == "sweep":
+        raise ConfigError("boxes.threshold_mode=sweep: the evaluators always sweep "
+                          "eval.thresholds (or 0..1 by eval.sweep_step); boxes.threshold_mode "
+                          "picks the cut for the written boxes: fraction, absolute or otsu")
     _choice(cfg.boxes.threshold_mode, THRESHOLD_MODES, "boxes.threshold_mode")
     _choice(cfg.boxes.components, COMPONENT_MODES, "boxes.components")
     _choice(cfg.boxes.score, SCORE_MODES, "boxes.score")
