@@ -27,9 +27,10 @@ def test_chunks_assemble_with_ids_from_one(tmp_path):
                 "score": 0.1}], [{"image_id": 2, "path": "x", "stage": "decode", "reason": "r"}])
     assert w.flush().name == "chunk_000001.json"
     assert w.flush() is None  # nothing pending
-    path, written = write_pseudo_labels(tmp_path, ds)
-    doc = json.loads(path.read_text())
+    written, failures = write_pseudo_labels(tmp_path, ds)
+    doc = json.loads((tmp_path / "pseudo_labels.json").read_text())
     assert doc == written
+    assert failures == [{"image_id": 2, "path": "x", "stage": "decode", "reason": "r"}]
     assert [a["id"] for a in doc["annotations"]] == [1, 2]
     assert doc["categories"] == [{"id": 5, "name": "a"}, {"id": 9, "name": "b"}]
     assert all(a["iscrowd"] == 0 for a in doc["annotations"])

@@ -104,21 +104,22 @@ def iter_chunks(out_dir: str | Path) -> Iterator[dict]:
 
 
 def write_pseudo_labels(out_dir: str | Path, dataset: Dataset,
-                        info: dict | None = None) -> tuple[Path, dict]:
-    """Assemble the chunks into ``pseudo_labels.json`` (annotation ids from 1, in order).
+                        info: dict | None = None) -> tuple[dict, list[dict]]:
+    """Assemble the chunks into ``pseudo_labels.json`` (annotation ids from 1, in order),
+    in one pass over them.
 
-    Returns the path and the document written.
+    Returns the document written and the failure records the chunks hold.
     """
-    images, anns = [], []
+    images, anns, failures = [], [], []
     for chunk in iter_chunks(out_dir):
         images += chunk["images"]
+        failures += chunk["failures"]
         for a in chunk["annotations"]:
             anns.append({"id": len(anns) + 1, **a, "iscrowd": 0})
     doc = {"info": info or {}, "licenses": [], "images": images, "annotations": anns,
            "categories": dataset.coco_categories()}
-    path = Path(out_dir) / "pseudo_labels.json"
-    atomic_write_json(path, doc)
-    return path, doc
+    atomic_write_json(Path(out_dir) / "pseudo_labels.json", doc)
+    return doc, failures
 
 
 def write_voc_annotations(doc: dict, folder: str | Path) -> int:

@@ -323,16 +323,13 @@ def _finalize(out: Path, cfg: Config, ctx: _Context, evaluators: dict, empty_rea
     dataset = ctx.dataset
     info = {"description": f"wsol pseudo-labels: {cfg.cam.method} on {dataset.name}",
             "method": cfg.cam.method, "model": cfg.model.arch}
-    _, doc = write_pseudo_labels(out, dataset, info)
+    doc, chunk_failures = write_pseudo_labels(out, dataset, info)
     num_anns = len(doc["annotations"])
     fault_point("final:pseudo_labels.json")
     if cfg.export.voc_xml:
         write_voc_annotations(doc, out / "voc")
-    failures = list(dataset.failures)
-    processed: set[int] = set()
-    for chunk in iter_chunks(out):
-        failures += chunk["failures"]
-        processed.update(im["id"] for im in chunk["images"])
+    failures = dataset.failures + chunk_failures
+    processed = {im["id"] for im in doc["images"]}
     atomic_write_text(out / "failures.jsonl", "".join(json.dumps(f) + "\n" for f in failures))
     metrics: dict = {
         "num_images": len(processed),
