@@ -14,9 +14,7 @@ import numpy as np
 from wsol.data.base import Dataset
 from wsol.data.loader import DecodeError, decode_image
 from wsol.evaluate import ImageResult
-from wsol.visualize import overlay, save_png
-
-OVERLAY_SIDE = 360  # long side of an overlay picture, in pixels
+from wsol.visualize import OVERLAY_SIDE, overlay, save_png
 
 
 def report_picks(n: int, k: int) -> list[int]:

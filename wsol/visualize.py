@@ -12,7 +12,7 @@ from wsol.export import atomic_write_text
 
 PRED_COLOR = (255, 64, 32)  # RGB
 GT_COLOR = (40, 220, 60)
-_MAX_SIDE = 360
+OVERLAY_SIDE = 360  # long side of an overlay picture, in pixels
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray | None, pred_boxes: np.ndarray,
@@ -20,7 +20,9 @@ def overlay(image: np.ndarray, heatmap: np.ndarray | None, pred_boxes: np.ndarra
     """RGB ``[H, W, 3]`` with a jet heatmap ``[H, W]`` in ``[0, 1]`` blended in, predicted
     boxes in red and GT boxes in green (all xyxy in ``image`` pixels)."""
     h, w = image.shape[:2]
-    scale = min(1.0, _MAX_SIDE / max(h, w)) if max(h, w) > _MAX_SIDE else max(1.0, 256 / max(h, w))
+    side = max(h, w)
+    # Big images shrink to OVERLAY_SIDE; small ones grow to at least 256 px to be seen.
+    scale = OVERLAY_SIDE / side if side > OVERLAY_SIDE else max(1.0, 256 / side)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     canvas = cv2.resize(image, size, interpolation=interp)
