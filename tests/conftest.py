@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
-from torch import nn
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"
@@ -40,40 +38,9 @@ def shapes_root(tmp_path_factory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("shapes"), {"test": 24, "val": 16}, seed=1)
 
 
-class BrightNet(nn.Module):
-    """Its CAM is the image's brightness: 1x1 conv (mean of RGB), GAP, linear.
-
-    ``gain`` scales the conv: 0 gives a dead layer (constant maps), NaN poisons it."""
-
-    def __init__(self, gain: float = 1.0):
-        super().__init__()
-        self.features = nn.Conv2d(3, 1, 1)
-        self.pool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(1, 1)
-        with torch.no_grad():
-            self.features.weight.fill_(gain / 3)
-            self.features.bias.zero_()
-            self.fc.weight.fill_(1.0)
-            self.fc.bias.zero_()
-
-    def forward(self, x):
-        return self.fc(self.pool(self.features(x)).flatten(1))
-
-
-def register_bright_net(gain: float = 1.0, input_size=(60, 90)) -> None:
-    """Make ``model.arch=bright_net`` build a :class:`BrightNet` (class ``bright``)."""
-    from wsol.models import MODELS, ModelSpec
-
-    def build(weights, classes):
-        return ModelSpec(net=BrightNet(gain), class_names=["bright"], target_layer="features",
-                         cam_layer="features", fc_layer="fc", input_size=input_size,
-                         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), multi_label=True)
-
-    MODELS["bright_net"] = build
-
-
 @pytest.fixture
 def bright_model():
+    from tests.helpers import register_bright_net
     from wsol.models import MODELS
 
     saved = MODELS.get("bright_net")

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from wsol.apps.demo import DEMO_CONFIG
 from wsol.cli import EXIT_OK, EXIT_USAGE, format_table, main
-from wsol.demo import DEMO_CONFIG
 
 
 def _wsol(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "wsol.cli", *args], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "wsol", *args], capture_output=True,
                           text=True, cwd=cwd, timeout=300)
 
 
@@ -82,7 +82,7 @@ def test_partial_run_exits_3_and_records_the_failure(tmp_path, bright_model):
 
 
 def test_bench_reports_wsol_and_reference_side_by_side():
-    from wsol.bench import bench_maps
+    from wsol.apps.bench import bench_maps
 
     result = bench_maps("resnet18", "gradcam", batch_size=2, size=32, repeats=1)
     rows = result["images_per_second"]

@@ -2,7 +2,7 @@
 
 Exit codes: 0 the run completed; 3 it completed but some images failed (see
 ``failures.jsonl``); 2 the command or config was wrong and nothing was done;
-1 an unexpected error.
+1 an unexpected error; 130 interrupted.
 """
 
 from __future__ import annotations
@@ -11,11 +11,14 @@ import argparse
 import logging
 import sys
 import time
+import warnings
 from pathlib import Path
 
 from tqdm import tqdm
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+from wsol.errors import WsolError
+
+EXIT_OK, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 2, 3, 130
 
 SUMMARY_KEYS = ("num_images", "num_failed", "corloc", "gt_known_loc", "maxboxacc",
                 "maxboxacc_v2", "pxap", "coco_ap", "coco_ap50", "images_per_second")
@@ -59,7 +62,7 @@ def _status(metrics: dict) -> int:
 
 
 def cmd_demo(args) -> int:
-    from wsol.demo import run_demo
+    from wsol.apps.demo import run_demo
 
     t0 = time.perf_counter()
     results = run_demo(args.out, _progress if not args.quiet else None)
@@ -72,18 +75,19 @@ def cmd_demo(args) -> int:
 
 def cmd_run(args) -> int:
     from wsol.config import load_config
-    from wsol.pipeline import run
+    from wsol.run import run
 
     cfg = load_config(args.config, args.overrides)
-    result = run(cfg, None if args.quiet else _progress(cfg.cam.method), overwrite=args.overwrite)
+    result = run(cfg, progress=None if args.quiet else _progress(cfg.cam.method),
+                 overwrite=args.overwrite)
     print(format_table({cfg.cam.method: result.metrics}))
     print(f"\nOutputs in {result.out_dir}/")
     return _status(result.metrics)
 
 
 def cmd_train(args) -> int:
+    from wsol.apps.train import train
     from wsol.config import TrainConfig, load_config
-    from wsol.train import train
 
     cfg = load_config(args.config, args.overrides, cls=TrainConfig)
     bar = None if args.quiet else tqdm(desc="train", unit="step", file=sys.stderr)
@@ -103,7 +107,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from wsol.bench import bench_demo, bench_maps
+    from wsol.apps.bench import bench_demo, bench_maps
 
     result = bench_maps(args.arch, args.method, args.batch_size, args.size, args.repeats,
                         args.device, args.precision)
@@ -127,13 +131,17 @@ EVAL_KEYS = ("num_images", "num_pairs", "num_predictions", "num_dropped", "corlo
 def cmd_eval(args) -> int:
     import json
 
-    from wsol.export import atomic_write_json
-    from wsol.score import evaluate_predictions, load_ground_truth, load_predictions
+    from wsol.evaluate.predictions import (
+        evaluate_predictions,
+        load_ground_truth,
+        load_predictions,
+    )
+    from wsol.fileio import atomic_write_json
 
     dataset = load_ground_truth(args.gt, args.gt_format, args.split)
     try:
         preds, counts = load_predictions(json.loads(Path(args.pred).read_text()), dataset)
-    except ValueError as e:  # includes malformed JSON
+    except (ValueError, OSError) as e:  # malformed JSON or predictions, unreadable file
         print(f"wsol: error: {args.pred}: {e}", file=sys.stderr)
         return EXIT_USAGE
     metrics, per_class = evaluate_predictions(dataset, preds, args.iou)
@@ -148,12 +156,14 @@ def cmd_eval(args) -> int:
 
 
 def cmd_calibrate(args) -> int:
-    from wsol.calibrate import calibrate
     from wsol.config import load_config
+    from wsol.run import calibrate
 
     cfg = load_config(args.config, args.overrides)
-    res = calibrate(cfg, args.metric, args.per_class, args.min_pairs,
-                    None if args.quiet else _progress("calibrate"), overwrite=args.overwrite)
+    res = calibrate(cfg, metric=args.metric, per_class=args.per_class,
+                    min_pairs=args.min_pairs,
+                    progress=None if args.quiet else _progress("calibrate"),
+                    overwrite=args.overwrite)
     cal = res.calibration
     rows = {"(all)": {"pairs": cal.pairs, "threshold": cal.threshold, cal.metric: cal.score}}
     for name, e in cal.per_class.items():
@@ -162,6 +172,52 @@ def cmd_calibrate(args) -> int:
     print(f"\nCalibration: {res.path}\nApply it to another split: wsol run {args.config} "
           f"boxes.threshold=calibrated boxes.calibration={res.path} data.split=...")
     return _status(res.metrics)
+
+
+def cmd_explain(args) -> int:
+    from wsol.apps.explain import explain, write_explanation
+    from wsol.localize import BoxParams
+    from wsol.models import load_model
+
+    options = {"arch": args.model, "weights": args.weights, "method": args.method,
+               "layer": None, "class_map": None, "boxes": BoxParams(), "precision": "fp32",
+               "device": "cpu"}
+    if args.config:
+        from wsol.config import load_config
+        from wsol.run.build import explain_options
+
+        options.update(explain_options(load_config(args.config)))
+    for key in ("model", "weights", "method"):  # flags given explicitly win over the config
+        if getattr(args, key) != EXPLAIN_DEFAULTS[key]:
+            options["arch" if key == "model" else key] = getattr(args, key)
+    model = load_model(options["arch"], options["weights"], device=options["device"],
+                       target_layer=options["layer"])
+    out = Path(args.out)
+    stems: set[str] = set()
+    for image in args.images:
+        exp = explain(model, image, options["method"], topk=args.topk,
+                      classes=[args.cls] if args.cls else None,
+                      class_map=options["class_map"], boxes=options["boxes"],
+                      precision=options["precision"])
+        stem = Path(image).stem
+        while stem in stems:  # two images with one name must not overwrite each other
+            stem += "_"
+        stems.add(stem)
+        files = write_explanation(exp, out, stem)
+        print(f"{image}: {options['arch']} predicts")
+        for name, p in exp.top(5):
+            print(f"  {p:6.3f}  {name}")
+        for name, c in zip(exp.targets, exp.result.classes, strict=True):
+            boxes = ", ".join(f"[{b[0]:.0f}, {b[1]:.0f}, {b[2]:.0f}, {b[3]:.0f}] {s:.2f}"
+                              for b, s in zip(c.detections.boxes, c.detections.scores,
+                                              strict=True)) or c.detections.reason or "none"
+            print(f"  {options['method']} for {name!r}: boxes (x1, y1, x2, y2) {boxes}")
+        print(f"  wrote {len(files)} files to {out}/ ({files[0].name}, ...)" if files
+              else "  nothing to draw")
+    return EXIT_OK
+
+
+EXPLAIN_DEFAULTS = {"model": "efficientnet_lite0", "weights": "DEFAULT", "method": "gradcam"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -208,10 +264,26 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", default=None, help="write metrics.json and metrics_per_class.json")
     e.set_defaults(func=cmd_eval)
 
+    x = sub.add_parser("explain", help="why did the model say that? maps and boxes for images")
+    x.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    x.add_argument("--config", default=None,
+                   help="take the model, method, class map and box settings from a run config")
+    x.add_argument("--model", default=EXPLAIN_DEFAULTS["model"],
+                   help="architecture (default efficientnet_lite0, ImageNet, offline)")
+    x.add_argument("--weights", default=EXPLAIN_DEFAULTS["weights"],
+                   help="DEFAULT (pretrained), none, or a checkpoint path")
+    x.add_argument("--method", default=EXPLAIN_DEFAULTS["method"], help="CAM method")
+    which = x.add_mutually_exclusive_group()
+    which.add_argument("--class", dest="cls", default=None, metavar="NAME",
+                       help="explain this class")
+    which.add_argument("--topk", type=int, default=3, help="explain the K top classes (3)")
+    x.add_argument("--out", default="runs/explain", help="output folder (runs/explain)")
+    x.set_defaults(func=cmd_explain)
+
     c = sub.add_parser("calibrate", help="choose the box threshold on a split that has boxes")
     c.add_argument("config", help="YAML config; its data split is the calibration split")
     c.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.split=val out=DIR")
-    from wsol.calibrate import METRICS
+    from wsol.evaluate.calibration import METRICS
 
     c.add_argument("--metric", default="maxboxacc", choices=METRICS,
                    help="what tau maximizes (default maxboxacc)")
@@ -227,22 +299,19 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    from wsol.class_maps import ClassMapError
-    from wsol.config import ConfigError
-    from wsol.data.voc import AnnotationError
-    from wsol.models import ModelError
-    from wsol.pipeline import RunExistsError
-    from wsol.targets import TargetError
+    # Big photos (over ~89 Mpx) make PIL warn of a decompression bomb; wsol drafts
+    # them down and caps the maps, so the warning is noise on the console.
+    from PIL import Image
 
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     try:
         return args.func(args)
-    except (ConfigError, ModelError, TargetError, AnnotationError, ClassMapError,
-            RunExistsError, FileNotFoundError) as e:
+    except WsolError as e:
         print(f"wsol: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("wsol: interrupted", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -3,12 +3,14 @@
 Class activation maps (``[B, K, h, w]`` at the target layer's grid): ``cam``, ``gradcam``,
 ``gradcampp``, ``xgradcam``, ``layercam``, ``hirescam``, ``scorecam``, ``eigencam``.
 Pixel-level maps (``[B, K, H, W]`` at the input size, ``method.pixel_level``):
-``gradient``, ``deconvnet``, ``guided_backprop``, ``guided_gradcam``.
+``gradient``, ``deconvnet``, ``guided_backprop``, ``guided_gradcam``. Which classes get a
+map is :mod:`wsol.cams.targets`' job.
 """
 
 from __future__ import annotations
 
 from wsol.cams.base import (
+    CamError,
     CamMethod,
     CamOutput,
     ForwardPass,
@@ -20,11 +22,14 @@ from wsol.cams.cam import CAM
 from wsol.cams.eigen import EigenCAM
 from wsol.cams.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from wsol.cams.guided import Deconvnet, Gradient, GuidedBackprop, GuidedGradCAM, relu_rule
-from wsol.cams.score import ScoreCAM
+from wsol.cams.scorecam import ScoreCAM
+from wsol.errors import unknown_choice
 from wsol.models import ModelSpec
 
-__all__ = ["METHODS", "CamMethod", "CamOutput", "ForwardPass", "build_method", "frozen_model",
-           "hooked_activation", "relu_rule", "tokens_to_grid"]
+__all__ = ["CAM", "METHODS", "CamError", "CamMethod", "CamOutput", "Deconvnet", "EigenCAM",
+           "ForwardPass", "GradCAM", "GradCAMPlusPlus", "Gradient", "GuidedBackprop",
+           "GuidedGradCAM", "HiResCAM", "LayerCAM", "ScoreCAM", "XGradCAM", "build_method",
+           "frozen_model", "hooked_activation", "relu_rule", "tokens_to_grid"]
 
 METHODS: dict[str, type[CamMethod]] = {
     cls.name: cls
@@ -40,5 +45,5 @@ def build_method(name: str, spec: ModelSpec, layer: str | None = None) -> CamMet
     ``gradient``, ``deconvnet`` and ``guided_backprop`` hook none).
     """
     if name not in METHODS:
-        raise ValueError(f"unknown cam.method {name!r}; valid: {', '.join(sorted(METHODS))}")
+        raise CamError(unknown_choice("cam.method", name, METHODS))
     return METHODS[name](spec, layer)

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from wsol.errors import WsolError
 from wsol.models import ModelSpec, resolve_module
+
+
+class CamError(WsolError, ValueError):
+    """A method that does not fit the model (no known layer, a layer of the wrong kind,
+    a head that CAM cannot read)."""
+
 
 TargetFn = Callable[[torch.Tensor], torch.Tensor]
 Reshape = Callable[[torch.Tensor], torch.Tensor]
@@ -53,8 +60,13 @@ class _Store:
 
 @contextlib.contextmanager
 def frozen_model(net: nn.Module) -> Iterator[nn.Module]:
-    """Eval mode and ``requires_grad=False`` on every parameter, restored on exit."""
-    was_training = net.training
+    """Eval mode and ``requires_grad=False`` on every parameter inside the block.
+
+    On exit every module gets back its own ``training`` flag (a BatchNorm frozen in eval
+    mode inside a model in training mode stays frozen) and every parameter its own
+    ``requires_grad``, even if the block raises.
+    """
+    modes = [(m, m.training) for m in net.modules()]
     flags = [(p, p.requires_grad) for p in net.parameters()]
     try:
         net.eval()
@@ -64,7 +76,8 @@ def frozen_model(net: nn.Module) -> Iterator[nn.Module]:
     finally:
         for p, flag in flags:
             p.requires_grad_(flag)
-        net.train(was_training)
+        for m, training in modes:
+            m.training = training
 
 
 @contextlib.contextmanager
@@ -90,7 +103,7 @@ def hooked_activation(net: nn.Module, layer: str, track_grad: bool,
         if not store.active:
             return None
         if not isinstance(output, torch.Tensor):
-            raise TypeError(f"layer {layer!r} returns a {type(output).__name__}; hook a layer "
+            raise CamError(f"layer {layer!r} returns a {type(output).__name__}; hook a layer "
                             "that returns a tensor")
         if track_grad and detach:
             output = output.detach().requires_grad_(True)
@@ -126,33 +139,57 @@ def tokens_to_grid(tokens: torch.Tensor, input_hw: tuple[int, int],
         if best is None or err < best[0]:
             best = (err, p, h, w)
     if best is None:
-        raise ValueError(f"cannot lay {n} tokens (prefix {prefix}) out as a grid of a "
+        raise CamError(f"cannot lay {n} tokens (prefix {prefix}) out as a grid of a "
                          f"{height}x{width} input; set the method's reshape function")
     _, p, h, w = best
     return tokens[:, p:].reshape(b, h, w, c).permute(0, 3, 1, 2)
 
 
 class ForwardPass:
-    """One batch after its forward pass: what :meth:`CamMethod.compute` works from.
+    """One batch after its forward pass, inside :meth:`CamMethod.forward`.
+
+    The logits are known here, so the caller can choose the target classes from them
+    and then ask for the maps with :meth:`maps`.
 
     Attributes:
         images: the input ``[B, 3, H, W]`` (requires grad for pixel-level methods).
         logits: ``[B, C]`` as the network returned them (in the graph when the method
             takes gradients; possibly half precision under autocast).
-        targets: model classes ``[B, K]``, ``-1`` pads.
+        targets: model classes ``[B, K]`` (``-1`` pads) of the last :meth:`maps` call.
         raw: the hooked layer's output in its own layout, or None without a layer.
         activation: ``raw`` as an fp32 grid ``[B, C, h, w]``, detached, or None.
         autocast: a context manager factory for further forward passes.
     """
 
-    def __init__(self, method: CamMethod, images, logits, targets, raw, autocast):
+    def __init__(self, method: CamMethod, images, logits, raw, autocast):
         self.method = method
         self.images = images
         self.logits = logits
-        self.targets = targets
+        self.targets: torch.Tensor | None = None
         self.raw = raw
         self.autocast = autocast
         self.activation = None if raw is None else method.to_grid(raw.detach(), images).float()
+
+    def maps(self, targets: torch.Tensor,
+             compute: Callable[[ForwardPass], torch.Tensor] | None = None) -> torch.Tensor:
+        """Maps ``[B, K, ...]`` (fp32, detached) for model classes ``targets [B, K]``
+        (``-1`` pads, whose maps are zero). ``compute`` replaces the method's own
+        :meth:`CamMethod.compute` (for attributions that keep the colour channels)."""
+        b = self.images.shape[0]
+        tgt = torch.as_tensor(targets).to(self.logits.device, torch.long)
+        if tgt.ndim != 2 or tgt.shape[0] != b:
+            raise ValueError(f"targets must be [B, K] with B={b}, got {tuple(tgt.shape)}")
+        if tgt.numel() and int(tgt.max()) >= self.logits.shape[1]:
+            raise ValueError(f"target class {int(tgt.max())} is out of range for "
+                             f"{self.logits.shape[1]} model classes")
+        self.targets = tgt
+        if tgt.shape[1]:
+            out = (compute or self.method.compute)(self).float()
+        else:
+            hw = self.images.shape[-2:] if self.method.pixel_level else self.activation.shape[-2:]
+            out = self.images.new_zeros((b, 0, *hw), dtype=torch.float32)
+        valid = (tgt >= 0).view(*tgt.shape, *[1] * (out.ndim - 2))
+        return torch.where(valid, out, torch.zeros_like(out)).detach()
 
     def score(self, j: int) -> torch.Tensor:
         """The summed pre-softmax scores ``sum_b y_b^{c_bj}`` of target column ``j``.
@@ -213,7 +250,7 @@ class CamMethod:
         default = self.spec.cam_layer if self.layer_kind == "cam" else self.spec.target_layer
         chosen = layer or default
         if not chosen:
-            raise ValueError(
+            raise CamError(
                 f"{self.name}: no default target layer is known for "
                 f"{type(self.spec.net).__name__}; set model.target_layer to the dotted name "
                 "of a conv layer (e.g. 'layer4' or 'features.29')")
@@ -230,7 +267,7 @@ class CamMethod:
         if t.ndim == 3:
             prefix = getattr(self.spec.net, "num_prefix_tokens", None)
             return tokens_to_grid(t, tuple(images.shape[-2:]), prefix)
-        raise ValueError(f"layer {self.layer!r} gives a {t.ndim}-D output {tuple(t.shape)}; "
+        raise CamError(f"layer {self.layer!r} gives a {t.ndim}-D output {tuple(t.shape)}; "
                          "hook a conv layer or set the method's reshape function")
 
     def map(self, activation: torch.Tensor, grad: torch.Tensor | None,
@@ -259,13 +296,17 @@ class CamMethod:
         classes. ``autocast_dtype`` (``torch.bfloat16`` or ``torch.float16``) runs the
         forward passes under autocast; maps are always computed in fp32.
         """
-        return self.run(images, targets, autocast_dtype, self.compute)
+        with self.forward(images, autocast_dtype) as fp:
+            logits = fp.logits.detach().float()
+            maps = fp.maps(targets(logits) if callable(targets) else targets)
+        return CamOutput(maps=maps, logits=logits, targets=fp.targets)
 
-    def run(self, images: torch.Tensor, targets: torch.Tensor | TargetFn,
-            autocast_dtype: torch.dtype | None,
-            compute: Callable[[ForwardPass], torch.Tensor]) -> CamOutput:
-        """The forward pass and its context; ``compute`` turns it into ``[B, K, ...]``
-        (maps of padded targets are zeroed)."""
+    @contextlib.contextmanager
+    def forward(self, images: torch.Tensor,
+                autocast_dtype: torch.dtype | None = None) -> Iterator[ForwardPass]:
+        """The forward pass of ``images [B, 3, H, W]`` and its context (eval mode, frozen
+        parameters, hooks, autocast), held open while the caller picks targets from
+        ``ForwardPass.logits`` and asks for ``ForwardPass.maps``; all undone on exit."""
         net = self.spec.net
 
         def autocast():
@@ -290,22 +331,6 @@ class CamMethod:
             if store is not None:
                 raw = store.activation
                 if raw is None:
-                    raise RuntimeError(f"layer {self.layer!r} was not reached by the forward pass")
+                    raise CamError(f"layer {self.layer!r} was not reached by the forward pass")
                 store.active = False
-            tgt = targets(logits.detach().float()) if callable(targets) else targets
-            tgt = tgt.to(logits.device, torch.long)
-            if tgt.ndim != 2 or tgt.shape[0] != images.shape[0]:
-                raise ValueError(f"targets must be [B, K] with B={images.shape[0]}, "
-                                 f"got {tuple(tgt.shape)}")
-            if tgt.numel() and int(tgt.max()) >= logits.shape[1]:
-                raise ValueError(f"target class {int(tgt.max())} is out of range for "
-                                 f"{logits.shape[1]} model classes")
-            fp = ForwardPass(self, x, logits, tgt, raw, autocast)
-            if tgt.shape[1]:
-                out = compute(fp).float()
-            else:
-                hw = images.shape[-2:] if self.pixel_level else fp.activation.shape[-2:]
-                out = images.new_zeros((tgt.shape[0], 0, *hw), dtype=torch.float32)
-            valid = (tgt >= 0).view(*tgt.shape, *[1] * (out.ndim - 2))
-            out = torch.where(valid, out, torch.zeros_like(out))
-        return CamOutput(maps=out.detach(), logits=logits.detach().float(), targets=tgt)
+            yield ForwardPass(self, x, logits, raw, autocast)

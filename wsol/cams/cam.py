@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsol.cams.base import CamMethod, ForwardPass
+from wsol.cams.base import CamError, CamMethod, ForwardPass
 from wsol.cams.gradcam import weighted_sum
 from wsol.models import resolve_module
 
@@ -47,7 +47,7 @@ class CAM(CamMethod):
             logger.info("cam hooks the pooled layer %r, not the target layer %r",
                         spec.cam_layer, layer)
         if not (spec.fc_layer and spec.cam_layer):
-            raise ValueError(
+            raise CamError(
                 f"cam needs a global-average-pooling + linear (or 1x1 conv) head; "
                 f"{type(spec.net).__name__} has none known. Use a gradient method such as "
                 "gradcam")
@@ -55,10 +55,10 @@ class CAM(CamMethod):
         fc = resolve_module(spec.net, spec.fc_layer)
         if isinstance(fc, nn.Conv2d):
             if spec.fc_layer != self.layer or fc.kernel_size != (1, 1):
-                raise ValueError(f"cam: conv classifier {spec.fc_layer!r} must be a 1x1 conv "
+                raise CamError(f"cam: conv classifier {spec.fc_layer!r} must be a 1x1 conv "
                                  "and the CAM layer itself")
         elif not isinstance(fc, nn.Linear):
-            raise ValueError(f"cam: {spec.fc_layer!r} is a {type(fc).__name__}, not a "
+            raise CamError(f"cam: {spec.fc_layer!r} is a {type(fc).__name__}, not a "
                              "Linear or 1x1 Conv2d")
         self.fc = fc
         self._fc_input: torch.Tensor | None = None
@@ -83,13 +83,13 @@ class CAM(CamMethod):
         rel = 1e-3 if fp.raw.dtype == ref.dtype == torch.float32 else 3e-2
         ref = ref.float().flatten(1)
         if ref.shape != a.shape[:2]:
-            raise ValueError(f"cam: layer {self.layer!r} has {a.shape[1]} channels but the "
+            raise CamError(f"cam: layer {self.layer!r} has {a.shape[1]} channels but the "
                              f"classifier takes {ref.shape[1]}")
         tol = rel * (float(ref.abs().max()) + 1e-6)
         for candidate in (a, F.relu(a)):
             if float((candidate.mean(dim=(2, 3)) - ref).abs().max()) <= tol:
                 return candidate
-        raise ValueError(
+        raise CamError(
             f"cam: the classifier's input is not the global average of layer "
             f"{self.layer!r}; CAM needs the layer that feeds global average pooling. "
             "Use a gradient method such as gradcam")

@@ -122,7 +122,10 @@ class _InputGradient(CamMethod):
         def compute(fp: ForwardPass) -> torch.Tensor:
             return torch.stack([self.signal(fp, j) for j in range(fp.targets.shape[1])], 1)
 
-        return self.run(images, targets, autocast_dtype, compute)
+        with self.forward(images, autocast_dtype) as fp:
+            logits = fp.logits.detach().float()
+            maps = fp.maps(targets(logits) if callable(targets) else targets, compute)
+        return CamOutput(maps=maps, logits=logits, targets=fp.targets)
 
 
 class Gradient(_InputGradient):

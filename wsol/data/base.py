@@ -7,6 +7,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from wsol.boxes import box_area, clip_boxes, xyxy_to_coco
+from wsol.errors import WsolError
+
+
+class DataError(WsolError):
+    """A dataset that cannot be read as configured."""
+
+
+class DataNotFoundError(DataError, FileNotFoundError):
+    """A dataset folder or annotation file that does not exist."""
+
+
+class AnnotationError(DataError, ValueError):
+    """An annotation file that cannot be read."""
 
 
 def _no_boxes() -> np.ndarray:

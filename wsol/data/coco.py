@@ -16,8 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from wsol.boxes import coco_to_xyxy
-from wsol.data.base import Dataset, Sample, sanitize_boxes
-from wsol.data.voc import AnnotationError
+from wsol.data.base import AnnotationError, DataNotFoundError, Dataset, Sample, sanitize_boxes
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +75,7 @@ def load_coco(root: str | Path, ann_file: str | Path, classes: list[str] | None 
     try:
         data = json.loads(ann_file.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"COCO annotation file {ann_file} not found") from None
+        raise DataNotFoundError(f"COCO annotation file {ann_file} not found") from None
     except json.JSONDecodeError as e:
         raise AnnotationError(f"{ann_file}: not valid JSON: {e}") from None
     _check_structure(data, ann_file)

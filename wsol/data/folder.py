@@ -17,15 +17,14 @@ from pathlib import Path
 
 import numpy as np
 
-from wsol.data.base import Dataset, Sample
-from wsol.data.voc import AnnotationError
+from wsol.data.base import AnnotationError, DataNotFoundError, Dataset, Sample
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 
 def _read_labels(path: Path) -> dict[str, list[str]]:
     if not path.is_file():
-        raise FileNotFoundError(f"labels file {path} not found")
+        raise DataNotFoundError(f"labels file {path} not found")
     if path.suffix.lower() == ".json":
         try:
             raw = json.loads(path.read_text())
@@ -49,7 +48,7 @@ def load_folder(root: str | Path, labels_file: str = "", classes: list[str] | No
     """List the images under ``root`` (sorted, recursive) with their optional tags."""
     root = Path(root)
     if not root.is_dir():
-        raise FileNotFoundError(f"image folder {root} not found")
+        raise DataNotFoundError(f"image folder {root} not found")
     tags = _read_labels(Path(labels_file)) if labels_file else {}
     if tags:
         files = sorted(tags)

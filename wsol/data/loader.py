@@ -1,4 +1,4 @@
-"""Decode, resize and batch images; a file that cannot be read becomes a recorded failure.
+"""Resize and batch decoded images; a file that cannot be read becomes a recorded failure.
 
 Batches hold ``uint8`` pixels: normalization happens on the device, where it is cheap
 and the transfer is four times smaller.
@@ -6,82 +6,15 @@ and the transfer is four times smaller.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 
 from wsol.data.base import Sample
-
-# Decoding a 12000 x 9000 JPEG at full size needs ~300 MB; JPEG can decode at 1/2..1/8
-# scale for free, so anything above this many times the input size is drafted down.
-_DRAFT_FACTOR = 2
-_EXIF_SWAPS_AXES = {5, 6, 7, 8}
-Image.MAX_IMAGE_PIXELS = 200_000_000
-
-
-class DecodeError(ValueError):
-    """An image file that cannot be decoded."""
-
-
-def _to_rgb_array(im: Image.Image) -> np.ndarray:
-    if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        arr = np.asarray(im, dtype=np.float64)
-        hi = 65535.0 if arr.max(initial=0) > 255 else 255.0
-        gray = (arr.clip(0, hi) * (255.0 / hi)).round().astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=2)
-    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
-        # Composite on white so transparent pixels don't show their hidden colour.
-        rgba = im.convert("RGBA")
-        bg = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(bg, rgba).convert("RGB"))
-    return np.array(im.convert("RGB"))
-
-
-def decode_image(path: str | Path,
-                 max_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
-    """Read an image file as upright RGB.
-
-    Returns ``(pixels uint8 [h, w, 3], (H, W))``: ``(H, W)`` is the displayed size of the
-    original (after EXIF orientation); ``pixels`` may be smaller than that when
-    ``max_side`` allowed a reduced-scale JPEG decode.
-
-    Raises:
-        DecodeError: missing, empty, truncated or undecodable file.
-    """
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DecodeError("file not found") from None
-    except OSError as e:
-        raise DecodeError(f"cannot read file: {e.strerror or e}") from None
-    if not data:
-        raise DecodeError("empty file (0 bytes)")
-    try:
-        im = Image.open(io.BytesIO(data))
-        orientation = im.getexif().get(0x0112, 1)
-        width, height = im.size
-        if orientation in _EXIF_SWAPS_AXES:
-            width, height = height, width
-        if max_side and im.format == "JPEG" and max(width, height) > _DRAFT_FACTOR * max_side:
-            scale = _DRAFT_FACTOR * max_side / max(width, height)
-            im.draft("RGB", (int(im.size[0] * scale) + 1, int(im.size[1] * scale) + 1))
-        im.load()  # raises on truncated data, unlike cv2, which only warns
-        im = ImageOps.exif_transpose(im)
-        pixels = _to_rgb_array(im)
-    except DecodeError:
-        raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        msg = str(e) or type(e).__name__
-        raise DecodeError(f"cannot decode image: {msg}") from None
-    if pixels.ndim != 3 or pixels.shape[0] == 0 or pixels.shape[1] == 0:
-        raise DecodeError(f"decoded to an empty array of shape {pixels.shape}")
-    return np.ascontiguousarray(pixels), (height, width)
-
+from wsol.data.decode import DecodeError, decode_image
+from wsol.errors import unknown_choice
 
 RESIZE_POLICIES = ("stretch", "letterbox")
 
@@ -143,8 +76,7 @@ class ImageDataset(torch.utils.data.Dataset):
     def __init__(self, samples: list[Sample], input_size: tuple[int, int],
                  policy: str = "stretch", fill: tuple[int, int, int] = (0, 0, 0)):
         if policy not in RESIZE_POLICIES:
-            raise ValueError(f"unknown resize policy {policy!r}; valid: "
-                             f"{', '.join(RESIZE_POLICIES)}")
+            raise ValueError(unknown_choice("resize policy", policy, RESIZE_POLICIES))
         self.samples = samples
         self.input_size = tuple(input_size)
         self.policy = policy

@@ -12,8 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-VOC_VOID = 255  # VOC marks object borders and unlabelled regions with 255
-
 
 def decode_segmentation(seg, height: int, width: int) -> np.ndarray:
     """A COCO segmentation -> bool mask ``[height, width]``.

@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from wsol.boxes import voc_to_xyxy, xyxy_to_voc
-from wsol.data.base import Dataset, Sample, sanitize_boxes
+from wsol.data.base import AnnotationError, DataNotFoundError, Dataset, Sample, sanitize_boxes
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +26,6 @@ VOC_CLASSES: tuple[str, ...] = (
 )
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
-
-class AnnotationError(ValueError):
-    """An annotation file that cannot be read."""
 
 
 def parse_voc_xml(text: str) -> dict:
@@ -136,7 +132,7 @@ def load_voc(root: str | Path, split: str, classes: list[str] | None = None,
     if not split_file.is_file():
         avail = sorted(p.stem for p in (root / "ImageSets" / "Main").glob("*.txt")) \
             if (root / "ImageSets" / "Main").is_dir() else []
-        raise FileNotFoundError(
+        raise DataNotFoundError(
             f"VOC split file {split_file} not found"
             + (f"; splits here: {', '.join(avail)}" if avail else
                "; data.root must hold Annotations/, JPEGImages/ and ImageSets/Main/")

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from wsol.cams.targets import ClassMapping, TargetError, pad_labels, select_dataset_targets
+from wsol.models import ModelSpec
+
+
+def _spec(names, multi_label=False):
+    return ModelSpec(net=torch.nn.Identity(), class_names=names, target_layer="",
+                     multi_label=multi_label)
+
+
+def test_mapping_by_name_and_error_without_map():
+    m = ClassMapping.build(["b", "a"], _spec(["a", "b", "c"]))
+    assert m.matrix.tolist() == [[False, True, False], [True, False, False]]
+    with pytest.raises(TargetError, match="class_map"):
+        ClassMapping.build(["zebra"], _spec(["a", "b"]))
+
+
+def test_combine_rule_softmax_sums_probabilities_and_maps_best_logit():
+    # Dataset class "dog" <- model classes 0, 1; "cat" <- 2; model class 3 unmapped.
+    m = ClassMapping.build(["dog", "cat"], _spec(["x0", "x1", "x2", "x3"]),
+                           {"dog": [0, 1], "cat": [2]})
+    logits = torch.tensor([[1.0, 2.0, 0.5, 3.0]])
+    probs = torch.softmax(logits, 1)
+    dp = m.dataset_probs(probs)
+    torch.testing.assert_close(dp, torch.stack([probs[:, 0] + probs[:, 1], probs[:, 2]], 1))
+    # The dog map is model class 1 (logit 2.0 beats 1.0); padding stays -1.
+    t = m.model_targets(logits, torch.tensor([[0, 1, -1]]))
+    assert t.tolist() == [[1, 2, -1]]
+
+
+def test_combine_rule_multilabel_takes_max():
+    m = ClassMapping.build(["dog"], _spec(["a", "b"], multi_label=True), {"dog": [0, 1]})
+    p = torch.tensor([[0.3, 0.6]])
+    assert m.dataset_probs(p).tolist() == [[pytest.approx(0.6)]]
+
+
+def test_missing_class_in_map_is_clear():
+    with pytest.raises(TargetError, match="skip_unmapped"):
+        ClassMapping.build(["dog", "person"], _spec(["a"]), {"dog": [0]})
+
+
+def test_select_targets_modes():
+    probs = torch.tensor([[0.1, 0.7, 0.6], [0.9, 0.05, 0.05]])
+    gt = pad_labels([[2], [0, 1]])
+    assert gt.tolist() == [[2, -1], [0, 1]]
+    assert select_dataset_targets("gt", probs, gt).tolist() == gt.tolist()
+    assert select_dataset_targets("topk", probs, None, topk=2).tolist() == [[1, 2], [0, 1]]
+    sel = select_dataset_targets("prob", probs, None, min_prob=0.5)
+    assert sel.tolist() == [[1, 2], [0, -1]]
+    with pytest.raises(TargetError):
+        select_dataset_targets("gt", probs, None)
+    with pytest.raises(TargetError, match="valid"):
+        select_dataset_targets("every", probs, None)

@@ -1,0 +1,420 @@
+"""Metrics on hand-built cases whose answers are worked out in the comments."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from wsol.data.base import Dataset, Sample
+from wsol.data.masks import class_mask, decode_segmentation, voc_instance_segmentations
+from wsol.errors import WsolError
+from wsol.evaluate import (
+    BoxAccuracy,
+    Evaluators,
+    MaxBoxAcc,
+    PixelAP,
+    coco_ap,
+    sweep_thresholds,
+)
+from wsol.evaluate.predictions import (
+    evaluate_predictions,
+    load_ground_truth,
+    load_predictions,
+    prediction_corloc,
+)
+from wsol.localize import ClassResult, Detections, ImageResult, detect
+
+# Normalized 5x5 unimodal map: centre 1, its 4 neighbours 0.5, the bump's corners 0.25.
+BUMP_MAP = np.array([
+    [0, 0, 0, 0, 0],
+    [0, .25, .5, .25, 0],
+    [0, .5, 1, .5, 0],
+    [0, .25, .5, .25, 0],
+    [0, 0, 0, 0, 0],
+])
+# Two peaks: A (2x2 at 1.0) and the larger, lower B (3x3 at 0.55).
+TWO_PEAKS = np.zeros((6, 8))
+TWO_PEAKS[1:3, 1:3] = 1.0
+TWO_PEAKS[2:5, 5:8] = 0.55
+BOX_A, BOX_B = [1, 1, 3, 3], [5, 2, 8, 5]
+
+
+def _sample(image_id, boxes, labels, ignore=None, segmentations=None, hw=(5, 5)):
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    labels = np.asarray(labels, np.int64)
+    ignore = np.zeros(len(labels), bool) if ignore is None else np.asarray(ignore, bool)
+    return Sample(image_id=image_id, path=f"/imgs/{image_id}.jpg", file_name=f"{image_id}.jpg",
+                  height=hw[0], width=hw[1], labels=np.unique(labels[~ignore]), boxes=boxes,
+                  box_labels=labels, ignore=ignore, segmentations=segmentations)
+
+
+def _result(sample, norm_map, cut, cls=0, probs=(1.0,), components="largest"):
+    """A ``(sample, result)`` pair, as the run feeds the evaluators."""
+    det = (detect(norm_map, cut, probs[cls], components) if norm_map is not None
+           else Detections.empty("map is constant"))
+    size = (sample.height, sample.width)
+    return sample, ImageResult(size, np.asarray(probs, np.float64),
+                               [ClassResult(cls, probs[cls], det, norm_map, cut)])
+
+
+def _update(evaluator, pairs):
+    evaluator.update([s for s, _ in pairs], [r for _, r in pairs])
+
+
+class _Accuracy(Evaluators):
+    """Both box evaluators of a run: at the operating cut and over the sweep."""
+
+    def __init__(self, num_classes, thresholds, iou=0.5, corloc_sweep=None,
+                 class_agnostic=False):
+        super().__init__({
+            "box_acc": BoxAccuracy(num_classes, iou, class_agnostic),
+            "max_box_acc": MaxBoxAcc(num_classes, thresholds, iou, corloc_sweep,
+                                     class_agnostic)})
+        self.curve = self["max_box_acc"].curve
+        self.sweep = self["max_box_acc"].sweep
+
+    def update(self, pairs):
+        _update(super(), pairs)
+
+    @property
+    def pairs(self):
+        assert self["box_acc"].pairs == self["max_box_acc"].pairs
+        return self["box_acc"].pairs
+
+
+def test_maxboxacc_picks_one_global_tau_not_one_per_image():
+    # Image 1's object is the whole bump (1,1,4,4); image 2's is the centre pixel (2,2,3,3).
+    # tau 0.2: box (1,1,4,4): image 1 IoU 1 (hit), image 2 IoU 1/9 (miss).
+    # tau 0.6: box (2,2,3,3): image 1 IoU 1/9 (miss), image 2 IoU 1 (hit).
+    # Best tau per image would score 2/2; one global tau scores 1/2 at either tau.
+    acc = _Accuracy(1, np.array([0.2, 0.6]))
+    acc.update([_result(_sample(1, [[1, 1, 4, 4]], [0]), BUMP_MAP, 0.2),
+                _result(_sample(2, [[2, 2, 3, 3]], [0]), BUMP_MAP, 0.2)])
+    m = acc.compute()
+    assert m["maxboxacc"] == 0.5
+    assert acc.curve()["maxboxacc"] == [0.5, 0.5]
+    assert m["maxboxacc_threshold"] == 0.2  # the first of equal maxima
+    # At the operating cut 0.2 only image 1 is right: corloc = gt_known = 1/2.
+    assert m["corloc"] == 0.5 and m["gt_known_loc"] == 0.5 and m["num_pairs"] == 2
+
+
+def test_maxboxacc_v1_uses_the_largest_component_v2_all():
+    # GT on peak A. At tau 0.5 both peaks exist: the largest is B (IoU 0 with A): V1
+    # misses; all components include A (IoU 1): V2 hits at every delta.
+    # At tau 0.7 only A is left: both hit. With the sweep {0.5} alone V1 is 0, V2 is 1.
+    sample = _sample(1, [BOX_A], [0], hw=(6, 8))
+    acc = _Accuracy(1, np.array([0.5]))
+    acc.update([_result(sample, TWO_PEAKS, 0.5)])
+    m = acc.compute()
+    assert m["maxboxacc"] == 0.0
+    assert m["maxboxacc_v2"] == 1.0
+    assert m["maxboxacc_v2_iou30"] == m["maxboxacc_v2_iou50"] == m["maxboxacc_v2_iou70"] == 1.0
+    acc = _Accuracy(1, np.array([0.5, 0.7]))
+    acc.update([_result(sample, TWO_PEAKS, 0.5)])
+    assert acc.compute()["maxboxacc"] == 1.0
+    assert acc.compute()["maxboxacc_threshold"] == 0.7
+
+
+def test_v2_deltas_are_separate_maxima():
+    # GT (1,1,4,3) (area 6) vs the boxes of BUMP_MAP:
+    #   tau 0.2 -> (1,1,4,4), area 9: IoU 6/9 = 0.667 (>= 0.3, 0.5; < 0.7)
+    #   tau 0.6 -> (2,2,3,3), area 1: IoU 1/6 = 0.167 (misses all)
+    # So iou30 = iou50 = 1, iou70 = 0 and V2 = (1 + 1 + 0) / 3.
+    acc = _Accuracy(1, np.array([0.2, 0.6]))
+    acc.update([_result(_sample(1, [[1, 1, 4, 3]], [0]), BUMP_MAP, 0.2)])
+    m = acc.compute()
+    assert (m["maxboxacc_v2_iou30"], m["maxboxacc_v2_iou50"], m["maxboxacc_v2_iou70"]) == (1, 1, 0)
+    assert m["maxboxacc_v2"] == pytest.approx(2 / 3)
+
+
+def test_corloc_top1_ignored_boxes_and_bad_maps():
+    thresholds = np.array([0.2])
+    acc = _Accuracy(2, thresholds)
+    # Image 1: class 0 hit at cut 0.2; class 1's map is unusable (a pair, but a miss).
+    # The model's top class is 1 (p=0.9), a GT class whose map failed: top-1 miss.
+    s1 = _sample(1, [[1, 1, 4, 4], [0, 0, 2, 2]], [0, 1])
+    det0 = detect(BUMP_MAP, 0.2, 0.3)
+    r1 = s1, ImageResult((5, 5), np.array([0.3, 0.9]), [
+        ClassResult(0, 0.3, det0, BUMP_MAP, 0.2),
+        ClassResult(1, 0.9, Detections.empty("map is constant"), None, 0.2)])
+    # Image 2: its only box is difficult (ignored): no pair at all.
+    s2 = _sample(2, [[1, 1, 4, 4]], [0], ignore=[True])
+    # Image 3: class 0 with a difficult box the prediction hits and a normal box it
+    # misses: a hit on the difficult box counts. Top class 0 is right: top-1 hit.
+    s3 = _sample(3, [[1, 1, 4, 4], [0, 0, 1, 1]], [0, 0], ignore=[True, False])
+    acc.update([r1, _result(s2, BUMP_MAP, 0.2, probs=(1.0, 0.0)),
+                _result(s3, BUMP_MAP, 0.2, probs=(0.8, 0.1))])
+    m = acc.compute()
+    assert m["num_pairs"] == 3  # (1, 0), (1, 1), (3, 0)
+    assert m["corloc"] == pytest.approx(2 / 3)
+    assert m["gt_known_loc"] == pytest.approx(2 / 3)
+    assert m["top1_loc"] == 0.5  # images 1 (miss) and 3 (hit); image 2 has no pair
+    assert m["maxboxacc"] == pytest.approx(2 / 3)
+    per = acc.per_class(["a", "b"])
+    assert per["a"]["pairs"] == 2 and per["a"]["corloc"] == 1.0
+    assert per["b"] == {"pairs": 1, "corloc": 0.0, "gt_known_loc": 0.0, "maxboxacc": 0.0,
+                        "maxboxacc_v2": 0.0, "best_threshold": 0.2, "best_maxboxacc": 0.0}
+    sweep = acc.sweep(["a", "b"])
+    assert sweep["per_class"]["a"]["maxboxacc"] == [2]
+    assert sweep["per_class"]["b"]["maxboxacc_v2"] == [[0, 0, 0]]
+    acc.reset()
+    assert acc.compute() == {} and acc.pairs == 0
+
+
+def test_gt_known_loc_absent_without_maps_for_every_gt_class():
+    # targets=topk may skip a GT class: then gt_known_loc is not defined.
+    acc = _Accuracy(2, np.array([0.2]))
+    s = _sample(1, [[1, 1, 4, 4], [0, 0, 2, 2]], [0, 1])
+    acc.update([_result(s, BUMP_MAP, 0.2, probs=(0.9, 0.1))])
+    m = acc.compute()
+    assert "gt_known_loc" not in m and m["corloc"] == 0.5
+
+
+def test_corloc_sweep_follows_the_top_scoring_box():
+    # With components=all the top box at 0.5 is A (mean 1.0 beats 0.55): GT on A is hit
+    # by the swept CorLoc but missed by V1 (largest = B).
+    sample = _sample(1, [BOX_A], [0], hw=(6, 8))
+    acc = _Accuracy(1, np.array([0.5]), corloc_sweep={"components": "all"})
+    acc.update([_result(sample, TWO_PEAKS, 0.5)])
+    assert acc.curve()["corloc"] == [1.0] and acc.curve()["maxboxacc"] == [0.0]
+
+
+def test_sweep_thresholds():
+    np.testing.assert_allclose(sweep_thresholds(0.25), [0, 0.25, 0.5, 0.75])
+    np.testing.assert_allclose(sweep_thresholds(0.1, [0.5, 0.2, 0.5]), [0.2, 0.5])
+
+
+def _square(x0, y0, x1, y1):
+    return [[x0, y0, x1, y0, x1, y1, x0, y1]]  # COCO polygon of the box
+
+
+def test_pxap_hand_case():
+    # 2x2 map [[0.9, 0.6], [0.3, 0.1]]; the object is the left column: fg scores
+    # {0.9, 0.3}, bg {0.6, 0.1}.
+    #   tau 0:   TP 2 FP 2 -> P 0.5, R 1
+    #   tau 0.5: TP 1 FP 1 -> P 0.5, R 0.5
+    #   tau 0.8: TP 1 FP 0 -> P 1,   R 0.5
+    # PxAP = (1 - .5) * .5 + (.5 - .5) * .5 + (.5 - 0) * 1 = 0.75; without 0.8: 0.5.
+    m = np.array([[0.9, 0.6], [0.3, 0.1]])
+    s = _sample(1, [[0, 0, 1, 2]], [0], segmentations=[_square(0, 0, 1, 2)], hw=(2, 2))
+    for taus, expected in (([0, 0.5, 0.8], 0.75), ([0, 0.5], 0.5)):
+        ev = PixelAP(1, np.array(taus))
+        _update(ev, [_result(s, m, 0.5)])
+        assert ev.compute()["pxap"] == pytest.approx(expected)
+        assert ev.per_class(["a"])["a"]["pxap"] == pytest.approx(expected)
+
+
+def test_pxap_ignores_crowd_pixels_and_skips_pairs_without_masks():
+    # Same map; the bottom-right pixel (0.1) is a crowd region: left out. bg is {0.6}.
+    #   tau 0: TP 2 FP 1 -> P 2/3, R 1;  tau 0.5: TP 1 FP 1 -> P 1/2, R 1/2
+    # PxAP = (1 - 0.5) * 2/3 + 0.5 * 0.5 = 7/12.
+    m = np.array([[0.9, 0.6], [0.3, 0.1]])
+    segs = [_square(0, 0, 1, 2), _square(1, 1, 2, 2)]
+    s = _sample(1, [[0, 0, 1, 2], [1, 1, 2, 2]], [0, 0], ignore=[False, True],
+                segmentations=segs, hw=(2, 2))
+    fg, ign = class_mask(s, 0, 2, 2)
+    np.testing.assert_array_equal(fg, [[1, 0], [1, 0]])
+    np.testing.assert_array_equal(ign, [[0, 0], [0, 1]])
+    ev = PixelAP(1, np.array([0.0, 0.5]))
+    _update(ev, [_result(s, m, 0.5)])
+    assert ev.compute()["pxap"] == pytest.approx(7 / 12)
+    no_masks = _sample(2, [[0, 0, 1, 2]], [0], segmentations=[None], hw=(2, 2))
+    ev.reset()
+    _update(ev, [_result(no_masks, m, 0.5)])
+    assert ev.compute() == {}
+
+
+def test_decode_segmentation_polygon_and_rle(tmp_path):
+    from pycocotools import mask as mask_utils
+
+    square = decode_segmentation(_square(2, 2, 8, 8), 10, 10)
+    assert square.sum() == 36 and square[2:8, 2:8].all()
+    mask = np.zeros((4, 6), np.uint8)
+    mask[1:3, 2:5] = 1
+    rle = mask_utils.encode(np.asfortranarray(mask))
+    compressed = {"size": rle["size"], "counts": rle["counts"].decode("ascii")}
+    np.testing.assert_array_equal(decode_segmentation(compressed, 4, 6), mask)
+    # Uncompressed RLE: column-major run lengths, starting with zeros.
+    flat = mask.T.ravel()
+    runs, cur, n = [], 0, 0
+    for v in flat:
+        if v != cur:
+            runs.append(n)
+            cur, n = v, 0
+        n += 1
+    runs.append(n)
+    np.testing.assert_array_equal(decode_segmentation({"size": [4, 6], "counts": runs}, 4, 6),
+                                  mask)
+    with pytest.raises(ValueError, match="does not match"):
+        decode_segmentation(compressed, 5, 6)
+    # VOC instance PNGs: index k is the k-th XML object; 255 is void.
+    from PIL import Image
+
+    png = np.zeros((4, 6), np.uint8)
+    png[0, 0] = 1
+    png[2:4, 3:6] = 2
+    png[1, 1] = 255
+    Image.fromarray(png, mode="L").save(tmp_path / "x.png")
+    segs = voc_instance_segmentations(tmp_path / "x.png", 3)
+    assert segs[2] is None
+    np.testing.assert_array_equal(decode_segmentation(segs[0], 4, 6), png == 1)
+    np.testing.assert_array_equal(decode_segmentation(segs[1], 4, 6), png == 2)
+
+
+def _gt_dict(boxes):
+    """One 100x100 image per box, one category, COCO xywh boxes."""
+    return {"images": [{"id": i + 1, "file_name": f"{i}.jpg", "height": 100, "width": 100}
+                       for i in range(len(boxes))],
+            "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": 7, "bbox": b,
+                             "area": b[2] * b[3], "iscrowd": 0} for i, b in enumerate(boxes)],
+            "categories": [{"id": 7, "name": "thing"}]}
+
+
+def test_coco_ap_hand_cases():
+    gt = _gt_dict([[10, 10, 10, 10]])
+    perfect = [{"image_id": 1, "category_id": 7, "bbox": [10, 10, 10, 10], "score": 0.9}]
+    # (pycocotools averages 101 ones in floating point: 1 - 2e-16, hence approx.)
+    assert coco_ap(gt, perfect) == pytest.approx(
+        {"coco_ap": 1.0, "coco_ap50": 1.0, "coco_ap75": 1.0}, abs=1e-12)
+    # Shifted right by 1 px: IoU = 9*10 / (100 + 100 - 90) = 90/110 = 0.818. It matches
+    # at IoU thresholds 0.50 ... 0.80 (7 of the 10) with precision 1, and misses at
+    # 0.85 ... 0.95: AP@[.5:.95] = 7/10, AP50 = AP75 = 1.
+    shifted = [{"image_id": 1, "category_id": 7, "bbox": [11, 10, 10, 10], "score": 0.9}]
+    assert coco_ap(gt, shifted) == pytest.approx(
+        {"coco_ap": 0.7, "coco_ap50": 1.0, "coco_ap75": 1.0}, abs=1e-12)
+    # Two objects, one found: precision 1 up to recall 0.5, then nothing. COCO samples
+    # precision at 101 recall points 0, 0.01, ..., 1: 51 of them are <= 0.5, so AP = 51/101.
+    gt2 = _gt_dict([[10, 10, 10, 10], [50, 50, 20, 20]])
+    ap = coco_ap(gt2, perfect, per_class=True)
+    assert ap["coco_ap"] == pytest.approx(51 / 101, abs=1e-12)
+    assert ap["per_category"] == {
+        7: pytest.approx({"coco_ap": 51 / 101, "coco_ap50": 51 / 101}, abs=1e-12)}
+    assert coco_ap(gt, [])["coco_ap"] == 0.0
+    assert coco_ap({"images": [], "annotations": [], "categories": []}, perfect) == {}
+
+
+def _dataset():
+    samples = [_sample(1, [[10, 10, 20, 20], [50, 50, 60, 60]], [0, 1], hw=(100, 100)),
+               _sample(2, [[0, 0, 30, 30]], [0], hw=(100, 100))]
+    return Dataset("toy", ["cat", "dog"], samples, category_ids=[3, 9])
+
+
+def test_prediction_corloc_uses_the_top_scoring_box():
+    ds = _dataset()
+    preds = [
+        # image 1, cat: the top box (0.9) is right; a worse-scoring wrong box is ignored.
+        {"image_id": 1, "category_id": 3, "bbox": [10, 10, 10, 10], "score": 0.9},
+        {"image_id": 1, "category_id": 3, "bbox": [70, 70, 5, 5], "score": 0.5},
+        # image 1, dog: the top box is wrong although a lower one is right.
+        {"image_id": 1, "category_id": 9, "bbox": [0, 0, 5, 5], "score": 0.8},
+        {"image_id": 1, "category_id": 9, "bbox": [50, 50, 10, 10], "score": 0.7},
+        # image 2, cat: no prediction at all -> miss.
+    ]
+    m, hits, pairs = prediction_corloc(ds.samples, preds, ds.category_ids)
+    assert m == {"corloc": pytest.approx(1 / 3), "num_pairs": 3}
+    assert hits.tolist() == [1, 0] and pairs.tolist() == [2, 1]
+    metrics, per_class = evaluate_predictions(ds, preds)
+    assert metrics["corloc"] == pytest.approx(1 / 3) and "coco_ap" in metrics
+    assert per_class["cat"]["corloc"] == 0.5 and per_class["dog"]["corloc"] == 0.0
+
+
+def test_load_predictions_maps_categories_by_name_and_images_by_file():
+    ds = _dataset()
+    doc = {"images": [{"id": 40, "file_name": "2.jpg"}, {"id": 41, "file_name": "elsewhere.jpg"}],
+           "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "horse"}],
+           "annotations": [
+               {"id": 1, "image_id": 40, "category_id": 1, "bbox": [0, 0, 30, 30], "score": .5},
+               {"id": 2, "image_id": 40, "category_id": 2, "bbox": [0, 0, 1, 1]},  # horse
+               {"id": 3, "image_id": 41, "category_id": 1, "bbox": [0, 0, 1, 1]},  # no image
+               {"id": 4, "image_id": 40, "category_id": 1, "bbox": [1, 1, 2, 2]},  # no score
+           ]}
+    preds, counts = load_predictions(doc, ds)
+    assert counts == {"num_predictions": 2, "num_dropped": 2}
+    assert preds[0] == {"image_id": 2, "category_id": 3, "bbox": [0.0, 0.0, 30.0, 30.0],
+                        "score": 0.5}
+    assert preds[1]["score"] == 1.0
+    # A results list uses the GT's ids as they are.
+    preds, counts = load_predictions([{"image_id": 1, "category_id": 9, "bbox": [1, 2, 3, 4],
+                                       "score": 0.1}, {"image_id": 5, "category_id": 9,
+                                                       "bbox": [1, 2, 3, 4], "score": 0.1}], ds)
+    assert counts["num_dropped"] == 1 and preds[0]["category_id"] == 9
+    with pytest.raises(ValueError, match="annotations"):
+        load_predictions({"images": []}, ds)
+    with pytest.raises(ValueError, match="bbox"):
+        load_predictions([{"image_id": 1, "category_id": 9}], ds)
+
+
+def test_eval_cli_on_coco_and_voc_ground_truth(tmp_path, shapes_root, capsys):
+    """`wsol eval` scores the GT itself as predictions perfectly, from COCO or VOC GT."""
+    from wsol.cli import main
+
+    coco_gt = shapes_root / "annotations" / "instances_val.json"
+    doc = json.loads(coco_gt.read_text())
+    perfect = [{**a, "score": 1.0} for a in doc["annotations"]]
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps(perfect))
+    assert main(["eval", "--gt", str(coco_gt), "--pred", str(pred), "--out",
+                 str(tmp_path / "a")]) == 0
+    m = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert m["corloc"] == 1.0 and m["coco_ap"] == pytest.approx(1.0)
+    assert "corloc" in capsys.readouterr().out
+    # The same boxes as a dataset dict, against the VOC layout of the same split.
+    doc["annotations"] = [{**a, "bbox": [a["bbox"][0] + 2, *a["bbox"][1:]]}
+                          for a in doc["annotations"]]
+    pred.write_text(json.dumps(doc))
+    assert main(["eval", "--gt", str(shapes_root), "--split", "val", "--pred", str(pred),
+                 "--out", str(tmp_path / "b")]) == 0
+    m = json.loads((tmp_path / "b" / "metrics.json").read_text())
+    assert 0.0 < m["coco_ap"] < 1.0 and m["num_predictions"] == len(doc["annotations"])
+    per_class = json.loads((tmp_path / "b" / "metrics_per_class.json").read_text())
+    assert set(per_class) <= {"circle", "square", "triangle", "star", "cross", "ring"}
+    # Several splits and none named: a usage error listing them.
+    assert main(["eval", "--gt", str(shapes_root), "--pred", str(pred)]) == 2
+    assert "test, val" in capsys.readouterr().err
+    with pytest.raises(WsolError, match="split"):
+        load_ground_truth(shapes_root)
+
+
+def test_eval_of_a_run_reproduces_the_runs_box_metrics(tmp_path, shapes_root):
+    """Scoring pseudo_labels.json from the file alone gives the run's corloc and COCO AP."""
+    from wsol.apps.demo import DEMO_CONFIG
+    from wsol.config import load_config
+    from wsol.run import run
+
+    out = tmp_path / "run"
+    cfg = load_config(DEMO_CONFIG, [f"data.root={shapes_root}", "data.split=val", f"out={out}",
+                                    "model.weights=none", "report.enabled=false",
+                                    "boxes.components=all"])
+    m = run(cfg).metrics
+    ds = load_ground_truth(shapes_root, split="val")
+    preds, counts = load_predictions(json.loads((out / "pseudo_labels.json").read_text()), ds)
+    assert counts == {"num_predictions": m["num_annotations"], "num_dropped": 0}
+    scored, _ = evaluate_predictions(ds, preds)
+    assert scored["corloc"] == pytest.approx(m["corloc"], abs=1e-12)
+    assert scored["coco_ap"] == pytest.approx(m["coco_ap"], abs=1e-12)
+    assert scored["num_pairs"] == m["num_pairs"]
+
+
+def test_class_agnostic_scores_one_pair_per_image_against_any_class():
+    # 6x6 image: class 0 (cat) box at columns 0-1, class 1 (dog) box at columns 4-5.
+    sample = Sample(1, "x", "x", 6, 6, labels=np.array([0, 1]),
+                    boxes=np.array([[0.0, 0, 2, 6], [4.0, 0, 6, 6]]),
+                    box_labels=np.array([0, 1]), ignore=np.array([False, False]))
+    # The only map (for cat, prob 0.9) lights up the dog's columns.
+    heat = np.zeros((6, 6), np.float32)
+    heat[:, 4:] = 1.0
+    det = Detections(np.array([[4.0, 0, 6, 6]]), np.array([0.9]))
+    result = sample, ImageResult((6, 6), np.array([0.9, 0.1]),
+                                 [ClassResult(0, 0.9, det, heat, 0.5)])
+    aware = _Accuracy(2, np.array([0.5]))
+    aware.update([result])
+    # Per (image, class): cat misses (IoU 0 with the cat box), dog has no map -> 0 of 2.
+    assert aware.compute()["corloc"] == 0.0 and aware.compute()["num_pairs"] == 2
+    agnostic = _Accuracy(2, np.array([0.5]), class_agnostic=True)
+    agnostic.update([result])
+    m = agnostic.compute()
+    # One pair: the cat map's box equals the dog box (IoU 1) -> a hit.
+    assert m["num_pairs"] == 1 and m["corloc"] == 1.0 and m["maxboxacc"] == 1.0
+    assert "gt_known_loc" not in m

@@ -1,0 +1,105 @@
+"""Odd sizes and broken maps: each is processed or recorded, and the run goes on."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from wsol.config import load_config
+from wsol.run import run
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _folder(tmp_path, images: dict[str, np.ndarray]) -> list[str]:
+    root = tmp_path / "imgs"
+    root.mkdir()
+    for name, arr in images.items():
+        Image.fromarray(arr).save(root / name)
+    (tmp_path / "labels.csv").write_text(
+        "file,labels\n" + "".join(f"{n},bright\n" for n in images))
+    return ["data.format=folder", f"data.root={root}",
+            f"data.labels_file={tmp_path / 'labels.csv'}", "model.arch=bright_net",
+            "boxes.threshold=0.5", f"out={tmp_path / 'out'}"]
+
+
+def test_tiny_images_are_processed(tmp_path, bright_model):
+    one = np.full((1, 1, 3), 200, np.uint8)
+    three = np.zeros((3, 3, 3), np.uint8)
+    three[1, 1] = 255  # smaller than any network stride
+    result = run(load_config(None, _folder(tmp_path, {"one.png": one, "three.png": three})))
+    assert result.metrics["num_images"] == 2 and result.metrics["num_failed"] == 0
+    doc = json.loads((tmp_path / "out" / "pseudo_labels.json").read_text())
+    sizes = {im["file_name"]: (im["height"], im["width"]) for im in doc["images"]}
+    assert sizes == {"one.png": (1, 1), "three.png": (3, 3)}
+    for a in doc["annotations"]:
+        x, y, w, h = a["bbox"]
+        assert x >= 0 and y >= 0 and w > 0 and h > 0
+        assert all(math.isfinite(v) for v in a["bbox"])
+    # The 1x1 map is constant: no box, and the reason is counted.
+    assert result.metrics["empty_detections"] == {"map is constant": 1}
+    three_id = next(im["id"] for im in doc["images"] if im["file_name"] == "three.png")
+    (box,) = [a["bbox"] for a in doc["annotations"] if a["image_id"] == three_id]
+    assert box[0] <= 1 and box[0] + box[2] >= 2  # covers the bright centre pixel
+
+
+@pytest.mark.parametrize("gain, reason", [(0.0, "map is constant"),
+                                          (float("nan"), "map has NaN or Inf values")])
+def test_dead_or_poisoned_layer_gives_no_boxes_and_a_reason(tmp_path, gain, reason):
+    from tests.helpers import register_bright_net
+    from wsol.models import MODELS
+
+    saved = dict(MODELS)
+    register_bright_net(gain)
+    try:
+        scene = np.full((60, 90, 3), 20, np.uint8)
+        scene[10:30, 50:70] = 240
+        result = run(load_config(None, _folder(tmp_path, {"a.png": scene, "b.png": scene})))
+    finally:
+        MODELS.clear()
+        MODELS.update(saved)
+    assert result.metrics["num_images"] == 2 and result.metrics["num_annotations"] == 0
+    assert result.metrics["num_bad_maps"] == 2
+    assert list(result.metrics["empty_detections"]) == [reason]
+    text = (tmp_path / "out" / "metrics.json").read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"metrics.json holds {c}"))
+
+
+_BIG = """
+import json, resource, sys
+sys.path.insert(0, {tests!r})
+from tests.helpers import register_bright_net
+from wsol.config import load_config
+from wsol.run import run
+register_bright_net(input_size=(224, 224))
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+run(load_config(None, {args!r}))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"extra_mb": (peak - base) / 1024}}))
+"""
+
+
+def test_huge_image_is_bounded_in_memory(tmp_path):
+    big = np.full((9000, 12000, 3), 30, np.uint8)
+    big[3000:6000, 6000:9000] = 230
+    args = _folder(tmp_path, {"big.jpg": big})
+    del big
+    code = _BIG.format(tests=str(TESTS), args=args)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr
+    extra_mb = json.loads(p.stdout.strip().splitlines()[-1])["extra_mb"]
+    # Full-resolution float maps alone would be 432 MB each (measured peak without the
+    # cap: about 2.5 GB above the imports); with boxes.max_side=4096 it stays well below.
+    assert extra_mb < 1000, extra_mb
+    doc = json.loads((tmp_path / "out" / "pseudo_labels.json").read_text())
+    assert (doc["images"][0]["height"], doc["images"][0]["width"]) == (9000, 12000)
+    (ann,) = doc["annotations"]
+    np.testing.assert_allclose(ann["bbox"], [6000, 3000, 3000, 3000], atol=30)

@@ -1,0 +1,67 @@
+"""The journal: chunks named by the positions they cover, resume checks, the fingerprint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from wsol.config import load_config
+from wsol.run.journal import Journal, RunExistsError, fingerprint
+
+
+def _records(image_id):
+    return {"images": [{"id": image_id, "file_name": f"{image_id}.jpg", "height": 4,
+                        "width": 4}],
+            "annotations": [{"image_id": image_id, "category_id": 1,
+                             "bbox": [0.0, 0.0, 1.0, 1.0], "area": 1.0, "score": 0.5}],
+            "failures": []}
+
+
+def test_chunks_are_named_by_range_and_read_in_dataset_order(tmp_path):
+    j = Journal(tmp_path / "out")
+    assert j.open("fp", overwrite=False) is False
+    # Written out of order (as two processes might): read back in dataset order.
+    j.write_chunk(2, 4, _records(3), {"seconds": 1.0})
+    j.write_chunk(0, 2, _records(1), {"seconds": 2.0})
+    names = sorted(p.name for p in (tmp_path / "out" / "chunks").iterdir())
+    assert names == ["chunk_000000000_000000002.json", "chunk_000000002_000000004.json"]
+    chunks = j.chunks()
+    assert [(c["start"], c["end"], c["seconds"]) for c in chunks] == [(0, 2, 2.0), (2, 4, 1.0)]
+    assert [im["id"] for im in j.records()["images"]] == [1, 3]
+    assert json.loads((tmp_path / "out" / "run_state.json").read_text())["fingerprint"] == "fp"
+
+
+def test_a_gap_in_the_chunks_is_refused(tmp_path):
+    j = Journal(tmp_path)
+    j.open("fp", overwrite=False)
+    j.write_chunk(0, 2, _records(1), {})
+    j.write_chunk(3, 4, _records(4), {})
+    with pytest.raises(RunExistsError, match="not contiguous at image 2"):
+        j.chunks()
+
+
+def test_open_resumes_refuses_or_replaces(tmp_path):
+    j = Journal(tmp_path)
+    j.open("fp", overwrite=False)
+    j.write_chunk(0, 1, _records(1), {})
+    (tmp_path / ".x.json.123.tmp").write_text("half")
+    assert j.open("fp", overwrite=False) is True  # same run, unfinished: resume
+    assert not (tmp_path / ".x.json.123.tmp").exists()  # a killed write's leftovers go
+    with pytest.raises(RunExistsError, match="different config"):
+        j.open("other", overwrite=False)
+    (tmp_path / "metrics.json").write_text("{}")
+    with pytest.raises(RunExistsError, match="finished"):
+        j.open("fp", overwrite=False)
+    (tmp_path / "mine.txt").write_text("user file")
+    assert j.open("other", overwrite=True) is False
+    assert not (tmp_path / "chunks").exists() and (tmp_path / "mine.txt").exists()
+
+
+def test_fingerprint_ignores_neutral_keys_only():
+    images = [(1, "a.jpg")]
+    base = fingerprint(load_config(None, ["data.root=x"]), images)
+    for neutral in ("out=elsewhere", "data.num_workers=2", "report.enabled=false"):
+        assert fingerprint(load_config(None, ["data.root=x", neutral]), images) == base
+    assert fingerprint(load_config(None, ["data.root=x", "boxes.threshold=0.3"]), images) != base
+    assert fingerprint(load_config(None, ["data.root=x"]), [(1, "b.jpg")]) != base

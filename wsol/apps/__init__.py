@@ -1,0 +1,1 @@
+"""The commands built on the library: ``demo``, ``explain``, ``bench`` and ``train``."""

@@ -1,0 +1,62 @@
+"""``wsol demo``: render the shapes dataset, then run Grad-CAM and CAM on its test split.
+
+Everything comes from the package: the generator, the trained checkpoint
+(``assets/shapes_net.pt``, reproduced by ``configs/demo_train.yaml``), the config
+(``assets/demo.yaml``) and the per-method thresholds calibrated on the ``val`` split
+(``assets/demo_thresholds.json``, written by ``tools/calibrate_demo.py``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from wsol.config import Config, load_config
+from wsol.data.synthetic import write_dataset
+from wsol.models import DEMO_CHECKPOINT
+from wsol.run.pipeline import RunResult, run_config
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+CHECKPOINT = DEMO_CHECKPOINT
+DEMO_CONFIG = ASSETS / "demo.yaml"
+THRESHOLDS = ASSETS / "demo_thresholds.json"
+DATA_SEED = 1  # the seed the checkpoint was trained with; splits never overlap
+TEST_IMAGES = 300
+METHODS = ("gradcam", "cam")
+
+ProgressFactory = Callable[[str], Callable[[int, int], None] | None]
+
+
+def demo_config(out: Path, method: str, data_root: Path, split: str = "test",
+                overrides: list[str] | None = None) -> Config:
+    """The demo's config for one method (``out`` is that method's output folder)."""
+    tau = json.loads(THRESHOLDS.read_text())[method] if THRESHOLDS.is_file() else None
+    base = [f"out={out}", f"data.root={data_root}", f"data.split={split}",
+            f"model.weights={CHECKPOINT}", f"cam.method={method}"]
+    if tau is not None:
+        base.append(f"boxes.threshold={tau}")
+    return load_config(DEMO_CONFIG, base + list(overrides or []))
+
+
+def make_demo_data(root: Path, splits: dict[str, int]) -> Path:
+    """Render the splits unless ``root`` already holds exactly these files."""
+    main = root / "ImageSets" / "Main"
+    if all((main / f"{s}.txt").is_file()
+           and len((main / f"{s}.txt").read_text().split()) == n for s, n in splits.items()):
+        return root
+    return write_dataset(root, splits, seed=DATA_SEED)
+
+
+def run_demo(out: str | Path, progress: ProgressFactory | None = None,
+             overrides: list[str] | None = None) -> dict[str, RunResult]:
+    """Grad-CAM results go to ``out``; CAM's to ``out/cam``. Returns both runs."""
+    out = Path(out)
+    data_root = make_demo_data(out / "data" / "shapes", {"test": TEST_IMAGES})
+    results = {}
+    for method in METHODS:
+        method_out = out if method == METHODS[0] else out / method
+        cfg = demo_config(method_out, method, data_root, overrides=overrides)
+        results[method] = run_config(cfg, progress(method) if progress else None,
+                                     overwrite=True)
+    return results

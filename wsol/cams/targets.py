@@ -1,0 +1,125 @@
+"""Which classes get a map: dataset classes, model classes, and the map between them.
+
+A dataset class ``d`` corresponds to a set of model classes ``S_d`` (one, by name, when
+the model was trained on the dataset's classes; several through a class map, e.g. the
+118 ImageNet dog breeds for VOC's ``dog``). Two rules combine them:
+
+- the probability of ``d`` is ``sum_{m in S_d} p_m`` (softmax models) or
+  ``max_{m in S_d} p_m`` (multi-label sigmoid models);
+- the map of ``d`` is the map of the single ``m in S_d`` with the highest logit for
+  that image.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from wsol.errors import WsolError, unknown_choice
+from wsol.models import ModelSpec
+
+TARGET_MODES = ("gt", "topk", "prob")
+
+
+class TargetError(WsolError, ValueError):
+    """Dataset classes that cannot be related to the model's."""
+
+
+class ClassMapping:
+    """Dataset classes ``D`` -> model classes ``C`` as a boolean matrix ``[D, C]``.
+
+    ``names`` are the ``D`` dataset class names (``class_0 ...`` when not given).
+    """
+
+    def __init__(self, groups: list[list[int]], num_model_classes: int, multi_label: bool,
+                 names: list[str] | None = None):
+        self.matrix = torch.zeros(len(groups), num_model_classes, dtype=torch.bool)
+        for d, members in enumerate(groups):
+            self.matrix[d, members] = True
+        self.multi_label = multi_label
+        self.names = list(names) if names is not None else [f"class_{d}"
+                                                             for d in range(len(groups))]
+
+    @classmethod
+    def identity(cls, spec: ModelSpec) -> ClassMapping:
+        """The model's own classes, one to one."""
+        n = len(spec.class_names)
+        return cls([[c] for c in range(n)], n, spec.multi_label, spec.class_names)
+
+    @classmethod
+    def build(cls, dataset_classes: list[str], spec: ModelSpec,
+              class_map: dict[str, list[int]] | None = None) -> ClassMapping:
+        """By ``class_map`` if given, else by matching names with the model's classes."""
+        n = len(spec.class_names)
+        if class_map is not None:
+            missing = [c for c in dataset_classes if c not in class_map]
+            if missing:
+                raise TargetError(
+                    f"dataset classes {missing} are absent from model.class_map; add them, "
+                    "list the classes to use in data.classes, or set model.skip_unmapped=true "
+                    "to leave them out")
+            return cls([class_map[c] for c in dataset_classes], n, spec.multi_label,
+                       dataset_classes)
+        index = {name: i for i, name in enumerate(spec.class_names)}
+        missing = [c for c in dataset_classes if c not in index]
+        if missing:
+            raise TargetError(
+                f"dataset classes {missing[:5]}{'...' if len(missing) > 5 else ''} are not "
+                "classes of the model; set model.class_map (e.g. imagenet_to_voc, "
+                "imagenet_to_coco or a YAML file of class -> model indices)")
+        return cls([[index[c]] for c in dataset_classes], n, spec.multi_label, dataset_classes)
+
+    def to(self, device: torch.device) -> ClassMapping:
+        self.matrix = self.matrix.to(device)
+        return self
+
+    def dataset_probs(self, model_probs: torch.Tensor) -> torch.Tensor:
+        """``[B, C]`` model probabilities -> ``[B, D]`` dataset-class probabilities."""
+        m = self.matrix.to(model_probs.device)
+        if self.multi_label:
+            masked = torch.where(m[None], model_probs[:, None, :], torch.zeros(()).to(model_probs))
+            return masked.amax(dim=2)
+        return model_probs @ m.to(model_probs.dtype).T
+
+    def model_targets(self, logits: torch.Tensor, dataset_targets: torch.Tensor) -> torch.Tensor:
+        """For dataset classes ``[B, K]`` (``-1`` pads), the mapped model class with the
+        highest logit, ``[B, K]``."""
+        m = self.matrix.to(logits.device)
+        sel = m[dataset_targets.clamp(min=0)]  # [B, K, C]
+        masked = torch.where(sel, logits[:, None, :], torch.full((), -torch.inf).to(logits))
+        best = masked.argmax(dim=2)
+        return torch.where(dataset_targets >= 0, best, torch.full_like(best, -1))
+
+
+def pad_labels(labels: list, device: torch.device | None = None) -> torch.Tensor:
+    """Ragged per-image class lists -> ``[B, K]`` long, padded with ``-1``."""
+    k = max((len(x) for x in labels), default=0)
+    out = torch.full((len(labels), k), -1, dtype=torch.long)
+    for i, x in enumerate(labels):
+        if len(x):
+            out[i, : len(x)] = torch.as_tensor(x, dtype=torch.long)
+    return out.to(device) if device is not None else out
+
+
+def select_dataset_targets(mode: str, dataset_probs: torch.Tensor, gt: torch.Tensor | None,
+                           topk: int = 1, min_prob: float = 0.5) -> torch.Tensor:
+    """Dataset classes to map per image, ``[B, K]`` with ``-1`` pads.
+
+    Args:
+        mode: ``gt`` (the ground-truth labels), ``topk`` (the ``topk`` most probable) or
+            ``prob`` (every class with probability ``>= min_prob``).
+        dataset_probs: ``[B, D]`` class probabilities.
+        gt: ``[B, K]`` ground-truth classes (``-1`` pads), for ``gt``.
+    """
+    if mode == "gt":
+        if gt is None:
+            raise TargetError("cam.targets=gt needs image labels; use topk or prob")
+        return gt
+    if mode == "topk":
+        k = min(topk, dataset_probs.shape[1])
+        return dataset_probs.topk(k, dim=1).indices
+    if mode == "prob":
+        keep = dataset_probs >= min_prob
+        k = int(keep.sum(1).max()) if keep.numel() else 0
+        order = torch.sort(keep.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :k]
+        return torch.where(keep.gather(1, order), order, torch.full_like(order, -1))
+    raise TargetError(unknown_choice("cam.targets", mode, TARGET_MODES))

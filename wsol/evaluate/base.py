@@ -1,0 +1,147 @@
+"""The evaluator protocol, a composite of evaluators, and what they share.
+
+Evaluators share one interface: ``reset()``, ``update(samples, results)`` and
+``compute() -> dict``. Their state is a handful of integer counters (per class and per
+threshold at most), so memory does not grow with the dataset, and two evaluators fed
+disjoint streams merge by adding their counters: that is how a resumed run restores the
+scores of the chunks it does not redo.
+
+The unit of scoring is an (image, class) pair for every class with at least one
+non-ignored GT box in the image (VOC ``difficult`` / COCO ``iscrowd`` boxes are
+ignored; a pair whose boxes are all ignored is left out). A predicted box is correct
+when its IoU with any GT box of the class (ignored ones included, so a hit on a
+difficult object is not penalised) is at least ``delta``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from wsol.boxes import box_iou
+from wsol.data.base import Sample
+from wsol.localize.results import ImageResult
+
+
+def sweep_thresholds(step: float = 0.01, values: list[float] | None = None) -> np.ndarray:
+    """The sweep ``[T]``: ``values`` sorted and deduplicated if given, else
+    ``0, step, 2 step, ... < 1`` (wsolevaluation's ``cam_curve_interval``)."""
+    if values:
+        return np.unique(np.asarray(values, np.float64))
+    return np.arange(0.0, 1.0, step)
+
+
+def gt_pairs(sample: Sample) -> dict[int, np.ndarray]:
+    """Class -> all GT boxes of that class, for classes with a non-ignored box."""
+    out = {}
+    for c in np.unique(sample.box_labels[~sample.ignore]):
+        out[int(c)] = sample.boxes[sample.box_labels == c]
+    return out
+
+
+def scored_pairs(sample: Sample, result: ImageResult,
+                 class_agnostic: bool = False) -> dict[int, np.ndarray]:
+    """The pairs an image is scored on: :func:`gt_pairs`, or with ``class_agnostic`` one
+    pair, the most probable target's class against all the image's GT boxes
+    (wsolevaluation's single-object protocol carried over to multi-object images)."""
+    gt = gt_pairs(sample)
+    if not class_agnostic or not gt:
+        return gt
+    best = max(result.classes, key=lambda c: c.prob, default=None)
+    return {best.dataset_class if best else min(gt): sample.boxes}
+
+
+def any_hit(boxes: np.ndarray, gt: np.ndarray, delta: float) -> bool:
+    """Whether any of ``boxes [N, 4]`` has IoU ``>= delta`` with any of ``gt [M, 4]``."""
+    return len(boxes) > 0 and bool((box_iou(boxes, gt) >= delta).any())
+
+
+def ratio(hits, pairs) -> float | None:
+    return float(hits / pairs) if pairs else None
+
+
+class Evaluator:
+    """The shared interface; the state is the integer counters named in ``state_fields``."""
+
+    state_fields: tuple[str, ...] = ()
+
+    def init_args(self) -> dict:
+        """Constructor arguments that build an empty evaluator like this one."""
+        raise NotImplementedError
+
+    def empty(self) -> Evaluator:
+        """A fresh evaluator with the same settings and no counts."""
+        return type(self)(**self.init_args())
+
+    def state_dict(self) -> dict:
+        return {k: np.asarray(getattr(self, k)).tolist() for k in self.state_fields}
+
+    def merge_state(self, state: dict) -> None:
+        for k in self.state_fields:
+            cur = getattr(self, k)
+            add = np.asarray(state[k], dtype=np.int64)
+            if isinstance(cur, np.ndarray):
+                if add.shape != cur.shape:
+                    raise ValueError(f"cannot merge {k}: shape {add.shape} != {cur.shape}")
+                setattr(self, k, cur + add)
+            else:
+                setattr(self, k, int(cur) + int(add))
+
+    def reset(self) -> None:
+        raise NotImplementedError
+
+    def update(self, samples: Sequence[Sample], results: Sequence[ImageResult]) -> None:
+        raise NotImplementedError
+
+    def compute(self) -> dict:
+        raise NotImplementedError
+
+    def per_class(self, class_names: list[str]) -> dict[str, dict]:
+        """Per class name, this evaluator's metrics (classes it did not score left out)."""
+        return {}
+
+
+class Evaluators(Evaluator):
+    """Named evaluators run as one: the same calls fan out, the metrics and per-class
+    tables merge in order, and the state is ``{name: state}``."""
+
+    def __init__(self, members: dict[str, Evaluator]):
+        self.members = dict(members)
+
+    def init_args(self) -> dict:
+        return {"members": {k: e.empty() for k, e in self.members.items()}}
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.members
+
+    def __getitem__(self, name: str) -> Evaluator:
+        return self.members[name]
+
+    def state_dict(self) -> dict:
+        return {k: e.state_dict() for k, e in self.members.items()}
+
+    def merge_state(self, state: dict) -> None:
+        for k, e in self.members.items():
+            e.merge_state(state[k])
+
+    def reset(self) -> None:
+        for e in self.members.values():
+            e.reset()
+
+    def update(self, samples: Sequence[Sample], results: Sequence[ImageResult]) -> None:
+        for e in self.members.values():
+            e.update(samples, results)
+
+    def compute(self) -> dict:
+        out: dict = {}
+        for e in self.members.values():
+            out.update(e.compute())
+        return out
+
+    def per_class(self, class_names: list[str]) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for e in self.members.values():
+            for name, row in e.per_class(class_names).items():
+                out.setdefault(name, {}).update(row)
+        return out

@@ -1,0 +1,158 @@
+"""The threshold sweep: MaxBoxAcc and MaxBoxAccV2 (Choe et al., CVPR 2020).
+
+Thresholds ``tau`` are cuts on min-max normalized maps (``norm >= tau``), one global
+value for the whole dataset, not one per image.
+
+- ``maxboxacc`` (V1): ``max_tau mean_pairs 1[IoU(largest box at tau) >= delta]``,
+  delta = ``iou`` (0.5).
+- ``maxboxacc_v2``: the mean over delta in {0.3, 0.5, 0.7} of
+  ``max_tau mean_pairs 1[max IoU over all components' boxes >= delta]``.
+- optionally CorLoc at every tau (full box extraction per tau), for calibration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from wsol.boxes import box_iou
+from wsol.data.base import Sample
+from wsol.evaluate.base import Evaluator, any_hit, ratio, scored_pairs
+from wsol.localize.components import detect, sweep_components
+from wsol.localize.results import ImageResult
+
+V2_DELTAS = (0.3, 0.5, 0.7)
+
+
+class MaxBoxAcc(Evaluator):
+    """MaxBoxAcc, MaxBoxAccV2 and (optionally) swept CorLoc, streaming.
+
+    Args:
+        num_classes: dataset classes, for the per-class breakdown.
+        thresholds: the sweep of normalized thresholds ``[T]``.
+        iou: delta for MaxBoxAcc (V1) and the swept CorLoc.
+        corloc_sweep: keyword arguments of :func:`wsol.localize.components.detect`
+            (components, min_area, score, merge, nms_iou); if given, CorLoc is also swept
+            over the thresholds (slower), for calibration.
+        class_agnostic: score one pair per image (see
+            :func:`wsol.evaluate.base.scored_pairs`).
+
+    State: per class, the pairs ``[C]`` and the hit counters ``[C, T]`` (V1, swept
+    CorLoc) and ``[C, T, 3]`` (V2), so a per-class optimum can be read off as well as the
+    global one.
+    """
+
+    state_fields = ("class_pairs", "v1_hits", "v2_hits", "top_hits")
+
+    def __init__(self, num_classes: int, thresholds: np.ndarray, iou: float = 0.5,
+                 corloc_sweep: dict | None = None, class_agnostic: bool = False):
+        self.num_classes = num_classes
+        self.thresholds = np.asarray(thresholds, np.float64)
+        self.iou = iou
+        self.corloc_sweep = corloc_sweep
+        self.class_agnostic = class_agnostic
+        self.reset()
+
+    def init_args(self) -> dict:
+        return {"num_classes": self.num_classes, "thresholds": self.thresholds,
+                "iou": self.iou, "corloc_sweep": self.corloc_sweep,
+                "class_agnostic": self.class_agnostic}
+
+    def reset(self) -> None:
+        c, t = self.num_classes, len(self.thresholds)
+        self.class_pairs = np.zeros(c, np.int64)
+        self.v1_hits = np.zeros((c, t), np.int64)
+        self.v2_hits = np.zeros((c, t, len(V2_DELTAS)), np.int64)
+        self.top_hits = np.zeros((c, t), np.int64)
+
+    @property
+    def pairs(self) -> int:
+        return int(self.class_pairs.sum())
+
+    def update(self, samples: Sequence[Sample], results: Sequence[ImageResult]) -> None:
+        for sample, r in zip(samples, results, strict=True):
+            by_class = {c.dataset_class: c for c in r.classes}
+            for cls, gt_boxes in scored_pairs(sample, r, self.class_agnostic).items():
+                self.class_pairs[cls] += 1
+                res = by_class.get(cls)
+                if res is not None and res.norm_map is not None:
+                    # An unusable map misses at every threshold.
+                    self._sweep(cls, res.norm_map, res.to_map(gt_boxes))
+
+    def _sweep(self, cls: int, norm_map: np.ndarray, gt_boxes: np.ndarray) -> None:
+        comps = sweep_components(norm_map, self.thresholds)
+        if len(comps.areas):
+            iou = box_iou(comps.boxes, gt_boxes).max(axis=1)  # [M] best GT overlap per box
+            best = np.zeros(len(self.thresholds))
+            np.maximum.at(best, comps.index, iou)  # [T] best over all components (V2)
+            self.v2_hits[cls] += best[:, None] >= np.asarray(V2_DELTAS)[None, :]
+            largest = comps.largest()
+            has = largest >= 0
+            self.v1_hits[cls, has] += iou[largest[has]] >= self.iou
+        if self.corloc_sweep is not None:
+            for j, tau in enumerate(self.thresholds):
+                det = detect(norm_map, float(tau), 1.0, **self.corloc_sweep)
+                self.top_hits[cls, j] += any_hit(det.boxes[:1], gt_boxes, self.iou)
+
+    def curve(self) -> dict:
+        """The sweep: thresholds and the global box accuracies at each, for the report."""
+        n = max(self.pairs, 1)
+        v1 = self.v1_hits.sum(0)
+        v2 = self.v2_hits.sum(0)
+        out = {"thresholds": self.thresholds.round(6).tolist(),
+               "maxboxacc": (v1 / n).round(6).tolist()}
+        for i, d in enumerate(V2_DELTAS):
+            out[f"maxboxacc_v2_iou{round(d * 100)}"] = (v2[:, i] / n).round(6).tolist()
+        if self.corloc_sweep is not None:
+            out["corloc"] = (self.top_hits.sum(0) / n).round(6).tolist()
+        return out
+
+    def sweep(self, class_names: list[str]) -> dict:
+        """What ``sweep.json`` holds: :meth:`curve` plus exact per-class hit counts
+        (``maxboxacc`` ``[T]``, ``maxboxacc_v2`` ``[T][3]``, ``corloc`` ``[T]`` if swept)
+        for every class with pairs; the input of threshold calibration."""
+        per_class = {}
+        for c, name in enumerate(class_names):
+            if not self.class_pairs[c]:
+                continue
+            entry = {"pairs": int(self.class_pairs[c]),
+                     "maxboxacc": self.v1_hits[c].tolist(),
+                     "maxboxacc_v2": self.v2_hits[c].tolist()}
+            if self.corloc_sweep is not None:
+                entry["corloc"] = self.top_hits[c].tolist()
+            per_class[name] = entry
+        return {**self.curve(), "iou": self.iou, "v2_deltas": list(V2_DELTAS),
+                "num_pairs": self.pairs, "per_class": per_class}
+
+    def compute(self) -> dict:
+        n = self.pairs
+        if n == 0:
+            return {}
+        v1 = self.v1_hits.sum(0) / n  # [T]
+        v2 = self.v2_hits.sum(0) / n  # [T, 3]
+        out = {
+            "maxboxacc": float(v1.max()),
+            "maxboxacc_threshold": float(self.thresholds[int(np.argmax(v1))]),
+            "maxboxacc_v2": float(v2.max(axis=0).mean()),
+        }
+        for i, d in enumerate(V2_DELTAS):
+            out[f"maxboxacc_v2_iou{round(d * 100)}"] = float(v2[:, i].max())
+        return out
+
+    def per_class(self, class_names: list[str]) -> dict[str, dict]:
+        """Per class: maxboxacc at the global best tau, maxboxacc_v2, and the class's own
+        best tau and accuracy (``None`` where a class has no pairs)."""
+        t_best = int(np.argmax(self.v1_hits.sum(0))) if self.pairs else 0
+        out = {}
+        for c, name in enumerate(class_names):
+            p = int(self.class_pairs[c])
+            own = int(np.argmax(self.v1_hits[c])) if p else 0
+            out[name] = {
+                "maxboxacc": ratio(self.v1_hits[c, t_best], p),
+                "maxboxacc_v2": (float((self.v2_hits[c] / p).max(axis=0).mean()) if p
+                                 else None),
+                "best_threshold": float(self.thresholds[own]) if p else None,
+                "best_maxboxacc": ratio(self.v1_hits[c, own], p),
+            }
+        return out

@@ -1,0 +1,103 @@
+"""PxAP (Choe et al., CVPR 2020): area under the pixel precision-recall curve."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from wsol.data.base import Sample
+from wsol.data.masks import class_mask
+from wsol.evaluate.base import Evaluator, gt_pairs
+from wsol.localize.results import ImageResult
+
+logger = logging.getLogger(__name__)
+
+
+class PixelAP(Evaluator):
+    """PxAP (Choe et al., CVPR 2020): area under the pixel precision-recall curve.
+
+    For every pair whose class has masks, each pixel is foreground (the class's
+    non-ignored instances), ignored (its ignored instances; left out) or background, and
+    scored by the normalized map (an unusable map scores 0 everywhere). Counters per
+    class and threshold: ``TP[c, j]`` and ``FP[c, j]``, the foreground and background
+    pixels with ``score >= tau_j``, and ``FG[c]``. With ``P_j = TP_j / (TP_j + FP_j)``
+    and ``R_j = TP_j / FG`` over ascending thresholds, ``PxAP = sum_j (R_j - R_{j+1}) P_j``
+    with ``R_T = 0`` (thresholds where nothing is predicted add nothing).
+    """
+
+    state_fields = ("tp", "fp", "fg")
+
+    def __init__(self, num_classes: int, thresholds: np.ndarray):
+        self.num_classes = num_classes
+        self.thresholds = np.unique(np.asarray(thresholds, np.float64))
+        self._warned = False
+        self.reset()
+
+    def init_args(self) -> dict:
+        return {"num_classes": self.num_classes, "thresholds": self.thresholds}
+
+    def reset(self) -> None:
+        c, t = self.num_classes, len(self.thresholds)
+        self.tp = np.zeros((c, t), np.int64)
+        self.fp = np.zeros((c, t), np.int64)
+        self.fg = np.zeros(c, np.int64)
+
+    def _passes(self, scores: np.ndarray) -> np.ndarray:
+        """``[T]``: how many of ``scores`` are ``>= tau_j`` for each j."""
+        k = np.searchsorted(self.thresholds, scores, side="right")  # thresholds <= score
+        hist = np.bincount(k, minlength=len(self.thresholds) + 1)
+        return hist[::-1].cumsum()[::-1][1:]
+
+    def update(self, samples: Sequence[Sample], results: Sequence[ImageResult]) -> None:
+        for sample, r in zip(samples, results, strict=True):
+            gt = gt_pairs(sample)
+            for c in r.classes:
+                if c.dataset_class not in gt:
+                    continue
+                shape = (c.norm_map.shape if c.norm_map is not None else
+                         (sample.height or 0, sample.width or 0))
+                if not shape[0] or not shape[1]:
+                    continue  # an unusable map of an image whose size is unknown
+                sx, sy = c.scale
+                full = (round(shape[0] * sy), round(shape[1] * sx))
+                try:
+                    masks = class_mask(sample, c.dataset_class, *full)
+                    if masks is not None and full != tuple(shape):  # map below max_side
+                        masks = tuple(cv2.resize(m.astype(np.uint8), (shape[1], shape[0]),
+                                                 interpolation=cv2.INTER_NEAREST).astype(bool)
+                                      for m in masks)
+                except ValueError as e:
+                    if not self._warned:
+                        logger.warning("PxAP skips %s: %s", sample.path, e)
+                        self._warned = True
+                    continue
+                if masks is None:
+                    continue
+                fg, ign = masks
+                score = (c.norm_map if c.norm_map is not None
+                         else np.zeros(shape, np.float64))
+                keep = ~ign
+                self.tp[c.dataset_class] += self._passes(score[fg])
+                self.fp[c.dataset_class] += self._passes(score[keep & ~fg])
+                self.fg[c.dataset_class] += int(fg.sum())
+
+    @staticmethod
+    def _ap(tp: np.ndarray, fp: np.ndarray, fg: int) -> float | None:
+        if fg <= 0:
+            return None
+        predicted = tp + fp
+        precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
+        recall = tp / fg
+        drop = recall - np.r_[recall[1:], 0.0]
+        return float((drop * precision).sum())
+
+    def compute(self) -> dict:
+        ap = self._ap(self.tp.sum(0), self.fp.sum(0), int(self.fg.sum()))
+        return {} if ap is None else {"pxap": ap}
+
+    def per_class(self, class_names: list[str]) -> dict:
+        return {name: {"pxap": self._ap(self.tp[c], self.fp[c], int(self.fg[c]))}
+                for c, name in enumerate(class_names) if self.fg[c] > 0}

@@ -1,0 +1,12 @@
+"""From maps to boxes: the device stage, the host stage, their results, and the Localizer."""
+
+from __future__ import annotations
+
+from wsol.localize.components import detect, sweep_components
+from wsol.localize.localizer import PRECISIONS, BoxParams, Localizer, TargetPolicy
+from wsol.localize.maps import MAP_REASONS, prepare_maps
+from wsol.localize.results import ClassResult, Detections, ImageResult
+
+__all__ = ["MAP_REASONS", "PRECISIONS", "BoxParams", "ClassResult", "Detections",
+           "ImageResult", "Localizer", "TargetPolicy", "detect", "prepare_maps",
+           "sweep_components"]

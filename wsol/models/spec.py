@@ -1,0 +1,64 @@
+"""What wsol must know about a classifier: :class:`ModelSpec`, and finding its layers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from wsol.errors import WsolError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ModelError(WsolError, ValueError):
+    """A model that cannot be built as configured."""
+
+
+@dataclass
+class ModelSpec:
+    """A classifier plus what the pipeline needs to drive it.
+
+    Attributes:
+        net: the classifier; ``net(x)`` maps ``Tensor[B, 3, H, W]`` to logits ``[B, C]``.
+        class_names: the ``C`` output classes, in logit order.
+        target_layer: default layer for gradient-based CAMs (a dotted module name;
+            empty when none is known, and the methods that need one ask for it).
+        cam_layer: the layer that feeds global average pooling (for ``cam``).
+        fc_layer: the linear classifier after pooling (for ``cam``), if any.
+        input_size: ``(H, W)`` the network is fed.
+        mean, std: per-channel normalization of ``[0, 1]`` RGB inputs.
+        resize: how an image becomes ``input_size``: ``stretch`` or ``letterbox``.
+        multi_label: whether the classes are independent (sigmoid) or exclusive (softmax).
+        extra: anything else the checkpoint carried (e.g. a calibrated threshold).
+    """
+
+    net: nn.Module
+    class_names: list[str]
+    target_layer: str
+    cam_layer: str | None = None
+    fc_layer: str | None = None
+    input_size: tuple[int, int] = (224, 224)
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    multi_label: bool = False
+    resize: str = "stretch"  # stretch | letterbox (aspect kept, padded with the mean)
+    extra: dict = field(default_factory=dict)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Class probabilities ``[B, C]`` from logits ``[B, C]``."""
+        return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
+
+
+def resolve_module(net: nn.Module, name: str) -> nn.Module:
+    """The submodule called ``name`` (dotted), or an error listing nearby names."""
+    modules = dict(net.named_modules())
+    if name not in modules:
+        top = [n for n in modules if n and "." not in n]
+        raise ModelError(
+            f"model has no layer {name!r}; top-level layers: {', '.join(top)} "
+            "(use dotted names for nested ones, e.g. 'layer4.1.conv2')"
+        )
+    return modules[name]

@@ -1,0 +1,60 @@
+"""Running wsol on a dataset: ``run`` and ``calibrate``, from a config.
+
+This package is the only reader of :class:`wsol.config.Config`: :mod:`~wsol.run.build`
+turns it into a :class:`~wsol.localize.Localizer` and evaluators,
+:mod:`~wsol.run.pipeline` loops over the data, :mod:`~wsol.run.journal` keeps the
+resumable state on disk, :mod:`~wsol.run.finalize` writes the outputs and
+:mod:`~wsol.run.calibration` chooses thresholds.
+
+This module itself imports nothing heavy, so that ``import wsol`` stays fast and
+``wsol.run`` can be the function below (the submodules are imported on first call).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from wsol.config import Config
+    from wsol.run.calibration import CalibrationResult
+    from wsol.run.pipeline import Progress, RunResult
+
+__all__ = ["calibrate", "resolve_config", "run"]
+
+
+def resolve_config(config: Config | str | Path,
+                   overrides: dict[str, Any] | list[str] | None = None) -> Config:
+    """A :class:`Config` from a config object or a YAML path, with ``overrides``
+    (``{"data.root": "..."}``, or ``["data.root=..."]`` as on the command line)."""
+    from wsol.config import Config, load_config, with_overrides
+
+    if isinstance(config, Config):
+        return with_overrides(config, overrides) if overrides else config
+    return load_config(config, overrides)
+
+
+def run(config: Config | str | Path, overrides: dict[str, Any] | list[str] | None = None, *,
+        progress: Progress | None = None, overwrite: bool = False) -> RunResult:
+    """Run the pipeline: dataset -> maps -> boxes -> pseudo-labels, metrics and report.
+
+    ``config`` is a :class:`Config` or a YAML file; ``overrides`` set dotted keys on
+    top. Outputs go to ``config.out``; an unfinished run there resumes, anything else
+    there is refused unless ``overwrite``. ``progress(done, total)`` is called after
+    every batch.
+    """
+    from wsol.run.pipeline import run_config
+
+    return run_config(resolve_config(config, overrides), progress, overwrite)
+
+
+def calibrate(config: Config | str | Path,
+              overrides: dict[str, Any] | list[str] | None = None, *,
+              metric: str = "maxboxacc", per_class: bool = False, min_pairs: int = 1,
+              progress: Progress | None = None, overwrite: bool = False) -> CalibrationResult:
+    """Run on the config's (boxed) split and choose the box threshold that maximizes
+    ``metric`` there; writes ``calibration.json`` in the run's folder."""
+    from wsol.run.calibration import calibrate_config
+
+    return calibrate_config(resolve_config(config, overrides), metric, per_class, min_pairs,
+                            progress, overwrite)

@@ -1,0 +1,169 @@
+"""From a :class:`Config` to the objects a run works with, all checked before any work.
+
+This module (with the rest of :mod:`wsol.run`) is the only reader of the config: it
+builds the dataset, the model on its device, the class mapping, the
+:class:`~wsol.localize.Localizer` and the evaluators, and turns every problem it meets
+into a one-line :class:`ConfigError`. Nothing here writes to the output folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from wsol.cams import CamError
+from wsol.cams.targets import ClassMapping
+from wsol.config import Config, ConfigError
+from wsol.data import Dataset, build_dataset
+from wsol.data.masks import has_masks
+from wsol.evaluate import BoxAccuracy, Evaluators, MaxBoxAcc, PixelAP, sweep_thresholds
+from wsol.evaluate.calibration import Calibration, check_source, load_calibration
+from wsol.localize import BoxParams, Localizer, TargetPolicy
+from wsol.models import ModelSpec, build_model
+from wsol.models.class_maps import load_class_map
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RunPlan:
+    """Everything a run needs, built from its config."""
+
+    cfg: Config
+    dataset: Dataset
+    localizer: Localizer
+    evaluators: Evaluators | None  # None: nothing to score (no boxes, or eval disabled)
+    calibration: Calibration | None
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"model.device={name} but no CUDA device is available")
+    return torch.device(name)
+
+
+def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping, Dataset]:
+    """The model (with config overrides of its preprocessing), its class mapping, and the
+    dataset restricted to mappable classes when ``model.skip_unmapped`` asks for it."""
+    spec = build_model(cfg.model.arch, cfg.model.weights, dataset.classes or None,
+                       cfg.model.target_layer or None)
+    if cfg.model.input_size:
+        spec.input_size = tuple(cfg.model.input_size)
+    if cfg.model.mean:
+        spec.mean = tuple(cfg.model.mean)
+    if cfg.model.std:
+        spec.std = tuple(cfg.model.std)
+    if cfg.model.resize:
+        spec.resize = cfg.model.resize
+    class_map = (load_class_map(cfg.model.class_map, len(spec.class_names))
+                 if cfg.model.class_map else None)
+    if not dataset.classes:
+        dataset.classes = list(class_map) if class_map else list(spec.class_names)
+        dataset.category_ids = list(range(1, len(dataset.classes) + 1))
+    known = set(class_map) if class_map is not None else set(spec.class_names)
+    unmapped = [c for c in dataset.classes if c not in known]
+    if unmapped and cfg.model.skip_unmapped:
+        logger.warning("model.skip_unmapped: leaving out %d classes the model cannot map: %s",
+                       len(unmapped), ", ".join(unmapped))
+        dataset = dataset.restrict_classes([c for c in dataset.classes if c in known])
+    return spec, ClassMapping.build(dataset.classes, spec, class_map), dataset
+
+
+def calibration_source(cfg: Config, dataset_name: str = "") -> dict:
+    """What the maps depend on; a calibration applied to other maps is suspect."""
+    return {"method": cfg.cam.method, "arch": cfg.model.arch, "weights": cfg.model.weights,
+            "target_layer": cfg.model.target_layer, "dataset": dataset_name}
+
+
+def box_params(cfg: Config, class_thresholds: np.ndarray | None = None) -> BoxParams:
+    b = cfg.boxes
+    threshold = 0.0 if b.threshold == "calibrated" else float(b.threshold)
+    return BoxParams(
+        threshold_mode="absolute" if class_thresholds is not None else b.threshold_mode,
+        threshold=threshold,
+        class_thresholds=(tuple(float(t) for t in class_thresholds)
+                          if class_thresholds is not None else None),
+        components=b.components, min_area=b.min_area, merge=b.merge, score=b.score,
+        nms_iou=b.nms_iou, smooth=b.smooth, max_side=b.max_side)
+
+
+def explain_options(cfg: Config) -> dict:
+    """What ``wsol explain --config`` takes from a run config: the model and its device,
+    the method, layer, class map, box settings (a calibrated config uses its global cut)
+    and precision, as keyword arguments of :func:`wsol.load_model` and
+    :func:`wsol.explain`."""
+    boxes = box_params(cfg)
+    if cfg.boxes.threshold == "calibrated":
+        cal = load_calibration(cfg.boxes.calibration)
+        boxes = dataclasses.replace(boxes, threshold_mode="absolute", threshold=cal.threshold)
+    return {"arch": cfg.model.arch, "weights": cfg.model.weights, "method": cfg.cam.method,
+            "layer": cfg.model.target_layer or None, "class_map": cfg.model.class_map or None,
+            "boxes": boxes, "precision": cfg.model.precision,
+            "device": resolve_device(cfg.model.device)}
+
+
+def build_evaluators(cfg: Config, dataset: Dataset) -> Evaluators | None:
+    if not (cfg.eval.enabled and dataset.has_boxes):
+        return None
+    n = len(dataset.classes)
+    thresholds = sweep_thresholds(cfg.eval.sweep_step, cfg.eval.thresholds)
+    corloc_sweep = (dict(components=cfg.boxes.components, min_area=cfg.boxes.min_area,
+                         score=cfg.boxes.score, merge=cfg.boxes.merge, nms_iou=cfg.boxes.nms_iou)
+                    if cfg.eval.sweep_corloc else None)
+    members = {
+        "box_acc": BoxAccuracy(n, cfg.eval.iou, cfg.eval.class_agnostic),
+        "max_box_acc": MaxBoxAcc(n, thresholds, cfg.eval.iou, corloc_sweep,
+                                 cfg.eval.class_agnostic),
+    }
+    if cfg.eval.pxap and has_masks(dataset.samples):
+        members["pixel_ap"] = PixelAP(n, thresholds)
+    return Evaluators(members)
+
+
+def plan_run(cfg: Config) -> RunPlan:
+    """Build and check everything ``cfg`` asks for: the dataset, the model on its device
+    (one dry forward through the target layer), the calibration, the evaluators.
+
+    Raises:
+        ConfigError: and the other :class:`wsol.errors.WsolError` subclasses, with a
+            one-line message, before anything is written.
+    """
+    calibration = (load_calibration(cfg.boxes.calibration)
+                   if cfg.boxes.threshold == "calibrated" else None)
+    dataset = build_dataset(cfg.data)
+    if cfg.cam.targets == "gt" and not any(len(s.labels) for s in dataset.samples):
+        raise ConfigError("cam.targets=gt but the dataset has no labels; use topk or prob")
+    spec, mapping, dataset = build_spec(cfg, dataset)
+    device = resolve_device(cfg.model.device)
+    spec.net.to(device)
+    if device.type == "cuda":
+        spec.net.to(memory_format=torch.channels_last)
+    taus = None
+    if calibration is not None:
+        check_source(calibration, calibration_source(cfg))
+        taus = calibration.thresholds_for(dataset.classes)
+    try:
+        localizer = Localizer(
+            spec, cfg.cam.method, mapping=mapping,
+            targets=TargetPolicy(cfg.cam.targets, cfg.cam.topk, cfg.cam.min_prob),
+            boxes=box_params(cfg, taus), layer=cfg.model.target_layer or None,
+            precision=cfg.model.precision)
+        _dry_forward(localizer)
+    except CamError as e:  # a method that cannot work on this model, said before any work
+        raise ConfigError(f"cam.method={cfg.cam.method}: {e}") from None
+    return RunPlan(cfg, dataset, localizer, build_evaluators(cfg, dataset), calibration)
+
+
+def _dry_forward(localizer: Localizer) -> None:
+    """One forward pass of a blank image through the hooked layer: a layer that is not
+    reached or does not give a feature grid fails here, not in the first batch."""
+    h, w = localizer.input_size
+    blank = torch.zeros(1, 3, h, w, device=localizer.device)
+    with localizer.method.forward(blank):
+        pass

@@ -1,0 +1,94 @@
+"""The end of a run: the chunks become the output files, the counters become metrics.
+
+Order matters: the pseudo-labels, failures, sweep and per-class files come first, the
+report next, and ``metrics.json`` last, because its presence marks the run finished.
+"""
+
+from __future__ import annotations
+
+import json
+
+from wsol.config import dump_config
+from wsol.data.loader import make_loader
+from wsol.evaluate import Evaluators, add_coco_ap
+from wsol.evaluate.calibration import check_overlap
+from wsol.export import build_document, results_list, write_formats
+from wsol.fileio import atomic_write_json, atomic_write_text, fault_point
+from wsol.localize import MAP_REASONS
+from wsol.report import render_gallery, report_picks, write_report
+from wsol.run.build import RunPlan
+from wsol.run.journal import Journal
+
+
+def finalize(plan: RunPlan, journal: Journal, evaluators: Evaluators | None,
+             empty_reasons: dict[str, int], seconds: float) -> tuple[dict, dict | None]:
+    """Write the outputs of a run whose chunks are all journaled; returns the metrics
+    and the threshold sweep (None when nothing was scored)."""
+    cfg, dataset, out = plan.cfg, plan.dataset, journal.out
+    info = {"description": f"wsol pseudo-labels: {cfg.cam.method} on {dataset.name}",
+            "method": cfg.cam.method, "model": cfg.model.arch}
+    records = journal.records()
+    doc = build_document(records["images"], records["annotations"],
+                         dataset.coco_categories(), info)
+    write_formats(doc, out, cfg.export.formats)
+    fault_point("final:pseudo_labels.json")
+    failures = dataset.failures + records["failures"]
+    processed = {im["id"] for im in doc["images"]}
+    atomic_write_text(out / "failures.jsonl", "".join(json.dumps(f) + "\n" for f in failures))
+    metrics: dict = {
+        "num_images": len(processed),
+        "num_failed": len(failures),
+        "num_annotations": len(doc["annotations"]),
+        "images_per_second": round(len(processed) / max(seconds, 1e-9), 3),
+    }
+    # Maps that gave no box, and why (constant / NaN / Inf maps, nothing above min_area).
+    bad = MAP_REASONS[1:]
+    metrics["num_bad_maps"] = sum(n for r, n in empty_reasons.items() if r in bad)
+    if empty_reasons:
+        metrics["empty_detections"] = dict(sorted(empty_reasons.items()))
+    if plan.calibration is not None:
+        metrics["calibrated_threshold"] = plan.calibration.threshold
+        metrics["calibration_overlap_images"] = check_overlap(
+            plan.calibration, [s.path for s in dataset.samples])
+    sweep, curve = None, None
+    if evaluators is not None:
+        metrics.update(evaluators.compute())
+        per_class = evaluators.per_class(dataset.classes)
+        sweeper = evaluators["max_box_acc"]
+        sweep, curve = sweeper.sweep(dataset.classes), sweeper.curve()
+        atomic_write_json(out / "sweep.json", sweep)
+        if cfg.eval.coco_ap:
+            gt = dataset.to_coco()
+            gt["images"] = [im for im in gt["images"] if im["id"] in processed]
+            gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in processed]
+            add_coco_ap(metrics, per_class, gt, results_list(doc), dataset.classes,
+                        dataset.category_ids)
+        atomic_write_json(out / "metrics_per_class.json", per_class)
+    if cfg.report.enabled:
+        _report(plan, journal, metrics, curve, failures)
+    atomic_write_json(out / "metrics.json", metrics)
+    return metrics, sweep
+
+
+def _report(plan: RunPlan, journal: Journal, metrics: dict, curve: dict | None,
+            failures: list[dict]) -> None:
+    """``report.html``: the maps of an evenly spaced sample of images are recomputed
+    here rather than kept from the main pass, so the report costs a few forward passes
+    and no memory during the run, and a resumed run reports the same images."""
+    cfg, dataset, localizer = plan.cfg, plan.dataset, plan.localizer
+    picks = report_picks(len(dataset), cfg.report.num_images)
+    shown = []
+    loader = make_loader([dataset.samples[i] for i in picks], localizer.input_size,
+                         cfg.cam.batch_size, 0, localizer.model.resize,
+                         localizer.letterbox_fill)
+    for batch in loader:
+        samples = [dataset.samples[picks[i]] for i in batch.indices]
+        if samples:
+            results = localizer(batch.images, batch.orig_sizes, [s.labels for s in samples],
+                                batch.regions)
+            shown += [(picks[i], s, r)
+                      for i, s, r in zip(batch.indices, samples, results, strict=True)]
+    figures = render_gallery(journal.out, dataset.classes, shown,
+                             localizer.method.pixel_level)
+    write_report(journal.out, f"wsol: {cfg.cam.method} on {dataset.name}", metrics, figures,
+                 curve, dump_config(cfg), failures)
