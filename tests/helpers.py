@@ -35,8 +35,16 @@ def register_bright_net(gain: float = 1.0, input_size=(60, 90)) -> None:
     from wsol.models import MODELS, ModelSpec
 
     def build(weights, classes):
-        return ModelSpec(net=BrightNet(gain), class_names=["bright"], target_layer="features",
-                         cam_layer="features", fc_layer="fc", input_size=input_size,
-                         mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), multi_label=True)
+        return ModelSpec(
+            net=BrightNet(gain),
+            class_names=["bright"],
+            target_layer="features",
+            cam_layer="features",
+            fc_layer="fc",
+            input_size=input_size,
+            mean=(0.5, 0.5, 0.5),
+            std=(0.5, 0.5, 0.5),
+            multi_label=True,
+        )
 
     MODELS["bright_net"] = build

@@ -98,16 +98,19 @@ def test_degenerate_boxes_have_iou_zero_not_nan():
 
 
 def test_group_nested():
-    boxes = [[0, 0, 10, 10],    # 0: outer
-             [2, 2, 5, 5],      # 1: inside 0
-             [8, 8, 12, 12],    # 2: overlaps 0, not inside: its own group
-             [20, 20, 30, 30],  # 3
-             [21, 21, 22, 22],  # 4: inside 3 and 5; joins the earlier of the equal two
-             [20, 20, 30, 30]]  # 5: identical to 3: same group
+    boxes = [
+        [0, 0, 10, 10],  # 0: outer
+        [2, 2, 5, 5],  # 1: inside 0
+        [8, 8, 12, 12],  # 2: overlaps 0, not inside: its own group
+        [20, 20, 30, 30],  # 3
+        [21, 21, 22, 22],  # 4: inside 3 and 5; joins the earlier of the equal two
+        [20, 20, 30, 30],
+    ]  # 5: identical to 3: same group
     np.testing.assert_array_equal(group_boxes(boxes, "nested"), [0, 0, 1, 2, 2, 2])
     # A box inside two overlapping boxes joins the larger one, without merging them.
     np.testing.assert_array_equal(
-        group_boxes([[0, 0, 6, 6], [3, 3, 10, 10], [4, 4, 5, 5]], "nested"), [0, 1, 1])
+        group_boxes([[0, 0, 6, 6], [3, 3, 10, 10], [4, 4, 5, 5]], "nested"), [0, 1, 1]
+    )
 
 
 def test_group_overlap_to_a_fixed_point():
@@ -127,9 +130,17 @@ def test_group_overlap_to_a_fixed_point():
 def test_overlap_groups_do_not_overlap(boxes):
     group = group_boxes(boxes, "overlap")
     b = np.asarray(boxes)
-    unions = np.array([[b[group == g, 0].min(), b[group == g, 1].min(),
-                        b[group == g, 2].max(), b[group == g, 3].max()]
-                       for g in range(group.max() + 1)])
+    unions = np.array(
+        [
+            [
+                b[group == g, 0].min(),
+                b[group == g, 1].min(),
+                b[group == g, 2].max(),
+                b[group == g, 3].max(),
+            ]
+            for g in range(group.max() + 1)
+        ]
+    )
     iou = box_iou(unions, unions)
     np.fill_diagonal(iou, 0)
     assert (iou == 0).all()

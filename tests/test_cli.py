@@ -13,8 +13,9 @@ from wsol.cli import EXIT_OK, EXIT_USAGE, format_table, main
 
 
 def _wsol(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "wsol", *args], capture_output=True,
-                          text=True, cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "wsol", *args], capture_output=True, text=True, cwd=cwd, timeout=300
+    )
 
 
 def test_wrong_key_fails_fast_with_valid_keys(tmp_path):
@@ -28,16 +29,23 @@ def test_wrong_key_fails_fast_with_valid_keys(tmp_path):
 
 
 def test_unknown_method_lists_methods(tmp_path):
-    p = _wsol("run", str(DEMO_CONFIG), "cam.method=nope", f"out={tmp_path / 'o'}",
-              "data.root=.")
+    p = _wsol("run", str(DEMO_CONFIG), "cam.method=nope", f"out={tmp_path / 'o'}", "data.root=.")
     assert p.returncode == EXIT_USAGE
     assert "unknown cam.method 'nope'; valid:" in p.stderr and "gradcam" in p.stderr
 
 
 def test_run_on_shapes_prints_table_and_exit_codes(tmp_path, shapes_root, capsys):
     out = tmp_path / "o"
-    args = ["-q", "run", str(DEMO_CONFIG), f"data.root={shapes_root}", "data.split=val",
-            "model.weights=none", f"out={out}", "report.enabled=false"]
+    args = [
+        "-q",
+        "run",
+        str(DEMO_CONFIG),
+        f"data.root={shapes_root}",
+        "data.split=val",
+        "model.weights=none",
+        f"out={out}",
+        "report.enabled=false",
+    ]
     assert main(args) == EXIT_OK
     first = capsys.readouterr().out
     assert "corloc" in first and "gradcam" in first
@@ -48,8 +56,12 @@ def test_run_on_shapes_prints_table_and_exit_codes(tmp_path, shapes_root, capsys
 
 
 def test_format_table_aligns_columns():
-    text = format_table({"gradcam": {"corloc": 0.8766, "num_images": 300},
-                         "cam": {"corloc": 0.5, "num_images": 300}})
+    text = format_table(
+        {
+            "gradcam": {"corloc": 0.8766, "num_images": 300},
+            "cam": {"corloc": 0.5, "num_images": 300},
+        }
+    )
     lines = text.splitlines()
     assert lines[0].split() == ["run", "num_images", "corloc"]
     assert lines[2].split() == ["gradcam", "300", "0.877"]
@@ -71,9 +83,19 @@ def test_partial_run_exits_3_and_records_the_failure(tmp_path, bright_model):
     Image.fromarray(np.full((60, 90, 3), 128, np.uint8)).save(imgs / "ok.png")
     (imgs / "broken.jpg").write_bytes(b"")
     (tmp_path / "labels.json").write_text('{"ok.png": ["bright"], "broken.jpg": "bright"}')
-    code = main(["-q", "run", str(DEMO_CONFIG), "data.format=folder", f"data.root={imgs}",
-                 f"data.labels_file={tmp_path / 'labels.json'}", "model.arch=bright_net",
-                 "model.target_layer=features", f"out={tmp_path / 'o'}"])
+    code = main(
+        [
+            "-q",
+            "run",
+            str(DEMO_CONFIG),
+            "data.format=folder",
+            f"data.root={imgs}",
+            f"data.labels_file={tmp_path / 'labels.json'}",
+            "model.arch=bright_net",
+            "model.target_layer=features",
+            f"out={tmp_path / 'o'}",
+        ]
+    )
     assert code == EXIT_PARTIAL
     metrics = json.loads((tmp_path / "o" / "metrics.json").read_text())
     assert metrics["num_failed"] == 1 and metrics["num_images"] == 1
@@ -86,14 +108,27 @@ def test_bench_reports_wsol_and_reference_side_by_side():
 
     result = bench_maps("resnet18", "gradcam", batch_size=2, size=32, repeats=1)
     rows = result["images_per_second"]
-    assert set(rows) == {"forward", "wsol gradcam", "wsol gradcam + upsample",
-                         "pytorch-grad-cam GradCAM"}
+    assert set(rows) == {
+        "forward",
+        "wsol gradcam",
+        "wsol gradcam + upsample",
+        "pytorch-grad-cam GradCAM",
+    }
     assert all(v > 0 for v in rows.values())
 
 
 def test_unknown_class_map_is_a_one_line_error(tmp_path, shapes_root, capsys):
-    code = main(["-q", "run", str(DEMO_CONFIG), f"data.root={shapes_root}", "data.split=val",
-                 "model.class_map=nope", f"out={tmp_path / 'o'}"])
+    code = main(
+        [
+            "-q",
+            "run",
+            str(DEMO_CONFIG),
+            f"data.root={shapes_root}",
+            "data.split=val",
+            "model.class_map=nope",
+            f"out={tmp_path / 'o'}",
+        ]
+    )
     assert code == EXIT_USAGE
     err = capsys.readouterr().err
     assert "imagenet_to_voc" in err and "Traceback" not in err

@@ -18,8 +18,16 @@ def test_defaults_and_partial_yaml(tmp_path):
 def test_dotted_overrides_win_over_yaml_and_are_typed(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("boxes:\n  threshold: 0.15\n")
-    cfg = load_config(p, ["boxes.threshold=0.2", "cam.batch_size=8", "out=runs/x",
-                          "data.classes=[a, b]", "eval.enabled=false"])
+    cfg = load_config(
+        p,
+        [
+            "boxes.threshold=0.2",
+            "cam.batch_size=8",
+            "out=runs/x",
+            "data.classes=[a, b]",
+            "eval.enabled=false",
+        ],
+    )
     assert cfg.boxes.threshold == 0.2 and isinstance(cfg.boxes.threshold, float)
     assert cfg.cam.batch_size == 8 and cfg.out == "runs/x"
     assert cfg.data.classes == ["a", "b"]
@@ -27,17 +35,29 @@ def test_dotted_overrides_win_over_yaml_and_are_typed(tmp_path):
 
 
 def test_issue_example_overrides():
-    cfg = load_config(None, ["data.format=voc", "data.root=PATH", "data.split=val",
-                             "model.arch=resnet50", "cam.method=gradcam",
-                             "boxes.threshold=0.2", "out=runs/x"])
+    cfg = load_config(
+        None,
+        [
+            "data.format=voc",
+            "data.root=PATH",
+            "data.split=val",
+            "model.arch=resnet50",
+            "cam.method=gradcam",
+            "boxes.threshold=0.2",
+            "out=runs/x",
+        ],
+    )
     assert (cfg.data.format, cfg.data.root, cfg.model.arch) == ("voc", "PATH", "resnet50")
 
 
-@pytest.mark.parametrize("override, fragment", [
-    ("cam.methd=gradcam", "cam.method"),  # typo: the message lists the valid keys
-    ("bogus=1", "data"),
-    ("data.nope.deeper=1", "valid keys"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        ("cam.methd=gradcam", "cam.method"),  # typo: the message lists the valid keys
+        ("bogus=1", "data"),
+        ("data.nope.deeper=1", "valid keys"),
+    ],
+)
 def test_unknown_key_lists_valid_keys(override, fragment):
     with pytest.raises(ConfigError) as e:
         load_config(None, [override])
@@ -45,8 +65,10 @@ def test_unknown_key_lists_valid_keys(override, fragment):
     assert fragment in str(e.value)
 
 
-@pytest.mark.parametrize("override", ["cam.batch_size=abc", "boxes.threshold=high",
-                                      "eval.enabled=maybe", "cam.batch_size=1.5"])
+@pytest.mark.parametrize(
+    "override",
+    ["cam.batch_size=abc", "boxes.threshold=high", "eval.enabled=maybe", "cam.batch_size=1.5"],
+)
 def test_wrong_types_fail(override):
     with pytest.raises(ConfigError):
         load_config(None, [override])

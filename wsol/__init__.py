@@ -38,8 +38,20 @@ _LAZY = {
     "load_model": "wsol.models",
 }
 
-__all__ = ["BoxParams", "Config", "Explanation", "Localizer", "TargetPolicy", "WsolError",
-           "__version__", "calibrate", "explain", "load_config", "load_model", "run"]
+__all__ = [
+    "BoxParams",
+    "Config",
+    "Explanation",
+    "Localizer",
+    "TargetPolicy",
+    "WsolError",
+    "__version__",
+    "calibrate",
+    "explain",
+    "load_config",
+    "load_model",
+    "run",
+]
 
 if TYPE_CHECKING:
     from wsol.apps.explain import Explanation, explain

@@ -147,13 +147,16 @@ def group_boxes(boxes, mode: str) -> np.ndarray:
         return np.zeros(0, np.int64)
     if mode == "nested":
         # inside[i, j]: box i lies within box j.
-        inside = ((b[None, :, :2] <= b[:, None, :2]).all(-1)
-                  & (b[:, None, 2:] <= b[None, :, 2:]).all(-1))
+        inside = (b[None, :, :2] <= b[:, None, :2]).all(-1) & (
+            b[:, None, 2:] <= b[None, :, 2:]
+        ).all(-1)
         area = box_area(b)
         idx = np.arange(n)
         # j dominates i: j contains i and is larger, or identical and earlier.
-        dominates = inside & ((area[None, :] > area[:, None])
-                              | ((area[None, :] == area[:, None]) & (idx[None, :] < idx[:, None])))
+        dominates = inside & (
+            (area[None, :] > area[:, None])
+            | ((area[None, :] == area[:, None]) & (idx[None, :] < idx[:, None]))
+        )
         # The root is the largest dominating box, earliest on ties; it is dominated by none.
         key = np.where(dominates, area[None, :], -np.inf)
         best = key.max(axis=1, keepdims=True)

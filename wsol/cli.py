@@ -20,8 +20,18 @@ from wsol.errors import WsolError
 
 EXIT_OK, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 2, 3, 130
 
-SUMMARY_KEYS = ("num_images", "num_failed", "corloc", "gt_known_loc", "maxboxacc",
-                "maxboxacc_v2", "pxap", "coco_ap", "coco_ap50", "images_per_second")
+SUMMARY_KEYS = (
+    "num_images",
+    "num_failed",
+    "corloc",
+    "gt_known_loc",
+    "maxboxacc",
+    "maxboxacc_v2",
+    "pxap",
+    "coco_ap",
+    "coco_ap50",
+    "images_per_second",
+)
 
 
 def _progress(desc: str):
@@ -29,8 +39,9 @@ def _progress(desc: str):
 
     def update(done: int, total: int) -> None:
         if "b" not in bar:
-            bar["b"] = tqdm(total=total, desc=desc, unit="img", leave=False, file=sys.stderr,
-                            dynamic_ncols=True)
+            bar["b"] = tqdm(
+                total=total, desc=desc, unit="img", leave=False, file=sys.stderr, dynamic_ncols=True
+            )
         bar["b"].update(done - bar["b"].n)
         if done >= total:
             bar["b"].close()
@@ -44,8 +55,11 @@ def format_table(rows: dict[str, dict], keys=SUMMARY_KEYS) -> str:
     header = ["run", *cols]
     body = [[name] + [_fmt(m.get(k)) for k in cols] for name, m in rows.items()]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    line = lambda r: "  ".join(c.rjust(w) if i else c.ljust(w)  # noqa: E731
-                               for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+
+    def line(row: list[str]) -> str:
+        cells = zip(row, widths, strict=True)
+        return "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(cells))
+
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, body)])
 
 
@@ -68,8 +82,10 @@ def cmd_demo(args) -> int:
     results = run_demo(args.out, _progress if not args.quiet else None)
     rows = {m: r.metrics for m, r in results.items()}
     print(format_table(rows))
-    print(f"\nwsol demo: {time.perf_counter() - t0:.1f} s. Outputs in {Path(args.out)}/ "
-          f"(pseudo_labels.json, metrics.json, report.html; CAM in {Path(args.out) / 'cam'}/)")
+    print(
+        f"\nwsol demo: {time.perf_counter() - t0:.1f} s. Outputs in {Path(args.out)}/ "
+        f"(pseudo_labels.json, metrics.json, report.html; CAM in {Path(args.out) / 'cam'}/)"
+    )
     return max(_status(r.metrics) for r in results.values())
 
 
@@ -78,8 +94,9 @@ def cmd_run(args) -> int:
     from wsol.run import run
 
     cfg = load_config(args.config, args.overrides)
-    result = run(cfg, progress=None if args.quiet else _progress(cfg.cam.method),
-                 overwrite=args.overwrite)
+    result = run(
+        cfg, progress=None if args.quiet else _progress(cfg.cam.method), overwrite=args.overwrite
+    )
     print(format_table({cfg.cam.method: result.metrics}))
     print(f"\nOutputs in {result.out_dir}/")
     return _status(result.metrics)
@@ -109,23 +126,46 @@ def cmd_train(args) -> int:
 def cmd_bench(args) -> int:
     from wsol.apps.bench import bench_demo, bench_maps
 
-    result = bench_maps(args.arch, args.method, args.batch_size, args.size, args.repeats,
-                        args.device, args.precision)
-    print(f"{result['arch']}, batch {result['batch_size']}, {result['size']}x{result['size']}, "
-          f"{result['device']}, {result['precision']}")
-    print(format_table({k: {"images_per_second": v}
-                        for k, v in result["images_per_second"].items()},
-                       keys=("images_per_second",)))
+    result = bench_maps(
+        args.arch,
+        args.method,
+        args.batch_size,
+        args.size,
+        args.repeats,
+        args.device,
+        args.precision,
+    )
+    print(
+        f"{result['arch']}, batch {result['batch_size']}, {result['size']}x{result['size']}, "
+        f"{result['device']}, {result['precision']}"
+    )
+    print(
+        format_table(
+            {k: {"images_per_second": v} for k, v in result["images_per_second"].items()},
+            keys=("images_per_second",),
+        )
+    )
     if args.demo:
         demo = bench_demo(args.out)
-        print(format_table({k: {"images_per_second": v}
-                            for k, v in demo["images_per_second"].items()},
-                           keys=("images_per_second",)))
+        print(
+            format_table(
+                {k: {"images_per_second": v} for k, v in demo["images_per_second"].items()},
+                keys=("images_per_second",),
+            )
+        )
     return EXIT_OK
 
 
-EVAL_KEYS = ("num_images", "num_pairs", "num_predictions", "num_dropped", "corloc", "coco_ap",
-             "coco_ap50", "coco_ap75")
+EVAL_KEYS = (
+    "num_images",
+    "num_pairs",
+    "num_predictions",
+    "num_dropped",
+    "corloc",
+    "coco_ap",
+    "coco_ap50",
+    "coco_ap75",
+)
 
 
 def cmd_eval(args) -> int:
@@ -160,17 +200,23 @@ def cmd_calibrate(args) -> int:
     from wsol.run import calibrate
 
     cfg = load_config(args.config, args.overrides)
-    res = calibrate(cfg, metric=args.metric, per_class=args.per_class,
-                    min_pairs=args.min_pairs,
-                    progress=None if args.quiet else _progress("calibrate"),
-                    overwrite=args.overwrite)
+    res = calibrate(
+        cfg,
+        metric=args.metric,
+        per_class=args.per_class,
+        min_pairs=args.min_pairs,
+        progress=None if args.quiet else _progress("calibrate"),
+        overwrite=args.overwrite,
+    )
     cal = res.calibration
     rows = {"(all)": {"pairs": cal.pairs, "threshold": cal.threshold, cal.metric: cal.score}}
     for name, e in cal.per_class.items():
         rows[name] = {"pairs": e["pairs"], "threshold": e["threshold"], cal.metric: e["score"]}
     print(format_table(rows, keys=("pairs", "threshold", cal.metric)))
-    print(f"\nCalibration: {res.path}\nApply it to another split: wsol run {args.config} "
-          f"boxes.threshold=calibrated boxes.calibration={res.path} data.split=...")
+    print(
+        f"\nCalibration: {res.path}\nApply it to another split: wsol run {args.config} "
+        f"boxes.threshold=calibrated boxes.calibration={res.path} data.split=..."
+    )
     return _status(res.metrics)
 
 
@@ -179,9 +225,16 @@ def cmd_explain(args) -> int:
     from wsol.localize import BoxParams
     from wsol.models import load_model
 
-    options = {"arch": args.model, "weights": args.weights, "method": args.method,
-               "layer": None, "class_map": None, "boxes": BoxParams(), "precision": "fp32",
-               "device": "cpu"}
+    options = {
+        "arch": args.model,
+        "weights": args.weights,
+        "method": args.method,
+        "layer": None,
+        "class_map": None,
+        "boxes": BoxParams(),
+        "precision": "fp32",
+        "device": "cpu",
+    }
     if args.config:
         from wsol.config import load_config
         from wsol.run.build import explain_options
@@ -190,15 +243,22 @@ def cmd_explain(args) -> int:
     for key in ("model", "weights", "method"):  # flags given explicitly win over the config
         if getattr(args, key) != EXPLAIN_DEFAULTS[key]:
             options["arch" if key == "model" else key] = getattr(args, key)
-    model = load_model(options["arch"], options["weights"], device=options["device"],
-                       target_layer=options["layer"])
+    model = load_model(
+        options["arch"], options["weights"], device=options["device"], target_layer=options["layer"]
+    )
     out = Path(args.out)
     stems: set[str] = set()
     for image in args.images:
-        exp = explain(model, image, options["method"], topk=args.topk,
-                      classes=[args.cls] if args.cls else None,
-                      class_map=options["class_map"], boxes=options["boxes"],
-                      precision=options["precision"])
+        exp = explain(
+            model,
+            image,
+            options["method"],
+            topk=args.topk,
+            classes=[args.cls] if args.cls else None,
+            class_map=options["class_map"],
+            boxes=options["boxes"],
+            precision=options["precision"],
+        )
         stem = Path(image).stem
         while stem in stems:  # two images with one name must not overwrite each other
             stem += "_"
@@ -208,12 +268,20 @@ def cmd_explain(args) -> int:
         for name, p in exp.top(5):
             print(f"  {p:6.3f}  {name}")
         for name, c in zip(exp.targets, exp.result.classes, strict=True):
-            boxes = ", ".join(f"[{b[0]:.0f}, {b[1]:.0f}, {b[2]:.0f}, {b[3]:.0f}] {s:.2f}"
-                              for b, s in zip(c.detections.boxes, c.detections.scores,
-                                              strict=True)) or c.detections.reason or "none"
+            boxes = (
+                ", ".join(
+                    f"[{b[0]:.0f}, {b[1]:.0f}, {b[2]:.0f}, {b[3]:.0f}] {s:.2f}"
+                    for b, s in zip(c.detections.boxes, c.detections.scores, strict=True)
+                )
+                or c.detections.reason
+                or "none"
+            )
             print(f"  {options['method']} for {name!r}: boxes (x1, y1, x2, y2) {boxes}")
-        print(f"  wrote {len(files)} files to {out}/ ({files[0].name}, ...)" if files
-              else "  nothing to draw")
+        print(
+            f"  wrote {len(files)} files to {out}/ ({files[0].name}, ...)"
+            if files
+            else "  nothing to draw"
+        )
     return EXIT_OK
 
 
@@ -221,8 +289,11 @@ EXPLAIN_DEFAULTS = {"model": "efficientnet_lite0", "weights": "DEFAULT", "method
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wsol", description="Weakly supervised object localization:"
-                                " class activation maps to boxes to COCO pseudo-labels.")
+    p = argparse.ArgumentParser(
+        prog="wsol",
+        description="Weakly supervised object localization:"
+        " class activation maps to boxes to COCO pseudo-labels.",
+    )
     p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     sub = p.add_subparsers(dest="command", required=True)
@@ -255,10 +326,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="score a COCO-format pseudo-label file against ground truth")
     e.add_argument("--gt", required=True, help="COCO instances JSON, or a VOC root folder")
-    e.add_argument("--pred", required=True,
-                   help="COCO JSON: a dataset dict with annotations, or a results list")
-    e.add_argument("--gt-format", default="auto", choices=("auto", "coco", "voc"),
-                   help="auto: VOC for a folder, COCO for a file")
+    e.add_argument(
+        "--pred",
+        required=True,
+        help="COCO JSON: a dataset dict with annotations, or a results list",
+    )
+    e.add_argument(
+        "--gt-format",
+        default="auto",
+        choices=("auto", "coco", "voc"),
+        help="auto: VOC for a folder, COCO for a file",
+    )
     e.add_argument("--split", default=None, help="VOC split (needed if the root has several)")
     e.add_argument("--iou", type=float, default=0.5, help="IoU for corloc (default 0.5)")
     e.add_argument("--out", default=None, help="write metrics.json and metrics_per_class.json")
@@ -266,16 +344,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     x = sub.add_parser("explain", help="why did the model say that? maps and boxes for images")
     x.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
-    x.add_argument("--config", default=None,
-                   help="take the model, method, class map and box settings from a run config")
-    x.add_argument("--model", default=EXPLAIN_DEFAULTS["model"],
-                   help="architecture (default efficientnet_lite0, ImageNet, offline)")
-    x.add_argument("--weights", default=EXPLAIN_DEFAULTS["weights"],
-                   help="DEFAULT (pretrained), none, or a checkpoint path")
+    x.add_argument(
+        "--config",
+        default=None,
+        help="take the model, method, class map and box settings from a run config",
+    )
+    x.add_argument(
+        "--model",
+        default=EXPLAIN_DEFAULTS["model"],
+        help="architecture (default efficientnet_lite0, ImageNet, offline)",
+    )
+    x.add_argument(
+        "--weights",
+        default=EXPLAIN_DEFAULTS["weights"],
+        help="DEFAULT (pretrained), none, or a checkpoint path",
+    )
     x.add_argument("--method", default=EXPLAIN_DEFAULTS["method"], help="CAM method")
     which = x.add_mutually_exclusive_group()
-    which.add_argument("--class", dest="cls", default=None, metavar="NAME",
-                       help="explain this class")
+    which.add_argument(
+        "--class", dest="cls", default=None, metavar="NAME", help="explain this class"
+    )
     which.add_argument("--topk", type=int, default=3, help="explain the K top classes (3)")
     x.add_argument("--out", default="runs/explain", help="output folder (runs/explain)")
     x.set_defaults(func=cmd_explain)
@@ -285,11 +373,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.split=val out=DIR")
     from wsol.evaluate.calibration import METRICS
 
-    c.add_argument("--metric", default="maxboxacc", choices=METRICS,
-                   help="what tau maximizes (default maxboxacc)")
+    c.add_argument(
+        "--metric",
+        default="maxboxacc",
+        choices=METRICS,
+        help="what tau maximizes (default maxboxacc)",
+    )
     c.add_argument("--per-class", action="store_true", help="one tau per class")
-    c.add_argument("--min-pairs", type=int, default=1,
-                   help="classes with fewer boxed pairs use the global tau (default 1)")
+    c.add_argument(
+        "--min-pairs",
+        type=int,
+        default=1,
+        help="classes with fewer boxed pairs use the global tau (default 1)",
+    )
     c.add_argument("--overwrite", action="store_true", help="replace results already in out")
     c.set_defaults(func=cmd_calibrate)
     return p
@@ -297,8 +393,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     # Big photos (over ~89 Mpx) make PIL warn of a decompression bomb; wsol drafts
     # them down and caps the maps, so the warning is noise on the console.
     from PIL import Image

@@ -28,8 +28,14 @@ class ConfigError(UsageError):
     """A configuration that cannot be run."""
 
 
-def between(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-            hi_open: bool = False, length: int | None = None) -> dict:
+def between(
+    lo: float | None = None,
+    hi: float | None = None,
+    *,
+    lo_open: bool = False,
+    hi_open: bool = False,
+    length: int | None = None,
+) -> dict:
     """Field metadata: the value (each item, for a list) lies in ``[lo, hi]``, with open
     ends where asked; a list has ``length`` items."""
     return {"range": (lo, hi, lo_open, hi_open), "length": length}
@@ -85,8 +91,9 @@ def _check_value(value: Any, tp: Any, meta: typing.Mapping, key: str) -> None:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         words = next((_choices(a) for a in args if _choices(a)), None)
         if words is not None and isinstance(value, str) and value not in words:
-            raise ConfigError(f"{key}: expected {' or '.join(map(_type_name, args))}, "
-                              f"got {value!r}")
+            raise ConfigError(
+                f"{key}: expected {' or '.join(map(_type_name, args))}, got {value!r}"
+            )
         if isinstance(value, str):
             return
     if literal is not None:
@@ -95,8 +102,11 @@ def _check_value(value: Any, tp: Any, meta: typing.Mapping, key: str) -> None:
                 hint = meta.get("hints", {}).get(v)
                 raise ConfigError(hint or unknown_choice(key, v, literal))
         return
-    if meta.get("length") is not None and isinstance(value, list) and (
-            len(value) != meta["length"]):
+    if (
+        meta.get("length") is not None
+        and isinstance(value, list)
+        and (len(value) != meta["length"])
+    ):
         raise ConfigError(f"{key} must have {meta['length']} values, got {value!r}")
     if "range" in meta:
         for v in items:
@@ -104,9 +114,20 @@ def _check_value(value: Any, tp: Any, meta: typing.Mapping, key: str) -> None:
                 raise ConfigError(f"{key} must be {_describe(*meta['range'])}, got {v!r}")
 
 
-METHOD_NAMES = Literal["cam", "gradcam", "gradcampp", "xgradcam", "layercam", "hirescam",
-                       "scorecam", "eigencam", "gradient", "deconvnet", "guided_backprop",
-                       "guided_gradcam"]
+METHOD_NAMES = Literal[
+    "cam",
+    "gradcam",
+    "gradcampp",
+    "xgradcam",
+    "layercam",
+    "hirescam",
+    "scorecam",
+    "eigencam",
+    "gradient",
+    "deconvnet",
+    "guided_backprop",
+    "guided_gradcam",
+]
 
 
 @dataclass
@@ -142,15 +163,13 @@ class ModelConfig(_Section):
     input_size: list[int] | None = field(default=None, metadata=between(1, length=2))
     resize: Literal["", "stretch", "letterbox"] = ""  # empty: the model's own (stretch)
     mean: list[float] | None = field(default=None, metadata=between(length=3))
-    std: list[float] | None = field(default=None,
-                                    metadata=between(0, lo_open=True, length=3))
+    std: list[float] | None = field(default=None, metadata=between(0, lo_open=True, length=3))
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16/fp16: autocast
 
     def check(self) -> None:
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"model.device must be auto, cpu or cuda[:N], got "
-                              f"{self.device!r}")
+            raise ConfigError(f"model.device must be auto, cpu or cuda[:N], got {self.device!r}")
 
 
 @dataclass
@@ -165,9 +184,11 @@ class CamConfig(_Section):
     batch_size: int = field(default=32, metadata=between(1))
 
 
-_SWEEP_HINT = ("boxes.threshold_mode=sweep: the evaluators always sweep eval.thresholds (or "
-               "0..1 by eval.sweep_step); boxes.threshold_mode picks the cut for the written "
-               "boxes: fraction, absolute or otsu")
+_SWEEP_HINT = (
+    "boxes.threshold_mode=sweep: the evaluators always sweep eval.thresholds (or "
+    "0..1 by eval.sweep_step); boxes.threshold_mode picks the cut for the written "
+    "boxes: fraction, absolute or otsu"
+)
 
 
 @dataclass
@@ -176,7 +197,8 @@ class BoxesConfig(_Section):
 
     section: ClassVar[str] = "boxes"
     threshold_mode: Literal["fraction", "absolute", "otsu"] = field(
-        default="fraction", metadata={"hints": {"sweep": _SWEEP_HINT}})
+        default="fraction", metadata={"hints": {"sweep": _SWEEP_HINT}}
+    )
     # fraction: 0.15 Grad-CAM paper, 0.2 CAM paper; absolute: a cut on the min-max normalized
     # map; otsu ignores it. "calibrated": per-class or global cuts from boxes.calibration.
     threshold: float | Literal["calibrated"] = field(default=0.2, metadata=between(0, 1))
@@ -200,11 +222,15 @@ class BoxesConfig(_Section):
         if self.threshold != "calibrated":
             return
         if self.threshold_mode == "otsu":
-            raise ConfigError("boxes.threshold=calibrated sets its own cuts; it cannot be "
-                              "combined with boxes.threshold_mode=otsu")
+            raise ConfigError(
+                "boxes.threshold=calibrated sets its own cuts; it cannot be "
+                "combined with boxes.threshold_mode=otsu"
+            )
         if not self.calibration:
-            raise ConfigError("boxes.threshold=calibrated needs boxes.calibration=PATH "
-                              "(the calibration.json written by `wsol calibrate`)")
+            raise ConfigError(
+                "boxes.threshold=calibrated needs boxes.calibration=PATH "
+                "(the calibration.json written by `wsol calibrate`)"
+            )
 
 
 @dataclass
@@ -226,8 +252,10 @@ class EvalConfig(_Section):
 
     def check(self) -> None:
         if self.thresholds is not None and not self.thresholds:
-            raise ConfigError("eval.thresholds must be a non-empty list of numbers in [0, 1] "
-                              "(or null for the eval.sweep_step sweep)")
+            raise ConfigError(
+                "eval.thresholds must be a non-empty list of numbers in [0, 1] "
+                "(or null for the eval.sweep_step sweep)"
+            )
 
 
 @dataclass
@@ -285,8 +313,9 @@ class TrainConfig(_Section):
 
     def check(self) -> None:
         if self.num_images < self.batch_size:
-            raise ConfigError(f"num_images ({self.num_images}) must be at least batch_size "
-                              f"({self.batch_size})")
+            raise ConfigError(
+                f"num_images ({self.num_images}) must be at least batch_size ({self.batch_size})"
+            )
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -312,8 +341,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin is Literal:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{key}: expected one of {', '.join(typing.get_args(tp))}, "
-                          f"got {value!r}")
+        raise ConfigError(f"{key}: expected one of {', '.join(typing.get_args(tp))}, got {value!r}")
     if origin is list:
         (item,) = typing.get_args(tp)
         if isinstance(value, str):
@@ -352,7 +380,8 @@ def _type_name(tp: Any) -> str:
     if typing.get_origin(tp) is Literal:
         return " or ".join(repr(a) for a in typing.get_args(tp))
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
-        tp, "a list" if typing.get_origin(tp) is list else str(tp))
+        tp, "a list" if typing.get_origin(tp) is list else str(tp)
+    )
 
 
 def _build(cls: type[T], data: dict, prefix: str = "") -> T:

@@ -71,8 +71,7 @@ def test_guided_gradcam_keeps_the_papers_pictures(shapes_image, tmp_path):
         (pic,) = pictures
         assert pic.dtype == np.uint8 and pic.shape[2] == 3 and pic.std() > 0
     files = write_explanation(exp, tmp_path, "s")
-    assert sum(p.name.endswith(("_guided_backprop.png", "_guided_gradcam.png"))
-               for p in files) == 2
+    assert sum(p.name.endswith(("_guided_backprop.png", "_guided_gradcam.png")) for p in files) == 2
 
 
 def test_gradient_picture_is_centred_at_mid_grey():
@@ -85,8 +84,9 @@ def test_explain_cli_on_a_real_voc_photo(voc_root, tmp_path, capsys):
     """Offline ImageNet weights, VOC class names through the class map."""
     image = voc_root / "JPEGImages" / f"{CAT}.jpg"
     config = REPO / "configs" / "voc_lite0.yaml"
-    code = main(["explain", str(image), "--config", str(config), "--class", "cat",
-                 "--out", str(tmp_path)])
+    code = main(
+        ["explain", str(image), "--config", str(config), "--class", "cat", "--out", str(tmp_path)]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "predicts" in printed and "cat" in printed and "boxes (x1, y1, x2, y2)" in printed

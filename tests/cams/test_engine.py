@@ -11,14 +11,22 @@ from wsol.models import ModelSpec, ShapesNet
 
 def _spec() -> ModelSpec:
     torch.manual_seed(0)
-    return ModelSpec(net=ShapesNet(3, width=8), class_names=["a", "b", "c"],
-                     target_layer="layer3", cam_layer="layer4", fc_layer="fc",
-                     input_size=(32, 32), multi_label=True)
+    return ModelSpec(
+        net=ShapesNet(3, width=8),
+        class_names=["a", "b", "c"],
+        target_layer="layer3",
+        cam_layer="layer4",
+        fc_layer="fc",
+        input_size=(32, 32),
+        multi_label=True,
+    )
 
 
 def _state(net):
-    return ({n: m.training for n, m in net.named_modules()},
-            {n: p.requires_grad for n, p in net.named_parameters()})
+    return (
+        {n: m.training for n, m in net.named_modules()},
+        {n: p.requires_grad for n, p in net.named_parameters()},
+    )
 
 
 @pytest.mark.parametrize("method", ["gradcam", "cam", "guided_backprop", "scorecam"])

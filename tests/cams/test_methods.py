@@ -17,8 +17,16 @@ from wsol.cams import METHODS, build_method, tokens_to_grid
 from wsol.cams.guided import relu_rule
 from wsol.models import ModelSpec, ShapesNet
 
-CAM_FAMILY = ("cam", "gradcam", "gradcampp", "xgradcam", "layercam", "hirescam", "scorecam",
-              "eigencam")
+CAM_FAMILY = (
+    "cam",
+    "gradcam",
+    "gradcampp",
+    "xgradcam",
+    "layercam",
+    "hirescam",
+    "scorecam",
+    "eigencam",
+)
 PIXEL = ("gradient", "deconvnet", "guided_backprop", "guided_gradcam")
 
 
@@ -42,8 +50,15 @@ def shapes_spec(width: int = 8, seed: int = 0) -> ModelSpec:
     for m in bns:
         m.momentum = 0.1
     net.eval()
-    return ModelSpec(net=net, class_names=list("abcd"), target_layer="layer3",
-                     cam_layer="layer4", fc_layer="fc", input_size=(32, 32), multi_label=True)
+    return ModelSpec(
+        net=net,
+        class_names=list("abcd"),
+        target_layer="layer3",
+        cam_layer="layer4",
+        fc_layer="fc",
+        input_size=(32, 32),
+        multi_label=True,
+    )
 
 
 def images(n: int, size: int = 32, seed: int = 1) -> torch.Tensor:
@@ -89,8 +104,9 @@ def test_cam_unrectified_mean_plus_bias_is_the_logit():
     x, t = images(2), torch.tensor([[0, 3], [2, 1]])
     out = m(x, t)
     bias = spec.net.fc.bias.detach()[t]
-    torch.testing.assert_close(out.maps.mean(dim=(2, 3)) + bias, out.logits.gather(1, t),
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        out.maps.mean(dim=(2, 3)) + bias, out.logits.gather(1, t), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_cam_ignores_the_target_layer_and_rejects_a_layer_that_does_not_feed_pooling():
@@ -107,8 +123,9 @@ class _ConvHeadNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.features = nn.Sequential(nn.Conv2d(3, 6, 3, 2, 1), nn.ReLU(inplace=True))
-        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Conv2d(6, 3, 1),
-                                        nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1))
+        self.classifier = nn.Sequential(
+            nn.Dropout(0.5), nn.Conv2d(6, 3, 1), nn.ReLU(inplace=True), nn.AdaptiveAvgPool2d(1)
+        )
 
     def forward(self, x):
         return torch.flatten(self.classifier(self.features(x)), 1)
@@ -117,8 +134,13 @@ class _ConvHeadNet(nn.Module):
 def test_cam_on_a_conv_classifier_is_the_class_channel_before_pooling():
     torch.manual_seed(0)
     net = _ConvHeadNet()
-    spec = ModelSpec(net=net, class_names=list("abc"), target_layer="features",
-                     cam_layer="classifier.1", fc_layer="classifier.1")
+    spec = ModelSpec(
+        net=net,
+        class_names=list("abc"),
+        target_layer="features",
+        cam_layer="classifier.1",
+        fc_layer="classifier.1",
+    )
     x, t = images(2, 16), torch.tensor([[2, 0], [1, 2]])
     out = build_method("cam", spec)(x, t)
     with torch.no_grad():
@@ -148,8 +170,13 @@ class _FunctionalReluNet(nn.Module):
 def test_cam_applies_the_functional_relu_between_layer_and_pooling():
     torch.manual_seed(0)
     net = _FunctionalReluNet()
-    spec = ModelSpec(net=net, class_names=list("abc"), target_layer="features",
-                     cam_layer="features", fc_layer="classifier")
+    spec = ModelSpec(
+        net=net,
+        class_names=list("abc"),
+        target_layer="features",
+        cam_layer="features",
+        fc_layer="classifier",
+    )
     x, t = images(2, 16), torch.tensor([[0], [2]])
     with torch.no_grad():
         a = net.eval().features(x)
@@ -185,8 +212,9 @@ def test_several_targets_equal_separate_single_target_runs(name):
     together = m(x, t).maps
     for j in range(3):
         alone = m(x, t[:, j : j + 1]).maps[:, 0]
-        torch.testing.assert_close(together[:, j], alone, rtol=1e-5,
-                                   atol=1e-6 * float(alone.abs().max()))
+        torch.testing.assert_close(
+            together[:, j], alone, rtol=1e-5, atol=1e-6 * float(alone.abs().max())
+        )
     if name != "eigencam":  # Eigen-CAM is class-agnostic
         assert not torch.allclose(together[:, 0], together[:, 1])
 
@@ -245,8 +273,11 @@ def test_gradients_stop_at_the_target_layer(name):
 
 
 def _hook_state(net: nn.Module) -> list[int]:
-    return [len(d) for m in net.modules() for d in (
-        m._forward_hooks, m._forward_pre_hooks, m._backward_hooks, m._backward_pre_hooks)]
+    return [
+        len(d)
+        for m in net.modules()
+        for d in (m._forward_hooks, m._forward_pre_hooks, m._backward_hooks, m._backward_pre_hooks)
+    ]
 
 
 @pytest.mark.parametrize("name", [*CAM_FAMILY, *PIXEL])
@@ -287,8 +318,9 @@ def test_no_hooks_or_state_leak_even_after_an_exception(name):
     check()
 
 
-@pytest.mark.parametrize("name", ["cam", "gradcam", "gradcampp", "xgradcam", "scorecam",
-                                  "eigencam"])
+@pytest.mark.parametrize(
+    "name", ["cam", "gradcam", "gradcampp", "xgradcam", "scorecam", "eigencam"]
+)
 def test_bf16_autocast_is_close_to_fp32(name):
     """Tolerance: mean abs difference <= 0.02 over the min-max normalized maps.
 
@@ -399,11 +431,14 @@ class _TinyReluNet(nn.Module):
         return self.fc2(self.relu(self.fc1(x))).flatten(1)
 
 
-@pytest.mark.parametrize(("name", "expected"), [
-    ("gradient", (-1.0, 1.0, -1.0)),       # g * 1[pre > 0] = (0, -1, 1) -> -r2 + r3
-    ("deconvnet", (1.0, -1.0, 0.0)),       # ReLU(g) = (1, 0, 1) -> r1 + r3
-    ("guided_backprop", (0.0, 1.0, 0.0)),  # ReLU(g) * 1[pre > 0] = (0, 0, 1) -> r3
-])
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("gradient", (-1.0, 1.0, -1.0)),  # g * 1[pre > 0] = (0, -1, 1) -> -r2 + r3
+        ("deconvnet", (1.0, -1.0, 0.0)),  # ReLU(g) = (1, 0, 1) -> r1 + r3
+        ("guided_backprop", (0.0, 1.0, 0.0)),  # ReLU(g) * 1[pre > 0] = (0, 0, 1) -> r3
+    ],
+)
 def test_relu_backward_rules_by_hand(name, expected):
     spec = ModelSpec(net=_TinyReluNet(), class_names=["y"], target_layer="fc1")
     x = torch.ones(1, 3, 1, 1)

@@ -22,15 +22,22 @@ import torchvision
 from wsol.cams import build_method
 from wsol.models import ModelSpec, resolve_module
 
-pgc = pytest.importorskip("pytorch_grad_cam", reason="pytorch-grad-cam (pip package grad-cam, a "
-                          "dev dependency) is the reference for the CAM family")
+pgc = pytest.importorskip(
+    "pytorch_grad_cam",
+    reason="pytorch-grad-cam (pip package grad-cam, a "
+    "dev dependency) is the reference for the CAM family",
+)
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection  # noqa: E402
 
 TOL = 1e-4
 REFERENCE = {
-    "gradcam": pgc.GradCAM, "gradcampp": pgc.GradCAMPlusPlus, "xgradcam": pgc.XGradCAM,
-    "layercam": pgc.LayerCAM, "hirescam": pgc.HiResCAM, "eigencam": pgc.EigenCAM,
+    "gradcam": pgc.GradCAM,
+    "gradcampp": pgc.GradCAMPlusPlus,
+    "xgradcam": pgc.XGradCAM,
+    "layercam": pgc.LayerCAM,
+    "hirescam": pgc.HiResCAM,
+    "eigencam": pgc.EigenCAM,
     "scorecam": pgc.ScoreCAM,
 }
 # (arch, target layer, input size): vgg11's features.19 is the ReLU after its last conv.
@@ -74,8 +81,9 @@ def reference_maps(cls, net, layer: str, x: torch.Tensor, targets: torch.Tensor,
         setattr(cam, k, v)
     b, k = targets.shape
     stacked = x.repeat(k, 1, 1, 1).requires_grad_(True)
-    maps = cam(input_tensor=stacked,
-               targets=[ClassifierOutputTarget(int(c)) for c in targets.T.flatten()])
+    maps = cam(
+        input_tensor=stacked, targets=[ClassifierOutputTarget(int(c)) for c in targets.T.flatten()]
+    )
     cam.activations_and_grads.release()
     return maps.reshape(k, b, *maps.shape[1:]).transpose(1, 0, 2, 3)
 
@@ -93,7 +101,8 @@ def test_gradient_cams_match_pytorch_grad_cam(name, arch, layer, size):
 def _activation(net, layer: str, x: torch.Tensor) -> np.ndarray:
     got = {}
     handle = resolve_module(net, layer).register_forward_hook(
-        lambda _m, _i, o: got.setdefault("a", o.detach().clone()))
+        lambda _m, _i, o: got.setdefault("a", o.detach().clone())
+    )
     with torch.no_grad():
         net(x)
     handle.remove()
@@ -123,8 +132,9 @@ def test_eigencam_matches_pytorch_grad_cam_up_to_the_documented_sign(arch, layer
 
 # Score-CAM runs B * C masked forward passes on each side; one image, layers with 128
 # and 64 channels and small inputs keep that to seconds. The grids are 6x6 and 16x16.
-@pytest.mark.parametrize(("arch", "layer", "size"),
-                         [("resnet18", "layer2", 48), ("vgg11", "features.2", 32)])
+@pytest.mark.parametrize(
+    ("arch", "layer", "size"), [("resnet18", "layer2", 48), ("vgg11", "features.2", 32)]
+)
 def test_scorecam_matches_pytorch_grad_cam_with_its_upsampling(arch, layer, size):
     spec, ref, x = setup(arch, layer, size, n=1)
     targets = TARGETS[:1]
@@ -139,14 +149,21 @@ def test_scorecam_matches_pytorch_grad_cam_with_its_upsampling(arch, layer, size
 
 @pytest.fixture
 def captum():
-    return pytest.importorskip("captum.attr", reason="captum (a dev dependency) is the "
-                               "reference for the gradient visualizations")
+    return pytest.importorskip(
+        "captum.attr",
+        reason="captum (a dev dependency) is the reference for the gradient visualizations",
+    )
 
 
 @pytest.mark.parametrize(("arch", "layer", "size"), [NETS[0], NETS[2]])
-@pytest.mark.parametrize(("name", "ref_name"), [("guided_backprop", "GuidedBackprop"),
-                                                ("deconvnet", "Deconvolution"),
-                                                ("gradient", "Saliency")])
+@pytest.mark.parametrize(
+    ("name", "ref_name"),
+    [
+        ("guided_backprop", "GuidedBackprop"),
+        ("deconvnet", "Deconvolution"),
+        ("gradient", "Saliency"),
+    ],
+)
 def test_input_gradients_match_captum(captum, name, ref_name, arch, layer, size):
     spec, ref, x = setup(arch, layer, size, n=2)
     targets = TARGETS[:2]
@@ -172,8 +189,9 @@ def test_guided_gradcam_matches_captum_with_bilinear_upsampling(captum, arch, la
     attr = m.attributions(x, targets).maps
     algo = captum.GuidedGradCam(ref, resolve_module(ref, layer))
     for j in range(targets.shape[1]):
-        theirs = algo.attribute(x.clone(), target=targets[:, j].tolist(),
-                                interpolate_mode="bilinear").detach()
+        theirs = algo.attribute(
+            x.clone(), target=targets[:, j].tolist(), interpolate_mode="bilinear"
+        ).detach()
         scale = float(theirs.abs().max())
         assert scale > 0
         assert float((attr[:, j] - theirs).abs().max()) <= TOL * scale

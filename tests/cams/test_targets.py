@@ -8,8 +8,9 @@ from wsol.models import ModelSpec
 
 
 def _spec(names, multi_label=False):
-    return ModelSpec(net=torch.nn.Identity(), class_names=names, target_layer="",
-                     multi_label=multi_label)
+    return ModelSpec(
+        net=torch.nn.Identity(), class_names=names, target_layer="", multi_label=multi_label
+    )
 
 
 def test_mapping_by_name_and_error_without_map():
@@ -21,8 +22,9 @@ def test_mapping_by_name_and_error_without_map():
 
 def test_combine_rule_softmax_sums_probabilities_and_maps_best_logit():
     # Dataset class "dog" <- model classes 0, 1; "cat" <- 2; model class 3 unmapped.
-    m = ClassMapping.build(["dog", "cat"], _spec(["x0", "x1", "x2", "x3"]),
-                           {"dog": [0, 1], "cat": [2]})
+    m = ClassMapping.build(
+        ["dog", "cat"], _spec(["x0", "x1", "x2", "x3"]), {"dog": [0, 1], "cat": [2]}
+    )
     logits = torch.tensor([[1.0, 2.0, 0.5, 3.0]])
     probs = torch.softmax(logits, 1)
     dp = m.dataset_probs(probs)

@@ -29,8 +29,12 @@ def test_truncated_zero_byte_missing_and_text(tmp_path):
     (tmp_path / "trunc.jpg").write_bytes(full[: len(full) // 2])
     (tmp_path / "zero.jpg").write_bytes(b"")
     (tmp_path / "text.jpg").write_text("this is not an image\n")
-    cases = {"trunc.jpg": "(?i)truncated", "zero.jpg": "empty", "missing.jpg": "not found",
-             "text.jpg": "cannot decode"}
+    cases = {
+        "trunc.jpg": "(?i)truncated",
+        "zero.jpg": "empty",
+        "missing.jpg": "not found",
+        "text.jpg": "cannot decode",
+    }
     for name, fragment in cases.items():
         with pytest.raises(DecodeError, match=fragment):
             decode_image(tmp_path / name)
@@ -63,7 +67,7 @@ def test_exif_rotation_gives_displayed_orientation(tmp_path):
 def test_unusual_modes(tmp_path, mode):
     base = Image.fromarray(_scene())
     if mode == "I;16":
-        arr = (np.asarray(base.convert("L"), np.uint16) * 257)
+        arr = np.asarray(base.convert("L"), np.uint16) * 257
         im = Image.fromarray(arr)
         assert im.mode.startswith("I")
     elif mode == "RGBA":
@@ -90,8 +94,12 @@ def test_loader_records_failures_and_keeps_going(tmp_path):
     good = tmp_path / "good.jpg"
     good.write_bytes(_jpeg_bytes(_scene()))
     (tmp_path / "zero.jpg").write_bytes(b"")
-    samples = [Sample(1, str(good), "good.jpg"), Sample(2, str(tmp_path / "zero.jpg"), "zero.jpg"),
-               Sample(3, str(tmp_path / "nope.jpg"), "nope.jpg"), Sample(4, str(good), "g2.jpg")]
+    samples = [
+        Sample(1, str(good), "good.jpg"),
+        Sample(2, str(tmp_path / "zero.jpg"), "zero.jpg"),
+        Sample(3, str(tmp_path / "nope.jpg"), "nope.jpg"),
+        Sample(4, str(good), "g2.jpg"),
+    ]
     batches = list(make_loader(samples, (32, 48), batch_size=3))
     assert [b.indices for b in batches] == [[0], [3]]
     fails = [f for b in batches for f in b.failures]

@@ -59,7 +59,8 @@ def test_voc_custom_single_class(tmp_path):
     (root / "Annotations" / "k1.xml").write_text(
         "<annotation><filename>k1.jpg</filename><size><width>10</width><height>8</height>"
         "</size><object><name>kangaroo</name><difficult>0</difficult><bndbox><xmin>1</xmin>"
-        "<ymin>2</ymin><xmax>10</xmax><ymax>8</ymax></bndbox></object></annotation>")
+        "<ymin>2</ymin><xmax>10</xmax><ymax>8</ymax></bndbox></object></annotation>"
+    )
     ds = load_voc(root, "train")
     assert ds.classes == ["kangaroo"]
     np.testing.assert_array_equal(ds.samples[0].boxes, [[0, 1, 10, 8]])
@@ -92,10 +93,14 @@ def test_coco128_matches_pycocotools(coco_root):
 
 
 def test_coco_non_contiguous_ids_and_empty_images(tmp_path):
-    doc = {"images": [{"id": 7, "file_name": "a.jpg", "height": 4, "width": 4},
-                      {"id": 9, "file_name": "b.jpg", "height": 4, "width": 4}],
-           "categories": [{"id": 90, "name": "z"}, {"id": 3, "name": "y"}],
-           "annotations": [{"id": 1, "image_id": 7, "category_id": 90, "bbox": [0, 0, 2, 2]}]}
+    doc = {
+        "images": [
+            {"id": 7, "file_name": "a.jpg", "height": 4, "width": 4},
+            {"id": 9, "file_name": "b.jpg", "height": 4, "width": 4},
+        ],
+        "categories": [{"id": 90, "name": "z"}, {"id": 3, "name": "y"}],
+        "annotations": [{"id": 1, "image_id": 7, "category_id": 90, "bbox": [0, 0, 2, 2]}],
+    }
     p = tmp_path / "a.json"
     p.write_text(json.dumps(doc))
     ds = load_coco(tmp_path, p)
@@ -106,15 +111,21 @@ def test_coco_non_contiguous_ids_and_empty_images(tmp_path):
     assert gt["annotations"][0]["category_id"] == 90
 
 
-@pytest.mark.parametrize("mutate, match", [
-    (lambda d: d.pop("images"), "images"),
-    (lambda d: d["annotations"][0].pop("bbox"), "bbox"),
-    (lambda d: d["annotations"][0].update(category_id=5), "unknown category"),
-    (lambda d: d["images"].append(dict(d["images"][0])), "duplicate image"),
-])
+@pytest.mark.parametrize(
+    "mutate, match",
+    [
+        (lambda d: d.pop("images"), "images"),
+        (lambda d: d["annotations"][0].pop("bbox"), "bbox"),
+        (lambda d: d["annotations"][0].update(category_id=5), "unknown category"),
+        (lambda d: d["images"].append(dict(d["images"][0])), "duplicate image"),
+    ],
+)
 def test_coco_bad_json(tmp_path, mutate, match):
-    doc = {"images": [{"id": 1, "file_name": "a.jpg"}], "categories": [{"id": 1, "name": "a"}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}]}
+    doc = {
+        "images": [{"id": 1, "file_name": "a.jpg"}],
+        "categories": [{"id": 1, "name": "a"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]}],
+    }
     mutate(doc)
     p = tmp_path / "bad.json"
     p.write_text(json.dumps(doc))
@@ -156,27 +167,42 @@ def _voc_tree(tmp_path, xmls: dict[str, str]):
 
 
 def _obj(name, x1, y1, x2, y2):
-    return (f"<object><name>{name}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
-            f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>")
+    return (
+        f"<object><name>{name}</name><bndbox><xmin>{x1}</xmin><ymin>{y1}</ymin>"
+        f"<xmax>{x2}</xmax><ymax>{y2}</ymax></bndbox></object>"
+    )
 
 
 def test_voc_bad_annotation_is_a_per_image_failure(tmp_path):
     size = "<size><width>20</width><height>10</height></size>"
-    root = _voc_tree(tmp_path, {
-        "good": f"<annotation>{size}{_obj('cat', 1, 1, 5, 5)}</annotation>",
-        "broken": "<annotation><object>",
-    })
+    root = _voc_tree(
+        tmp_path,
+        {
+            "good": f"<annotation>{size}{_obj('cat', 1, 1, 5, 5)}</annotation>",
+            "broken": "<annotation><object>",
+        },
+    )
     ds = load_voc(root, "s")
     assert [s.image_id for s in ds.samples] == [1]  # ids keep their split-file positions
-    assert [(f["image_id"], f["stage"]) for f in ds.failures] == [(2, "annotation"),
-                                                                 (3, "annotation")]
+    assert [(f["image_id"], f["stage"]) for f in ds.failures] == [
+        (2, "annotation"),
+        (3, "annotation"),
+    ]
     assert "malformed" in ds.failures[0]["reason"]
 
 
 def test_gt_boxes_out_of_bounds_are_clipped_and_empty_ones_dropped(tmp_path, caplog):
     size = "<size><width>20</width><height>10</height></size>"
-    root = _voc_tree(tmp_path, {"a": "<annotation>" + size + _obj("cat", -4, 2, 30, 8)
-                                + _obj("dog", 5, 5, 4, 9) + "</annotation>"})
+    root = _voc_tree(
+        tmp_path,
+        {
+            "a": "<annotation>"
+            + size
+            + _obj("cat", -4, 2, 30, 8)
+            + _obj("dog", 5, 5, 4, 9)
+            + "</annotation>"
+        },
+    )
     ds = load_voc(root, "s")
     (s,) = ds.samples
     np.testing.assert_array_equal(s.boxes, [[0, 1, 20, 8]])

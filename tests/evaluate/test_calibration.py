@@ -25,11 +25,17 @@ SWEEP = {
     "thresholds": [0.1, 0.2, 0.3, 0.4, 0.5],
     "per_class": {
         # cat: best at 0.2 and 0.3 (a plateau of two): the median picks the lower, 0.2.
-        "cat": {"pairs": 10, "maxboxacc": [4, 8, 8, 5, 1],
-                "maxboxacc_v2": [[9, 5, 0], [9, 8, 1], [9, 8, 2], [7, 5, 5], [2, 1, 1]]},
+        "cat": {
+            "pairs": 10,
+            "maxboxacc": [4, 8, 8, 5, 1],
+            "maxboxacc_v2": [[9, 5, 0], [9, 8, 1], [9, 8, 2], [7, 5, 5], [2, 1, 1]],
+        },
         # dog: best at 0.5.
-        "dog": {"pairs": 2, "maxboxacc": [0, 0, 0, 1, 2],
-                "maxboxacc_v2": [[0, 0, 0], [0, 0, 0], [1, 0, 0], [1, 1, 0], [2, 2, 1]]},
+        "dog": {
+            "pairs": 2,
+            "maxboxacc": [0, 0, 0, 1, 2],
+            "maxboxacc_v2": [[0, 0, 0], [0, 0, 0], [1, 0, 0], [1, 1, 0], [2, 2, 1]],
+        },
     },
 }
 
@@ -97,16 +103,28 @@ def test_config_validation_for_calibrated_thresholds(tmp_path):
     with pytest.raises(ConfigError, match=r"boxes\.calibration"):
         load_config(None, ["boxes.threshold=calibrated", "data.root=x"])
     # The file is read before anything else is built (here, before the missing dataset).
-    cfg = load_config(None, ["boxes.threshold=calibrated", f"boxes.calibration={tmp_path}/n",
-                             f"data.root={tmp_path}/no_data"])
+    cfg = load_config(
+        None,
+        [
+            "boxes.threshold=calibrated",
+            f"boxes.calibration={tmp_path}/n",
+            f"data.root={tmp_path}/no_data",
+        ],
+    )
     with pytest.raises(CalibrationError, match="not found"):
         plan_run(cfg)
     good = tmp_path / "c.json"
     good.write_text(json.dumps(Calibration("maxboxacc", 0.3, 0.9, 10).to_dict()))
     load_config(None, ["boxes.threshold=calibrated", f"boxes.calibration={good}"])
     with pytest.raises(ConfigError, match="otsu"):
-        load_config(None, ["boxes.threshold=calibrated", f"boxes.calibration={good}",
-                           "boxes.threshold_mode=otsu"])
+        load_config(
+            None,
+            [
+                "boxes.threshold=calibrated",
+                f"boxes.calibration={good}",
+                "boxes.threshold_mode=otsu",
+            ],
+        )
     with pytest.raises(ConfigError, match="a number or 'calibrated'"):
         load_config(None, ["boxes.threshold=calibrate"])
     with pytest.raises(ConfigError, match=r"unknown boxes\.merge 'union'; valid: nested"):
@@ -114,17 +132,35 @@ def test_config_validation_for_calibrated_thresholds(tmp_path):
 
 
 def _shapes_config(root, split, out, *extra, weights="none"):
-    return load_config(DEMO_CONFIG, [f"data.root={root}", f"data.split={split}", f"out={out}",
-                                     f"model.weights={weights}", "report.enabled=false",
-                                     "eval.coco_ap=false", *extra])
+    return load_config(
+        DEMO_CONFIG,
+        [
+            f"data.root={root}",
+            f"data.split={split}",
+            f"out={out}",
+            f"model.weights={weights}",
+            "report.enabled=false",
+            "eval.coco_ap=false",
+            *extra,
+        ],
+    )
 
 
 def test_calibrated_run_warns_when_splits_overlap(tmp_path, shapes_root, caplog):
-    cal = Calibration("maxboxacc", 0.35, 0.5, 10,
-                      per_class={"circle": {"threshold": 0.6, "score": 1.0, "pairs": 3}},
-                      images=[str(p) for p in sorted((shapes_root / "JPEGImages").glob("val_*"))],
-                      source={"method": "gradcam", "arch": "shapes_net", "weights": "none",
-                              "target_layer": "layer3"})
+    cal = Calibration(
+        "maxboxacc",
+        0.35,
+        0.5,
+        10,
+        per_class={"circle": {"threshold": 0.6, "score": 1.0, "pairs": 3}},
+        images=[str(p) for p in sorted((shapes_root / "JPEGImages").glob("val_*"))],
+        source={
+            "method": "gradcam",
+            "arch": "shapes_net",
+            "weights": "none",
+            "target_layer": "layer3",
+        },
+    )
     path = tmp_path / "calibration.json"
     path.write_text(json.dumps(cal.to_dict()))
     apply = ["boxes.threshold=calibrated", f"boxes.calibration={path}"]
@@ -146,16 +182,27 @@ def test_calibrated_run_warns_when_splits_overlap(tmp_path, shapes_root, caplog)
     for name, entry in sweep["per_class"].items():
         j = int(np.argmin(np.abs(taus - (0.6 if name == "circle" else 0.35))))
         assert per_class[name]["gt_known_loc"] == pytest.approx(
-            entry["maxboxacc"][j] / entry["pairs"]), name
+            entry["maxboxacc"][j] / entry["pairs"]
+        ), name
 
 
 def test_calibrate_cli(tmp_path, shapes_root, capsys):
     from wsol.cli import main
 
     out = tmp_path / "cal"
-    code = main(["-q", "calibrate", str(DEMO_CONFIG), f"data.root={shapes_root}",
-                 "data.split=val", f"out={out}", "model.weights=none", "report.enabled=false",
-                 "--per-class"])
+    code = main(
+        [
+            "-q",
+            "calibrate",
+            str(DEMO_CONFIG),
+            f"data.root={shapes_root}",
+            "data.split=val",
+            f"out={out}",
+            "model.weights=none",
+            "report.enabled=false",
+            "--per-class",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert str(out / "calibration.json") in printed and "boxes.threshold=calibrated" in printed
@@ -168,9 +215,24 @@ def test_calibrate_cli(tmp_path, shapes_root, capsys):
     with pytest.raises(SystemExit):
         main(["calibrate", str(DEMO_CONFIG), "--metric", "nonsense"])
     # Calibration needs the sweep, so it scores even when the config turns eval off.
-    assert main(["-q", "calibrate", str(DEMO_CONFIG), f"data.root={shapes_root}",
-                 "data.split=val", f"out={out}", "model.weights=none", "eval.enabled=false",
-                 "--overwrite", "--metric", "corloc"]) == 0
+    assert (
+        main(
+            [
+                "-q",
+                "calibrate",
+                str(DEMO_CONFIG),
+                f"data.root={shapes_root}",
+                "data.split=val",
+                f"out={out}",
+                "model.weights=none",
+                "eval.enabled=false",
+                "--overwrite",
+                "--metric",
+                "corloc",
+            ]
+        )
+        == 0
+    )
     assert load_calibration(out / "calibration.json").metric == "corloc"
 
 
@@ -188,8 +250,16 @@ def test_calibrated_threshold_transfers_to_another_split(tmp_path, demo_splits):
     res = calibrate(_shapes_config(demo_splits, "val", tmp_path / "val", weights=weights))
     cal = res.calibration
     assert res.path == tmp_path / "val" / "calibration.json" and res.path.is_file()
-    test = run(_shapes_config(demo_splits, "test", tmp_path / "test", "boxes.threshold=calibrated",
-                              f"boxes.calibration={res.path}", weights=weights)).metrics
+    test = run(
+        _shapes_config(
+            demo_splits,
+            "test",
+            tmp_path / "test",
+            "boxes.threshold=calibrated",
+            f"boxes.calibration={res.path}",
+            weights=weights,
+        )
+    ).metrics
     # With an absolute calibrated cut, gt_known_loc is exactly the test sweep at that tau.
     sweep = json.loads((tmp_path / "test" / "sweep.json").read_text())
     j = int(np.argmin(np.abs(np.array(sweep["thresholds"]) - cal.threshold)))

@@ -27,13 +27,15 @@ from wsol.evaluate.predictions import (
 from wsol.localize import ClassResult, Detections, ImageResult, detect
 
 # Normalized 5x5 unimodal map: centre 1, its 4 neighbours 0.5, the bump's corners 0.25.
-BUMP_MAP = np.array([
-    [0, 0, 0, 0, 0],
-    [0, .25, .5, .25, 0],
-    [0, .5, 1, .5, 0],
-    [0, .25, .5, .25, 0],
-    [0, 0, 0, 0, 0],
-])
+BUMP_MAP = np.array(
+    [
+        [0, 0, 0, 0, 0],
+        [0, 0.25, 0.5, 0.25, 0],
+        [0, 0.5, 1, 0.5, 0],
+        [0, 0.25, 0.5, 0.25, 0],
+        [0, 0, 0, 0, 0],
+    ]
+)
 # Two peaks: A (2x2 at 1.0) and the larger, lower B (3x3 at 0.55).
 TWO_PEAKS = np.zeros((6, 8))
 TWO_PEAKS[1:3, 1:3] = 1.0
@@ -45,18 +47,31 @@ def _sample(image_id, boxes, labels, ignore=None, segmentations=None, hw=(5, 5))
     boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
     labels = np.asarray(labels, np.int64)
     ignore = np.zeros(len(labels), bool) if ignore is None else np.asarray(ignore, bool)
-    return Sample(image_id=image_id, path=f"/imgs/{image_id}.jpg", file_name=f"{image_id}.jpg",
-                  height=hw[0], width=hw[1], labels=np.unique(labels[~ignore]), boxes=boxes,
-                  box_labels=labels, ignore=ignore, segmentations=segmentations)
+    return Sample(
+        image_id=image_id,
+        path=f"/imgs/{image_id}.jpg",
+        file_name=f"{image_id}.jpg",
+        height=hw[0],
+        width=hw[1],
+        labels=np.unique(labels[~ignore]),
+        boxes=boxes,
+        box_labels=labels,
+        ignore=ignore,
+        segmentations=segmentations,
+    )
 
 
 def _result(sample, norm_map, cut, cls=0, probs=(1.0,), components="largest"):
     """A ``(sample, result)`` pair, as the run feeds the evaluators."""
-    det = (detect(norm_map, cut, probs[cls], components) if norm_map is not None
-           else Detections.empty("map is constant"))
+    det = (
+        detect(norm_map, cut, probs[cls], components)
+        if norm_map is not None
+        else Detections.empty("map is constant")
+    )
     size = (sample.height, sample.width)
-    return sample, ImageResult(size, np.asarray(probs, np.float64),
-                               [ClassResult(cls, probs[cls], det, norm_map, cut)])
+    return sample, ImageResult(
+        size, np.asarray(probs, np.float64), [ClassResult(cls, probs[cls], det, norm_map, cut)]
+    )
 
 
 def _update(evaluator, pairs):
@@ -66,12 +81,15 @@ def _update(evaluator, pairs):
 class _Accuracy(Evaluators):
     """Both box evaluators of a run: at the operating cut and over the sweep."""
 
-    def __init__(self, num_classes, thresholds, iou=0.5, corloc_sweep=None,
-                 class_agnostic=False):
-        super().__init__({
-            "box_acc": BoxAccuracy(num_classes, iou, class_agnostic),
-            "max_box_acc": MaxBoxAcc(num_classes, thresholds, iou, corloc_sweep,
-                                     class_agnostic)})
+    def __init__(self, num_classes, thresholds, iou=0.5, corloc_sweep=None, class_agnostic=False):
+        super().__init__(
+            {
+                "box_acc": BoxAccuracy(num_classes, iou, class_agnostic),
+                "max_box_acc": MaxBoxAcc(
+                    num_classes, thresholds, iou, corloc_sweep, class_agnostic
+                ),
+            }
+        )
         self.curve = self["max_box_acc"].curve
         self.sweep = self["max_box_acc"].sweep
 
@@ -90,8 +108,12 @@ def test_maxboxacc_picks_one_global_tau_not_one_per_image():
     # tau 0.6: box (2,2,3,3): image 1 IoU 1/9 (miss), image 2 IoU 1 (hit).
     # Best tau per image would score 2/2; one global tau scores 1/2 at either tau.
     acc = _Accuracy(1, np.array([0.2, 0.6]))
-    acc.update([_result(_sample(1, [[1, 1, 4, 4]], [0]), BUMP_MAP, 0.2),
-                _result(_sample(2, [[2, 2, 3, 3]], [0]), BUMP_MAP, 0.2)])
+    acc.update(
+        [
+            _result(_sample(1, [[1, 1, 4, 4]], [0]), BUMP_MAP, 0.2),
+            _result(_sample(2, [[2, 2, 3, 3]], [0]), BUMP_MAP, 0.2),
+        ]
+    )
     m = acc.compute()
     assert m["maxboxacc"] == 0.5
     assert acc.curve()["maxboxacc"] == [0.5, 0.5]
@@ -136,16 +158,29 @@ def test_corloc_top1_ignored_boxes_and_bad_maps():
     # The model's top class is 1 (p=0.9), a GT class whose map failed: top-1 miss.
     s1 = _sample(1, [[1, 1, 4, 4], [0, 0, 2, 2]], [0, 1])
     det0 = detect(BUMP_MAP, 0.2, 0.3)
-    r1 = s1, ImageResult((5, 5), np.array([0.3, 0.9]), [
-        ClassResult(0, 0.3, det0, BUMP_MAP, 0.2),
-        ClassResult(1, 0.9, Detections.empty("map is constant"), None, 0.2)])
+    r1 = (
+        s1,
+        ImageResult(
+            (5, 5),
+            np.array([0.3, 0.9]),
+            [
+                ClassResult(0, 0.3, det0, BUMP_MAP, 0.2),
+                ClassResult(1, 0.9, Detections.empty("map is constant"), None, 0.2),
+            ],
+        ),
+    )
     # Image 2: its only box is difficult (ignored): no pair at all.
     s2 = _sample(2, [[1, 1, 4, 4]], [0], ignore=[True])
     # Image 3: class 0 with a difficult box the prediction hits and a normal box it
     # misses: a hit on the difficult box counts. Top class 0 is right: top-1 hit.
     s3 = _sample(3, [[1, 1, 4, 4], [0, 0, 1, 1]], [0, 0], ignore=[True, False])
-    acc.update([r1, _result(s2, BUMP_MAP, 0.2, probs=(1.0, 0.0)),
-                _result(s3, BUMP_MAP, 0.2, probs=(0.8, 0.1))])
+    acc.update(
+        [
+            r1,
+            _result(s2, BUMP_MAP, 0.2, probs=(1.0, 0.0)),
+            _result(s3, BUMP_MAP, 0.2, probs=(0.8, 0.1)),
+        ]
+    )
     m = acc.compute()
     assert m["num_pairs"] == 3  # (1, 0), (1, 1), (3, 0)
     assert m["corloc"] == pytest.approx(2 / 3)
@@ -154,8 +189,15 @@ def test_corloc_top1_ignored_boxes_and_bad_maps():
     assert m["maxboxacc"] == pytest.approx(2 / 3)
     per = acc.per_class(["a", "b"])
     assert per["a"]["pairs"] == 2 and per["a"]["corloc"] == 1.0
-    assert per["b"] == {"pairs": 1, "corloc": 0.0, "gt_known_loc": 0.0, "maxboxacc": 0.0,
-                        "maxboxacc_v2": 0.0, "best_threshold": 0.2, "best_maxboxacc": 0.0}
+    assert per["b"] == {
+        "pairs": 1,
+        "corloc": 0.0,
+        "gt_known_loc": 0.0,
+        "maxboxacc": 0.0,
+        "maxboxacc_v2": 0.0,
+        "best_threshold": 0.2,
+        "best_maxboxacc": 0.0,
+    }
     sweep = acc.sweep(["a", "b"])
     assert sweep["per_class"]["a"]["maxboxacc"] == [2]
     assert sweep["per_class"]["b"]["maxboxacc_v2"] == [[0, 0, 0]]
@@ -212,8 +254,9 @@ def test_pxap_ignores_crowd_pixels_and_skips_pairs_without_masks():
     # PxAP = (1 - 0.5) * 2/3 + 0.5 * 0.5 = 7/12.
     m = np.array([[0.9, 0.6], [0.3, 0.1]])
     segs = [_square(0, 0, 1, 2), _square(1, 1, 2, 2)]
-    s = _sample(1, [[0, 0, 1, 2], [1, 1, 2, 2]], [0, 0], ignore=[False, True],
-                segmentations=segs, hw=(2, 2))
+    s = _sample(
+        1, [[0, 0, 1, 2], [1, 1, 2, 2]], [0, 0], ignore=[False, True], segmentations=segs, hw=(2, 2)
+    )
     fg, ign = class_mask(s, 0, 2, 2)
     np.testing.assert_array_equal(fg, [[1, 0], [1, 0]])
     np.testing.assert_array_equal(ign, [[0, 0], [0, 1]])
@@ -245,8 +288,7 @@ def test_decode_segmentation_polygon_and_rle(tmp_path):
             cur, n = v, 0
         n += 1
     runs.append(n)
-    np.testing.assert_array_equal(decode_segmentation({"size": [4, 6], "counts": runs}, 4, 6),
-                                  mask)
+    np.testing.assert_array_equal(decode_segmentation({"size": [4, 6], "counts": runs}, 4, 6), mask)
     with pytest.raises(ValueError, match="does not match"):
         decode_segmentation(compressed, 5, 6)
     # VOC instance PNGs: index k is the k-th XML object; 255 is void.
@@ -265,11 +307,24 @@ def test_decode_segmentation_polygon_and_rle(tmp_path):
 
 def _gt_dict(boxes):
     """One 100x100 image per box, one category, COCO xywh boxes."""
-    return {"images": [{"id": i + 1, "file_name": f"{i}.jpg", "height": 100, "width": 100}
-                       for i in range(len(boxes))],
-            "annotations": [{"id": i + 1, "image_id": i + 1, "category_id": 7, "bbox": b,
-                             "area": b[2] * b[3], "iscrowd": 0} for i, b in enumerate(boxes)],
-            "categories": [{"id": 7, "name": "thing"}]}
+    return {
+        "images": [
+            {"id": i + 1, "file_name": f"{i}.jpg", "height": 100, "width": 100}
+            for i in range(len(boxes))
+        ],
+        "annotations": [
+            {
+                "id": i + 1,
+                "image_id": i + 1,
+                "category_id": 7,
+                "bbox": b,
+                "area": b[2] * b[3],
+                "iscrowd": 0,
+            }
+            for i, b in enumerate(boxes)
+        ],
+        "categories": [{"id": 7, "name": "thing"}],
+    }
 
 
 def test_coco_ap_hand_cases():
@@ -277,27 +332,32 @@ def test_coco_ap_hand_cases():
     perfect = [{"image_id": 1, "category_id": 7, "bbox": [10, 10, 10, 10], "score": 0.9}]
     # (pycocotools averages 101 ones in floating point: 1 - 2e-16, hence approx.)
     assert coco_ap(gt, perfect) == pytest.approx(
-        {"coco_ap": 1.0, "coco_ap50": 1.0, "coco_ap75": 1.0}, abs=1e-12)
+        {"coco_ap": 1.0, "coco_ap50": 1.0, "coco_ap75": 1.0}, abs=1e-12
+    )
     # Shifted right by 1 px: IoU = 9*10 / (100 + 100 - 90) = 90/110 = 0.818. It matches
     # at IoU thresholds 0.50 ... 0.80 (7 of the 10) with precision 1, and misses at
     # 0.85 ... 0.95: AP@[.5:.95] = 7/10, AP50 = AP75 = 1.
     shifted = [{"image_id": 1, "category_id": 7, "bbox": [11, 10, 10, 10], "score": 0.9}]
     assert coco_ap(gt, shifted) == pytest.approx(
-        {"coco_ap": 0.7, "coco_ap50": 1.0, "coco_ap75": 1.0}, abs=1e-12)
+        {"coco_ap": 0.7, "coco_ap50": 1.0, "coco_ap75": 1.0}, abs=1e-12
+    )
     # Two objects, one found: precision 1 up to recall 0.5, then nothing. COCO samples
     # precision at 101 recall points 0, 0.01, ..., 1: 51 of them are <= 0.5, so AP = 51/101.
     gt2 = _gt_dict([[10, 10, 10, 10], [50, 50, 20, 20]])
     ap = coco_ap(gt2, perfect, per_class=True)
     assert ap["coco_ap"] == pytest.approx(51 / 101, abs=1e-12)
     assert ap["per_category"] == {
-        7: pytest.approx({"coco_ap": 51 / 101, "coco_ap50": 51 / 101}, abs=1e-12)}
+        7: pytest.approx({"coco_ap": 51 / 101, "coco_ap50": 51 / 101}, abs=1e-12)
+    }
     assert coco_ap(gt, [])["coco_ap"] == 0.0
     assert coco_ap({"images": [], "annotations": [], "categories": []}, perfect) == {}
 
 
 def _dataset():
-    samples = [_sample(1, [[10, 10, 20, 20], [50, 50, 60, 60]], [0, 1], hw=(100, 100)),
-               _sample(2, [[0, 0, 30, 30]], [0], hw=(100, 100))]
+    samples = [
+        _sample(1, [[10, 10, 20, 20], [50, 50, 60, 60]], [0, 1], hw=(100, 100)),
+        _sample(2, [[0, 0, 30, 30]], [0], hw=(100, 100)),
+    ]
     return Dataset("toy", ["cat", "dog"], samples, category_ids=[3, 9])
 
 
@@ -322,23 +382,33 @@ def test_prediction_corloc_uses_the_top_scoring_box():
 
 def test_load_predictions_maps_categories_by_name_and_images_by_file():
     ds = _dataset()
-    doc = {"images": [{"id": 40, "file_name": "2.jpg"}, {"id": 41, "file_name": "elsewhere.jpg"}],
-           "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "horse"}],
-           "annotations": [
-               {"id": 1, "image_id": 40, "category_id": 1, "bbox": [0, 0, 30, 30], "score": .5},
-               {"id": 2, "image_id": 40, "category_id": 2, "bbox": [0, 0, 1, 1]},  # horse
-               {"id": 3, "image_id": 41, "category_id": 1, "bbox": [0, 0, 1, 1]},  # no image
-               {"id": 4, "image_id": 40, "category_id": 1, "bbox": [1, 1, 2, 2]},  # no score
-           ]}
+    doc = {
+        "images": [{"id": 40, "file_name": "2.jpg"}, {"id": 41, "file_name": "elsewhere.jpg"}],
+        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "horse"}],
+        "annotations": [
+            {"id": 1, "image_id": 40, "category_id": 1, "bbox": [0, 0, 30, 30], "score": 0.5},
+            {"id": 2, "image_id": 40, "category_id": 2, "bbox": [0, 0, 1, 1]},  # horse
+            {"id": 3, "image_id": 41, "category_id": 1, "bbox": [0, 0, 1, 1]},  # no image
+            {"id": 4, "image_id": 40, "category_id": 1, "bbox": [1, 1, 2, 2]},  # no score
+        ],
+    }
     preds, counts = load_predictions(doc, ds)
     assert counts == {"num_predictions": 2, "num_dropped": 2}
-    assert preds[0] == {"image_id": 2, "category_id": 3, "bbox": [0.0, 0.0, 30.0, 30.0],
-                        "score": 0.5}
+    assert preds[0] == {
+        "image_id": 2,
+        "category_id": 3,
+        "bbox": [0.0, 0.0, 30.0, 30.0],
+        "score": 0.5,
+    }
     assert preds[1]["score"] == 1.0
     # A results list uses the GT's ids as they are.
-    preds, counts = load_predictions([{"image_id": 1, "category_id": 9, "bbox": [1, 2, 3, 4],
-                                       "score": 0.1}, {"image_id": 5, "category_id": 9,
-                                                       "bbox": [1, 2, 3, 4], "score": 0.1}], ds)
+    preds, counts = load_predictions(
+        [
+            {"image_id": 1, "category_id": 9, "bbox": [1, 2, 3, 4], "score": 0.1},
+            {"image_id": 5, "category_id": 9, "bbox": [1, 2, 3, 4], "score": 0.1},
+        ],
+        ds,
+    )
     assert counts["num_dropped"] == 1 and preds[0]["category_id"] == 9
     with pytest.raises(ValueError, match="annotations"):
         load_predictions({"images": []}, ds)
@@ -355,17 +425,33 @@ def test_eval_cli_on_coco_and_voc_ground_truth(tmp_path, shapes_root, capsys):
     perfect = [{**a, "score": 1.0} for a in doc["annotations"]]
     pred = tmp_path / "pred.json"
     pred.write_text(json.dumps(perfect))
-    assert main(["eval", "--gt", str(coco_gt), "--pred", str(pred), "--out",
-                 str(tmp_path / "a")]) == 0
+    assert (
+        main(["eval", "--gt", str(coco_gt), "--pred", str(pred), "--out", str(tmp_path / "a")]) == 0
+    )
     m = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert m["corloc"] == 1.0 and m["coco_ap"] == pytest.approx(1.0)
     assert "corloc" in capsys.readouterr().out
     # The same boxes as a dataset dict, against the VOC layout of the same split.
-    doc["annotations"] = [{**a, "bbox": [a["bbox"][0] + 2, *a["bbox"][1:]]}
-                          for a in doc["annotations"]]
+    doc["annotations"] = [
+        {**a, "bbox": [a["bbox"][0] + 2, *a["bbox"][1:]]} for a in doc["annotations"]
+    ]
     pred.write_text(json.dumps(doc))
-    assert main(["eval", "--gt", str(shapes_root), "--split", "val", "--pred", str(pred),
-                 "--out", str(tmp_path / "b")]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--gt",
+                str(shapes_root),
+                "--split",
+                "val",
+                "--pred",
+                str(pred),
+                "--out",
+                str(tmp_path / "b"),
+            ]
+        )
+        == 0
+    )
     m = json.loads((tmp_path / "b" / "metrics.json").read_text())
     assert 0.0 < m["coco_ap"] < 1.0 and m["num_predictions"] == len(doc["annotations"])
     per_class = json.loads((tmp_path / "b" / "metrics_per_class.json").read_text())
@@ -384,9 +470,17 @@ def test_eval_of_a_run_reproduces_the_runs_box_metrics(tmp_path, shapes_root):
     from wsol.run import run
 
     out = tmp_path / "run"
-    cfg = load_config(DEMO_CONFIG, [f"data.root={shapes_root}", "data.split=val", f"out={out}",
-                                    "model.weights=none", "report.enabled=false",
-                                    "boxes.components=all"])
+    cfg = load_config(
+        DEMO_CONFIG,
+        [
+            f"data.root={shapes_root}",
+            "data.split=val",
+            f"out={out}",
+            "model.weights=none",
+            "report.enabled=false",
+            "boxes.components=all",
+        ],
+    )
     m = run(cfg).metrics
     ds = load_ground_truth(shapes_root, split="val")
     preds, counts = load_predictions(json.loads((out / "pseudo_labels.json").read_text()), ds)
@@ -399,15 +493,25 @@ def test_eval_of_a_run_reproduces_the_runs_box_metrics(tmp_path, shapes_root):
 
 def test_class_agnostic_scores_one_pair_per_image_against_any_class():
     # 6x6 image: class 0 (cat) box at columns 0-1, class 1 (dog) box at columns 4-5.
-    sample = Sample(1, "x", "x", 6, 6, labels=np.array([0, 1]),
-                    boxes=np.array([[0.0, 0, 2, 6], [4.0, 0, 6, 6]]),
-                    box_labels=np.array([0, 1]), ignore=np.array([False, False]))
+    sample = Sample(
+        1,
+        "x",
+        "x",
+        6,
+        6,
+        labels=np.array([0, 1]),
+        boxes=np.array([[0.0, 0, 2, 6], [4.0, 0, 6, 6]]),
+        box_labels=np.array([0, 1]),
+        ignore=np.array([False, False]),
+    )
     # The only map (for cat, prob 0.9) lights up the dog's columns.
     heat = np.zeros((6, 6), np.float32)
     heat[:, 4:] = 1.0
     det = Detections(np.array([[4.0, 0, 6, 6]]), np.array([0.9]))
-    result = sample, ImageResult((6, 6), np.array([0.9, 0.1]),
-                                 [ClassResult(0, 0.9, det, heat, 0.5)])
+    result = (
+        sample,
+        ImageResult((6, 6), np.array([0.9, 0.1]), [ClassResult(0, 0.9, det, heat, 0.5)]),
+    )
     aware = _Accuracy(2, np.array([0.5]))
     aware.update([result])
     # Per (image, class): cat misses (IoU 0 with the cat box), dog has no map -> 0 of 2.

@@ -14,25 +14,39 @@ from wsol.localize import Detections
 def test_annotations_are_coco_xywh_floats():
     det = Detections(np.array([[10.0, 20.0, 30.0, 60.0]]), np.array([0.5]))
     (a,) = annotations_for(7, 3, det)
-    assert a == {"image_id": 7, "category_id": 3, "bbox": [10.0, 20.0, 20.0, 40.0],
-                 "area": 800.0, "score": 0.5}
+    assert a == {
+        "image_id": 7,
+        "category_id": 3,
+        "bbox": [10.0, 20.0, 20.0, 40.0],
+        "area": 800.0,
+        "score": 0.5,
+    }
 
 
 def test_document_gets_ids_from_one_and_loads_in_pycocotools(tmp_path):
     images = [{"id": 1, "file_name": "p.jpg", "height": 4, "width": 4}]
-    anns = [{"image_id": 1, "category_id": 9, "bbox": [0.0, 0.0, 1.0, 1.0], "area": 1.0,
-             "score": 0.9},
-            {"image_id": 1, "category_id": 5, "bbox": [1.0, 1.0, 2.0, 2.0], "area": 4.0,
-             "score": 0.1}]
+    anns = [
+        {"image_id": 1, "category_id": 9, "bbox": [0.0, 0.0, 1.0, 1.0], "area": 1.0, "score": 0.9},
+        {"image_id": 1, "category_id": 5, "bbox": [1.0, 1.0, 2.0, 2.0], "area": 4.0, "score": 0.1},
+    ]
     cats = [{"id": 5, "name": "a"}, {"id": 9, "name": "b"}]
     doc = build_document(images, anns, cats, {"description": "t"})
-    assert anns[0] == {"image_id": 1, "category_id": 9, "bbox": [0.0, 0.0, 1.0, 1.0],
-                       "area": 1.0, "score": 0.9}  # the builder is pure: inputs untouched
+    assert anns[0] == {
+        "image_id": 1,
+        "category_id": 9,
+        "bbox": [0.0, 0.0, 1.0, 1.0],
+        "area": 1.0,
+        "score": 0.9,
+    }  # the builder is pure: inputs untouched
     assert [a["id"] for a in doc["annotations"]] == [1, 2]
     assert all(a["iscrowd"] == 0 for a in doc["annotations"])
     assert list(doc) == ["info", "licenses", "images", "annotations", "categories"]
-    assert results_list(doc)[1] == {"image_id": 1, "category_id": 5,
-                                    "bbox": [1.0, 1.0, 2.0, 2.0], "score": 0.1}
+    assert results_list(doc)[1] == {
+        "image_id": 1,
+        "category_id": 5,
+        "bbox": [1.0, 1.0, 2.0, 2.0],
+        "score": 0.1,
+    }
     (path,) = write_formats(doc, tmp_path, ["coco"])
     assert path == tmp_path / "pseudo_labels.json" and json.loads(path.read_text()) == doc
     coco = COCO(str(path))
@@ -48,13 +62,23 @@ def test_formats_are_a_registry_with_a_clear_error():
 def test_voc_export_round_trips_through_the_reader(tmp_path):
     from wsol.data.voc import parse_voc_xml
 
-    doc = {"categories": [{"id": 3, "name": "cat & dog"}],
-           "images": [{"id": 1, "file_name": "sub/a.jpg", "height": 50, "width": 60},
-                      {"id": 2, "file_name": "b.png", "height": 5, "width": 5}],
-           "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "score": 0.5,
-                            "bbox": [10.0, 20.0, 15.0, 5.0]},
-                           {"id": 2, "image_id": 1, "category_id": 3, "score": 0.25,
-                            "bbox": [0.5, 0.0, 2.0, 3.2]}]}
+    doc = {
+        "categories": [{"id": 3, "name": "cat & dog"}],
+        "images": [
+            {"id": 1, "file_name": "sub/a.jpg", "height": 50, "width": 60},
+            {"id": 2, "file_name": "b.png", "height": 5, "width": 5},
+        ],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 1,
+                "category_id": 3,
+                "score": 0.5,
+                "bbox": [10.0, 20.0, 15.0, 5.0],
+            },
+            {"id": 2, "image_id": 1, "category_id": 3, "score": 0.25, "bbox": [0.5, 0.0, 2.0, 3.2]},
+        ],
+    }
     written = write_formats(doc, tmp_path, ["voc"])
     assert written == [tmp_path / "voc" / "a.xml", tmp_path / "voc" / "b.xml"]
     a = parse_voc_xml((tmp_path / "voc" / "a.xml").read_text())

@@ -37,18 +37,24 @@ from wsol.localize.maps import (
 
 def _upsample(maps: torch.Tensor, sizes) -> list[torch.Tensor]:
     """Reference: each image's maps ``[K, h, w]`` resized on their own to its size."""
-    return [F.interpolate(m[None].float(), size=s, mode="bilinear", align_corners=False)[0]
-            for m, s in zip(maps, sizes, strict=True)]
+    return [
+        F.interpolate(m[None].float(), size=s, mode="bilinear", align_corners=False)[0]
+        for m, s in zip(maps, sizes, strict=True)
+    ]
+
 
 # Unimodal: a 3x3 bump in a 5x5 map. Raw max 4, min 0, so normalized values are
 # 0 (border), 0.25 (corners of the bump), 0.5 (its edges) and 1 (centre).
-UNIMODAL = np.array([
-    [0, 0, 0, 0, 0],
-    [0, 1, 2, 1, 0],
-    [0, 2, 4, 2, 0],
-    [0, 1, 2, 1, 0],
-    [0, 0, 0, 0, 0],
-], np.float64)
+UNIMODAL = np.array(
+    [
+        [0, 0, 0, 0, 0],
+        [0, 1, 2, 1, 0],
+        [0, 2, 4, 2, 0],
+        [0, 1, 2, 1, 0],
+        [0, 0, 0, 0, 0],
+    ],
+    np.float64,
+)
 BUMP = np.array([[1, 1, 4, 4]], np.float64)  # the GT: the 3x3 bump, area 9
 
 
@@ -58,12 +64,15 @@ def _norm(raw: np.ndarray) -> np.ndarray:
     return norm.numpy().astype(np.float64)
 
 
-@pytest.mark.parametrize("cut, box, iou", [
-    (0.6, [2, 2, 3, 3], 1 / 9),   # centre pixel only: 1 px inside the 9 px bump
-    (0.5, [1, 1, 4, 4], 1.0),     # the plus sign (centre + 4 edges) spans the bump
-    (0.25, [1, 1, 4, 4], 1.0),    # the whole 3x3 bump
-    (0.0, [0, 0, 5, 5], 9 / 25),  # everything: the image, 25 px, holds the 9 px bump
-])
+@pytest.mark.parametrize(
+    "cut, box, iou",
+    [
+        (0.6, [2, 2, 3, 3], 1 / 9),  # centre pixel only: 1 px inside the 9 px bump
+        (0.5, [1, 1, 4, 4], 1.0),  # the plus sign (centre + 4 edges) spans the bump
+        (0.25, [1, 1, 4, 4], 1.0),  # the whole 3x3 bump
+        (0.0, [0, 0, 5, 5], 9 / 25),  # everything: the image, 25 px, holds the 9 px bump
+    ],
+)
 def test_unimodal_box_per_threshold(cut, box, iou):
     norm = _norm(UNIMODAL)
     boxes = boxes_at(norm, cut)
@@ -84,8 +93,7 @@ def test_unimodal_fraction_and_absolute_cuts():
     assert cut == pytest.approx(0.625)
     np.testing.assert_array_equal(boxes_at(_norm(shifted), cut), [[2, 2, 3, 3]])
     # absolute: the cut is tau itself, per map, and may be a per-map tensor.
-    cuts = normalized_threshold("absolute", torch.tensor([0.1, 0.7]), torch.zeros(2),
-                                torch.ones(2))
+    cuts = normalized_threshold("absolute", torch.tensor([0.1, 0.7]), torch.zeros(2), torch.ones(2))
     np.testing.assert_allclose(cuts.numpy(), [0.1, 0.7])
 
 
@@ -100,14 +108,17 @@ def test_unimodal_detection_scores():
 
 
 # Bimodal: peak A (4 px at 9) top-left and a wider, lower plateau B (9 px at 5).
-BIMODAL = np.array([
-    [0, 0, 0, 0, 0, 0, 0, 0],
-    [0, 9, 9, 0, 0, 0, 0, 0],
-    [0, 9, 9, 0, 0, 5, 5, 5],
-    [0, 0, 0, 0, 0, 5, 5, 5],
-    [0, 0, 0, 0, 0, 5, 5, 5],
-    [0, 0, 0, 0, 0, 0, 0, 0],
-], np.float64)
+BIMODAL = np.array(
+    [
+        [0, 0, 0, 0, 0, 0, 0, 0],
+        [0, 9, 9, 0, 0, 0, 0, 0],
+        [0, 9, 9, 0, 0, 5, 5, 5],
+        [0, 0, 0, 0, 0, 5, 5, 5],
+        [0, 0, 0, 0, 0, 5, 5, 5],
+        [0, 0, 0, 0, 0, 0, 0, 0],
+    ],
+    np.float64,
+)
 BOX_A = [1, 1, 3, 3]  # 2x2
 BOX_B = [5, 2, 8, 5]  # 3x3; normalized value 5/9 = 0.556
 
@@ -144,15 +155,19 @@ def test_eight_connectivity():
 
 
 def test_constant_nan_and_inf_maps_give_no_box_and_a_reason():
-    maps = torch.stack([
-        torch.full((4, 4), 3.0),                                   # constant
-        torch.tensor(UNIMODAL[:4, :4], dtype=torch.float32),       # fine
-        torch.tensor(UNIMODAL[:4, :4], dtype=torch.float32).index_put(
-            (torch.tensor([0]), torch.tensor([0])), torch.tensor(float("nan"))),
-        torch.tensor(UNIMODAL[:4, :4], dtype=torch.float32).index_put(
-            (torch.tensor([1]), torch.tensor([1])), torch.tensor(float("inf"))),
-        torch.zeros(4, 4),                                         # constant zero
-    ])
+    maps = torch.stack(
+        [
+            torch.full((4, 4), 3.0),  # constant
+            torch.tensor(UNIMODAL[:4, :4], dtype=torch.float32),  # fine
+            torch.tensor(UNIMODAL[:4, :4], dtype=torch.float32).index_put(
+                (torch.tensor([0]), torch.tensor([0])), torch.tensor(float("nan"))
+            ),
+            torch.tensor(UNIMODAL[:4, :4], dtype=torch.float32).index_put(
+                (torch.tensor([1]), torch.tensor([1])), torch.tensor(float("inf"))
+            ),
+            torch.zeros(4, 4),  # constant zero
+        ]
+    )
     norm, _lo, _hi, ok = minmax_normalize(maps)
     assert ok.tolist() == [False, True, False, False, False]
     assert torch.isfinite(norm).all() and (norm[~ok] == 0).all()
@@ -163,18 +178,22 @@ def test_constant_nan_and_inf_maps_give_no_box_and_a_reason():
     # Cuts stay finite for every map, in every mode.
     lo = maps.flatten(1).nan_to_num(0, 0, 0).amin(1)
     for mode in ("fraction", "absolute", "otsu"):
-        cuts = normalized_threshold(mode, 0.2, lo, maps.flatten(1).nan_to_num(0, 0, 0).amax(1),
-                                    norm)
+        cuts = normalized_threshold(
+            mode, 0.2, lo, maps.flatten(1).nan_to_num(0, 0, 0).amax(1), norm
+        )
         assert torch.isfinite(cuts).all(), mode
 
 
 # Border: an L in the top-left corner and one pixel in the bottom-right corner.
-BORDER = np.array([
-    [8, 8, 0, 0, 0],
-    [8, 4, 0, 0, 0],
-    [0, 0, 0, 0, 0],
-    [0, 0, 0, 0, 6],
-], np.float64)
+BORDER = np.array(
+    [
+        [8, 8, 0, 0, 0],
+        [8, 4, 0, 0, 0],
+        [0, 0, 0, 0, 0],
+        [0, 0, 0, 0, 6],
+    ],
+    np.float64,
+)
 
 
 def test_map_touching_the_border():
@@ -205,8 +224,11 @@ def test_otsu_matches_cv2_on_8bit_maps():
     rng = np.random.default_rng(0)
     for _ in range(5):
         # Two overlapping intensity populations, as a background and an object.
-        img = np.clip(np.concatenate([rng.normal(60, 20, 300), rng.normal(170, 25, 100)]),
-                      0, 255).astype(np.uint8).reshape(20, 20)
+        img = (
+            np.clip(np.concatenate([rng.normal(60, 20, 300), rng.normal(170, 25, 100)]), 0, 255)
+            .astype(np.uint8)
+            .reshape(20, 20)
+        )
         img[0, 0], img[0, 1] = 0, 255  # so min-max normalization keeps v / 255
         t_cv, _ = cv2.threshold(img, 0, 255, cv2.THRESH_BINARY | cv2.THRESH_OTSU)
         norm = torch.tensor(img / 255.0)
@@ -246,8 +268,9 @@ def test_nested_merge():
     merged = detect(m, 0.4, 1.0, components="all", merge="nested")
     np.testing.assert_array_equal(merged.boxes, [[1, 1, 6, 6]])
     assert merged.scores[0] == pytest.approx((16 * 0.5 + 1.0) / 17)  # mean over 17 px
-    assert detect(m, 0.4, 1.0, components="all", merge="nested",
-                  score="max").scores[0] == pytest.approx(1.0)
+    assert detect(m, 0.4, 1.0, components="all", merge="nested", score="max").scores[
+        0
+    ] == pytest.approx(1.0)
 
 
 def test_overlap_merge():
@@ -284,8 +307,9 @@ def test_sweep_components_equals_one_labelling_per_threshold():
     assert len(comps.boxes) == 0 and comps.largest().tolist() == [-1, -1]
 
 
-@pytest.mark.parametrize("bias, reason", [(1.0, "map is constant"),
-                                          (float("nan"), "map has NaN or Inf values")])
+@pytest.mark.parametrize(
+    "bias, reason", [(1.0, "map is constant"), (float("nan"), "map has NaN or Inf values")]
+)
 def test_unusable_maps_are_counted_in_metrics(tmp_path, shapes_root, monkeypatch, bias, reason):
     """A network whose maps are constant (or NaN) gives no box, no crash, no NaN metric,
     and metrics.json says how many maps were unusable and why."""
@@ -306,14 +330,30 @@ def test_unusable_maps_are_counted_in_metrics(tmp_path, shapes_root, monkeypatch
         with torch.no_grad():
             net.features.weight.zero_()
             net.features.bias.fill_(bias)  # every activation is the bias: a flat map
-        return ModelSpec(net=net, class_names=list(classes), target_layer="features",
-                         cam_layer="features", fc_layer="fc", input_size=(32, 32),
-                         mean=(0.5,) * 3, std=(0.5,) * 3, multi_label=True)
+        return ModelSpec(
+            net=net,
+            class_names=list(classes),
+            target_layer="features",
+            cam_layer="features",
+            fc_layer="fc",
+            input_size=(32, 32),
+            mean=(0.5,) * 3,
+            std=(0.5,) * 3,
+            multi_label=True,
+        )
 
     monkeypatch.setitem(MODELS, "flat_net", build)
-    cfg = load_config(None, [f"data.root={shapes_root}", "data.split=val", "data.limit=4",
-                             "model.arch=flat_net", f"out={tmp_path / 'out'}",
-                             "report.enabled=false"])
+    cfg = load_config(
+        None,
+        [
+            f"data.root={shapes_root}",
+            "data.split=val",
+            "data.limit=4",
+            "model.arch=flat_net",
+            f"out={tmp_path / 'out'}",
+            "report.enabled=false",
+        ],
+    )
     m = run(cfg).metrics
     pairs = m["num_pairs"]
     assert pairs >= 4
@@ -330,8 +370,9 @@ def test_cuts_compare_in_float64_everywhere():
     norm = np.zeros((3, 3), np.float32)
     norm[1, 1], norm[0, 0] = 1.0, np.float32(0.29)
     tau = np.arange(0.0, 1.0, 0.01)[29]
-    cut = normalized_threshold("absolute", torch.tensor([tau], dtype=torch.float64),
-                               torch.zeros(1), torch.ones(1))
+    cut = normalized_threshold(
+        "absolute", torch.tensor([tau], dtype=torch.float64), torch.zeros(1), torch.ones(1)
+    )
     assert cut.dtype == torch.float64 and float(cut) == tau
     np.testing.assert_array_equal(boxes_at(norm, float(cut)), [[1, 1, 2, 2]])
     np.testing.assert_array_equal(detect(norm, float(cut), 1.0).boxes, [[1, 1, 2, 2]])
@@ -362,7 +403,10 @@ def test_prepare_maps_matches_the_per_map_functions():
             np.testing.assert_array_equal(pm.cuts[good], cuts.numpy()[good])
             assert (pm.norm[~good] == 0).all()
     assert [p.problems.tolist() for p in prepare_maps(maps, sizes, "fraction", 0.2)] == [
-        [MAP_OK, MAP_OK], [MAP_OK, MAP_CONSTANT], [MAP_NONFINITE, MAP_OK]]
+        [MAP_OK, MAP_OK],
+        [MAP_OK, MAP_CONSTANT],
+        [MAP_NONFINITE, MAP_OK],
+    ]
 
 
 def test_a_constant_map_stays_constant_through_upsampling():

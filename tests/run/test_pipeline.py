@@ -35,23 +35,35 @@ def test_orientation_cmyk_and_bad_files_end_to_end(tmp_path, bright_model):
     _write_jpeg(imgs / "plain.jpg", _scene())
     exif = Image.Exif()
     exif[0x0112] = 6  # display = stored pixels rotated 90 degrees clockwise
-    _write_jpeg(imgs / "rotated.jpg", np.ascontiguousarray(np.rot90(_scene(), 1)),
-                exif=exif.tobytes())
+    _write_jpeg(
+        imgs / "rotated.jpg", np.ascontiguousarray(np.rot90(_scene(), 1)), exif=exif.tobytes()
+    )
     Image.fromarray(_scene()).convert("CMYK").save(imgs / "cmyk.jpg", quality=98)
     full = (imgs / "plain.jpg").read_bytes()
     (imgs / "truncated.jpg").write_bytes(full[: len(full) // 2])
     (imgs / "zero.jpg").write_bytes(b"")
     names = ["plain.jpg", "rotated.jpg", "cmyk.jpg", "truncated.jpg", "zero.jpg", "missing.jpg"]
     (tmp_path / "labels.csv").write_text("file,labels\n" + "".join(f"{n},bright\n" for n in names))
-    cfg = load_config(None, [
-        "data.format=folder", f"data.root={imgs}", f"data.labels_file={tmp_path / 'labels.csv'}",
-        "model.arch=bright_net", "boxes.threshold=0.5", f"out={tmp_path / 'out'}",
-        "cam.batch_size=4"])
+    cfg = load_config(
+        None,
+        [
+            "data.format=folder",
+            f"data.root={imgs}",
+            f"data.labels_file={tmp_path / 'labels.csv'}",
+            "model.arch=bright_net",
+            "boxes.threshold=0.5",
+            f"out={tmp_path / 'out'}",
+            "cam.batch_size=4",
+        ],
+    )
     result = run(cfg)
     out = tmp_path / "out"
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert sorted(f["path"].rsplit("/", 1)[1] for f in failures) == [
-        "missing.jpg", "truncated.jpg", "zero.jpg"]
+        "missing.jpg",
+        "truncated.jpg",
+        "zero.jpg",
+    ]
     assert all(f["stage"] == "decode" and f["reason"] for f in failures)
     assert result.metrics["num_failed"] == 3 and result.metrics["num_images"] == 3
     doc = json.loads((out / "pseudo_labels.json").read_text())
@@ -68,10 +80,20 @@ def test_output_contract_on_shapes(tmp_path, shapes_root):
     from pycocotools.coco import COCO
 
     out = tmp_path / "run"
-    cfg = load_config(None, [
-        "data.format=voc", f"data.root={shapes_root}", "data.split=test",
-        "model.arch=shapes_net", "model.weights=none", "cam.batch_size=8",
-        "report.num_images=3", f"out={out}", "chunk_batches=1"])
+    cfg = load_config(
+        None,
+        [
+            "data.format=voc",
+            f"data.root={shapes_root}",
+            "data.split=test",
+            "model.arch=shapes_net",
+            "model.weights=none",
+            "cam.batch_size=8",
+            "report.num_images=3",
+            f"out={out}",
+            "chunk_batches=1",
+        ],
+    )
     result = run(cfg)
     for name in CONTRACT:
         assert (out / name).is_file(), name
@@ -87,9 +109,20 @@ def test_output_contract_on_shapes(tmp_path, shapes_root):
         assert x >= 0 and y >= 0 and x + w <= 128 and y + h <= 128 and w > 0 and h > 0
         assert a["area"] == pytest.approx(w * h, abs=0.01)
     metrics = json.loads((out / "metrics.json").read_text())
-    for key in ("num_images", "num_failed", "images_per_second", "corloc", "gt_known_loc",
-                "maxboxacc", "maxboxacc_v2", "maxboxacc_v2_iou30", "maxboxacc_v2_iou50",
-                "maxboxacc_v2_iou70", "coco_ap", "coco_ap50"):
+    for key in (
+        "num_images",
+        "num_failed",
+        "images_per_second",
+        "corloc",
+        "gt_known_loc",
+        "maxboxacc",
+        "maxboxacc_v2",
+        "maxboxacc_v2_iou30",
+        "maxboxacc_v2_iou50",
+        "maxboxacc_v2_iou70",
+        "coco_ap",
+        "coco_ap50",
+    ):
         assert key in metrics, key
     assert metrics["num_images"] == 24 and metrics["num_failed"] == 0
     assert 0.0 <= metrics["maxboxacc_v2_iou70"] <= metrics["maxboxacc_v2_iou30"] <= 1.0
@@ -103,30 +136,50 @@ def test_output_contract_on_shapes(tmp_path, shapes_root):
 
 
 def test_refuses_existing_results_unless_overwrite(tmp_path, shapes_root):
-    args = ["data.format=voc", f"data.root={shapes_root}", "data.split=val", "data.limit=4",
-            "model.weights=none", "report.enabled=false", f"out={tmp_path / 'o'}"]
+    args = [
+        "data.format=voc",
+        f"data.root={shapes_root}",
+        "data.split=val",
+        "data.limit=4",
+        "model.weights=none",
+        "report.enabled=false",
+        f"out={tmp_path / 'o'}",
+    ]
     run(load_config(None, args))
     with pytest.raises(RunExistsError, match="--overwrite"):
         run(load_config(None, args))
     assert run(load_config(None, args), overwrite=True).metrics["num_images"] == 4
 
 
-@pytest.mark.parametrize("override, fragment", [
-    # Choices are checked by the schema, as the config loads.
-    ("cam.method=gradcamm", "unknown cam.method 'gradcamm'; valid: cam, deconvnet"),
-    ("cam.targets=all", "unknown cam.targets 'all'; valid: gt, prob, topk"),
-    ("boxes.components=some", "valid: all, largest"),
-    # Names that only the model knows are checked as the run is planned.
-    ("model.arch=resnet5000", "unknown model.arch"),
-    ("model.target_layer=layer99", "no layer 'layer99'"),
-    ("model.target_layer=fc", "2-D output"),
-])
+@pytest.mark.parametrize(
+    "override, fragment",
+    [
+        # Choices are checked by the schema, as the config loads.
+        ("cam.method=gradcamm", "unknown cam.method 'gradcamm'; valid: cam, deconvnet"),
+        ("cam.targets=all", "unknown cam.targets 'all'; valid: gt, prob, topk"),
+        ("boxes.components=some", "valid: all, largest"),
+        # Names that only the model knows are checked as the run is planned.
+        ("model.arch=resnet5000", "unknown model.arch"),
+        ("model.target_layer=layer99", "no layer 'layer99'"),
+        ("model.target_layer=fc", "2-D output"),
+    ],
+)
 def test_bad_names_fail_before_work(tmp_path, shapes_root, override, fragment):
     out = tmp_path / "never"
     with pytest.raises(WsolError) as e:
-        run(load_config(None, ["data.format=voc", f"data.root={shapes_root}",
-                               "data.split=val", "model.weights=none", f"out={out}",
-                               override]))
+        run(
+            load_config(
+                None,
+                [
+                    "data.format=voc",
+                    f"data.root={shapes_root}",
+                    "data.split=val",
+                    "model.weights=none",
+                    f"out={out}",
+                    override,
+                ],
+            )
+        )
     assert fragment in str(e.value)
     assert not out.exists()
 
@@ -135,9 +188,18 @@ def test_same_config_gives_identical_json(tmp_path, shapes_root):
     docs = []
     # The third run decodes in two worker processes: the output must not change.
     for name, workers in (("a", 0), ("b", 0), ("c", 2)):
-        cfg = load_config(None, ["data.format=voc", f"data.root={shapes_root}",
-                                 "data.split=val", "model.weights=none", "report.enabled=false",
-                                 f"data.num_workers={workers}", f"out={tmp_path / name}"])
+        cfg = load_config(
+            None,
+            [
+                "data.format=voc",
+                f"data.root={shapes_root}",
+                "data.split=val",
+                "model.weights=none",
+                "report.enabled=false",
+                f"data.num_workers={workers}",
+                f"out={tmp_path / name}",
+            ],
+        )
         run(cfg)
         docs.append((tmp_path / name / "pseudo_labels.json").read_bytes())
     assert docs[0] == docs[1] == docs[2]
@@ -149,10 +211,19 @@ def test_resize_policies_give_boxes_in_original_pixels(tmp_path, bright_model, p
     imgs.mkdir()
     Image.fromarray(_scene()).save(imgs / "a.png")
     (tmp_path / "labels.csv").write_text("file,labels\na.png,bright\n")
-    cfg = load_config(None, [
-        "data.format=folder", f"data.root={imgs}", f"data.labels_file={tmp_path / 'labels.csv'}",
-        "model.arch=bright_net", "model.input_size=[48, 48]", f"model.resize={policy}",
-        "boxes.threshold=0.5", f"out={tmp_path / 'out'}"])
+    cfg = load_config(
+        None,
+        [
+            "data.format=folder",
+            f"data.root={imgs}",
+            f"data.labels_file={tmp_path / 'labels.csv'}",
+            "model.arch=bright_net",
+            "model.input_size=[48, 48]",
+            f"model.resize={policy}",
+            "boxes.threshold=0.5",
+            f"out={tmp_path / 'out'}",
+        ],
+    )
     run(cfg)
     doc = json.loads((tmp_path / "out" / "pseudo_labels.json").read_text())
     (ann,) = doc["annotations"]
@@ -162,10 +233,19 @@ def test_resize_policies_give_boxes_in_original_pixels(tmp_path, bright_model, p
 
 def test_pixel_level_method_saves_saliency_pictures(tmp_path, shapes_root):
     out = tmp_path / "gb"
-    cfg = load_config(None, [
-        "data.format=voc", f"data.root={shapes_root}", "data.split=val", "data.limit=4",
-        "model.weights=none", "cam.method=guided_backprop", "report.num_images=2",
-        f"out={out}"])
+    cfg = load_config(
+        None,
+        [
+            "data.format=voc",
+            f"data.root={shapes_root}",
+            "data.split=val",
+            "data.limit=4",
+            "model.weights=none",
+            "cam.method=guided_backprop",
+            "report.num_images=2",
+            f"out={out}",
+        ],
+    )
     result = run(cfg)
     assert result.metrics["num_images"] == 4
     pictures = sorted((out / "overlays").glob("*_saliency.png"))
@@ -176,9 +256,18 @@ def test_pixel_level_method_saves_saliency_pictures(tmp_path, shapes_root):
 
 def test_method_that_cannot_fit_the_model_is_a_config_error(tmp_path, shapes_root):
     # VGG has no pooling + linear head, so CAM cannot use it.
-    cfg = load_config(None, ["data.format=voc", f"data.root={shapes_root}", "data.split=val",
-                             "model.arch=vgg11", "model.class_map=" + str(_shapes_map(tmp_path)),
-                             "cam.method=cam", f"out={tmp_path / 'o'}"])
+    cfg = load_config(
+        None,
+        [
+            "data.format=voc",
+            f"data.root={shapes_root}",
+            "data.split=val",
+            "model.arch=vgg11",
+            "model.class_map=" + str(_shapes_map(tmp_path)),
+            "cam.method=cam",
+            f"out={tmp_path / 'o'}",
+        ],
+    )
     with pytest.raises(ConfigError, match="cam.method=cam: .*gradcam"):
         run(cfg)
     assert not (tmp_path / "o").exists()
@@ -186,8 +275,12 @@ def test_method_that_cannot_fit_the_model_is_a_config_error(tmp_path, shapes_roo
 
 def _shapes_map(tmp_path):
     p = tmp_path / "map.yaml"
-    p.write_text("".join(f"{n}: [{i}]\n" for i, n in enumerate(
-        ["circle", "square", "triangle", "star", "cross", "ring"])))
+    p.write_text(
+        "".join(
+            f"{n}: [{i}]\n"
+            for i, n in enumerate(["circle", "square", "triangle", "star", "cross", "ring"])
+        )
+    )
     return p
 
 
@@ -195,9 +288,21 @@ def test_export_formats_coco_and_voc(tmp_path, shapes_root):
     from wsol.data.voc import parse_voc_xml
 
     out = tmp_path / "o"
-    run(load_config(None, ["data.format=voc", f"data.root={shapes_root}", "data.split=val",
-                           "data.limit=4", "model.weights=none", "report.enabled=false",
-                           "export.formats=[coco, voc]", f"out={out}"]))
+    run(
+        load_config(
+            None,
+            [
+                "data.format=voc",
+                f"data.root={shapes_root}",
+                "data.split=val",
+                "data.limit=4",
+                "model.weights=none",
+                "report.enabled=false",
+                "export.formats=[coco, voc]",
+                f"out={out}",
+            ],
+        )
+    )
     doc = json.loads((out / "pseudo_labels.json").read_text())
     xmls = sorted((out / "voc").glob("*.xml"))
     assert [p.stem for p in xmls] == sorted(im["file_name"][:-4] for im in doc["images"])
@@ -207,15 +312,35 @@ def test_export_formats_coco_and_voc(tmp_path, shapes_root):
 
 def test_threshold_mode_sweep_points_to_the_evaluators_sweep(tmp_path, shapes_root):
     with pytest.raises(ConfigError, match="eval.thresholds"):
-        load_config(None, ["data.format=voc", f"data.root={shapes_root}", "data.split=val",
-                           "boxes.threshold_mode=sweep", f"out={tmp_path / 'o'}"])
+        load_config(
+            None,
+            [
+                "data.format=voc",
+                f"data.root={shapes_root}",
+                "data.split=val",
+                "boxes.threshold_mode=sweep",
+                f"out={tmp_path / 'o'}",
+            ],
+        )
 
 
 def test_voc_only_export_writes_no_coco_file(tmp_path, shapes_root):
     out = tmp_path / "o"
-    result = run(load_config(None, [
-        "data.format=voc", f"data.root={shapes_root}", "data.split=val", "data.limit=2",
-        "model.weights=none", "report.enabled=false", "export.formats=[voc]", f"out={out}"]))
+    result = run(
+        load_config(
+            None,
+            [
+                "data.format=voc",
+                f"data.root={shapes_root}",
+                "data.split=val",
+                "data.limit=2",
+                "model.weights=none",
+                "report.enabled=false",
+                "export.formats=[voc]",
+                f"out={out}",
+            ],
+        )
+    )
     assert not (out / "pseudo_labels.json").exists()
     assert len(list((out / "voc").glob("*.xml"))) == 2
     assert "coco_ap" in result.metrics  # scoring does not need the COCO file on disk
@@ -224,10 +349,21 @@ def test_voc_only_export_writes_no_coco_file(tmp_path, shapes_root):
 @pytest.mark.parametrize("method", sorted(__import__("wsol.cams", fromlist=["METHODS"]).METHODS))
 def test_every_method_runs_through_the_pipeline(tmp_path, shapes_root, method):
     out = tmp_path / method
-    result = run(load_config(None, [
-        "data.format=voc", f"data.root={shapes_root}", "data.split=val", "data.limit=3",
-        f"model.weights={__import__('wsol.apps.demo', fromlist=['CHECKPOINT']).CHECKPOINT}",
-        f"cam.method={method}", "report.num_images=1", f"out={out}"]))
+    result = run(
+        load_config(
+            None,
+            [
+                "data.format=voc",
+                f"data.root={shapes_root}",
+                "data.split=val",
+                "data.limit=3",
+                f"model.weights={__import__('wsol.apps.demo', fromlist=['CHECKPOINT']).CHECKPOINT}",
+                f"cam.method={method}",
+                "report.num_images=1",
+                f"out={out}",
+            ],
+        )
+    )
     assert result.metrics["num_images"] == 3 and result.metrics["num_failed"] == 0
     assert result.metrics["num_bad_maps"] == 0 and result.num_annotations >= 3
     assert 0.0 <= result.metrics["corloc"] <= 1.0

@@ -18,17 +18,32 @@ REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 def _args(shapes_root, out, *extra):
     # 24 images, 4 per batch, 2 batches per chunk: chunks of 8 images, 3 chunks.
-    return ["-q", "run", str(DEMO_CONFIG), f"data.root={shapes_root}",
-            "data.split=test", f"out={out}", "cam.batch_size=4", "chunk_batches=2",
-            "report.num_images=2", *extra]
+    return [
+        "-q",
+        "run",
+        str(DEMO_CONFIG),
+        f"data.root={shapes_root}",
+        "data.split=test",
+        f"out={out}",
+        "cam.batch_size=4",
+        "chunk_batches=2",
+        "report.num_images=2",
+        *extra,
+    ]
 
 
 def _wsol(args, fault=None):
     env = {k: v for k, v in os.environ.items() if k != "WSOL_FAULT"}
     if fault:
         env["WSOL_FAULT"] = fault
-    return subprocess.run([sys.executable, "-m", "wsol", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "wsol", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -39,16 +54,20 @@ def reference(shapes_root, tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("fault, chunks_before", [
-    ("batch:0", 0),                        # during the first chunk
-    ("chunk:0", 1),                        # between chunks, right after the first
-    ("batch:4", 2),                        # inside the third chunk
-    ("atomic:pseudo_labels.json", 3),      # while writing the final file (temp written)
-    ("final:pseudo_labels.json", 3),       # final file written, metrics not yet
-    ("atomic:metrics.json", 3),            # while writing the finished marker
-])
-def test_killed_run_resumes_to_identical_output(shapes_root, tmp_path, reference, fault,
-                                                chunks_before):
+@pytest.mark.parametrize(
+    "fault, chunks_before",
+    [
+        ("batch:0", 0),  # during the first chunk
+        ("chunk:0", 1),  # between chunks, right after the first
+        ("batch:4", 2),  # inside the third chunk
+        ("atomic:pseudo_labels.json", 3),  # while writing the final file (temp written)
+        ("final:pseudo_labels.json", 3),  # final file written, metrics not yet
+        ("atomic:metrics.json", 3),  # while writing the finished marker
+    ],
+)
+def test_killed_run_resumes_to_identical_output(
+    shapes_root, tmp_path, reference, fault, chunks_before
+):
     out = tmp_path / "run"
     killed = _wsol(_args(shapes_root, out), fault=fault)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
@@ -63,8 +82,9 @@ def test_killed_run_resumes_to_identical_output(shapes_root, tmp_path, reference
     for name, (data, mtime) in before.items():
         p = out / "chunks" / name
         assert p.read_bytes() == data and p.stat().st_mtime_ns == mtime
-    assert (out / "pseudo_labels.json").read_bytes() == \
-        (reference / "pseudo_labels.json").read_bytes()
+    assert (out / "pseudo_labels.json").read_bytes() == (
+        reference / "pseudo_labels.json"
+    ).read_bytes()
     ref_metrics = json.loads((reference / "metrics.json").read_text())
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("corloc", "maxboxacc", "maxboxacc_v2", "pxap", "coco_ap", "num_images"):

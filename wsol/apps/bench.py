@@ -27,9 +27,16 @@ def _timed(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> 
     return (time.perf_counter() - start) / repeats
 
 
-def bench_maps(arch: str = "resnet50", method: str = "gradcam", batch_size: int = 16,
-               size: int = 224, repeats: int = 3, device: str = "cpu",
-               precision: str = "fp32", reference: bool = True) -> dict:
+def bench_maps(
+    arch: str = "resnet50",
+    method: str = "gradcam",
+    batch_size: int = 16,
+    size: int = 224,
+    repeats: int = 3,
+    device: str = "cpu",
+    precision: str = "fp32",
+    reference: bool = True,
+) -> dict:
     """Images per second for the bare forward, wsol's maps, and (if installed and
     ``reference``) pytorch-grad-cam's maps of the same model, inputs already on the device.
 
@@ -51,8 +58,9 @@ def bench_maps(arch: str = "resnet50", method: str = "gradcam", batch_size: int 
 
     def upsampled():
         # The same output as pytorch-grad-cam's API: maps at input size, min-max normalized.
-        m = F.interpolate(cam(x, targets, dtype).maps, size=(size, size), mode="bilinear",
-                          align_corners=False)
+        m = F.interpolate(
+            cam(x, targets, dtype).maps, size=(size, size), mode="bilinear", align_corners=False
+        )
         flat = m.flatten(2)
         lo, hi = flat.amin(2, keepdim=True), flat.amax(2, keepdim=True)
         return ((flat - lo) / (hi - lo).clamp_min(1e-7)).view_as(m)
@@ -76,9 +84,16 @@ def bench_maps(arch: str = "resnet50", method: str = "gradcam", batch_size: int 
             ref_targets = [ClassifierOutputTarget(0)] * batch_size
             with GradCAM(model=ref_net, target_layers=[layer]) as ref:
                 rows["pytorch-grad-cam GradCAM"] = batch_size / _timed(
-                    lambda: ref(input_tensor=x, targets=ref_targets), repeats, sync)
-    return {"arch": arch, "batch_size": batch_size, "size": size, "device": str(dev),
-            "precision": precision, "images_per_second": rows}
+                    lambda: ref(input_tensor=x, targets=ref_targets), repeats, sync
+                )
+    return {
+        "arch": arch,
+        "batch_size": batch_size,
+        "size": size,
+        "device": str(dev),
+        "precision": precision,
+        "images_per_second": rows,
+    }
 
 
 def bench_demo(out: str | Path, images: int = 300) -> dict:

@@ -28,12 +28,18 @@ METHODS = ("gradcam", "cam")
 ProgressFactory = Callable[[str], Callable[[int, int], None] | None]
 
 
-def demo_config(out: Path, method: str, data_root: Path, split: str = "test",
-                overrides: list[str] | None = None) -> Config:
+def demo_config(
+    out: Path, method: str, data_root: Path, split: str = "test", overrides: list[str] | None = None
+) -> Config:
     """The demo's config for one method (``out`` is that method's output folder)."""
     tau = json.loads(THRESHOLDS.read_text())[method] if THRESHOLDS.is_file() else None
-    base = [f"out={out}", f"data.root={data_root}", f"data.split={split}",
-            f"model.weights={CHECKPOINT}", f"cam.method={method}"]
+    base = [
+        f"out={out}",
+        f"data.root={data_root}",
+        f"data.split={split}",
+        f"model.weights={CHECKPOINT}",
+        f"cam.method={method}",
+    ]
     if tau is not None:
         base.append(f"boxes.threshold={tau}")
     return load_config(DEMO_CONFIG, base + list(overrides or []))
@@ -42,14 +48,17 @@ def demo_config(out: Path, method: str, data_root: Path, split: str = "test",
 def make_demo_data(root: Path, splits: dict[str, int]) -> Path:
     """Render the splits unless ``root`` already holds exactly these files."""
     main = root / "ImageSets" / "Main"
-    if all((main / f"{s}.txt").is_file()
-           and len((main / f"{s}.txt").read_text().split()) == n for s, n in splits.items()):
+    if all(
+        (main / f"{s}.txt").is_file() and len((main / f"{s}.txt").read_text().split()) == n
+        for s, n in splits.items()
+    ):
         return root
     return write_dataset(root, splits, seed=DATA_SEED)
 
 
-def run_demo(out: str | Path, progress: ProgressFactory | None = None,
-             overrides: list[str] | None = None) -> dict[str, RunResult]:
+def run_demo(
+    out: str | Path, progress: ProgressFactory | None = None, overrides: list[str] | None = None
+) -> dict[str, RunResult]:
     """Grad-CAM results go to ``out``; CAM's to ``out/cam``. Returns both runs."""
     out = Path(out)
     data_root = make_demo_data(out / "data" / "shapes", {"test": TEST_IMAGES})
@@ -57,6 +66,5 @@ def run_demo(out: str | Path, progress: ProgressFactory | None = None,
     for method in METHODS:
         method_out = out if method == METHODS[0] else out / method
         cfg = demo_config(method_out, method, data_root, overrides=overrides)
-        results[method] = run_config(cfg, progress(method) if progress else None,
-                                     overwrite=True)
+        results[method] = run_config(cfg, progress(method) if progress else None, overwrite=True)
     return results

@@ -81,8 +81,11 @@ class Explanation:
     @property
     def labels(self) -> list[str]:
         """The class name of each box."""
-        return [self.classes[c.dataset_class] for c in self.result.classes
-                for _ in range(len(c.detections.boxes))]
+        return [
+            self.classes[c.dataset_class]
+            for c in self.result.classes
+            for _ in range(len(c.detections.boxes))
+        ]
 
     @property
     def maps(self) -> dict[str, np.ndarray | None]:
@@ -104,8 +107,9 @@ class Explanation:
         pixels = self.image
         if heat is not None and heat.shape != pixels.shape[:2]:
             heat = cv2.resize(heat, (pixels.shape[1], pixels.shape[0]))
-        return overlay(pixels, heat, c.detections.boxes, np.zeros((0, 4)),
-                       f"{name} p={c.prob:.2f} box{score}")
+        return overlay(
+            pixels, heat, c.detections.boxes, np.zeros((0, 4)), f"{name} p={c.prob:.2f} box{score}"
+        )
 
     def save(self, path: str | Path, target: str | int | None = None) -> Path:
         """Write the overlay as PNG: of one explained class (by name or index), or of
@@ -132,8 +136,11 @@ class Explanation:
 def _mapping(model: ModelSpec, class_map: str | dict | None) -> ClassMapping:
     if class_map is None:
         return ClassMapping.identity(model)
-    groups = (load_class_map(class_map, len(model.class_names)) if isinstance(class_map, str)
-              else {k: list(v) for k, v in class_map.items()})
+    groups = (
+        load_class_map(class_map, len(model.class_names))
+        if isinstance(class_map, str)
+        else {k: list(v) for k, v in class_map.items()}
+    )
     return ClassMapping.build(list(groups), model, groups)
 
 
@@ -143,10 +150,18 @@ def _picture_size(shape: tuple[int, ...]) -> tuple[int, int]:
     return max(1, round(w * s)), max(1, round(h * s))
 
 
-def explain(model: ModelSpec, image: str | Path | np.ndarray, method: str = "gradcam", *,
-            topk: int = 1, classes: list[str] | None = None,
-            class_map: str | dict | None = None, layer: str | None = None,
-            boxes: BoxParams | None = None, precision: str = "fp32") -> Explanation:
+def explain(
+    model: ModelSpec,
+    image: str | Path | np.ndarray,
+    method: str = "gradcam",
+    *,
+    topk: int = 1,
+    classes: list[str] | None = None,
+    class_map: str | dict | None = None,
+    layer: str | None = None,
+    boxes: BoxParams | None = None,
+    precision: str = "fp32",
+) -> Explanation:
     """Explain the model's decision on one image.
 
     Args:
@@ -168,22 +183,32 @@ def explain(model: ModelSpec, image: str | Path | np.ndarray, method: str = "gra
     else:
         pixels, path = np.ascontiguousarray(image), None
         if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
-            raise UsageError(f"image arrays must be RGB uint8 [H, W, 3], got {pixels.dtype} "
-                             f"{pixels.shape}")
+            raise UsageError(
+                f"image arrays must be RGB uint8 [H, W, 3], got {pixels.dtype} {pixels.shape}"
+            )
     mapping = _mapping(model, class_map)
     labels = None
     if classes:
         unknown = [c for c in classes if c not in mapping.names]
         if unknown:
-            raise UsageError(f"unknown class {unknown[0]!r}; the classes are "
-                             f"{', '.join(mapping.names[:8])}, ... ({len(mapping.names)})")
+            raise UsageError(
+                f"unknown class {unknown[0]!r}; the classes are "
+                f"{', '.join(mapping.names[:8])}, ... ({len(mapping.names)})"
+            )
         policy = TargetPolicy("gt")
         labels = [np.array([mapping.names.index(c) for c in classes], np.int64)]
     else:
         policy = TargetPolicy("topk", topk=topk)
     cam = build_method(method, model, layer)
-    localizer = Localizer(model, cam, mapping=mapping, targets=policy, boxes=boxes or BoxParams(),
-                          precision=precision, keep_raw_maps=True)
+    localizer = Localizer(
+        model,
+        cam,
+        mapping=mapping,
+        targets=policy,
+        boxes=boxes or BoxParams(),
+        precision=precision,
+        keep_raw_maps=True,
+    )
     (result,) = localizer.localize_arrays([pixels], labels)
     out = Explanation(pixels, path, method, mapping.names, result.probs, result)
     if method == "guided_gradcam" and result.classes:
@@ -191,8 +216,9 @@ def explain(model: ModelSpec, image: str | Path | np.ndarray, method: str = "gra
     return out
 
 
-def _guided_pictures(localizer: Localizer, cam: GuidedGradCAM, pixels: np.ndarray,
-                     result: ImageResult) -> dict[str, list[np.ndarray]]:
+def _guided_pictures(
+    localizer: Localizer, cam: GuidedGradCAM, pixels: np.ndarray, result: ImageResult
+) -> dict[str, list[np.ndarray]]:
     """Guided backprop and Guided Grad-CAM as RGB pictures, per explained class (at the
     model's input resolution, resized to the image's aspect)."""
     x = localizer.normalize(localizer.prepare(pixels)[0][None])
@@ -200,8 +226,10 @@ def _guided_pictures(localizer: Localizer, cam: GuidedGradCAM, pixels: np.ndarra
     guided = GuidedBackprop(localizer.model).attributions(x, targets).maps[0]
     product = cam.attributions(x, targets).maps[0]
     size = _picture_size(pixels.shape)
-    return {name: [cv2.resize(gradient_picture(g.cpu().numpy()), size) for g in maps]
-            for name, maps in zip(GUIDED_PICTURES, (guided, product), strict=True)}
+    return {
+        name: [cv2.resize(gradient_picture(g.cpu().numpy()), size) for g in maps]
+        for name, maps in zip(GUIDED_PICTURES, (guided, product), strict=True)
+    }
 
 
 def write_explanation(exp: Explanation, out_dir: str | Path, stem: str) -> list[Path]:

@@ -88,7 +88,7 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
         net.train()
         order = rng.permutation(cfg.num_images)
         for b in range(steps_per_epoch):
-            idx = np.sort(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
+            idx = np.sort(order[b * cfg.batch_size : (b + 1) * cfg.batch_size])
             batch = images[idx]
             # Shapes have no canonical orientation: flips and quarter turns are free data.
             k = int(rng.integers(4))
@@ -107,10 +107,12 @@ def train(cfg: TrainConfig, progress: Progress | None = None) -> dict:
 
     net.eval()
     with torch.no_grad():
-        scores = torch.cat([
-            torch.sigmoid(net(_to_input(val_images[i:i + 256], mean, std)))
-            for i in range(0, len(val_images), 256)
-        ]).numpy()
+        scores = torch.cat(
+            [
+                torch.sigmoid(net(_to_input(val_images[i : i + 256], mean, std)))
+                for i in range(0, len(val_images), 256)
+            ]
+        ).numpy()
     metrics = {"val_map": average_precision(scores, val_labels), "steps": step}
     ckpt = {
         "state_dict": {k: v.half() for k, v in net.state_dict().items()},

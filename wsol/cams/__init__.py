@@ -26,15 +26,47 @@ from wsol.cams.scorecam import ScoreCAM
 from wsol.errors import unknown_choice
 from wsol.models import ModelSpec
 
-__all__ = ["CAM", "METHODS", "CamError", "CamMethod", "CamOutput", "Deconvnet", "EigenCAM",
-           "ForwardPass", "GradCAM", "GradCAMPlusPlus", "Gradient", "GuidedBackprop",
-           "GuidedGradCAM", "HiResCAM", "LayerCAM", "ScoreCAM", "XGradCAM", "build_method",
-           "frozen_model", "hooked_activation", "relu_rule", "tokens_to_grid"]
+__all__ = [
+    "CAM",
+    "METHODS",
+    "CamError",
+    "CamMethod",
+    "CamOutput",
+    "Deconvnet",
+    "EigenCAM",
+    "ForwardPass",
+    "GradCAM",
+    "GradCAMPlusPlus",
+    "Gradient",
+    "GuidedBackprop",
+    "GuidedGradCAM",
+    "HiResCAM",
+    "LayerCAM",
+    "ScoreCAM",
+    "XGradCAM",
+    "build_method",
+    "frozen_model",
+    "hooked_activation",
+    "relu_rule",
+    "tokens_to_grid",
+]
 
 METHODS: dict[str, type[CamMethod]] = {
     cls.name: cls
-    for cls in (CAM, GradCAM, GradCAMPlusPlus, XGradCAM, LayerCAM, HiResCAM, ScoreCAM,
-                EigenCAM, Gradient, Deconvnet, GuidedBackprop, GuidedGradCAM)
+    for cls in (
+        CAM,
+        GradCAM,
+        GradCAMPlusPlus,
+        XGradCAM,
+        LayerCAM,
+        HiResCAM,
+        ScoreCAM,
+        EigenCAM,
+        Gradient,
+        Deconvnet,
+        GuidedBackprop,
+        GuidedGradCAM,
+    )
 }
 
 

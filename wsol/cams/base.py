@@ -81,8 +81,9 @@ def frozen_model(net: nn.Module) -> Iterator[nn.Module]:
 
 
 @contextlib.contextmanager
-def hooked_activation(net: nn.Module, layer: str, track_grad: bool,
-                      detach: bool = True) -> Iterator[_Store]:
+def hooked_activation(
+    net: nn.Module, layer: str, track_grad: bool, detach: bool = True
+) -> Iterator[_Store]:
     """Capture ``layer``'s output during the forward passes run inside the block.
 
     With ``track_grad`` and ``detach``, the output is replaced by a leaf that requires
@@ -103,8 +104,10 @@ def hooked_activation(net: nn.Module, layer: str, track_grad: bool,
         if not store.active:
             return None
         if not isinstance(output, torch.Tensor):
-            raise CamError(f"layer {layer!r} returns a {type(output).__name__}; hook a layer "
-                            "that returns a tensor")
+            raise CamError(
+                f"layer {layer!r} returns a {type(output).__name__}; hook a layer "
+                "that returns a tensor"
+            )
         if track_grad and detach:
             output = output.detach().requires_grad_(True)
         store.activation = output
@@ -117,8 +120,9 @@ def hooked_activation(net: nn.Module, layer: str, track_grad: bool,
         handle.remove()
 
 
-def tokens_to_grid(tokens: torch.Tensor, input_hw: tuple[int, int],
-                   prefix: int | None = None) -> torch.Tensor:
+def tokens_to_grid(
+    tokens: torch.Tensor, input_hw: tuple[int, int], prefix: int | None = None
+) -> torch.Tensor:
     """Vision-transformer tokens ``[B, N, C]`` -> ``[B, C, h, w]``.
 
     The first ``prefix`` tokens (class, distillation or register tokens) are dropped and
@@ -139,8 +143,10 @@ def tokens_to_grid(tokens: torch.Tensor, input_hw: tuple[int, int],
         if best is None or err < best[0]:
             best = (err, p, h, w)
     if best is None:
-        raise CamError(f"cannot lay {n} tokens (prefix {prefix}) out as a grid of a "
-                         f"{height}x{width} input; set the method's reshape function")
+        raise CamError(
+            f"cannot lay {n} tokens (prefix {prefix}) out as a grid of a "
+            f"{height}x{width} input; set the method's reshape function"
+        )
     _, p, h, w = best
     return tokens[:, p:].reshape(b, h, w, c).permute(0, 3, 1, 2)
 
@@ -170,8 +176,9 @@ class ForwardPass:
         self.autocast = autocast
         self.activation = None if raw is None else method.to_grid(raw.detach(), images).float()
 
-    def maps(self, targets: torch.Tensor,
-             compute: Callable[[ForwardPass], torch.Tensor] | None = None) -> torch.Tensor:
+    def maps(
+        self, targets: torch.Tensor, compute: Callable[[ForwardPass], torch.Tensor] | None = None
+    ) -> torch.Tensor:
         """Maps ``[B, K, ...]`` (fp32, detached) for model classes ``targets [B, K]``
         (``-1`` pads, whose maps are zero). ``compute`` replaces the method's own
         :meth:`CamMethod.compute` (for attributions that keep the colour channels)."""
@@ -180,8 +187,10 @@ class ForwardPass:
         if tgt.ndim != 2 or tgt.shape[0] != b:
             raise ValueError(f"targets must be [B, K] with B={b}, got {tuple(tgt.shape)}")
         if tgt.numel() and int(tgt.max()) >= self.logits.shape[1]:
-            raise ValueError(f"target class {int(tgt.max())} is out of range for "
-                             f"{self.logits.shape[1]} model classes")
+            raise ValueError(
+                f"target class {int(tgt.max())} is out of range for "
+                f"{self.logits.shape[1]} model classes"
+            )
         self.targets = tgt
         if tgt.shape[1]:
             out = (compute or self.method.compute)(self).float()
@@ -253,7 +262,8 @@ class CamMethod:
             raise CamError(
                 f"{self.name}: no default target layer is known for "
                 f"{type(self.spec.net).__name__}; set model.target_layer to the dotted name "
-                "of a conv layer (e.g. 'layer4' or 'features.29')")
+                "of a conv layer (e.g. 'layer4' or 'features.29')"
+            )
         return chosen
 
     def to_grid(self, t: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
@@ -267,11 +277,14 @@ class CamMethod:
         if t.ndim == 3:
             prefix = getattr(self.spec.net, "num_prefix_tokens", None)
             return tokens_to_grid(t, tuple(images.shape[-2:]), prefix)
-        raise CamError(f"layer {self.layer!r} gives a {t.ndim}-D output {tuple(t.shape)}; "
-                         "hook a conv layer or set the method's reshape function")
+        raise CamError(
+            f"layer {self.layer!r} gives a {t.ndim}-D output {tuple(t.shape)}; "
+            "hook a conv layer or set the method's reshape function"
+        )
 
-    def map(self, activation: torch.Tensor, grad: torch.Tensor | None,
-            target: torch.Tensor) -> torch.Tensor:
+    def map(
+        self, activation: torch.Tensor, grad: torch.Tensor | None, target: torch.Tensor
+    ) -> torch.Tensor:
         """Map ``[B, h, w]`` for model classes ``target [B]`` from ``A [B, C, h, w]``
         and, for gradient methods, ``dy^c/dA`` of the same shape (both fp32)."""
         raise NotImplementedError
@@ -287,8 +300,12 @@ class CamMethod:
     def hooks(self, stack: contextlib.ExitStack) -> None:
         """Enter any extra context (hooks) the method needs around the forward pass."""
 
-    def __call__(self, images: torch.Tensor, targets: torch.Tensor | TargetFn,
-                 autocast_dtype: torch.dtype | None = None) -> CamOutput:
+    def __call__(
+        self,
+        images: torch.Tensor,
+        targets: torch.Tensor | TargetFn,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> CamOutput:
         """Run one forward over ``images [B, 3, H, W]`` and compute K maps per image.
 
         ``targets`` is ``[B, K]`` model class indices (``-1`` pads), or a function of the
@@ -302,8 +319,9 @@ class CamMethod:
         return CamOutput(maps=maps, logits=logits, targets=fp.targets)
 
     @contextlib.contextmanager
-    def forward(self, images: torch.Tensor,
-                autocast_dtype: torch.dtype | None = None) -> Iterator[ForwardPass]:
+    def forward(
+        self, images: torch.Tensor, autocast_dtype: torch.dtype | None = None
+    ) -> Iterator[ForwardPass]:
         """The forward pass of ``images [B, 3, H, W]`` and its context (eval mode, frozen
         parameters, hooks, autocast), held open while the caller picks targets from
         ``ForwardPass.logits`` and asks for ``ForwardPass.maps``; all undone on exit."""
@@ -321,8 +339,11 @@ class CamMethod:
             self.hooks(stack)
             store = None
             if self.layer:
-                store = stack.enter_context(hooked_activation(
-                    net, self.layer, self.needs_gradients, detach=not self.input_gradients))
+                store = stack.enter_context(
+                    hooked_activation(
+                        net, self.layer, self.needs_gradients, detach=not self.input_gradients
+                    )
+                )
             stack.enter_context(torch.set_grad_enabled(self.needs_gradients))
             x = images.detach().requires_grad_(True) if self.input_gradients else images
             with autocast():

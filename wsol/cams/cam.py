@@ -44,27 +44,33 @@ class CAM(CamMethod):
 
     def __init__(self, spec, layer=None):
         if layer and layer != spec.cam_layer:
-            logger.info("cam hooks the pooled layer %r, not the target layer %r",
-                        spec.cam_layer, layer)
+            logger.info(
+                "cam hooks the pooled layer %r, not the target layer %r", spec.cam_layer, layer
+            )
         if not (spec.fc_layer and spec.cam_layer):
             raise CamError(
                 f"cam needs a global-average-pooling + linear (or 1x1 conv) head; "
                 f"{type(spec.net).__name__} has none known. Use a gradient method such as "
-                "gradcam")
+                "gradcam"
+            )
         super().__init__(spec, None)
         fc = resolve_module(spec.net, spec.fc_layer)
         if isinstance(fc, nn.Conv2d):
             if spec.fc_layer != self.layer or fc.kernel_size != (1, 1):
-                raise CamError(f"cam: conv classifier {spec.fc_layer!r} must be a 1x1 conv "
-                                 "and the CAM layer itself")
+                raise CamError(
+                    f"cam: conv classifier {spec.fc_layer!r} must be a 1x1 conv "
+                    "and the CAM layer itself"
+                )
         elif not isinstance(fc, nn.Linear):
-            raise CamError(f"cam: {spec.fc_layer!r} is a {type(fc).__name__}, not a "
-                             "Linear or 1x1 Conv2d")
+            raise CamError(
+                f"cam: {spec.fc_layer!r} is a {type(fc).__name__}, not a Linear or 1x1 Conv2d"
+            )
         self.fc = fc
         self._fc_input: torch.Tensor | None = None
 
     def hooks(self, stack: contextlib.ExitStack) -> None:
         if isinstance(self.fc, nn.Linear):
+
             def grab(_module, inputs):
                 self._fc_input = inputs[0].detach()
 
@@ -83,8 +89,10 @@ class CAM(CamMethod):
         rel = 1e-3 if fp.raw.dtype == ref.dtype == torch.float32 else 3e-2
         ref = ref.float().flatten(1)
         if ref.shape != a.shape[:2]:
-            raise CamError(f"cam: layer {self.layer!r} has {a.shape[1]} channels but the "
-                             f"classifier takes {ref.shape[1]}")
+            raise CamError(
+                f"cam: layer {self.layer!r} has {a.shape[1]} channels but the "
+                f"classifier takes {ref.shape[1]}"
+            )
         tol = rel * (float(ref.abs().max()) + 1e-6)
         for candidate in (a, F.relu(a)):
             if float((candidate.mean(dim=(2, 3)) - ref).abs().max()) <= tol:
@@ -92,7 +100,8 @@ class CAM(CamMethod):
         raise CamError(
             f"cam: the classifier's input is not the global average of layer "
             f"{self.layer!r}; CAM needs the layer that feeds global average pooling. "
-            "Use a gradient method such as gradcam")
+            "Use a gradient method such as gradcam"
+        )
 
     def compute(self, fp: ForwardPass) -> torch.Tensor:
         p = self.pooled(fp)

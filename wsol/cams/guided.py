@@ -112,13 +112,19 @@ class _InputGradient(CamMethod):
         return fp.input_grad(j)
 
     def compute(self, fp: ForwardPass) -> torch.Tensor:
-        return torch.stack([reduce_channels(self.signal(fp, j))
-                            for j in range(fp.targets.shape[1])], 1)
+        return torch.stack(
+            [reduce_channels(self.signal(fp, j)) for j in range(fp.targets.shape[1])], 1
+        )
 
-    def attributions(self, images: torch.Tensor, targets: torch.Tensor | TargetFn,
-                     autocast_dtype: torch.dtype | None = None) -> CamOutput:
+    def attributions(
+        self,
+        images: torch.Tensor,
+        targets: torch.Tensor | TargetFn,
+        autocast_dtype: torch.dtype | None = None,
+    ) -> CamOutput:
         """Like calling the method, but ``maps`` keeps the colour channels:
         ``[B, K, 3, H, W]`` (for pictures of the gradient itself)."""
+
         def compute(fp: ForwardPass) -> torch.Tensor:
             return torch.stack([self.signal(fp, j) for j in range(fp.targets.shape[1])], 1)
 
@@ -178,7 +184,8 @@ class GuidedGradCAM(_InputGradient):
     def signal(self, fp: ForwardPass, j: int) -> torch.Tensor:
         self._rule.mode = "gradient"
         cam = F.relu(grad_cam(fp.activation, fp.layer_grad(j)))
-        up = F.interpolate(cam[:, None], size=tuple(fp.images.shape[-2:]), mode="bilinear",
-                           align_corners=False)
+        up = F.interpolate(
+            cam[:, None], size=tuple(fp.images.shape[-2:]), mode="bilinear", align_corners=False
+        )
         self._rule.mode = "guided"
         return fp.input_grad(j) * up

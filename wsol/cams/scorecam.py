@@ -44,8 +44,9 @@ class ScoreCAM(CamMethod):
         scores = a.new_empty(b * c, t.shape[1])
         for s in range(0, b * c, self.chunk_size):
             e = min(s + self.chunk_size, b * c)
-            m = F.interpolate(channels[s:e], size=size, mode="bilinear",
-                              align_corners=self.align_corners)
+            m = F.interpolate(
+                channels[s:e], size=size, mode="bilinear", align_corners=self.align_corners
+            )
             lo = m.amin(dim=(2, 3), keepdim=True)
             hi = m.amax(dim=(2, 3), keepdim=True)
             m = (m - lo) / (hi - lo + 1e-8)

@@ -30,14 +30,20 @@ class ClassMapping:
     ``names`` are the ``D`` dataset class names (``class_0 ...`` when not given).
     """
 
-    def __init__(self, groups: list[list[int]], num_model_classes: int, multi_label: bool,
-                 names: list[str] | None = None):
+    def __init__(
+        self,
+        groups: list[list[int]],
+        num_model_classes: int,
+        multi_label: bool,
+        names: list[str] | None = None,
+    ):
         self.matrix = torch.zeros(len(groups), num_model_classes, dtype=torch.bool)
         for d, members in enumerate(groups):
             self.matrix[d, members] = True
         self.multi_label = multi_label
-        self.names = list(names) if names is not None else [f"class_{d}"
-                                                             for d in range(len(groups))]
+        self.names = (
+            list(names) if names is not None else [f"class_{d}" for d in range(len(groups))]
+        )
 
     @classmethod
     def identity(cls, spec: ModelSpec) -> ClassMapping:
@@ -46,8 +52,12 @@ class ClassMapping:
         return cls([[c] for c in range(n)], n, spec.multi_label, spec.class_names)
 
     @classmethod
-    def build(cls, dataset_classes: list[str], spec: ModelSpec,
-              class_map: dict[str, list[int]] | None = None) -> ClassMapping:
+    def build(
+        cls,
+        dataset_classes: list[str],
+        spec: ModelSpec,
+        class_map: dict[str, list[int]] | None = None,
+    ) -> ClassMapping:
         """By ``class_map`` if given, else by matching names with the model's classes."""
         n = len(spec.class_names)
         if class_map is not None:
@@ -56,16 +66,19 @@ class ClassMapping:
                 raise TargetError(
                     f"dataset classes {missing} are absent from model.class_map; add them, "
                     "list the classes to use in data.classes, or set model.skip_unmapped=true "
-                    "to leave them out")
-            return cls([class_map[c] for c in dataset_classes], n, spec.multi_label,
-                       dataset_classes)
+                    "to leave them out"
+                )
+            return cls(
+                [class_map[c] for c in dataset_classes], n, spec.multi_label, dataset_classes
+            )
         index = {name: i for i, name in enumerate(spec.class_names)}
         missing = [c for c in dataset_classes if c not in index]
         if missing:
             raise TargetError(
                 f"dataset classes {missing[:5]}{'...' if len(missing) > 5 else ''} are not "
                 "classes of the model; set model.class_map (e.g. imagenet_to_voc, "
-                "imagenet_to_coco or a YAML file of class -> model indices)")
+                "imagenet_to_coco or a YAML file of class -> model indices)"
+            )
         return cls([[index[c]] for c in dataset_classes], n, spec.multi_label, dataset_classes)
 
     def to(self, device: torch.device) -> ClassMapping:
@@ -100,8 +113,13 @@ def pad_labels(labels: list, device: torch.device | None = None) -> torch.Tensor
     return out.to(device) if device is not None else out
 
 
-def select_dataset_targets(mode: str, dataset_probs: torch.Tensor, gt: torch.Tensor | None,
-                           topk: int = 1, min_prob: float = 0.5) -> torch.Tensor:
+def select_dataset_targets(
+    mode: str,
+    dataset_probs: torch.Tensor,
+    gt: torch.Tensor | None,
+    topk: int = 1,
+    min_prob: float = 0.5,
+) -> torch.Tensor:
     """Dataset classes to map per image, ``[B, K]`` with ``-1`` pads.
 
     Args:

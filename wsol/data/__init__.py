@@ -10,8 +10,18 @@ from wsol.data.folder import load_folder
 from wsol.data.voc import load_voc
 from wsol.errors import unknown_choice
 
-__all__ = ["DATASETS", "AnnotationError", "DataError", "DataNotFoundError", "Dataset", "Sample",
-           "build_dataset", "load_coco", "load_folder", "load_voc"]
+__all__ = [
+    "DATASETS",
+    "AnnotationError",
+    "DataError",
+    "DataNotFoundError",
+    "Dataset",
+    "Sample",
+    "build_dataset",
+    "load_coco",
+    "load_folder",
+    "load_voc",
+]
 
 DATASETS: dict[str, Callable[..., Dataset]] = {
     "voc": lambda d: load_voc(d.root, d.split, d.classes, d.limit),
@@ -25,8 +35,10 @@ def build_dataset(data_cfg) -> Dataset:
     if data_cfg.format not in DATASETS:
         raise DataError(unknown_choice("data.format", data_cfg.format, DATASETS))
     if not data_cfg.root:
-        raise DataError("data.root is not set: the dataset folder (VOC: the folder that holds "
-                        "Annotations/; COCO and folder: the image folder)")
+        raise DataError(
+            "data.root is not set: the dataset folder (VOC: the folder that holds "
+            "Annotations/; COCO and folder: the image folder)"
+        )
     if data_cfg.format == "coco" and not data_cfg.ann_file:
         raise DataError("data.format=coco needs data.ann_file (an instances JSON)")
     return DATASETS[data_cfg.format](data_cfg)

@@ -62,8 +62,9 @@ class Sample:
     segmentations: list | None = None
 
 
-def sanitize_boxes(boxes: np.ndarray, height: int | None,
-                   width: int | None) -> tuple[np.ndarray, np.ndarray]:
+def sanitize_boxes(
+    boxes: np.ndarray, height: int | None, width: int | None
+) -> tuple[np.ndarray, np.ndarray]:
     """Clip GT boxes ``[N, 4]`` to the declared image size and flag the ones left with no
     area. Returns ``(clipped boxes, keep mask [N])``."""
     if height and width:
@@ -101,30 +102,53 @@ class Dataset:
         for s in self.samples:
             k = remap[s.box_labels] >= 0 if len(s.box_labels) else np.zeros(0, bool)
             labels = remap[s.labels] if len(s.labels) else s.labels
-            samples.append(Sample(
-                image_id=s.image_id, path=s.path, file_name=s.file_name, height=s.height,
-                width=s.width, labels=labels[labels >= 0], boxes=s.boxes[k],
-                box_labels=remap[s.box_labels][k] if len(k) else s.box_labels,
-                ignore=s.ignore[k], segmentations=(
-                    [g for g, f in zip(s.segmentations, k, strict=True) if f]
-                    if s.segmentations is not None else None)))
-        return Dataset(self.name, [self.classes[i] for i in old], samples,
-                       [self.category_ids[i] for i in old], self.has_boxes, self.failures)
+            samples.append(
+                Sample(
+                    image_id=s.image_id,
+                    path=s.path,
+                    file_name=s.file_name,
+                    height=s.height,
+                    width=s.width,
+                    labels=labels[labels >= 0],
+                    boxes=s.boxes[k],
+                    box_labels=remap[s.box_labels][k] if len(k) else s.box_labels,
+                    ignore=s.ignore[k],
+                    segmentations=(
+                        [g for g, f in zip(s.segmentations, k, strict=True) if f]
+                        if s.segmentations is not None
+                        else None
+                    ),
+                )
+            )
+        return Dataset(
+            self.name,
+            [self.classes[i] for i in old],
+            samples,
+            [self.category_ids[i] for i in old],
+            self.has_boxes,
+            self.failures,
+        )
 
     def coco_categories(self) -> list[dict]:
-        return [{"id": cid, "name": n} for cid, n in zip(self.category_ids, self.classes,
-                                                       strict=True)]
+        return [
+            {"id": cid, "name": n} for cid, n in zip(self.category_ids, self.classes, strict=True)
+        ]
 
     def to_coco(self) -> dict:
         """The ground truth as a COCO instances dict (ignored boxes become ``iscrowd=1``,
         which is how ``COCOeval`` leaves a region out of the score)."""
         images, anns = [], []
         for s in self.samples:
-            images.append({"id": s.image_id, "file_name": s.file_name,
-                           "height": s.height or 0, "width": s.width or 0})
+            images.append(
+                {
+                    "id": s.image_id,
+                    "file_name": s.file_name,
+                    "height": s.height or 0,
+                    "width": s.width or 0,
+                }
+            )
             areas = box_area(s.boxes)
-            for j, (box, label) in enumerate(zip(xyxy_to_coco(s.boxes), s.box_labels,
-                                                 strict=True)):
+            for j, (box, label) in enumerate(zip(xyxy_to_coco(s.boxes), s.box_labels, strict=True)):
                 ann = {
                     "id": len(anns) + 1,
                     "image_id": s.image_id,

@@ -40,15 +40,21 @@ def _check_structure(data, where: Path) -> None:
         if not isinstance(data.get(key, []), list):
             bad(f"{key!r} must be a list")
     for im in data["images"]:
-        if not isinstance(im, dict) or not _is_int(im.get("id")) \
-                or not isinstance(im.get("file_name"), str):
+        if (
+            not isinstance(im, dict)
+            or not _is_int(im.get("id"))
+            or not isinstance(im.get("file_name"), str)
+        ):
             bad(f"each image needs an integer 'id' and a 'file_name', got {im!r:.80}")
         for k in ("height", "width"):
             if im.get(k) is not None and not (_is_int(im[k]) and im[k] > 0):
                 bad(f"image {im['id']}: {k!r} must be a positive integer")
     for c in data["categories"]:
-        if not isinstance(c, dict) or not _is_int(c.get("id")) or not isinstance(c.get("name"),
-                                                                                 str):
+        if (
+            not isinstance(c, dict)
+            or not _is_int(c.get("id"))
+            or not isinstance(c.get("name"), str)
+        ):
             bad(f"each category needs an integer 'id' and a 'name', got {c!r:.80}")
     for a in data.get("annotations", []):
         if not isinstance(a, dict):
@@ -57,15 +63,28 @@ def _check_structure(data, where: Path) -> None:
             if key not in a:
                 bad(f"annotation {a.get('id')} lacks {key!r}")
         box = a["bbox"]
-        if not (_is_int(a["image_id"]) and _is_int(a["category_id"]) and isinstance(box, list)
-                and len(box) == 4 and all(isinstance(v, int | float) and not isinstance(v, bool)
-                                          and math.isfinite(v) for v in box)):
-            bad(f"annotation {a.get('id')}: integer image_id/category_id and a bbox of 4 "
-                "finite numbers expected")
+        if not (
+            _is_int(a["image_id"])
+            and _is_int(a["category_id"])
+            and isinstance(box, list)
+            and len(box) == 4
+            and all(
+                isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+                for v in box
+            )
+        ):
+            bad(
+                f"annotation {a.get('id')}: integer image_id/category_id and a bbox of 4 "
+                "finite numbers expected"
+            )
 
 
-def load_coco(root: str | Path, ann_file: str | Path, classes: list[str] | None = None,
-              limit: int | None = None) -> Dataset:
+def load_coco(
+    root: str | Path,
+    ann_file: str | Path,
+    classes: list[str] | None = None,
+    limit: int | None = None,
+) -> Dataset:
     """Read a COCO instances file; ``root`` is the folder the ``file_name``s are in.
 
     Classes are the file's categories in id order, or ``classes`` (names) to select
@@ -100,12 +119,12 @@ def load_coco(root: str | Path, ann_file: str | Path, classes: list[str] | None 
     for ann in data.get("annotations", []):
         if ann["image_id"] not in known:
             raise AnnotationError(
-                f"{ann_file}: annotation {ann.get('id')} refers to unknown image "
-                f"{ann['image_id']}")
+                f"{ann_file}: annotation {ann.get('id')} refers to unknown image {ann['image_id']}"
+            )
         if ann["category_id"] not in all_cats:
             raise AnnotationError(
-                f"{ann_file}: annotation {ann.get('id')} has unknown category "
-                f"{ann['category_id']}")
+                f"{ann_file}: annotation {ann.get('id')} has unknown category {ann['category_id']}"
+            )
         if ann["category_id"] in index:
             per_image[ann["image_id"]].append(ann)
 
@@ -121,15 +140,29 @@ def load_coco(root: str | Path, ann_file: str | Path, classes: list[str] | None 
         anns = [a for a, k in zip(anns, keep, strict=True) if k]
         box_labels = np.array([index[a["category_id"]] for a in anns], np.int64)
         crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], bool)
-        samples.append(Sample(
-            image_id=int(im["id"]), path=str(root / im["file_name"]), file_name=im["file_name"],
-            height=im.get("height"), width=im.get("width"),
-            labels=np.unique(box_labels[~crowd]) if len(anns) else box_labels,
-            boxes=boxes[keep], box_labels=box_labels, ignore=crowd,
-            segmentations=[a.get("segmentation") for a in anns],
-        ))
+        samples.append(
+            Sample(
+                image_id=int(im["id"]),
+                path=str(root / im["file_name"]),
+                file_name=im["file_name"],
+                height=im.get("height"),
+                width=im.get("width"),
+                labels=np.unique(box_labels[~crowd]) if len(anns) else box_labels,
+                boxes=boxes[keep],
+                box_labels=box_labels,
+                ignore=crowd,
+                segmentations=[a.get("segmentation") for a in anns],
+            )
+        )
     if fixed:
-        logger.warning("%s: %d GT boxes were outside the image (clipped) or empty (dropped)",
-                       ann_file.name, fixed)
-    return Dataset(name=f"coco:{ann_file.name}", classes=[c["name"] for c in cats],
-                   samples=samples, category_ids=[c["id"] for c in cats])
+        logger.warning(
+            "%s: %d GT boxes were outside the image (clipped) or empty (dropped)",
+            ann_file.name,
+            fixed,
+        )
+    return Dataset(
+        name=f"coco:{ann_file.name}",
+        classes=[c["name"] for c in cats],
+        samples=samples,
+        category_ids=[c["id"] for c in cats],
+    )

@@ -39,8 +39,9 @@ def _to_rgb_array(im: Image.Image) -> np.ndarray:
     return np.array(im.convert("RGB"))
 
 
-def decode_image(path: str | Path,
-                 max_side: int | None = None) -> tuple[np.ndarray, tuple[int, int]]:
+def decode_image(
+    path: str | Path, max_side: int | None = None
+) -> tuple[np.ndarray, tuple[int, int]]:
     """Read an image file as upright RGB.
 
     Returns ``(pixels uint8 [h, w, 3], (H, W))``: ``(H, W)`` is the displayed size of the

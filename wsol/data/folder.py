@@ -43,8 +43,12 @@ def _read_labels(path: Path) -> dict[str, list[str]]:
     return out
 
 
-def load_folder(root: str | Path, labels_file: str = "", classes: list[str] | None = None,
-                limit: int | None = None) -> Dataset:
+def load_folder(
+    root: str | Path,
+    labels_file: str = "",
+    classes: list[str] | None = None,
+    limit: int | None = None,
+) -> Dataset:
     """List the images under ``root`` (sorted, recursive) with their optional tags."""
     root = Path(root)
     if not root.is_dir():
@@ -53,8 +57,9 @@ def load_folder(root: str | Path, labels_file: str = "", classes: list[str] | No
     if tags:
         files = sorted(tags)
     else:
-        files = sorted(str(p.relative_to(root)) for p in root.rglob("*")
-                       if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = sorted(
+            str(p.relative_to(root)) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+        )
     if limit is not None:
         files = files[:limit]
     names = sorted({t for f in files for t in tags.get(f, [])})
@@ -64,9 +69,18 @@ def load_folder(root: str | Path, labels_file: str = "", classes: list[str] | No
     if unknown:
         raise AnnotationError(f"labels {unknown} are not in data.classes={classes}")
     samples = [
-        Sample(image_id=i + 1, path=str(root / f), file_name=f,
-               labels=np.unique(np.array([index[t] for t in tags.get(f, [])], np.int64)))
+        Sample(
+            image_id=i + 1,
+            path=str(root / f),
+            file_name=f,
+            labels=np.unique(np.array([index[t] for t in tags.get(f, [])], np.int64)),
+        )
         for i, f in enumerate(files)
     ]
-    return Dataset(name=f"folder:{root.name}", classes=classes, samples=samples,
-                   category_ids=list(range(1, len(classes) + 1)), has_boxes=False)
+    return Dataset(
+        name=f"folder:{root.name}",
+        classes=classes,
+        samples=samples,
+        category_ids=list(range(1, len(classes) + 1)),
+        has_boxes=False,
+    )

@@ -25,12 +25,14 @@ def resize(pixels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     if (h, w) == tuple(size):
         return pixels
     shrink = size[0] < h and size[1] < w
-    return cv2.resize(pixels, (size[1], size[0]),
-                      interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return cv2.resize(
+        pixels, (size[1], size[0]), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
 
 
-def letterbox(pixels: np.ndarray, size: tuple[int, int],
-              fill: tuple[int, int, int]) -> tuple[np.ndarray, tuple[float, float]]:
+def letterbox(
+    pixels: np.ndarray, size: tuple[int, int], fill: tuple[int, int, int]
+) -> tuple[np.ndarray, tuple[float, float]]:
     """Fit ``[h, w, 3]`` inside ``size = (H, W)`` keeping its aspect ratio, at the top
     left, the rest filled with ``fill``. Returns the canvas and the fraction ``(fy, fx)``
     of it the image covers."""
@@ -53,8 +55,12 @@ class Failure:
     reason: str
 
     def to_dict(self) -> dict:
-        return {"image_id": self.image_id, "path": self.path, "stage": self.stage,
-                "reason": self.reason}
+        return {
+            "image_id": self.image_id,
+            "path": self.path,
+            "stage": self.stage,
+            "reason": self.reason,
+        }
 
 
 @dataclass
@@ -73,8 +79,13 @@ class Batch:
 class ImageDataset(torch.utils.data.Dataset):
     """Decodes ``samples[i]`` to a resized uint8 tensor, or to a failure record."""
 
-    def __init__(self, samples: list[Sample], input_size: tuple[int, int],
-                 policy: str = "stretch", fill: tuple[int, int, int] = (0, 0, 0)):
+    def __init__(
+        self,
+        samples: list[Sample],
+        input_size: tuple[int, int],
+        policy: str = "stretch",
+        fill: tuple[int, int, int] = (0, 0, 0),
+    ):
         if policy not in RESIZE_POLICIES:
             raise ValueError(unknown_choice("resize policy", policy, RESIZE_POLICIES))
         self.samples = samples
@@ -93,8 +104,10 @@ class ImageDataset(torch.utils.data.Dataset):
             return {"index": i, "failure": Failure(s.image_id, s.path, "decode", str(e))}
         warning = None
         if s.height and s.width and (s.height, s.width) != orig:
-            warning = (f"{s.path}: annotation says {s.width}x{s.height}, image is "
-                       f"{orig[1]}x{orig[0]} (boxes are kept in annotation pixels)")
+            warning = (
+                f"{s.path}: annotation says {s.width}x{s.height}, image is "
+                f"{orig[1]}x{orig[0]} (boxes are kept in annotation pixels)"
+            )
         region = (1.0, 1.0)
         if self.policy == "letterbox":
             pixels, region = letterbox(pixels, self.input_size, self.fill)
@@ -108,8 +121,9 @@ def collate(items: list[dict]) -> Batch:
     ok = [it for it in items if "image" in it]
     h, w = ok[0]["image"].shape[1:] if ok else (0, 0)
     return Batch(
-        images=torch.stack([it["image"] for it in ok]) if ok else torch.zeros(0, 3, h, w,
-                                                                              dtype=torch.uint8),
+        images=torch.stack([it["image"] for it in ok])
+        if ok
+        else torch.zeros(0, 3, h, w, dtype=torch.uint8),
         indices=[it["index"] for it in ok],
         orig_sizes=[it["orig"] for it in ok],
         failures=[it["failure"] for it in items if "failure" in it],
@@ -118,15 +132,24 @@ def collate(items: list[dict]) -> Batch:
     )
 
 
-def make_loader(samples: list[Sample], input_size: tuple[int, int], batch_size: int,
-                num_workers: int = 0, policy: str = "stretch",
-                fill: tuple[int, int, int] = (0, 0, 0)) -> torch.utils.data.DataLoader:
+def make_loader(
+    samples: list[Sample],
+    input_size: tuple[int, int],
+    batch_size: int,
+    num_workers: int = 0,
+    policy: str = "stretch",
+    fill: tuple[int, int, int] = (0, 0, 0),
+) -> torch.utils.data.DataLoader:
     """Batches of :class:`Batch` in dataset order (deterministic output).
 
     ``policy``: ``stretch`` the image to ``input_size``, or ``letterbox`` it (aspect kept,
     padded with ``fill``, the model's mean colour)."""
     return torch.utils.data.DataLoader(
-        ImageDataset(samples, input_size, policy, fill), batch_size=batch_size, shuffle=False,
-        num_workers=num_workers, collate_fn=collate,
-        persistent_workers=False, prefetch_factor=4 if num_workers else None,
+        ImageDataset(samples, input_size, policy, fill),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=collate,
+        persistent_workers=False,
+        prefetch_factor=4 if num_workers else None,
     )

@@ -38,8 +38,7 @@ def decode_segmentation(seg, height: int, width: int) -> np.ndarray:
     return mask_utils.decode(mask_utils.merge(rles)).astype(bool)
 
 
-def class_mask(sample, cls: int, height: int, width: int
-               ) -> tuple[np.ndarray, np.ndarray] | None:
+def class_mask(sample, cls: int, height: int, width: int) -> tuple[np.ndarray, np.ndarray] | None:
     """Foreground and ignored pixels of class ``cls`` in ``sample``, both bool ``[H, W]``.
 
     The foreground is the union of the class's non-ignored instances; the ignored region
@@ -63,8 +62,9 @@ def class_mask(sample, cls: int, height: int, width: int
 
 def has_masks(samples) -> bool:
     """Whether any sample carries a segmentation (PxAP is computed only then)."""
-    return any(s.segmentations is not None and any(g is not None for g in s.segmentations)
-               for s in samples)
+    return any(
+        s.segmentations is not None and any(g is not None for g in s.segmentations) for s in samples
+    )
 
 
 def voc_instance_segmentations(png_path: str | Path, num_objects: int) -> list[dict | None]:

@@ -89,8 +89,20 @@ def _star() -> np.ndarray:
 def _cross() -> np.ndarray:
     w = 0.33
     return np.array(
-        [[-w, -1], [w, -1], [w, -w], [1, -w], [1, w], [w, w], [w, 1], [-w, 1], [-w, w],
-         [-1, w], [-1, -w], [-w, -w]],
+        [
+            [-w, -1],
+            [w, -1],
+            [w, -w],
+            [1, -w],
+            [1, w],
+            [w, w],
+            [w, 1],
+            [-w, 1],
+            [-w, w],
+            [-1, w],
+            [-1, -w],
+            [-w, -w],
+        ],
         dtype=np.float64,
     )
 
@@ -173,8 +185,14 @@ def write_dataset(
     from pycocotools import mask as mask_utils
 
     root = Path(root)
-    for sub in ("JPEGImages", "Annotations", "ImageSets/Main", "SegmentationObject",
-                "SegmentationClass", "annotations"):
+    for sub in (
+        "JPEGImages",
+        "Annotations",
+        "ImageSets/Main",
+        "SegmentationObject",
+        "SegmentationClass",
+        "annotations",
+    ):
         (root / sub).mkdir(parents=True, exist_ok=True)
     categories = [{"id": i + 1, "name": n, "supercategory": "shape"} for i, n in enumerate(SHAPES)]
     for split, count in splits.items():
@@ -183,11 +201,19 @@ def write_dataset(
             name = f"{split}_{index:05d}"
             r = render(seed, split, index, spec)
             h, w = r.image.shape[:2]
-            cv2.imwrite(str(root / "JPEGImages" / f"{name}.jpg"), r.image,
-                        [cv2.IMWRITE_JPEG_QUALITY, 95])
-            (root / "Annotations" / f"{name}.xml").write_text(voc_xml(
-                f"{name}.jpg", h, w, [SHAPES[k] for k in r.labels], r.boxes,
-                folder="wsol-shapes"))
+            cv2.imwrite(
+                str(root / "JPEGImages" / f"{name}.jpg"), r.image, [cv2.IMWRITE_JPEG_QUALITY, 95]
+            )
+            (root / "Annotations" / f"{name}.xml").write_text(
+                voc_xml(
+                    f"{name}.jpg",
+                    h,
+                    w,
+                    [SHAPES[k] for k in r.labels],
+                    r.boxes,
+                    folder="wsol-shapes",
+                )
+            )
             inst = np.zeros((h, w), np.uint8)
             cls = np.zeros((h, w), np.uint8)
             for k, (label, m) in enumerate(zip(r.labels, r.masks, strict=True)):
@@ -201,11 +227,17 @@ def write_dataset(
             for label, m, box in zip(r.labels, r.masks, xyxy_to_coco(r.boxes), strict=True):
                 rle = mask_utils.encode(np.asfortranarray(m.astype(np.uint8)))
                 rle["counts"] = rle["counts"].decode("ascii")
-                anns.append({
-                    "id": len(anns) + 1, "image_id": image_id, "category_id": int(label) + 1,
-                    "bbox": [float(v) for v in box], "area": float(m.sum()),
-                    "segmentation": rle, "iscrowd": 0,
-                })
+                anns.append(
+                    {
+                        "id": len(anns) + 1,
+                        "image_id": image_id,
+                        "category_id": int(label) + 1,
+                        "bbox": [float(v) for v in box],
+                        "area": float(m.sum()),
+                        "segmentation": rle,
+                        "iscrowd": 0,
+                    }
+                )
         (root / "ImageSets/Main" / f"{split}.txt").write_text("\n".join(names) + "\n")
         coco = {"images": images, "annotations": anns, "categories": categories}
         (root / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))

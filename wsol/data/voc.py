@@ -20,9 +20,26 @@ from wsol.data.base import AnnotationError, DataNotFoundError, Dataset, Sample, 
 logger = logging.getLogger(__name__)
 
 VOC_CLASSES: tuple[str, ...] = (
-    "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
-    "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
-    "train", "tvmonitor",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
 )
 
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -58,19 +75,32 @@ def parse_voc_xml(text: str) -> dict:
             corners = [float(bb.find(t).text) for t in ("xmin", "ymin", "xmax", "ymax")]
         except (AttributeError, TypeError, ValueError):
             raise AnnotationError("a <bndbox> lacks a numeric xmin/ymin/xmax/ymax") from None
-        objects.append({
-            "name": name_el.text.strip(),
-            "box": voc_to_xyxy([corners])[0],
-            "difficult": bool(_int(obj, "difficult") or 0),
-            "truncated": bool(_int(obj, "truncated") or 0),
-        })
+        objects.append(
+            {
+                "name": name_el.text.strip(),
+                "box": voc_to_xyxy([corners])[0],
+                "difficult": bool(_int(obj, "difficult") or 0),
+                "truncated": bool(_int(obj, "truncated") or 0),
+            }
+        )
     fn = root.findtext("filename")
-    return {"filename": fn.strip() if fn else None, "height": _int(size, "height"),
-            "width": _int(size, "width"), "objects": objects}
+    return {
+        "filename": fn.strip() if fn else None,
+        "height": _int(size, "height"),
+        "width": _int(size, "width"),
+        "objects": objects,
+    }
 
 
-def voc_xml(file_name: str, height: int, width: int, names: list[str], boxes,
-            scores=None, folder: str = "wsol") -> str:
+def voc_xml(
+    file_name: str,
+    height: int,
+    width: int,
+    names: list[str],
+    boxes,
+    scores=None,
+    folder: str = "wsol",
+) -> str:
     """One VOC annotation: ``boxes [N, 4]`` continuous xyxy become 1-based inclusive
     corners (widened to the pixels they touch). ``scores``, if given, are written as a
     ``<score>`` element, which VOC readers ignore."""
@@ -84,11 +114,14 @@ def voc_xml(file_name: str, height: int, width: int, names: list[str], boxes,
             f"    <difficult>0</difficult>\n{score}"
             f"    <bndbox><xmin>{box[0]}</xmin><ymin>{box[1]}</ymin>"
             f"<xmax>{box[2]}</xmax><ymax>{box[3]}</ymax></bndbox>\n"
-            "  </object>\n")
-    return (f"<annotation>\n  <folder>{escape(folder)}</folder>\n"
-            f"  <filename>{escape(file_name)}</filename>\n"
-            f"  <size><width>{width}</width><height>{height}</height><depth>3</depth></size>\n"
-            "  <segmented>0</segmented>\n" + "".join(objects) + "</annotation>\n")
+            "  </object>\n"
+        )
+    return (
+        f"<annotation>\n  <folder>{escape(folder)}</folder>\n"
+        f"  <filename>{escape(file_name)}</filename>\n"
+        f"  <size><width>{width}</width><height>{height}</height><depth>3</depth></size>\n"
+        "  <segmented>0</segmented>\n" + "".join(objects) + "</annotation>\n"
+    )
 
 
 def _find_image(image_dir: Path, stem: str, filename: str | None) -> Path:
@@ -113,8 +146,9 @@ def _instance_masks(png: Path, num_objects: int) -> list | None:
         return None
 
 
-def load_voc(root: str | Path, split: str, classes: list[str] | None = None,
-             limit: int | None = None) -> Dataset:
+def load_voc(
+    root: str | Path, split: str, classes: list[str] | None = None, limit: int | None = None
+) -> Dataset:
     """Read a VOC-layout dataset.
 
     Args:
@@ -130,12 +164,18 @@ def load_voc(root: str | Path, split: str, classes: list[str] | None = None,
     root = Path(root)
     split_file = root / "ImageSets" / "Main" / f"{split}.txt"
     if not split_file.is_file():
-        avail = sorted(p.stem for p in (root / "ImageSets" / "Main").glob("*.txt")) \
-            if (root / "ImageSets" / "Main").is_dir() else []
+        avail = (
+            sorted(p.stem for p in (root / "ImageSets" / "Main").glob("*.txt"))
+            if (root / "ImageSets" / "Main").is_dir()
+            else []
+        )
         raise DataNotFoundError(
             f"VOC split file {split_file} not found"
-            + (f"; splits here: {', '.join(avail)}" if avail else
-               "; data.root must hold Annotations/, JPEGImages/ and ImageSets/Main/")
+            + (
+                f"; splits here: {', '.join(avail)}"
+                if avail
+                else "; data.root must hold Annotations/, JPEGImages/ and ImageSets/Main/"
+            )
         )
     ids = [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()]
     if limit is not None:
@@ -150,8 +190,9 @@ def load_voc(root: str | Path, split: str, classes: list[str] | None = None,
             # One bad annotation costs one image, not the run.
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             logger.warning("%s: %s; image skipped", xml_path, reason)
-            failures.append({"image_id": i + 1, "path": str(xml_path), "stage": "annotation",
-                             "reason": reason})
+            failures.append(
+                {"image_id": i + 1, "path": str(xml_path), "stage": "annotation", "reason": reason}
+            )
             parsed.append(None)
     names = sorted({o["name"] for p in parsed if p for o in p["objects"]})
     if classes is None:
@@ -175,17 +216,30 @@ def load_voc(root: str | Path, split: str, classes: list[str] | None = None,
         objs = [o for o, k in zip(objs, keep, strict=True) if k]
         box_labels = np.array([index[o["name"]] for o in objs], np.int64)
         path = _find_image(root / "JPEGImages", stem, p["filename"])
-        samples.append(Sample(
-            image_id=i + 1, path=str(path), file_name=path.name,
-            height=p["height"], width=p["width"],
-            labels=np.unique(box_labels),
-            boxes=boxes[keep],
-            box_labels=box_labels,
-            ignore=np.array([o["difficult"] for o in objs], bool),
-            segmentations=[g for g, k in zip(segs, keep, strict=True) if k] if segs else None,
-        ))
+        samples.append(
+            Sample(
+                image_id=i + 1,
+                path=str(path),
+                file_name=path.name,
+                height=p["height"],
+                width=p["width"],
+                labels=np.unique(box_labels),
+                boxes=boxes[keep],
+                box_labels=box_labels,
+                ignore=np.array([o["difficult"] for o in objs], bool),
+                segmentations=[g for g, k in zip(segs, keep, strict=True) if k] if segs else None,
+            )
+        )
     if fixed:
-        logger.warning("%s: %d GT boxes were outside the image (clipped) or empty (dropped)",
-                       split_file.name, fixed)
-    return Dataset(name=f"voc:{root.name}/{split}", classes=list(classes), samples=samples,
-                   category_ids=list(range(1, len(classes) + 1)), failures=failures)
+        logger.warning(
+            "%s: %d GT boxes were outside the image (clipped) or empty (dropped)",
+            split_file.name,
+            fixed,
+        )
+    return Dataset(
+        name=f"voc:{root.name}/{split}",
+        classes=list(classes),
+        samples=samples,
+        category_ids=list(range(1, len(classes) + 1)),
+        failures=failures,
+    )

@@ -40,8 +40,9 @@ def gt_pairs(sample: Sample) -> dict[int, np.ndarray]:
     return out
 
 
-def scored_pairs(sample: Sample, result: ImageResult,
-                 class_agnostic: bool = False) -> dict[int, np.ndarray]:
+def scored_pairs(
+    sample: Sample, result: ImageResult, class_agnostic: bool = False
+) -> dict[int, np.ndarray]:
     """The pairs an image is scored on: :func:`gt_pairs`, or with ``class_agnostic`` one
     pair, the most probable target's class against all the image's GT boxes
     (wsolevaluation's single-object protocol carried over to multi-object images)."""

@@ -34,8 +34,14 @@ class BoxAccuracy(Evaluator):
     GT-known hits; per image, the Top-1 hits and images.
     """
 
-    state_fields = ("class_pairs", "class_corloc", "class_known", "class_with_map",
-                    "top1_hits", "top1_images")
+    state_fields = (
+        "class_pairs",
+        "class_corloc",
+        "class_known",
+        "class_with_map",
+        "top1_hits",
+        "top1_images",
+    )
 
     def __init__(self, num_classes: int, iou: float = 0.5, class_agnostic: bool = False):
         self.num_classes = num_classes
@@ -44,8 +50,11 @@ class BoxAccuracy(Evaluator):
         self.reset()
 
     def init_args(self) -> dict:
-        return {"num_classes": self.num_classes, "iou": self.iou,
-                "class_agnostic": self.class_agnostic}
+        return {
+            "num_classes": self.num_classes,
+            "iou": self.iou,
+            "class_agnostic": self.class_agnostic,
+        }
 
     def reset(self) -> None:
         c = self.num_classes
@@ -85,8 +94,10 @@ class BoxAccuracy(Evaluator):
         n = self.pairs
         if n == 0:
             return {}
-        out = {"corloc": float(self.class_corloc.sum() / n),
-               "top1_loc": self.top1_hits / max(self.top1_images, 1)}
+        out = {
+            "corloc": float(self.class_corloc.sum() / n),
+            "top1_loc": self.top1_hits / max(self.top1_images, 1),
+        }
         if self.class_with_map.sum() == n and not self.class_agnostic:
             out["gt_known_loc"] = float(self.class_known.sum() / n)
         out["num_pairs"] = n
@@ -94,7 +105,11 @@ class BoxAccuracy(Evaluator):
 
     def per_class(self, class_names: list[str]) -> dict[str, dict]:
         """Per class: pairs, corloc and gt_known_loc (``None`` where a class has no pairs)."""
-        return {name: {"pairs": int(self.class_pairs[c]),
-                       "corloc": ratio(self.class_corloc[c], self.class_pairs[c]),
-                       "gt_known_loc": ratio(self.class_known[c], self.class_pairs[c])}
-                for c, name in enumerate(class_names)}
+        return {
+            name: {
+                "pairs": int(self.class_pairs[c]),
+                "corloc": ratio(self.class_corloc[c], self.class_pairs[c]),
+                "gt_known_loc": ratio(self.class_known[c], self.class_pairs[c]),
+            }
+            for c, name in enumerate(class_names)
+        }

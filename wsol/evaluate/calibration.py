@@ -62,8 +62,10 @@ class Calibration:
 
     def thresholds_for(self, class_names: list[str]) -> np.ndarray:
         """The cut ``[D]`` for each of ``class_names``: its own, else the global one."""
-        return np.array([self.per_class.get(n, {}).get("threshold", self.threshold)
-                         for n in class_names], np.float64)
+        return np.array(
+            [self.per_class.get(n, {}).get("threshold", self.threshold) for n in class_names],
+            np.float64,
+        )
 
     def overlap(self, paths: list[str]) -> int:
         """How many of ``paths`` are calibration images (compared as resolved paths)."""
@@ -76,8 +78,9 @@ class Calibration:
     @classmethod
     def from_dict(cls, doc: dict) -> Calibration:
         if doc.get("format") != FORMAT:
-            raise CalibrationError(f"not a wsol calibration (format {doc.get('format')!r}, "
-                                   f"expected {FORMAT!r})")
+            raise CalibrationError(
+                f"not a wsol calibration (format {doc.get('format')!r}, expected {FORMAT!r})"
+            )
         names = {f.name for f in dataclasses.fields(cls)}
         cal = cls(**{k: v for k, v in doc.items() if k in names})
         taus = [cal.threshold, *(e.get("threshold") for e in cal.per_class.values())]
@@ -97,8 +100,10 @@ def load_calibration(path: str | Path) -> Calibration:
     """Read ``calibration.json``; a missing or malformed file raises CalibrationError."""
     p = Path(path)
     if not str(path) or not p.is_file():
-        raise CalibrationError(f"boxes.calibration: calibration file {str(path)!r} not found "
-                               "(write one with `wsol calibrate CONFIG`)")
+        raise CalibrationError(
+            f"boxes.calibration: calibration file {str(path)!r} not found "
+            "(write one with `wsol calibrate CONFIG`)"
+        )
     try:
         doc = json.loads(p.read_text())
     except json.JSONDecodeError as e:
@@ -118,9 +123,10 @@ def metric_hits(entry: dict, metric: str) -> np.ndarray:
     if metric in V2_KEYS:
         return np.asarray(entry["maxboxacc_v2"], np.float64)[:, V2_KEYS[metric]]
     if metric not in entry:
-        raise CalibrationError(f"the sweep has no {metric!r} curve"
-                               + (" (run with eval.sweep_corloc=true)" if metric == "corloc"
-                                  else ""))
+        raise CalibrationError(
+            f"the sweep has no {metric!r} curve"
+            + (" (run with eval.sweep_corloc=true)" if metric == "corloc" else "")
+        )
     return np.asarray(entry[metric], np.float64)
 
 
@@ -132,8 +138,9 @@ def pick_threshold(values: np.ndarray) -> int:
     return int(best[(len(best) - 1) // 2])
 
 
-def choose_thresholds(sweep: dict, metric: str = "maxboxacc", per_class: bool = False,
-                      min_pairs: int = 1) -> Calibration:
+def choose_thresholds(
+    sweep: dict, metric: str = "maxboxacc", per_class: bool = False, min_pairs: int = 1
+) -> Calibration:
     """Pick tau from a ``sweep.json`` dict (see :meth:`BoxAccuracy.sweep`).
 
     The global tau maximizes the metric over all pairs; with ``per_class``, each class
@@ -141,8 +148,9 @@ def choose_thresholds(sweep: dict, metric: str = "maxboxacc", per_class: bool = 
     others fall back to the global tau.
     """
     if metric not in METRICS:
-        raise CalibrationError(f"unknown calibration metric {metric!r}; valid: "
-                               f"{', '.join(METRICS)}")
+        raise CalibrationError(
+            f"unknown calibration metric {metric!r}; valid: {', '.join(METRICS)}"
+        )
     taus = np.asarray(sweep["thresholds"], np.float64)
     classes = sweep.get("per_class") or {}
     if not classes:
@@ -152,28 +160,33 @@ def choose_thresholds(sweep: dict, metric: str = "maxboxacc", per_class: bool = 
     hits = {n: metric_hits(e, metric) for n, e in classes.items()}
     curve = sum(hits.values()) / total
     j = pick_threshold(curve)
-    cal = Calibration(metric=metric, threshold=float(taus[j]), score=float(curve[j]),
-                      pairs=total)
+    cal = Calibration(metric=metric, threshold=float(taus[j]), score=float(curve[j]), pairs=total)
     if per_class:
         for name, h in hits.items():
             if pairs[name] >= min_pairs:
                 k = pick_threshold(h)
-                cal.per_class[name] = {"threshold": float(taus[k]),
-                                       "score": float(h[k] / pairs[name]),
-                                       "pairs": pairs[name]}
+                cal.per_class[name] = {
+                    "threshold": float(taus[k]),
+                    "score": float(h[k] / pairs[name]),
+                    "pairs": pairs[name],
+                }
     return cal
 
 
 def check_source(cal: Calibration, source: dict) -> list[str]:
     """Warn (and return the keys) where maps made as ``source`` describes (method, arch,
     weights, target layer) differ from the calibration's."""
-    diff = [k for k in ("method", "arch", "weights", "target_layer")
-            if k in cal.source and k in source and cal.source[k] != source[k]]
+    diff = [
+        k
+        for k in ("method", "arch", "weights", "target_layer")
+        if k in cal.source and k in source and cal.source[k] != source[k]
+    ]
     if diff:
-        logger.warning("the calibration was made with %s but this run uses %s; its "
-                       "thresholds may not fit",
-                       ", ".join(f"{k}={cal.source[k]!r}" for k in diff),
-                       ", ".join(f"{k}={source[k]!r}" for k in diff))
+        logger.warning(
+            "the calibration was made with %s but this run uses %s; its thresholds may not fit",
+            ", ".join(f"{k}={cal.source[k]!r}" for k in diff),
+            ", ".join(f"{k}={source[k]!r}" for k in diff),
+        )
     return diff
 
 
@@ -181,6 +194,10 @@ def check_overlap(cal: Calibration, paths: list[str]) -> int:
     """Count scored images that were calibration images, warning if there are any."""
     n = cal.overlap(paths)
     if n:
-        logger.warning("%d of %d images were also in the calibration split: scores on them "
-                       "are optimistic (calibrate on a held-out split)", n, len(paths))
+        logger.warning(
+            "%d of %d images were also in the calibration split: scores on them "
+            "are optimistic (calibrate on a held-out split)",
+            n,
+            len(paths),
+        )
     return n

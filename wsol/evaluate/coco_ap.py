@@ -48,12 +48,19 @@ def coco_ap(gt: dict, predictions: list[dict], per_class: bool = False) -> dict:
             if (allp > -1).any():
                 out["per_category"][int(cat)] = {
                     "coco_ap": float(allp[allp > -1].mean()),
-                    "coco_ap50": float(p50[p50 > -1].mean()) if (p50 > -1).any() else None}
+                    "coco_ap50": float(p50[p50 > -1].mean()) if (p50 > -1).any() else None,
+                }
     return out
 
 
-def add_coco_ap(metrics: dict, per_class: dict[str, dict], gt: dict, predictions: list[dict],
-                classes: list[str], category_ids: list[int]) -> None:
+def add_coco_ap(
+    metrics: dict,
+    per_class: dict[str, dict],
+    gt: dict,
+    predictions: list[dict],
+    classes: list[str],
+    category_ids: list[int],
+) -> None:
     """Score ``predictions`` against ``gt`` with :func:`coco_ap` and add the result to
     ``metrics`` and to each class's row of ``per_class`` (rows are created for classes
     that have an AP but no row yet)."""

@@ -45,8 +45,14 @@ class MaxBoxAcc(Evaluator):
 
     state_fields = ("class_pairs", "v1_hits", "v2_hits", "top_hits")
 
-    def __init__(self, num_classes: int, thresholds: np.ndarray, iou: float = 0.5,
-                 corloc_sweep: dict | None = None, class_agnostic: bool = False):
+    def __init__(
+        self,
+        num_classes: int,
+        thresholds: np.ndarray,
+        iou: float = 0.5,
+        corloc_sweep: dict | None = None,
+        class_agnostic: bool = False,
+    ):
         self.num_classes = num_classes
         self.thresholds = np.asarray(thresholds, np.float64)
         self.iou = iou
@@ -55,9 +61,13 @@ class MaxBoxAcc(Evaluator):
         self.reset()
 
     def init_args(self) -> dict:
-        return {"num_classes": self.num_classes, "thresholds": self.thresholds,
-                "iou": self.iou, "corloc_sweep": self.corloc_sweep,
-                "class_agnostic": self.class_agnostic}
+        return {
+            "num_classes": self.num_classes,
+            "thresholds": self.thresholds,
+            "iou": self.iou,
+            "corloc_sweep": self.corloc_sweep,
+            "class_agnostic": self.class_agnostic,
+        }
 
     def reset(self) -> None:
         c, t = self.num_classes, len(self.thresholds)
@@ -100,8 +110,10 @@ class MaxBoxAcc(Evaluator):
         n = max(self.pairs, 1)
         v1 = self.v1_hits.sum(0)
         v2 = self.v2_hits.sum(0)
-        out = {"thresholds": self.thresholds.round(6).tolist(),
-               "maxboxacc": (v1 / n).round(6).tolist()}
+        out = {
+            "thresholds": self.thresholds.round(6).tolist(),
+            "maxboxacc": (v1 / n).round(6).tolist(),
+        }
         for i, d in enumerate(V2_DELTAS):
             out[f"maxboxacc_v2_iou{round(d * 100)}"] = (v2[:, i] / n).round(6).tolist()
         if self.corloc_sweep is not None:
@@ -116,14 +128,21 @@ class MaxBoxAcc(Evaluator):
         for c, name in enumerate(class_names):
             if not self.class_pairs[c]:
                 continue
-            entry = {"pairs": int(self.class_pairs[c]),
-                     "maxboxacc": self.v1_hits[c].tolist(),
-                     "maxboxacc_v2": self.v2_hits[c].tolist()}
+            entry = {
+                "pairs": int(self.class_pairs[c]),
+                "maxboxacc": self.v1_hits[c].tolist(),
+                "maxboxacc_v2": self.v2_hits[c].tolist(),
+            }
             if self.corloc_sweep is not None:
                 entry["corloc"] = self.top_hits[c].tolist()
             per_class[name] = entry
-        return {**self.curve(), "iou": self.iou, "v2_deltas": list(V2_DELTAS),
-                "num_pairs": self.pairs, "per_class": per_class}
+        return {
+            **self.curve(),
+            "iou": self.iou,
+            "v2_deltas": list(V2_DELTAS),
+            "num_pairs": self.pairs,
+            "per_class": per_class,
+        }
 
     def compute(self) -> dict:
         n = self.pairs
@@ -150,8 +169,7 @@ class MaxBoxAcc(Evaluator):
             own = int(np.argmax(self.v1_hits[c])) if p else 0
             out[name] = {
                 "maxboxacc": ratio(self.v1_hits[c, t_best], p),
-                "maxboxacc_v2": (float((self.v2_hits[c] / p).max(axis=0).mean()) if p
-                                 else None),
+                "maxboxacc_v2": (float((self.v2_hits[c] / p).max(axis=0).mean()) if p else None),
                 "best_threshold": float(self.thresholds[own]) if p else None,
                 "best_maxboxacc": ratio(self.v1_hits[c, own], p),
             }

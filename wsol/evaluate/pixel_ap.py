@@ -57,8 +57,11 @@ class PixelAP(Evaluator):
             for c in r.classes:
                 if c.dataset_class not in gt:
                     continue
-                shape = (c.norm_map.shape if c.norm_map is not None else
-                         (sample.height or 0, sample.width or 0))
+                shape = (
+                    c.norm_map.shape
+                    if c.norm_map is not None
+                    else (sample.height or 0, sample.width or 0)
+                )
                 if not shape[0] or not shape[1]:
                     continue  # an unusable map of an image whose size is unknown
                 sx, sy = c.scale
@@ -66,9 +69,14 @@ class PixelAP(Evaluator):
                 try:
                     masks = class_mask(sample, c.dataset_class, *full)
                     if masks is not None and full != tuple(shape):  # map below max_side
-                        masks = tuple(cv2.resize(m.astype(np.uint8), (shape[1], shape[0]),
-                                                 interpolation=cv2.INTER_NEAREST).astype(bool)
-                                      for m in masks)
+                        masks = tuple(
+                            cv2.resize(
+                                m.astype(np.uint8),
+                                (shape[1], shape[0]),
+                                interpolation=cv2.INTER_NEAREST,
+                            ).astype(bool)
+                            for m in masks
+                        )
                 except ValueError as e:
                     if not self._warned:
                         logger.warning("PxAP skips %s: %s", sample.path, e)
@@ -77,8 +85,7 @@ class PixelAP(Evaluator):
                 if masks is None:
                     continue
                 fg, ign = masks
-                score = (c.norm_map if c.norm_map is not None
-                         else np.zeros(shape, np.float64))
+                score = c.norm_map if c.norm_map is not None else np.zeros(shape, np.float64)
                 keep = ~ign
                 self.tp[c.dataset_class] += self._passes(score[fg])
                 self.fp[c.dataset_class] += self._passes(score[keep & ~fg])
@@ -99,5 +106,8 @@ class PixelAP(Evaluator):
         return {} if ap is None else {"pxap": ap}
 
     def per_class(self, class_names: list[str]) -> dict:
-        return {name: {"pxap": self._ap(self.tp[c], self.fp[c], int(self.fg[c]))}
-                for c, name in enumerate(class_names) if self.fg[c] > 0}
+        return {
+            name: {"pxap": self._ap(self.tp[c], self.fp[c], int(self.fg[c]))}
+            for c, name in enumerate(class_names)
+            if self.fg[c] > 0
+        }

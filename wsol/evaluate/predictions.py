@@ -22,8 +22,9 @@ from wsol.evaluate.coco_ap import add_coco_ap
 logger = logging.getLogger(__name__)
 
 
-def prediction_corloc(samples: list[Sample], predictions: list[dict], category_ids: list[int],
-                      iou: float = 0.5) -> tuple[dict, np.ndarray, np.ndarray]:
+def prediction_corloc(
+    samples: list[Sample], predictions: list[dict], category_ids: list[int], iou: float = 0.5
+) -> tuple[dict, np.ndarray, np.ndarray]:
     """CorLoc of a COCO results list (boxes alone, no maps).
 
     For every (image, class) pair with a non-ignored GT box, the top-scoring predicted
@@ -51,8 +52,9 @@ def prediction_corloc(samples: list[Sample], predictions: list[dict], category_i
     return metrics, hits, pairs
 
 
-def load_ground_truth(path, fmt: str = "auto", split: str | None = None,
-                      classes: list[str] | None = None) -> Dataset:
+def load_ground_truth(
+    path, fmt: str = "auto", split: str | None = None, classes: list[str] | None = None
+) -> Dataset:
     """GT as a :class:`wsol.data.Dataset`: a COCO instances JSON, or a VOC root folder
     (``fmt="auto"`` picks VOC for a folder). A VOC root with a single split file needs no
     ``split``."""
@@ -66,7 +68,8 @@ def load_ground_truth(path, fmt: str = "auto", split: str | None = None,
             if len(splits) != 1:
                 raise UsageError(
                     f"{p}: name the VOC split (--split); splits here: "
-                    f"{', '.join(splits) or 'none (expected ImageSets/Main/<split>.txt)'}")
+                    f"{', '.join(splits) or 'none (expected ImageSets/Main/<split>.txt)'}"
+                )
             split = splits[0]
         return load_voc(p, split, classes)
     if fmt == "coco":
@@ -113,25 +116,36 @@ def load_predictions(doc, dataset) -> tuple[list[dict], dict]:
             dropped += 1
             continue
         unscored += "score" not in a
-        out.append({"image_id": image_id, "category_id": cat,
-                    "bbox": [float(v) for v in a["bbox"]], "score": float(a.get("score", 1.0))})
+        out.append(
+            {
+                "image_id": image_id,
+                "category_id": cat,
+                "bbox": [float(v) for v in a["bbox"]],
+                "score": float(a.get("score", 1.0)),
+            }
+        )
     if dropped:
-        logger.warning("%d predictions are on images or categories the GT lacks; dropped",
-                       dropped)
+        logger.warning("%d predictions are on images or categories the GT lacks; dropped", dropped)
     if unscored:
         logger.warning("%d predictions have no score; they count as score 1", unscored)
     return out, {"num_predictions": len(out), "num_dropped": dropped}
 
 
-def evaluate_predictions(dataset: Dataset, predictions: list[dict], iou: float = 0.5
-                         ) -> tuple[dict, dict]:
+def evaluate_predictions(
+    dataset: Dataset, predictions: list[dict], iou: float = 0.5
+) -> tuple[dict, dict]:
     """Box-level metrics of a results list against ``dataset``: ``corloc`` (top box per
     pair) and ``coco_ap*``. Returns ``(metrics, per_class)``."""
-    metrics, hits, pairs = prediction_corloc(dataset.samples, predictions,
-                                             dataset.category_ids, iou)
-    per_class = {name: {"pairs": int(pairs[c]), "corloc": ratio(hits[c], pairs[c])}
-                 for c, name in enumerate(dataset.classes) if pairs[c]}
-    add_coco_ap(metrics, per_class, dataset.to_coco(), predictions, dataset.classes,
-                dataset.category_ids)
+    metrics, hits, pairs = prediction_corloc(
+        dataset.samples, predictions, dataset.category_ids, iou
+    )
+    per_class = {
+        name: {"pairs": int(pairs[c]), "corloc": ratio(hits[c], pairs[c])}
+        for c, name in enumerate(dataset.classes)
+        if pairs[c]
+    }
+    add_coco_ap(
+        metrics, per_class, dataset.to_coco(), predictions, dataset.classes, dataset.category_ids
+    )
     metrics["num_images"] = len(dataset)
     return metrics, per_class

@@ -26,8 +26,15 @@ FORMATS: dict[str, Writer] = {"coco": write_coco, "voc": write_voc}
 # What each format writes under the output folder (for cleaning up a replaced run).
 OUTPUTS: dict[str, str] = {"coco": PSEUDO_LABELS, "voc": VOC_DIR}
 
-__all__ = ["FORMATS", "OUTPUTS", "annotations_for", "build_document", "image_entry",
-           "results_list", "write_formats"]
+__all__ = [
+    "FORMATS",
+    "OUTPUTS",
+    "annotations_for",
+    "build_document",
+    "image_entry",
+    "results_list",
+    "write_formats",
+]
 
 
 def write_formats(doc: dict, out_dir: Path, formats: Iterable[str]) -> list[Path]:

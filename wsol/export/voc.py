@@ -24,9 +24,14 @@ def write_voc(doc: dict, out_dir: Path) -> list[Path]:
     for im in doc["images"]:
         anns = per_image.get(im["id"], [])
         boxes = coco_to_xyxy([a["bbox"] for a in anns]).reshape(-1, 4)
-        xml = voc_xml(Path(im["file_name"]).name, im["height"], im["width"],
-                      [names[a["category_id"]] for a in anns], boxes,
-                      [a["score"] for a in anns])
+        xml = voc_xml(
+            Path(im["file_name"]).name,
+            im["height"],
+            im["width"],
+            [names[a["category_id"]] for a in anns],
+            boxes,
+            [a["score"] for a in anns],
+        )
         path = folder / f"{Path(im['file_name']).stem}.xml"
         atomic_write_text(path, xml)
         written.append(path)

@@ -7,6 +7,16 @@ from wsol.localize.localizer import PRECISIONS, BoxParams, Localizer, TargetPoli
 from wsol.localize.maps import MAP_REASONS, prepare_maps
 from wsol.localize.results import ClassResult, Detections, ImageResult
 
-__all__ = ["MAP_REASONS", "PRECISIONS", "BoxParams", "ClassResult", "Detections",
-           "ImageResult", "Localizer", "TargetPolicy", "detect", "prepare_maps",
-           "sweep_components"]
+__all__ = [
+    "MAP_REASONS",
+    "PRECISIONS",
+    "BoxParams",
+    "ClassResult",
+    "Detections",
+    "ImageResult",
+    "Localizer",
+    "TargetPolicy",
+    "detect",
+    "prepare_maps",
+    "sweep_components",
+]

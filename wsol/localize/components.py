@@ -30,7 +30,8 @@ def component_boxes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     each component's first pixel).
     """
     _count, labels, stats, _ = cv2.connectedComponentsWithStats(
-        mask.astype(np.uint8, copy=False), connectivity=8, ltype=cv2.CV_32S)
+        mask.astype(np.uint8, copy=False), connectivity=8, ltype=cv2.CV_32S
+    )
     st = stats[1:].astype(np.float64)
     boxes = np.stack([st[:, 0], st[:, 1], st[:, 0] + st[:, 2], st[:, 1] + st[:, 3]], 1)
     return boxes.reshape(-1, 4), st[:, 4], labels
@@ -48,8 +49,9 @@ def select_components(areas: np.ndarray, components: str, min_area_px: float) ->
     raise ValueError(unknown_choice("boxes.components", components, COMPONENT_MODES))
 
 
-def boxes_at(norm_map: np.ndarray, cut: float, components: str = "largest",
-             min_area_px: float = 0.0) -> np.ndarray:
+def boxes_at(
+    norm_map: np.ndarray, cut: float, components: str = "largest", min_area_px: float = 0.0
+) -> np.ndarray:
     """Boxes ``[N, 4]`` of the region ``norm_map >= cut`` (no scores)."""
     boxes, areas, _ = component_boxes(norm_map >= np.float64(cut))
     return boxes[select_components(areas, components, min_area_px)]
@@ -73,9 +75,16 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
     return np.asarray(keep, np.int64)
 
 
-def detect(norm_map: np.ndarray, cut: float, class_prob: float, components: str = "largest",
-           min_area: float = 0.0, score: str = "mean", merge: str = "none",
-           nms_iou: float | None = None) -> Detections:
+def detect(
+    norm_map: np.ndarray,
+    cut: float,
+    class_prob: float,
+    components: str = "largest",
+    min_area: float = 0.0,
+    score: str = "mean",
+    merge: str = "none",
+    nms_iou: float | None = None,
+) -> Detections:
     """Boxes and scores for one normalized map ``[H, W]`` at normalized threshold ``cut``.
 
     Steps: 8-connected components of ``norm_map >= cut``; keep the largest, or all of at
@@ -177,9 +186,10 @@ def sweep_components(norm_map: np.ndarray, thresholds: np.ndarray) -> SweepCompo
         return SweepComponents(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), len(taus))
     stats, counts = [], np.empty(len(present), np.int64)
     for k, j in enumerate(present):
-        crop = norm_map[y0[j]:y1[j], x0[j]:x1[j]] >= taus[j]
-        n, _, st, _ = cv2.connectedComponentsWithStats(crop.view(np.uint8), connectivity=8,
-                                                       ltype=cv2.CV_32S)
+        crop = norm_map[y0[j] : y1[j], x0[j] : x1[j]] >= taus[j]
+        n, _, st, _ = cv2.connectedComponentsWithStats(
+            crop.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
+        )
         stats.append(st[1:])
         counts[k] = n - 1
     st = np.concatenate(stats).astype(np.float64)  # [M, 5]: left, top, width, height, area

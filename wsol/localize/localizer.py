@@ -55,8 +55,9 @@ class TargetPolicy:
     def __post_init__(self) -> None:
         _choice("target mode", self.mode, TARGET_MODES)
         if self.topk < 1 or not 0.0 <= self.min_prob <= 1.0:
-            raise UsageError(f"topk must be >= 1 and min_prob in [0, 1], got {self.topk}, "
-                             f"{self.min_prob}")
+            raise UsageError(
+                f"topk must be >= 1 and min_prob in [0, 1], got {self.topk}, {self.min_prob}"
+            )
 
 
 @dataclass(frozen=True)
@@ -102,15 +103,23 @@ class Localizer:
         keep_raw_maps: also return each method map before upsampling (``raw_map``).
     """
 
-    def __init__(self, model: ModelSpec, method: str | CamMethod = "gradcam", *,
-                 mapping: ClassMapping | None = None,
-                 targets: TargetPolicy | str = TargetPolicy(),
-                 boxes: BoxParams = BoxParams(), layer: str | None = None,
-                 precision: str = "fp32", keep_raw_maps: bool = False):
+    def __init__(
+        self,
+        model: ModelSpec,
+        method: str | CamMethod = "gradcam",
+        *,
+        mapping: ClassMapping | None = None,
+        targets: TargetPolicy | str = TargetPolicy(),
+        boxes: BoxParams = BoxParams(),
+        layer: str | None = None,
+        precision: str = "fp32",
+        keep_raw_maps: bool = False,
+    ):
         _choice("precision", precision, PRECISIONS)
         self.model = model
-        self.method = method if isinstance(method, CamMethod) else build_method(
-            method, model, layer)
+        self.method = (
+            method if isinstance(method, CamMethod) else build_method(method, model, layer)
+        )
         self.targets = TargetPolicy(targets) if isinstance(targets, str) else targets
         self.boxes = boxes
         self.precision = precision
@@ -122,10 +131,13 @@ class Localizer:
         self._taus = None
         if boxes.class_thresholds is not None:
             if len(boxes.class_thresholds) != len(self.classes):
-                raise UsageError(f"{len(boxes.class_thresholds)} class thresholds for "
-                                 f"{len(self.classes)} classes")
-            self._taus = torch.as_tensor(boxes.class_thresholds, dtype=torch.float64,
-                                         device=self.device)
+                raise UsageError(
+                    f"{len(boxes.class_thresholds)} class thresholds for "
+                    f"{len(self.classes)} classes"
+                )
+            self._taus = torch.as_tensor(
+                boxes.class_thresholds, dtype=torch.float64, device=self.device
+            )
 
     @property
     def classes(self) -> list[str]:
@@ -141,9 +153,13 @@ class Localizer:
         """The model's mean colour, for padding letterboxed inputs."""
         return tuple(round(255 * m) for m in self.model.mean)
 
-    def __call__(self, images: torch.Tensor, sizes: Sequence[tuple[int, int]],
-                 labels: Sequence[np.ndarray] | None = None,
-                 regions: Sequence[tuple[float, float]] | None = None) -> list[ImageResult]:
+    def __call__(
+        self,
+        images: torch.Tensor,
+        sizes: Sequence[tuple[int, int]],
+        labels: Sequence[np.ndarray] | None = None,
+        regions: Sequence[tuple[float, float]] | None = None,
+    ) -> list[ImageResult]:
         """Localize a batch.
 
         Args:
@@ -168,8 +184,9 @@ class Localizer:
         with self.method.forward(x, PRECISIONS[self.precision]) as fp:
             logits = fp.logits.detach().float()
             probs = self.mapping.dataset_probs(self.model.probabilities(logits))
-            chosen = select_dataset_targets(self.targets.mode, probs, gt, self.targets.topk,
-                                            self.targets.min_prob)
+            chosen = select_dataset_targets(
+                self.targets.mode, probs, gt, self.targets.topk, self.targets.min_prob
+            )
             model_targets = self.mapping.model_targets(logits, chosen)
             maps = fp.maps(model_targets)
         return self._boxes(maps, chosen, model_targets, probs, list(sizes), regions)
@@ -191,15 +208,22 @@ class Localizer:
             pixels, region = resize(pixels, self.input_size), (1.0, 1.0)
         return torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1), region
 
-    def localize_arrays(self, images: Sequence[np.ndarray],
-                        labels: Sequence[np.ndarray] | None = None) -> list[ImageResult]:
+    def localize_arrays(
+        self, images: Sequence[np.ndarray], labels: Sequence[np.ndarray] | None = None
+    ) -> list[ImageResult]:
         """Localize RGB ``uint8 [H, W, 3]`` arrays of any sizes."""
         inputs, regions = zip(*(self.prepare(p) for p in images), strict=True)
         return self(torch.stack(inputs), [im.shape[:2] for im in images], labels, regions)
 
-    def _boxes(self, maps: torch.Tensor, chosen: torch.Tensor, model_targets: torch.Tensor,
-               probs: torch.Tensor, sizes: list[tuple[int, int]],
-               regions: Sequence[tuple[float, float]] | None) -> list[ImageResult]:
+    def _boxes(
+        self,
+        maps: torch.Tensor,
+        chosen: torch.Tensor,
+        model_targets: torch.Tensor,
+        probs: torch.Tensor,
+        sizes: list[tuple[int, int]],
+        regions: Sequence[tuple[float, float]] | None,
+    ) -> list[ImageResult]:
         """Maps ``[B, K, h, w]`` of dataset classes ``chosen [B, K]`` (model classes
         ``model_targets [B, K]``) -> results."""
         p = self.boxes
@@ -208,8 +232,13 @@ class Localizer:
         else:
             mode, tau = p.threshold_mode, p.threshold
         loc_sizes = [localize_size(s, p.max_side) for s in sizes]
-        prepared = prepare_maps(smooth_maps(maps, p.smooth), loc_sizes, mode, tau,
-                                list(regions) if regions is not None else None)
+        prepared = prepare_maps(
+            smooth_maps(maps, p.smooth),
+            loc_sizes,
+            mode,
+            tau,
+            list(regions) if regions is not None else None,
+        )
         chosen_h, probs_h = chosen.cpu().numpy(), probs.cpu().numpy()
         model_h = model_targets.cpu().numpy()
         raw_h = maps.cpu().numpy() if self.keep_raw_maps else None
@@ -221,14 +250,17 @@ class Localizer:
             for j in np.flatnonzero(chosen_h[i] >= 0):
                 d, cut = int(chosen_h[i, j]), float(pm.cuts[j])
                 prob = float(probs_h[i, d])
-                extra = {"raw_map": raw_h[i, j] if raw_h is not None else None,
-                         "model_class": int(model_h[i, j])}
+                extra = {
+                    "raw_map": raw_h[i, j] if raw_h is not None else None,
+                    "model_class": int(model_h[i, j]),
+                }
                 if pm.problems[j] != MAP_OK:
                     det = Detections.empty(MAP_REASONS[int(pm.problems[j])])
                     res.classes.append(ClassResult(d, prob, det, None, cut, scale, **extra))
                     continue
-                det = detect(pm.norm[j], cut, prob, p.components, p.min_area, p.score, p.merge,
-                             p.nms_iou)
+                det = detect(
+                    pm.norm[j], cut, prob, p.components, p.min_area, p.score, p.merge, p.nms_iou
+                )
                 if scale != (1.0, 1.0):
                     det = det.scaled(*scale)
                 res.classes.append(ClassResult(d, prob, det, pm.norm[j], cut, scale, **extra))

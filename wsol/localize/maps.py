@@ -60,16 +60,18 @@ def smooth_maps(maps: torch.Tensor, sigma: float) -> torch.Tensor:
     def cut(pad: int) -> torch.Tensor:
         # Reflect padding needs pad < size, so a tiny map keeps the middle of the kernel
         # that fits, renormalized so that a constant map stays constant.
-        part = kernel[radius - pad:radius + pad + 1]
+        part = kernel[radius - pad : radius + pad + 1]
         return part / part.sum()
 
     pad_h, pad_w = min(radius, h - 1), min(radius, w - 1)
     if pad_w:
-        flat = F.conv2d(F.pad(flat, (pad_w, pad_w, 0, 0), mode="reflect"),
-                        cut(pad_w).view(1, 1, 1, -1))
+        flat = F.conv2d(
+            F.pad(flat, (pad_w, pad_w, 0, 0), mode="reflect"), cut(pad_w).view(1, 1, 1, -1)
+        )
     if pad_h:
-        flat = F.conv2d(F.pad(flat, (0, 0, pad_h, pad_h), mode="reflect"),
-                        cut(pad_h).view(1, 1, -1, 1))
+        flat = F.conv2d(
+            F.pad(flat, (0, 0, pad_h, pad_h), mode="reflect"), cut(pad_h).view(1, 1, -1, 1)
+        )
     return flat.reshape(b, k, h, w)
 
 
@@ -135,8 +137,13 @@ def otsu_cut(norm: torch.Tensor, bins: int = OTSU_BINS) -> torch.Tensor:
     return torch.where(torch.isfinite(cut), cut, torch.ones_like(cut)).view(norm.shape[:-2])
 
 
-def normalized_threshold(mode: str, tau: float | torch.Tensor, lo: torch.Tensor,
-                         hi: torch.Tensor, norm: torch.Tensor | None = None) -> torch.Tensor:
+def normalized_threshold(
+    mode: str,
+    tau: float | torch.Tensor,
+    lo: torch.Tensor,
+    hi: torch.Tensor,
+    norm: torch.Tensor | None = None,
+) -> torch.Tensor:
     """The cut ``[...]`` (float64) on the min-max normalized map that implements ``tau``.
 
     ``lo`` and ``hi`` are the raw maps' min and max ``[...]``; ``tau`` is a number or a
@@ -173,8 +180,9 @@ class PreparedMaps:
     problems: np.ndarray
 
 
-def resample_region(maps: torch.Tensor, size: tuple[int, int],
-                    region: tuple[float, float]) -> torch.Tensor:
+def resample_region(
+    maps: torch.Tensor, size: tuple[int, int], region: tuple[float, float]
+) -> torch.Tensor:
     """Bilinearly resample the top-left ``region = (fy, fx)`` fraction of ``maps
     [G, K, h, w]`` to ``size = (H, W)``.
 
@@ -188,13 +196,22 @@ def resample_region(maps: torch.Tensor, size: tuple[int, int],
     ys = (torch.arange(h_out, device=maps.device, dtype=torch.float32) + 0.5) * (2 * fy / h_out)
     xs = (torch.arange(w_out, device=maps.device, dtype=torch.float32) + 0.5) * (2 * fx / w_out)
     grid = torch.stack(torch.meshgrid(ys - 1, xs - 1, indexing="ij")[::-1], dim=-1)
-    return F.grid_sample(maps, grid.expand(g, h_out, w_out, 2), mode="bilinear",
-                         padding_mode="border", align_corners=False)
+    return F.grid_sample(
+        maps,
+        grid.expand(g, h_out, w_out, 2),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=False,
+    )
 
 
-def prepare_maps(maps: torch.Tensor, sizes: list[tuple[int, int]], mode: str,
-                 tau: float | torch.Tensor,
-                 regions: list[tuple[float, float]] | None = None) -> list[PreparedMaps]:
+def prepare_maps(
+    maps: torch.Tensor,
+    sizes: list[tuple[int, int]],
+    mode: str,
+    tau: float | torch.Tensor,
+    regions: list[tuple[float, float]] | None = None,
+) -> list[PreparedMaps]:
     """The device stage for a batch: upsample ``maps [B, K, h, w]`` to each image's
     ``(H, W)``, min-max normalize, cut, then copy to the host once per image size.
     A map that is constant, NaN or Inf before upsampling is flagged and zeroed.
@@ -231,4 +248,3 @@ def prepare_maps(maps: torch.Tensor, sizes: list[tuple[int, int]], mode: str,
         for j, i in enumerate(idx):  # copies: a kept map must not pin the whole group
             out[i] = PreparedMaps(norm_h[j].copy(), cuts_h[j].copy(), prob_h[j].copy())
     return out  # type: ignore[return-value]
-

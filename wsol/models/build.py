@@ -70,8 +70,7 @@ def _build_torchvision(arch: str, weights: str, classes: list[str] | None) -> Mo
     num = _num_outputs(net)
     names = classes if classes and local and len(classes) == num else _imagenet_classes(num)
     target, cam, fc = torchvision_layers(arch, net)
-    return ModelSpec(net=net, class_names=names, target_layer=target,
-                     cam_layer=cam, fc_layer=fc)
+    return ModelSpec(net=net, class_names=names, target_layer=target, cam_layer=cam, fc_layer=fc)
 
 
 def _head_size(state: dict) -> int | None:
@@ -100,10 +99,14 @@ def _build_timm(name: str, weights: str, classes: list[str] | None) -> ModelSpec
     cfg = net.pretrained_cfg
     target, cam, fc = timm_layers(net)
     return ModelSpec(
-        net=net, class_names=_imagenet_classes(_num_outputs(net)), target_layer=target,
-        cam_layer=cam, fc_layer=fc,
+        net=net,
+        class_names=_imagenet_classes(_num_outputs(net)),
+        target_layer=target,
+        cam_layer=cam,
+        fc_layer=fc,
         input_size=tuple(cfg.get("input_size", (3, 224, 224))[1:]),
-        mean=tuple(cfg.get("mean", IMAGENET_MEAN)), std=tuple(cfg.get("std", IMAGENET_STD)),
+        mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+        std=tuple(cfg.get("std", IMAGENET_STD)),
     )
 
 
@@ -134,15 +137,21 @@ def build_model(
     else:
         raise ModelError(
             f"unknown model.arch {arch!r}; valid: {', '.join(sorted(MODELS))}, "
-            "any torchvision classifier (resnet50, vgg16, ...), or timm:<name>")
+            "any torchvision classifier (resnet50, vgg16, ...), or timm:<name>"
+        )
     if target_layer:
         resolve_module(spec.net, target_layer)
         spec.target_layer = target_layer
     return spec
 
 
-def load_model(arch: str, weights: str = "DEFAULT", *, device: str | torch.device = "cpu",
-               target_layer: str | None = None) -> ModelSpec:
+def load_model(
+    arch: str,
+    weights: str = "DEFAULT",
+    *,
+    device: str | torch.device = "cpu",
+    target_layer: str | None = None,
+) -> ModelSpec:
     """A pretrained classifier, ready for :func:`wsol.explain` or a :class:`Localizer`.
 
     ``weights="DEFAULT"`` means the model's pretrained weights: on disk for

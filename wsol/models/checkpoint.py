@@ -22,7 +22,8 @@ def is_path(weights: str) -> bool:
     """Whether ``model.weights`` names a file rather than ``none`` or a hub weight set."""
     w = weights.strip()
     return w.lower() not in (*NO_WEIGHTS, "default") and (
-        Path(w).suffix in (".pt", ".pth", ".bin") or Path(w).is_file())
+        Path(w).suffix in (".pt", ".pth", ".bin") or Path(w).is_file()
+    )
 
 
 def load_state(path: str | Path) -> tuple[dict, dict]:
@@ -58,5 +59,6 @@ def load_into(net: torch.nn.Module, state: dict, where: str) -> None:
     except RuntimeError as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         detail = lines[1] if len(lines) > 1 else lines[0] if lines else "shapes differ"
-        raise ModelError(f"model.weights: {where} does not fit the architecture: "
-                         f"{detail[:300]}") from None
+        raise ModelError(
+            f"model.weights: {where} does not fit the architecture: {detail[:300]}"
+        ) from None

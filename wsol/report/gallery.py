@@ -24,9 +24,12 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
-def render_gallery(out: Path, classes: list[str],
-                   shown: list[tuple[int, Sample, ImageResult]],
-                   pixel_level: bool = False) -> list[tuple[str, str]]:
+def render_gallery(
+    out: Path,
+    classes: list[str],
+    shown: list[tuple[int, Sample, ImageResult]],
+    pixel_level: bool = False,
+) -> list[tuple[str, str]]:
     """Write one overlay PNG per (image, class) under ``out/overlays`` for each
     ``(dataset position, sample, result)``; returns ``(relative path, caption)`` pairs for
     :func:`wsol.report.html.write_report`.
@@ -43,16 +46,19 @@ def render_gallery(out: Path, classes: list[str],
             continue
         if max(pixels.shape[:2]) > 2 * OVERLAY_SIDE:
             f = 2 * OVERLAY_SIDE / max(pixels.shape[:2])
-            pixels = cv2.resize(pixels, (max(1, round(pixels.shape[1] * f)),
-                                         max(1, round(pixels.shape[0] * f))),
-                                interpolation=cv2.INTER_AREA)
+            pixels = cv2.resize(
+                pixels,
+                (max(1, round(pixels.shape[1] * f)), max(1, round(pixels.shape[0] * f))),
+                interpolation=cv2.INTER_AREA,
+            )
         # Boxes are in original pixels; the thumbnail may be smaller.
         sx, sy = pixels.shape[1] / size[1], pixels.shape[0] / size[0]
         to_thumb = np.array([sx, sy, sx, sy])
         for c in r.classes or [None]:
             name = classes[c.dataset_class] if c else "no target"
-            gt = (sample.boxes[sample.box_labels == c.dataset_class] if c
-                  else sample.boxes) * to_thumb
+            gt = (
+                sample.boxes[sample.box_labels == c.dataset_class] if c else sample.boxes
+            ) * to_thumb
             heat = c.norm_map if c else None
             if heat is not None and heat.shape != pixels.shape[:2]:
                 heat = cv2.resize(heat, (pixels.shape[1], pixels.shape[0]))
@@ -60,8 +66,9 @@ def render_gallery(out: Path, classes: list[str],
             score = f" {c.detections.scores[0]:.2f}" if c and len(c.detections.scores) else ""
             rel = f"overlays/{pos:06d}_{_safe(name)}.png"
             save_png(out / rel, overlay(pixels, heat, pred, gt, f"{name}{score}"))
-            figures.append((rel, f"{sample.file_name}: {name} (p={c.prob:.2f})" if c
-                            else sample.file_name))
+            figures.append(
+                (rel, f"{sample.file_name}: {name} (p={c.prob:.2f})" if c else sample.file_name)
+            )
             if pixel_level and heat is not None:
                 rel = f"overlays/{pos:06d}_{_safe(name)}_saliency.png"
                 gray = (heat.clip(0, 1) * 255).astype(np.uint8)

@@ -28,38 +28,57 @@ def _curve_svg(curve: dict, width: int = 600, height: int = 240) -> str:
     ]
     legend = "".join(
         f'<text x="{plot_w + 12}" y="{18 + 15 * i}" font-size="12" fill="{colors[i % 5]}">'
-        f"{html.escape(k)}</text>" for i, (k, _) in enumerate(series))
-    axes = (f'<line x1="{pad}" y1="{height - pad}" x2="{plot_w}" y2="{height - pad}" '
-            f'stroke="#444"/><line x1="{pad}" y1="8" x2="{pad}" y2="{height - pad}" stroke="#444"/>'
-            f'<text x="{(pad + plot_w) / 2}" y="{height - 6}" font-size="11" '
-            'text-anchor="middle">'
-            "threshold (normalized map)</text>"
-            f'<text x="4" y="{height - pad}" font-size="10">0</text>'
-            f'<text x="4" y="14" font-size="10">1</text>')
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
-            f'role="img" aria-label="box accuracy versus threshold">{axes}{"".join(lines)}'
-            f"{legend}</svg>")
+        f"{html.escape(k)}</text>"
+        for i, (k, _) in enumerate(series)
+    )
+    axes = (
+        f'<line x1="{pad}" y1="{height - pad}" x2="{plot_w}" y2="{height - pad}" '
+        f'stroke="#444"/><line x1="{pad}" y1="8" x2="{pad}" y2="{height - pad}" stroke="#444"/>'
+        f'<text x="{(pad + plot_w) / 2}" y="{height - 6}" font-size="11" '
+        'text-anchor="middle">'
+        "threshold (normalized map)</text>"
+        f'<text x="4" y="{height - pad}" font-size="10">0</text>'
+        f'<text x="4" y="14" font-size="10">1</text>'
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="box accuracy versus threshold">{axes}{"".join(lines)}'
+        f"{legend}</svg>"
+    )
 
 
-def write_report(out_dir: Path, title: str, metrics: dict, figures: list[tuple[str, str]],
-                 curve: dict | None = None, config_text: str = "",
-                 failures: list[dict] | None = None) -> Path:
+def write_report(
+    out_dir: Path,
+    title: str,
+    metrics: dict,
+    figures: list[tuple[str, str]],
+    curve: dict | None = None,
+    config_text: str = "",
+    failures: list[dict] | None = None,
+) -> Path:
     """Write ``report.html``: metrics table, threshold curve, overlay gallery, failures.
 
     ``figures`` are ``(relative PNG path, caption)`` pairs.
     """
     rows = "".join(
-        f"<tr><th>{html.escape(k)}</th><td>{v:.4f}</td></tr>" if isinstance(v, float)
+        f"<tr><th>{html.escape(k)}</th><td>{v:.4f}</td></tr>"
+        if isinstance(v, float)
         else f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>"
-        for k, v in metrics.items())
+        for k, v in metrics.items()
+    )
     gallery = "".join(
         f'<figure><img src="{html.escape(src)}" alt="{html.escape(cap)}">'
-        f"<figcaption>{html.escape(cap)}</figcaption></figure>" for src, cap in figures)
+        f"<figcaption>{html.escape(cap)}</figcaption></figure>"
+        for src, cap in figures
+    )
     fails = ""
     if failures:
-        items = "".join(f"<li><code>{html.escape(str(f.get('path')))}</code> "
-                        f"({html.escape(f.get('stage', ''))}): {html.escape(f.get('reason', ''))}"
-                        "</li>" for f in failures[:50])
+        items = "".join(
+            f"<li><code>{html.escape(str(f.get('path')))}</code> "
+            f"({html.escape(f.get('stage', ''))}): {html.escape(f.get('reason', ''))}"
+            "</li>"
+            for f in failures[:50]
+        )
         fails = f"<h2>Failures ({len(failures)})</h2><ul>{items}</ul>"
     doc = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>

@@ -12,8 +12,13 @@ GT_COLOR = (40, 220, 60)
 OVERLAY_SIDE = 360  # long side of an overlay picture, in pixels
 
 
-def overlay(image: np.ndarray, heatmap: np.ndarray | None, pred_boxes: np.ndarray,
-            gt_boxes: np.ndarray, label: str = "") -> np.ndarray:
+def overlay(
+    image: np.ndarray,
+    heatmap: np.ndarray | None,
+    pred_boxes: np.ndarray,
+    gt_boxes: np.ndarray,
+    label: str = "",
+) -> np.ndarray:
     """RGB ``[H, W, 3]`` with a jet heatmap ``[H, W]`` in ``[0, 1]`` blended in, predicted
     boxes in red and GT boxes in green (all xyxy in ``image`` pixels)."""
     h, w = image.shape[:2]
@@ -29,8 +34,13 @@ def overlay(image: np.ndarray, heatmap: np.ndarray | None, pred_boxes: np.ndarra
         canvas = cv2.addWeighted(canvas, 0.55, cv2.cvtColor(color, cv2.COLOR_BGR2RGB), 0.45, 0)
     for boxes, col, thick in ((gt_boxes, GT_COLOR, 2), (pred_boxes, PRED_COLOR, 2)):
         for b in np.asarray(boxes).reshape(-1, 4) * scale:
-            cv2.rectangle(canvas, (int(b[0]), int(b[1])), (int(np.ceil(b[2])) - 1,
-                          int(np.ceil(b[3])) - 1), col, thick)
+            cv2.rectangle(
+                canvas,
+                (int(b[0]), int(b[1])),
+                (int(np.ceil(b[2])) - 1, int(np.ceil(b[3])) - 1),
+                col,
+                thick,
+            )
     if label:
         draw_label(canvas, label)
     return canvas
@@ -50,10 +60,12 @@ def draw_label(canvas: np.ndarray, text: str, corner: tuple[int, int] = (0, 0)) 
             break
         text = text[:-4] + "..."
     x0, y0 = corner
-    cv2.rectangle(canvas, (x0, y0), (x0 + tw + 2 * pad, y0 + th + base + 2 * pad),
-                  (20, 20, 20), thickness=-1)
-    cv2.putText(canvas, text, (x0 + pad, y0 + pad + th), font, scale, (255, 255, 255), thick,
-                cv2.LINE_AA)
+    cv2.rectangle(
+        canvas, (x0, y0), (x0 + tw + 2 * pad, y0 + th + base + 2 * pad), (20, 20, 20), thickness=-1
+    )
+    cv2.putText(
+        canvas, text, (x0 + pad, y0 + pad + th), font, scale, (255, 255, 255), thick, cv2.LINE_AA
+    )
 
 
 def save_png(path: str | Path, rgb: np.ndarray) -> None:

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 __all__ = ["calibrate", "resolve_config", "run"]
 
 
-def resolve_config(config: Config | str | Path,
-                   overrides: dict[str, Any] | list[str] | None = None) -> Config:
+def resolve_config(
+    config: Config | str | Path, overrides: dict[str, Any] | list[str] | None = None
+) -> Config:
     """A :class:`Config` from a config object or a YAML path, with ``overrides``
     (``{"data.root": "..."}``, or ``["data.root=..."]`` as on the command line)."""
     from wsol.config import Config, load_config, with_overrides
@@ -34,8 +35,13 @@ def resolve_config(config: Config | str | Path,
     return load_config(config, overrides)
 
 
-def run(config: Config | str | Path, overrides: dict[str, Any] | list[str] | None = None, *,
-        progress: Progress | None = None, overwrite: bool = False) -> RunResult:
+def run(
+    config: Config | str | Path,
+    overrides: dict[str, Any] | list[str] | None = None,
+    *,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+) -> RunResult:
     """Run the pipeline: dataset -> maps -> boxes -> pseudo-labels, metrics and report.
 
     ``config`` is a :class:`Config` or a YAML file; ``overrides`` set dotted keys on
@@ -48,13 +54,20 @@ def run(config: Config | str | Path, overrides: dict[str, Any] | list[str] | Non
     return run_config(resolve_config(config, overrides), progress, overwrite)
 
 
-def calibrate(config: Config | str | Path,
-              overrides: dict[str, Any] | list[str] | None = None, *,
-              metric: str = "maxboxacc", per_class: bool = False, min_pairs: int = 1,
-              progress: Progress | None = None, overwrite: bool = False) -> CalibrationResult:
+def calibrate(
+    config: Config | str | Path,
+    overrides: dict[str, Any] | list[str] | None = None,
+    *,
+    metric: str = "maxboxacc",
+    per_class: bool = False,
+    min_pairs: int = 1,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+) -> CalibrationResult:
     """Run on the config's (boxed) split and choose the box threshold that maximizes
     ``metric`` there; writes ``calibration.json`` in the run's folder."""
     from wsol.run.calibration import calibrate_config
 
-    return calibrate_config(resolve_config(config, overrides), metric, per_class, min_pairs,
-                            progress, overwrite)
+    return calibrate_config(
+        resolve_config(config, overrides), metric, per_class, min_pairs, progress, overwrite
+    )

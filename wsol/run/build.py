@@ -51,8 +51,9 @@ def resolve_device(name: str) -> torch.device:
 def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping, Dataset]:
     """The model (with config overrides of its preprocessing), its class mapping, and the
     dataset restricted to mappable classes when ``model.skip_unmapped`` asks for it."""
-    spec = build_model(cfg.model.arch, cfg.model.weights, dataset.classes or None,
-                       cfg.model.target_layer or None)
+    spec = build_model(
+        cfg.model.arch, cfg.model.weights, dataset.classes or None, cfg.model.target_layer or None
+    )
     if cfg.model.input_size:
         spec.input_size = tuple(cfg.model.input_size)
     if cfg.model.mean:
@@ -61,24 +62,33 @@ def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping, 
         spec.std = tuple(cfg.model.std)
     if cfg.model.resize:
         spec.resize = cfg.model.resize
-    class_map = (load_class_map(cfg.model.class_map, len(spec.class_names))
-                 if cfg.model.class_map else None)
+    class_map = (
+        load_class_map(cfg.model.class_map, len(spec.class_names)) if cfg.model.class_map else None
+    )
     if not dataset.classes:
         dataset.classes = list(class_map) if class_map else list(spec.class_names)
         dataset.category_ids = list(range(1, len(dataset.classes) + 1))
     known = set(class_map) if class_map is not None else set(spec.class_names)
     unmapped = [c for c in dataset.classes if c not in known]
     if unmapped and cfg.model.skip_unmapped:
-        logger.warning("model.skip_unmapped: leaving out %d classes the model cannot map: %s",
-                       len(unmapped), ", ".join(unmapped))
+        logger.warning(
+            "model.skip_unmapped: leaving out %d classes the model cannot map: %s",
+            len(unmapped),
+            ", ".join(unmapped),
+        )
         dataset = dataset.restrict_classes([c for c in dataset.classes if c in known])
     return spec, ClassMapping.build(dataset.classes, spec, class_map), dataset
 
 
 def calibration_source(cfg: Config, dataset_name: str = "") -> dict:
     """What the maps depend on; a calibration applied to other maps is suspect."""
-    return {"method": cfg.cam.method, "arch": cfg.model.arch, "weights": cfg.model.weights,
-            "target_layer": cfg.model.target_layer, "dataset": dataset_name}
+    return {
+        "method": cfg.cam.method,
+        "arch": cfg.model.arch,
+        "weights": cfg.model.weights,
+        "target_layer": cfg.model.target_layer,
+        "dataset": dataset_name,
+    }
 
 
 def box_params(cfg: Config, class_thresholds: np.ndarray | None = None) -> BoxParams:
@@ -87,10 +97,17 @@ def box_params(cfg: Config, class_thresholds: np.ndarray | None = None) -> BoxPa
     return BoxParams(
         threshold_mode="absolute" if class_thresholds is not None else b.threshold_mode,
         threshold=threshold,
-        class_thresholds=(tuple(float(t) for t in class_thresholds)
-                          if class_thresholds is not None else None),
-        components=b.components, min_area=b.min_area, merge=b.merge, score=b.score,
-        nms_iou=b.nms_iou, smooth=b.smooth, max_side=b.max_side)
+        class_thresholds=(
+            tuple(float(t) for t in class_thresholds) if class_thresholds is not None else None
+        ),
+        components=b.components,
+        min_area=b.min_area,
+        merge=b.merge,
+        score=b.score,
+        nms_iou=b.nms_iou,
+        smooth=b.smooth,
+        max_side=b.max_side,
+    )
 
 
 def explain_options(cfg: Config) -> dict:
@@ -102,10 +119,16 @@ def explain_options(cfg: Config) -> dict:
     if cfg.boxes.threshold == "calibrated":
         cal = load_calibration(cfg.boxes.calibration)
         boxes = dataclasses.replace(boxes, threshold_mode="absolute", threshold=cal.threshold)
-    return {"arch": cfg.model.arch, "weights": cfg.model.weights, "method": cfg.cam.method,
-            "layer": cfg.model.target_layer or None, "class_map": cfg.model.class_map or None,
-            "boxes": boxes, "precision": cfg.model.precision,
-            "device": resolve_device(cfg.model.device)}
+    return {
+        "arch": cfg.model.arch,
+        "weights": cfg.model.weights,
+        "method": cfg.cam.method,
+        "layer": cfg.model.target_layer or None,
+        "class_map": cfg.model.class_map or None,
+        "boxes": boxes,
+        "precision": cfg.model.precision,
+        "device": resolve_device(cfg.model.device),
+    }
 
 
 def build_evaluators(cfg: Config, dataset: Dataset) -> Evaluators | None:
@@ -113,13 +136,22 @@ def build_evaluators(cfg: Config, dataset: Dataset) -> Evaluators | None:
         return None
     n = len(dataset.classes)
     thresholds = sweep_thresholds(cfg.eval.sweep_step, cfg.eval.thresholds)
-    corloc_sweep = (dict(components=cfg.boxes.components, min_area=cfg.boxes.min_area,
-                         score=cfg.boxes.score, merge=cfg.boxes.merge, nms_iou=cfg.boxes.nms_iou)
-                    if cfg.eval.sweep_corloc else None)
+    corloc_sweep = (
+        dict(
+            components=cfg.boxes.components,
+            min_area=cfg.boxes.min_area,
+            score=cfg.boxes.score,
+            merge=cfg.boxes.merge,
+            nms_iou=cfg.boxes.nms_iou,
+        )
+        if cfg.eval.sweep_corloc
+        else None
+    )
     members = {
         "box_acc": BoxAccuracy(n, cfg.eval.iou, cfg.eval.class_agnostic),
-        "max_box_acc": MaxBoxAcc(n, thresholds, cfg.eval.iou, corloc_sweep,
-                                 cfg.eval.class_agnostic),
+        "max_box_acc": MaxBoxAcc(
+            n, thresholds, cfg.eval.iou, corloc_sweep, cfg.eval.class_agnostic
+        ),
     }
     if cfg.eval.pxap and has_masks(dataset.samples):
         members["pixel_ap"] = PixelAP(n, thresholds)
@@ -134,8 +166,9 @@ def plan_run(cfg: Config) -> RunPlan:
         ConfigError: and the other :class:`wsol.errors.WsolError` subclasses, with a
             one-line message, before anything is written.
     """
-    calibration = (load_calibration(cfg.boxes.calibration)
-                   if cfg.boxes.threshold == "calibrated" else None)
+    calibration = (
+        load_calibration(cfg.boxes.calibration) if cfg.boxes.threshold == "calibrated" else None
+    )
     dataset = build_dataset(cfg.data)
     if cfg.cam.targets == "gt" and not any(len(s.labels) for s in dataset.samples):
         raise ConfigError("cam.targets=gt but the dataset has no labels; use topk or prob")
@@ -150,10 +183,14 @@ def plan_run(cfg: Config) -> RunPlan:
         taus = calibration.thresholds_for(dataset.classes)
     try:
         localizer = Localizer(
-            spec, cfg.cam.method, mapping=mapping,
+            spec,
+            cfg.cam.method,
+            mapping=mapping,
             targets=TargetPolicy(cfg.cam.targets, cfg.cam.topk, cfg.cam.min_prob),
-            boxes=box_params(cfg, taus), layer=cfg.model.target_layer or None,
-            precision=cfg.model.precision)
+            boxes=box_params(cfg, taus),
+            layer=cfg.model.target_layer or None,
+            precision=cfg.model.precision,
+        )
         _dry_forward(localizer)
     except CamError as e:  # a method that cannot work on this model, said before any work
         raise ConfigError(f"cam.method={cfg.cam.method}: {e}") from None

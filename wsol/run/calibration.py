@@ -36,28 +36,37 @@ class CalibrationResult:
     metrics: dict
 
 
-def calibrate_config(cfg: Config, metric: str = "maxboxacc", per_class: bool = False,
-                     min_pairs: int = 1, progress: Progress | None = None,
-                     overwrite: bool = False) -> CalibrationResult:
+def calibrate_config(
+    cfg: Config,
+    metric: str = "maxboxacc",
+    per_class: bool = False,
+    min_pairs: int = 1,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+) -> CalibrationResult:
     """Run ``cfg`` on its split (which needs boxes), choose tau, write
     ``<cfg.out>/calibration.json`` and return it with the run's metrics."""
     if metric not in METRICS:
-        raise CalibrationError(f"unknown calibration metric {metric!r}; valid: "
-                               f"{', '.join(METRICS)}")
+        raise CalibrationError(
+            f"unknown calibration metric {metric!r}; valid: {', '.join(METRICS)}"
+        )
     if min_pairs < 1:
         raise CalibrationError(f"min_pairs must be >= 1, got {min_pairs}")
-    evals = dataclasses.replace(cfg.eval, enabled=True,
-                                sweep_corloc=cfg.eval.sweep_corloc or metric == "corloc")
+    evals = dataclasses.replace(
+        cfg.eval, enabled=True, sweep_corloc=cfg.eval.sweep_corloc or metric == "corloc"
+    )
     cfg = dataclasses.replace(cfg, eval=evals)
     result = run_config(cfg, progress, overwrite=overwrite)
     if result.sweep is None:
-        raise CalibrationError(f"{cfg.data.format} split {cfg.data.split!r} has no boxes to "
-                               "calibrate on")
+        raise CalibrationError(
+            f"{cfg.data.format} split {cfg.data.split!r} has no boxes to calibrate on"
+        )
     cal = choose_thresholds(result.sweep, metric, per_class, min_pairs)
     cal.images = sorted(resolve_path(s.path) for s in result.dataset.samples)
     cal.source = calibration_source(cfg, result.dataset.name)
     path = result.out_dir / CALIBRATION_FILE
     atomic_write_text(path, json.dumps(cal.to_dict(), indent=1) + "\n")
-    logger.info("calibration written to %s (tau %.3f, %s %.4f)", path, cal.threshold, metric,
-                cal.score)
+    logger.info(
+        "calibration written to %s (tau %.3f, %s %.4f)", path, cal.threshold, metric, cal.score
+    )
     return CalibrationResult(path, cal, result.metrics)

@@ -20,16 +20,23 @@ from wsol.run.build import RunPlan
 from wsol.run.journal import Journal
 
 
-def finalize(plan: RunPlan, journal: Journal, evaluators: Evaluators | None,
-             empty_reasons: dict[str, int], seconds: float) -> tuple[dict, dict | None]:
+def finalize(
+    plan: RunPlan,
+    journal: Journal,
+    evaluators: Evaluators | None,
+    empty_reasons: dict[str, int],
+    seconds: float,
+) -> tuple[dict, dict | None]:
     """Write the outputs of a run whose chunks are all journaled; returns the metrics
     and the threshold sweep (None when nothing was scored)."""
     cfg, dataset, out = plan.cfg, plan.dataset, journal.out
-    info = {"description": f"wsol pseudo-labels: {cfg.cam.method} on {dataset.name}",
-            "method": cfg.cam.method, "model": cfg.model.arch}
+    info = {
+        "description": f"wsol pseudo-labels: {cfg.cam.method} on {dataset.name}",
+        "method": cfg.cam.method,
+        "model": cfg.model.arch,
+    }
     records = journal.records()
-    doc = build_document(records["images"], records["annotations"],
-                         dataset.coco_categories(), info)
+    doc = build_document(records["images"], records["annotations"], dataset.coco_categories(), info)
     write_formats(doc, out, cfg.export.formats)
     fault_point("final:pseudo_labels.json")
     failures = dataset.failures + records["failures"]
@@ -49,7 +56,8 @@ def finalize(plan: RunPlan, journal: Journal, evaluators: Evaluators | None,
     if plan.calibration is not None:
         metrics["calibrated_threshold"] = plan.calibration.threshold
         metrics["calibration_overlap_images"] = check_overlap(
-            plan.calibration, [s.path for s in dataset.samples])
+            plan.calibration, [s.path for s in dataset.samples]
+        )
     sweep, curve = None, None
     if evaluators is not None:
         metrics.update(evaluators.compute())
@@ -61,8 +69,9 @@ def finalize(plan: RunPlan, journal: Journal, evaluators: Evaluators | None,
             gt = dataset.to_coco()
             gt["images"] = [im for im in gt["images"] if im["id"] in processed]
             gt["annotations"] = [a for a in gt["annotations"] if a["image_id"] in processed]
-            add_coco_ap(metrics, per_class, gt, results_list(doc), dataset.classes,
-                        dataset.category_ids)
+            add_coco_ap(
+                metrics, per_class, gt, results_list(doc), dataset.classes, dataset.category_ids
+            )
         atomic_write_json(out / "metrics_per_class.json", per_class)
     if cfg.report.enabled:
         _report(plan, journal, metrics, curve, failures)
@@ -70,25 +79,39 @@ def finalize(plan: RunPlan, journal: Journal, evaluators: Evaluators | None,
     return metrics, sweep
 
 
-def _report(plan: RunPlan, journal: Journal, metrics: dict, curve: dict | None,
-            failures: list[dict]) -> None:
+def _report(
+    plan: RunPlan, journal: Journal, metrics: dict, curve: dict | None, failures: list[dict]
+) -> None:
     """``report.html``: the maps of an evenly spaced sample of images are recomputed
     here rather than kept from the main pass, so the report costs a few forward passes
     and no memory during the run, and a resumed run reports the same images."""
     cfg, dataset, localizer = plan.cfg, plan.dataset, plan.localizer
     picks = report_picks(len(dataset), cfg.report.num_images)
     shown = []
-    loader = make_loader([dataset.samples[i] for i in picks], localizer.input_size,
-                         cfg.cam.batch_size, 0, localizer.model.resize,
-                         localizer.letterbox_fill)
+    loader = make_loader(
+        [dataset.samples[i] for i in picks],
+        localizer.input_size,
+        cfg.cam.batch_size,
+        0,
+        localizer.model.resize,
+        localizer.letterbox_fill,
+    )
     for batch in loader:
         samples = [dataset.samples[picks[i]] for i in batch.indices]
         if samples:
-            results = localizer(batch.images, batch.orig_sizes, [s.labels for s in samples],
-                                batch.regions)
-            shown += [(picks[i], s, r)
-                      for i, s, r in zip(batch.indices, samples, results, strict=True)]
-    figures = render_gallery(journal.out, dataset.classes, shown,
-                             localizer.method.pixel_level)
-    write_report(journal.out, f"wsol: {cfg.cam.method} on {dataset.name}", metrics, figures,
-                 curve, dump_config(cfg), failures)
+            results = localizer(
+                batch.images, batch.orig_sizes, [s.labels for s in samples], batch.regions
+            )
+            shown += [
+                (picks[i], s, r) for i, s, r in zip(batch.indices, samples, results, strict=True)
+            ]
+    figures = render_gallery(journal.out, dataset.classes, shown, localizer.method.pixel_level)
+    write_report(
+        journal.out,
+        f"wsol: {cfg.cam.method} on {dataset.name}",
+        metrics,
+        figures,
+        curve,
+        dump_config(cfg),
+        failures,
+    )

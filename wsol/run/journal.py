@@ -31,9 +31,20 @@ CHUNK_DIR = "chunks"
 FORMAT_VERSION = 2  # chunks named by range, evaluator state per evaluator
 RECORDS = ("images", "annotations", "failures")
 # Everything a run may write; `overwrite` clears these and nothing else.
-OUTPUTS = ("pseudo_labels.json", "metrics.json", "metrics_per_class.json", "sweep.json",
-           "failures.jsonl", "config.yaml", "report.html", "calibration.json", STATE_FILE,
-           CHUNK_DIR, "overlays", "voc")
+OUTPUTS = (
+    "pseudo_labels.json",
+    "metrics.json",
+    "metrics_per_class.json",
+    "sweep.json",
+    "failures.jsonl",
+    "config.yaml",
+    "report.html",
+    "calibration.json",
+    STATE_FILE,
+    CHUNK_DIR,
+    "overlays",
+    "voc",
+)
 # Keys that change neither which images are processed nor any number written.
 _NEUTRAL = {("out",), ("data", "num_workers"), ("report", "enabled"), ("report", "num_images")}
 _CHUNK_NAME = re.compile(r"chunk_(\d+)_(\d+)\.json")
@@ -51,8 +62,11 @@ def fingerprint(cfg, image_list: list[tuple[int, str]]) -> str:
         for key in path[:-1]:
             node = node[key]
         node.pop(path[-1], None)
-    payload = json.dumps({"config": tree, "images": image_list, "format": FORMAT_VERSION},
-                         sort_keys=True, default=str)
+    payload = json.dumps(
+        {"config": tree, "images": image_list, "format": FORMAT_VERSION},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -76,7 +90,8 @@ class Journal:
             if not state_path.is_file():
                 raise RunExistsError(
                     f"{self.out} already holds results ({', '.join(existing[:3])}) of no "
-                    "resumable run; pass --overwrite to replace them or choose another out=")
+                    "resumable run; pass --overwrite to replace them or choose another out="
+                )
             try:
                 previous = json.loads(state_path.read_text()).get("fingerprint")
             except (OSError, json.JSONDecodeError, AttributeError):
@@ -84,11 +99,12 @@ class Journal:
             if previous != fp:
                 raise RunExistsError(
                     f"{self.out} holds a run of a different config or dataset; results of two "
-                    "runs are never mixed. Pass --overwrite to replace it or choose another out=")
+                    "runs are never mixed. Pass --overwrite to replace it or choose another out="
+                )
             if (self.out / FINISHED_MARKER).exists():
                 raise RunExistsError(
-                    f"{self.out} already holds this finished run; pass --overwrite to run it "
-                    "again")
+                    f"{self.out} already holds this finished run; pass --overwrite to run it again"
+                )
             self._clean_temp_files()
             return True
         if existing:
@@ -110,13 +126,13 @@ class Journal:
         for p in [*self.out.glob(".*.tmp"), *self.chunk_dir.glob(".*.tmp")]:
             p.unlink(missing_ok=True)
 
-    def write_chunk(self, start: int, end: int, records: dict[str, list],
-                    meta: dict) -> Path:
+    def write_chunk(self, start: int, end: int, records: dict[str, list], meta: dict) -> Path:
         """Journal the results of dataset positions ``[start, end)``: ``records`` holds
         the :data:`RECORDS` lists, ``meta`` anything else the run needs back."""
         path = self.chunk_dir / f"chunk_{start:09d}_{end:09d}.json"
-        atomic_write_json(path, {"start": start, "end": end,
-                                 **{k: records.get(k, []) for k in RECORDS}, **meta})
+        atomic_write_json(
+            path, {"start": start, "end": end, **{k: records.get(k, []) for k in RECORDS}, **meta}
+        )
         return path
 
     def chunks(self) -> list[dict]:
@@ -131,8 +147,10 @@ class Journal:
         chunks, pos = [], 0
         for start, end, path in found:
             if start != pos:
-                raise RunExistsError(f"{self.out}: chunk files are not contiguous at image "
-                                     f"{pos}; pass --overwrite to start afresh")
+                raise RunExistsError(
+                    f"{self.out}: chunk files are not contiguous at image "
+                    f"{pos}; pass --overwrite to start afresh"
+                )
             chunks.append(json.loads(path.read_text()))
             pos = end
         return chunks

@@ -66,8 +66,7 @@ class Totals:
             self.reasons[k] = self.reasons.get(k, 0) + n
 
 
-def run_config(cfg: Config, progress: Progress | None = None,
-               overwrite: bool = False) -> RunResult:
+def run_config(cfg: Config, progress: Progress | None = None, overwrite: bool = False) -> RunResult:
     """Run the whole pipeline as configured and write the output contract to ``cfg.out``.
 
     A folder holding an unfinished run of the same config and images is resumed after
@@ -91,14 +90,21 @@ def run_config(cfg: Config, progress: Progress | None = None,
     return RunResult(journal.out, metrics, metrics["num_annotations"], sweep, plan.dataset)
 
 
-def _loop(plan: RunPlan, journal: Journal, start: int, totals: Totals,
-          progress: Progress | None) -> None:
+def _loop(
+    plan: RunPlan, journal: Journal, start: int, totals: Totals, progress: Progress | None
+) -> None:
     """Localize, record and score ``dataset.samples[start:]``, a chunk every
     ``chunk_batches`` batches."""
     cfg, dataset, localizer = plan.cfg, plan.dataset, plan.localizer
     evaluators = plan.evaluators.empty() if plan.evaluators else None
-    loader = make_loader(dataset.samples[start:], localizer.input_size, cfg.cam.batch_size,
-                         cfg.data.num_workers, localizer.model.resize, localizer.letterbox_fill)
+    loader = make_loader(
+        dataset.samples[start:],
+        localizer.input_size,
+        cfg.cam.batch_size,
+        cfg.data.num_workers,
+        localizer.model.resize,
+        localizer.letterbox_fill,
+    )
     records: dict[str, list] = {"images": [], "annotations": [], "failures": []}
     reasons: dict[str, int] = {}
     chunk_start, done, tick = start, start, time.perf_counter()
@@ -109,13 +115,17 @@ def _loop(plan: RunPlan, journal: Journal, start: int, totals: Totals,
             logger.warning("image %s failed at %s: %s", f["path"], f["stage"], f["reason"])
         for w in batch.warnings:
             logger.warning(w)
-        results = (localizer(batch.images, batch.orig_sizes, [s.labels for s in samples],
-                             batch.regions) if samples else [])
+        results = (
+            localizer(batch.images, batch.orig_sizes, [s.labels for s in samples], batch.regions)
+            if samples
+            else []
+        )
         for s, r in zip(samples, results, strict=True):
             records["images"].append(image_entry(s.image_id, s.file_name, r.size))
             for c in r.classes:
                 records["annotations"] += annotations_for(
-                    s.image_id, dataset.category_ids[c.dataset_class], c.detections)
+                    s.image_id, dataset.category_ids[c.dataset_class], c.detections
+                )
                 if c.detections.reason:
                     reasons[c.detections.reason] = reasons.get(c.detections.reason, 0) + 1
         records["failures"] += fails
@@ -125,8 +135,11 @@ def _loop(plan: RunPlan, journal: Journal, start: int, totals: Totals,
         fault_point(f"batch:{b}")
         if (b + 1) % cfg.chunk_batches == 0 or done == len(dataset):
             now = time.perf_counter()
-            chunk = {"seconds": now - tick, "reasons": reasons,
-                     "eval": evaluators.state_dict() if evaluators else {}}
+            chunk = {
+                "seconds": now - tick,
+                "reasons": reasons,
+                "eval": evaluators.state_dict() if evaluators else {},
+            }
             journal.write_chunk(chunk_start, done, records, chunk)
             totals.add(chunk)
             fault_point(f"chunk:{totals.chunks - 1}")
