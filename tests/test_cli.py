@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import REPO
 from wsol.apps.demo import DEMO_CONFIG
 from wsol.cli import EXIT_OK, EXIT_USAGE, format_table, main
 
@@ -132,3 +133,12 @@ def test_unknown_class_map_is_a_one_line_error(tmp_path, shapes_root, capsys):
     assert code == EXIT_USAGE
     err = capsys.readouterr().err
     assert "imagenet_to_voc" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("script", ["tools/calibrate_demo.py", "tools/bench_cams.py"])
+def test_tools_are_thin_scripts_that_start(script):
+    p = subprocess.run(
+        [sys.executable, str(REPO / script), "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert p.returncode == 0, p.stderr
+    assert "usage" in p.stdout.lower()

@@ -2,7 +2,7 @@
 
     python tools/calibrate_demo.py [--images 300] [--checkpoint PATH]
 
-A thin loop over :func:`wsol.calibrate.calibrate`: for each demo method, the tau that
+A thin loop over :func:`wsol.run.calibrate`: for each demo method, the tau that
 maximizes MaxBoxAcc on ``val`` goes into ``wsol/assets/demo_thresholds.json``. The maps are
 ReLU-rectified (minimum 0), so the calibrated cut on the normalized map is also the
 fraction-of-max threshold the demo applies.
@@ -15,8 +15,8 @@ import json
 import tempfile
 from pathlib import Path
 
-from wsol.calibrate import calibrate
-from wsol.demo import CHECKPOINT, METHODS, THRESHOLDS, demo_config, make_demo_data
+from wsol.apps.demo import CHECKPOINT, METHODS, THRESHOLDS, demo_config, make_demo_data
+from wsol.run import calibrate
 
 
 def main() -> None:
@@ -28,13 +28,23 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = make_demo_data(Path(tmp) / "shapes", {"val": args.images})
         for method in METHODS:
-            cfg = demo_config(Path(tmp) / method, method, root, split="val", overrides=[
-                f"model.weights={args.checkpoint}", "report.enabled=false",
-                "eval.coco_ap=false"])
+            cfg = demo_config(
+                Path(tmp) / method,
+                method,
+                root,
+                split="val",
+                overrides=[
+                    f"model.weights={args.checkpoint}",
+                    "report.enabled=false",
+                    "eval.coco_ap=false",
+                ],
+            )
             cal = calibrate(cfg, metric="maxboxacc").calibration
             chosen[method] = round(cal.threshold, 2)
-            print(f"{method}: val maxboxacc {cal.score:.4f} at tau {chosen[method]} "
-                  f"({cal.pairs} pairs)")
+            print(
+                f"{method}: val maxboxacc {cal.score:.4f} at tau {chosen[method]} "
+                f"({cal.pairs} pairs)"
+            )
     THRESHOLDS.write_text(json.dumps(chosen, indent=2) + "\n")
     print(f"wrote {THRESHOLDS}: {chosen}")
 
