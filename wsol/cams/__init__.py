@@ -9,19 +9,12 @@ map is :mod:`wsol.cams.targets`' job.
 
 from __future__ import annotations
 
-from wsol.cams.base import (
-    CamError,
-    CamMethod,
-    CamOutput,
-    ForwardPass,
-    frozen_model,
-    hooked_activation,
-    tokens_to_grid,
-)
+from wsol.cams.base import CamMethod, CamOutput, ForwardPass, tokens_to_grid
 from wsol.cams.cam import CAM
 from wsol.cams.eigen import EigenCAM
 from wsol.cams.gradcam import GradCAM, GradCAMPlusPlus, HiResCAM, LayerCAM, XGradCAM
 from wsol.cams.guided import Deconvnet, Gradient, GuidedBackprop, GuidedGradCAM, relu_rule
+from wsol.cams.hooks import CamError, frozen_model, hooked_activation
 from wsol.cams.scorecam import ScoreCAM
 from wsol.errors import unknown_choice
 from wsol.models import ModelSpec

@@ -9,8 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsol.cams.base import CamError, CamMethod, ForwardPass
+from wsol.cams.base import CamMethod, ForwardPass
 from wsol.cams.gradcam import weighted_sum
+from wsol.cams.hooks import CamError
 from wsol.models import resolve_module
 
 logger = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from wsol.models.checkpoint import NO_WEIGHTS, is_path, load_into, load_state
-from wsol.models.class_maps import imagenet_class_names
+from wsol.models.imagenet import imagenet_class_names
 from wsol.models.layers import timm_layers, torchvision_layers
 from wsol.models.lite import build_efficientnet_lite0
 from wsol.models.shapes_net import build_shapes_net

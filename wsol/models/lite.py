@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from wsol.models.checkpoint import NO_WEIGHTS, load_into, load_state
-from wsol.models.class_maps import imagenet_class_names
+from wsol.models.imagenet import imagenet_class_names
 from wsol.models.spec import ModelError, ModelSpec
 
 

@@ -1,0 +1,168 @@
+"""The ``wsol`` command: a thin layer over the library that owns the console.
+
+Exit codes: 0 the run completed; 3 it completed but some images failed (see
+``failures.jsonl``); 2 the command or config was wrong and nothing was done;
+1 an unexpected error; 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+
+from wsol.cli.commands import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    EXPLAIN_DEFAULTS,
+    cmd_bench,
+    cmd_calibrate,
+    cmd_demo,
+    cmd_eval,
+    cmd_explain,
+    cmd_run,
+    cmd_train,
+)
+from wsol.cli.console import format_table
+from wsol.errors import WsolError
+
+__all__ = [
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_PARTIAL",
+    "EXIT_USAGE",
+    "build_parser",
+    "format_table",
+    "main",
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="wsol",
+        description="Weakly supervised object localization:"
+        " class activation maps to boxes to COCO pseudo-labels.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="run the whole pipeline on the embedded shapes dataset")
+    d.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    d.set_defaults(func=cmd_demo)
+
+    r = sub.add_parser("run", help="run the pipeline from a YAML config")
+    r.add_argument("config", help="YAML config (see configs/)")
+    r.add_argument("overrides", nargs="*", help="dotted overrides, e.g. cam.method=cam out=DIR")
+    r.add_argument("--overwrite", action="store_true", help="replace results already in out")
+    r.set_defaults(func=cmd_run)
+
+    t = sub.add_parser("train", help="train the demo's classifier on synthetic shapes")
+    t.add_argument("config", help="YAML train config, e.g. configs/demo_train.yaml")
+    t.add_argument("overrides", nargs="*")
+    t.set_defaults(func=cmd_train)
+    b = sub.add_parser("bench", help="measure throughput (img/s) against pytorch-grad-cam")
+    b.add_argument("--arch", default="resnet50")
+    b.add_argument("--method", default="gradcam")
+    b.add_argument("--batch-size", type=int, default=16)
+    b.add_argument("--size", type=int, default=224)
+    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    b.add_argument("--demo", action="store_true", help="also time the demo pipeline end to end")
+    b.add_argument("--out", default="runs/bench", help="scratch folder for --demo")
+    b.set_defaults(func=cmd_bench)
+
+    e = sub.add_parser("eval", help="score a COCO-format pseudo-label file against ground truth")
+    e.add_argument("--gt", required=True, help="COCO instances JSON, or a VOC root folder")
+    e.add_argument(
+        "--pred",
+        required=True,
+        help="COCO JSON: a dataset dict with annotations, or a results list",
+    )
+    e.add_argument(
+        "--gt-format",
+        default="auto",
+        choices=("auto", "coco", "voc"),
+        help="auto: VOC for a folder, COCO for a file",
+    )
+    e.add_argument("--split", default=None, help="VOC split (needed if the root has several)")
+    e.add_argument("--iou", type=float, default=0.5, help="IoU for corloc (default 0.5)")
+    e.add_argument("--out", default=None, help="write metrics.json and metrics_per_class.json")
+    e.set_defaults(func=cmd_eval)
+
+    x = sub.add_parser("explain", help="why did the model say that? maps and boxes for images")
+    x.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    x.add_argument(
+        "--config",
+        default=None,
+        help="take the model, method, class map and box settings from a run config",
+    )
+    x.add_argument(
+        "--model",
+        default=EXPLAIN_DEFAULTS["model"],
+        help="architecture (default efficientnet_lite0, ImageNet, offline)",
+    )
+    x.add_argument(
+        "--weights",
+        default=EXPLAIN_DEFAULTS["weights"],
+        help="DEFAULT (pretrained), none, or a checkpoint path",
+    )
+    x.add_argument("--method", default=EXPLAIN_DEFAULTS["method"], help="CAM method")
+    which = x.add_mutually_exclusive_group()
+    which.add_argument(
+        "--class", dest="cls", default=None, metavar="NAME", help="explain this class"
+    )
+    which.add_argument("--topk", type=int, default=3, help="explain the K top classes (3)")
+    x.add_argument("--out", default="runs/explain", help="output folder (runs/explain)")
+    x.set_defaults(func=cmd_explain)
+
+    c = sub.add_parser("calibrate", help="choose the box threshold on a split that has boxes")
+    c.add_argument("config", help="YAML config; its data split is the calibration split")
+    c.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.split=val out=DIR")
+    from wsol.evaluate.calibration import METRICS
+
+    c.add_argument(
+        "--metric",
+        default="maxboxacc",
+        choices=METRICS,
+        help="what tau maximizes (default maxboxacc)",
+    )
+    c.add_argument("--per-class", action="store_true", help="one tau per class")
+    c.add_argument(
+        "--min-pairs",
+        type=int,
+        default=1,
+        help="classes with fewer boxed pairs use the global tau (default 1)",
+    )
+    c.add_argument("--overwrite", action="store_true", help="replace results already in out")
+    c.set_defaults(func=cmd_calibrate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    # Big photos (over ~89 Mpx) make PIL warn of a decompression bomb; wsol drafts
+    # them down and caps the maps, so the warning is noise on the console.
+    from PIL import Image
+
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    try:
+        return args.func(args)
+    except WsolError as e:
+        print(f"wsol: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("wsol: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

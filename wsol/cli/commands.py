@@ -1,0 +1,231 @@
+"""The ``wsol`` subcommands: each takes the parsed arguments, calls the library, prints
+the outcome and returns the exit code (see :mod:`wsol.cli`)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from wsol.cli.console import format_table, progress_bar
+
+EXIT_OK, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+
+def _status(metrics: dict) -> int:
+    return EXIT_PARTIAL if metrics.get("num_failed") else EXIT_OK
+
+
+def cmd_demo(args) -> int:
+    from wsol.apps.demo import run_demo
+
+    t0 = time.perf_counter()
+    results = run_demo(args.out, progress_bar if not args.quiet else None)
+    rows = {m: r.metrics for m, r in results.items()}
+    print(format_table(rows))
+    print(
+        f"\nwsol demo: {time.perf_counter() - t0:.1f} s. Outputs in {Path(args.out)}/ "
+        f"(pseudo_labels.json, metrics.json, report.html; CAM in {Path(args.out) / 'cam'}/)"
+    )
+    return max(_status(r.metrics) for r in results.values())
+
+
+def cmd_run(args) -> int:
+    from wsol.config import load_config
+    from wsol.run import run
+
+    cfg = load_config(args.config, args.overrides)
+    result = run(
+        cfg, progress=None if args.quiet else progress_bar(cfg.cam.method), overwrite=args.overwrite
+    )
+    print(format_table({cfg.cam.method: result.metrics}))
+    print(f"\nOutputs in {result.out_dir}/")
+    return _status(result.metrics)
+
+
+def cmd_train(args) -> int:
+    from wsol.apps.train import train
+    from wsol.config import TrainConfig, load_config
+
+    cfg = load_config(args.config, args.overrides, cls=TrainConfig)
+    bar = None if args.quiet else tqdm(desc="train", unit="step", file=sys.stderr)
+
+    def progress(step, total, info):
+        if bar is not None:
+            bar.total = total
+            bar.set_postfix(loss=f"{info['loss']:.4f}", refresh=False)
+            bar.update(step - bar.n)
+
+    metrics = train(cfg, progress)
+    if bar is not None:
+        bar.close()
+    print(format_table({"train": metrics}, keys=("val_map", "steps")))
+    print(f"\nCheckpoint: {Path(cfg.out) / 'model.pt'}")
+    return EXIT_OK
+
+
+def cmd_bench(args) -> int:
+    from wsol.apps.bench import bench_demo, bench_maps
+
+    result = bench_maps(
+        args.arch,
+        args.method,
+        args.batch_size,
+        args.size,
+        args.repeats,
+        args.device,
+        args.precision,
+    )
+    print(
+        f"{result['arch']}, batch {result['batch_size']}, {result['size']}x{result['size']}, "
+        f"{result['device']}, {result['precision']}"
+    )
+    print(
+        format_table(
+            {k: {"images_per_second": v} for k, v in result["images_per_second"].items()},
+            keys=("images_per_second",),
+        )
+    )
+    if args.demo:
+        demo = bench_demo(args.out)
+        print(
+            format_table(
+                {k: {"images_per_second": v} for k, v in demo["images_per_second"].items()},
+                keys=("images_per_second",),
+            )
+        )
+    return EXIT_OK
+
+
+EVAL_KEYS = (
+    "num_images",
+    "num_pairs",
+    "num_predictions",
+    "num_dropped",
+    "corloc",
+    "coco_ap",
+    "coco_ap50",
+    "coco_ap75",
+)
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from wsol.evaluate.predictions import (
+        evaluate_predictions,
+        load_ground_truth,
+        load_predictions,
+    )
+    from wsol.fileio import atomic_write_json
+
+    dataset = load_ground_truth(args.gt, args.gt_format, args.split)
+    try:
+        preds, counts = load_predictions(json.loads(Path(args.pred).read_text()), dataset)
+    except (ValueError, OSError) as e:  # malformed JSON or predictions, unreadable file
+        print(f"wsol: error: {args.pred}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    metrics, per_class = evaluate_predictions(dataset, preds, args.iou)
+    metrics.update(counts)
+    print(format_table({Path(args.pred).name: metrics}, keys=EVAL_KEYS))
+    if args.out:
+        out = Path(args.out)
+        atomic_write_json(out / "metrics.json", metrics)
+        atomic_write_json(out / "metrics_per_class.json", per_class)
+        print(f"\nMetrics in {out / 'metrics.json'}")
+    return EXIT_OK
+
+
+def cmd_calibrate(args) -> int:
+    from wsol.config import load_config
+    from wsol.run import calibrate
+
+    cfg = load_config(args.config, args.overrides)
+    res = calibrate(
+        cfg,
+        metric=args.metric,
+        per_class=args.per_class,
+        min_pairs=args.min_pairs,
+        progress=None if args.quiet else progress_bar("calibrate"),
+        overwrite=args.overwrite,
+    )
+    cal = res.calibration
+    rows = {"(all)": {"pairs": cal.pairs, "threshold": cal.threshold, cal.metric: cal.score}}
+    for name, e in cal.per_class.items():
+        rows[name] = {"pairs": e["pairs"], "threshold": e["threshold"], cal.metric: e["score"]}
+    print(format_table(rows, keys=("pairs", "threshold", cal.metric)))
+    print(
+        f"\nCalibration: {res.path}\nApply it to another split: wsol run {args.config} "
+        f"boxes.threshold=calibrated boxes.calibration={res.path} data.split=..."
+    )
+    return _status(res.metrics)
+
+
+def cmd_explain(args) -> int:
+    from wsol.apps.explain import explain, write_explanation
+    from wsol.localize import BoxParams
+    from wsol.models import load_model
+
+    options = {
+        "arch": args.model,
+        "weights": args.weights,
+        "method": args.method,
+        "layer": None,
+        "class_map": None,
+        "boxes": BoxParams(),
+        "precision": "fp32",
+        "device": "cpu",
+    }
+    if args.config:
+        from wsol.config import load_config
+        from wsol.run.build import explain_options
+
+        options.update(explain_options(load_config(args.config)))
+    for key in ("model", "weights", "method"):  # flags given explicitly win over the config
+        if getattr(args, key) != EXPLAIN_DEFAULTS[key]:
+            options["arch" if key == "model" else key] = getattr(args, key)
+    model = load_model(
+        options["arch"], options["weights"], device=options["device"], target_layer=options["layer"]
+    )
+    out = Path(args.out)
+    stems: set[str] = set()
+    for image in args.images:
+        exp = explain(
+            model,
+            image,
+            options["method"],
+            topk=args.topk,
+            classes=[args.cls] if args.cls else None,
+            class_map=options["class_map"],
+            boxes=options["boxes"],
+            precision=options["precision"],
+        )
+        stem = Path(image).stem
+        while stem in stems:  # two images with one name must not overwrite each other
+            stem += "_"
+        stems.add(stem)
+        files = write_explanation(exp, out, stem)
+        print(f"{image}: {options['arch']} predicts")
+        for name, p in exp.top(5):
+            print(f"  {p:6.3f}  {name}")
+        for name, c in zip(exp.targets, exp.result.classes, strict=True):
+            boxes = (
+                ", ".join(
+                    f"[{b[0]:.0f}, {b[1]:.0f}, {b[2]:.0f}, {b[3]:.0f}] {s:.2f}"
+                    for b, s in zip(c.detections.boxes, c.detections.scores, strict=True)
+                )
+                or c.detections.reason
+                or "none"
+            )
+            print(f"  {options['method']} for {name!r}: boxes (x1, y1, x2, y2) {boxes}")
+        print(
+            f"  wrote {len(files)} files to {out}/ ({files[0].name}, ...)"
+            if files
+            else "  nothing to draw"
+        )
+    return EXIT_OK
+
+
+EXPLAIN_DEFAULTS = {"model": "efficientnet_lite0", "weights": "DEFAULT", "method": "gradcam"}
