@@ -91,6 +91,7 @@ print(json.dumps({{"extra_mb": (peak - base) / 1024}}))
 """
 
 
+@pytest.mark.slow
 def test_huge_image_is_bounded_in_memory(tmp_path):
     big = np.full((9000, 12000, 3), 30, np.uint8)
     big[3000:6000, 6000:9000] = 230

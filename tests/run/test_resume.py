@@ -10,10 +10,12 @@ import sys
 
 import pytest
 
+from tests.helpers import REPO
 from wsol.apps.demo import DEMO_CONFIG
 from wsol.cli import EXIT_OK, EXIT_USAGE
 
-REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+# Each case runs wsol in subprocesses, some of them killed and resumed.
+pytestmark = pytest.mark.slow
 
 
 def _args(shapes_root, out, *extra):
