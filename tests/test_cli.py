@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -142,3 +143,33 @@ def test_tools_are_thin_scripts_that_start(script):
     )
     assert p.returncode == 0, p.stderr
     assert "usage" in p.stdout.lower()
+
+
+def test_empty_data_root_is_a_one_line_usage_error(tmp_path):
+    p = _wsol("run", str(REPO / "configs" / "shapes.yaml"), "data.root=", f"out={tmp_path / 'o'}")
+    assert p.returncode == EXIT_USAGE
+    assert p.stderr.startswith("wsol: error: data.root is not set") and "Traceback" not in p.stderr
+    assert not (tmp_path / "o").exists()
+
+
+def test_explain_cli_with_the_demo_checkpoint(tmp_path, capsys):
+    from wsol.data.synthetic import render
+
+    image = tmp_path / "shape.png"
+    Image.fromarray(render(1, "test", 3).image[..., ::-1]).save(image)
+    out = tmp_path / "out"
+    args = ["explain", str(image), "--model", "shapes_net", "--method", "guided_gradcam"]
+    assert main([*args, "--topk", "1", "--out", str(out)]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "shapes_net predicts" in printed
+    assert len(re.findall(r"^ +[01]\.\d{3}  \w+$", printed, flags=re.M)) == 5  # the top 5
+    kinds = sorted(p.name.split("_", 2)[2] for p in out.iterdir())
+    name = kinds[0].rsplit(".", 1)[0]
+    assert kinds == [
+        f"{name}.npy",
+        f"{name}.png",
+        f"{name}_guided_backprop.png",
+        f"{name}_guided_gradcam.png",
+    ]
+    assert main(["explain", str(image), "--model", "shapes_net", "--class", "unicorn"]) == 2
+    assert "unknown class 'unicorn'" in capsys.readouterr().err

@@ -93,3 +93,62 @@ def test_train_config_class():
     assert cfg.epochs == 1
     with pytest.raises(ConfigError):
         load_config(None, ["cam.method=x"], cls=TrainConfig)
+
+
+def test_choices_are_the_registries():
+    """The schema's Literal choices are exactly the names the code can build."""
+    import typing
+
+    from wsol.cams import METHODS
+    from wsol.cams.targets import TARGET_MODES
+    from wsol.config import BoxesConfig, CamConfig, DataConfig, ExportConfig
+    from wsol.data import DATASETS
+    from wsol.export import FORMATS
+    from wsol.localize.components import COMPONENT_MODES, MERGE_MODES, SCORE_MODES
+    from wsol.localize.maps import THRESHOLD_MODES
+
+    def choices(cls, name):
+        tp = typing.get_type_hints(cls)[name]
+        if typing.get_origin(tp) is list:
+            (tp,) = typing.get_args(tp)
+        return set(typing.get_args(tp))
+
+    assert choices(CamConfig, "method") == set(METHODS)
+    assert choices(CamConfig, "targets") == set(TARGET_MODES)
+    assert choices(DataConfig, "format") == set(DATASETS)
+    assert choices(ExportConfig, "formats") == set(FORMATS)
+    assert choices(BoxesConfig, "threshold_mode") == set(THRESHOLD_MODES)
+    assert choices(BoxesConfig, "components") == set(COMPONENT_MODES)
+    assert choices(BoxesConfig, "merge") == set(MERGE_MODES)
+    assert choices(BoxesConfig, "score") == set(SCORE_MODES)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("data.limit=-5", "data.limit must be >= 0, got -5"),
+        ("data.num_workers=-1", "data.num_workers must be >= 0"),
+        ("model.input_size=[0, 0]", "model.input_size must be >= 1, got 0"),
+        ("model.input_size=[224]", "model.input_size must have 2 values"),
+        ("model.mean=[1]", "model.mean must have 3 values"),
+        ("model.std=[0.5, 0.5, 0]", "model.std must be > 0"),
+        ("boxes.min_area=1", r"boxes.min_area must be in \[0, 1\), got 1"),
+        ("eval.iou=0", r"eval.iou must be in \(0, 1\]"),
+        ("eval.thresholds=[0.5, 2]", r"eval.thresholds must be in \[0, 1\], got 2"),
+        ("cam.batch_size=0", "cam.batch_size must be >= 1"),
+        ("export.formats=[coco, yolo]", "unknown export.formats 'yolo'; valid: coco, voc"),
+        ("model.precision=fp64", "unknown model.precision 'fp64'; valid: bf16, fp16, fp32"),
+    ],
+)
+def test_ranges_and_choices_are_checked_by_the_schema(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])
+
+
+def test_sections_built_in_python_are_checked_too():
+    from wsol.config import BoxesConfig
+
+    with pytest.raises(ConfigError, match="boxes.threshold must be in"):
+        BoxesConfig(threshold=1.5)
+    with pytest.raises(ConfigError, match="needs boxes.calibration"):
+        BoxesConfig(threshold="calibrated")
