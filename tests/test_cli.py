@@ -173,3 +173,16 @@ def test_explain_cli_with_the_demo_checkpoint(tmp_path, capsys):
     ]
     assert main(["explain", str(image), "--model", "shapes_net", "--class", "unicorn"]) == 2
     assert "unknown class 'unicorn'" in capsys.readouterr().err
+
+
+def test_explain_goes_on_past_a_bad_file(tmp_path, capsys):
+    from wsol.data.synthetic import render
+
+    good, bad = tmp_path / "good.png", tmp_path / "bad.jpg"
+    Image.fromarray(render(1, "test", 4).image[..., ::-1]).save(good)
+    bad.write_bytes(b"not an image")
+    out = tmp_path / "out"
+    code = main(["explain", str(bad), str(good), "--model", "shapes_net", "--out", str(out)])
+    assert code == 3  # partial: listed on stderr, the good image explained
+    assert f"wsol: error: {bad}: cannot decode image" in capsys.readouterr().err
+    assert any(p.name.startswith("good_1_") for p in out.iterdir())

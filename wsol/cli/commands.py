@@ -165,6 +165,7 @@ def cmd_calibrate(args) -> int:
 
 def cmd_explain(args) -> int:
     from wsol.apps.explain import explain, write_explanation
+    from wsol.data.decode import DecodeError
     from wsol.localize import BoxParams
     from wsol.models import load_model
 
@@ -191,17 +192,23 @@ def cmd_explain(args) -> int:
     )
     out = Path(args.out)
     stems: set[str] = set()
+    failed = 0
     for image in args.images:
-        exp = explain(
-            model,
-            image,
-            options["method"],
-            topk=args.topk,
-            classes=[args.cls] if args.cls else None,
-            class_map=options["class_map"],
-            boxes=options["boxes"],
-            precision=options["precision"],
-        )
+        try:
+            exp = explain(
+                model,
+                image,
+                options["method"],
+                topk=args.topk,
+                classes=[args.cls] if args.cls else None,
+                class_map=options["class_map"],
+                boxes=options["boxes"],
+                precision=options["precision"],
+            )
+        except DecodeError as e:  # one bad file does not stop the others
+            print(f"wsol: error: {image}: {e}", file=sys.stderr)
+            failed += 1
+            continue
         stem = Path(image).stem
         while stem in stems:  # two images with one name must not overwrite each other
             stem += "_"
@@ -225,7 +232,7 @@ def cmd_explain(args) -> int:
             if files
             else "  nothing to draw"
         )
-    return EXIT_OK
+    return EXIT_PARTIAL if failed else EXIT_OK
 
 
 EXPLAIN_DEFAULTS = {"model": "efficientnet_lite0", "weights": "DEFAULT", "method": "gradcam"}
