@@ -37,6 +37,20 @@ def test_lite0_packaged_weights_offline():
     assert spec.class_names[151] == "Chihuahua"
 
 
+@pytest.mark.parametrize("variant, size", [(1, 240), (2, 260)])
+def test_lite1_and_lite2_packaged_weights_offline(variant, size):
+    """They load like Lite0 and classify: a mid-grey image is not confidently anything,
+    and the pretrained net is far from its random init on the same input."""
+    spec = build_model(f"efficientnet_lite{variant}", "DEFAULT")
+    assert spec.input_size == (size, size) and spec.mean == spec.std == (0.5, 0.5, 0.5)
+    assert (spec.target_layer, spec.cam_layer, spec.fc_layer) == ("conv_head", "bn2", "classifier")
+    x = torch.zeros(1, 3, size, size)
+    with torch.no_grad():
+        trained = spec.net.eval()(x)
+        random = build_model(f"efficientnet_lite{variant}", "none").net.eval()(x)
+    assert trained.shape == (1, 1000) and not torch.allclose(trained, random)
+
+
 def test_lite0_random_weights_differ_from_packaged():
     a = build_model("efficientnet_lite0", "none").net.conv_stem.weight
     b = build_model("efficientnet_lite0", "DEFAULT").net.conv_stem.weight

@@ -2,8 +2,8 @@
 
 No weights are ever downloaded silently: ``weights="none"`` gives random weights on
 purpose, a path loads a local checkpoint, and a hub name (``DEFAULT``) is passed to
-torchvision or timm, which need the internet for it. ``efficientnet_lite0`` and
-``shapes_net`` have ``DEFAULT`` weights on disk.
+torchvision or timm, which need the internet for it. ``efficientnet_lite0/1/2`` (from
+the ``lite`` extra) and ``shapes_net`` have ``DEFAULT`` weights on disk.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from torch import nn
 from wsol.models.checkpoint import NO_WEIGHTS, is_path, load_into, load_state
 from wsol.models.imagenet import imagenet_class_names
 from wsol.models.layers import timm_layers, torchvision_layers
-from wsol.models.lite import build_efficientnet_lite0
+from wsol.models.lite import lite_builder
 from wsol.models.shapes_net import build_shapes_net
 from wsol.models.spec import IMAGENET_MEAN, IMAGENET_STD, ModelError, ModelSpec, resolve_module
 
@@ -24,7 +24,9 @@ Builder = Callable[[str, list[str] | None], ModelSpec]
 
 MODELS: dict[str, Builder] = {
     "shapes_net": build_shapes_net,
-    "efficientnet_lite0": build_efficientnet_lite0,
+    "efficientnet_lite0": lite_builder(0),
+    "efficientnet_lite1": lite_builder(1),
+    "efficientnet_lite2": lite_builder(2),
 }
 
 
@@ -122,7 +124,7 @@ def build_model(
         arch: a name in :data:`MODELS`, a torchvision builder (``resnet50``), or
             ``timm:<name>``.
         weights: ``none`` (random), a local checkpoint path, or a hub weight name such as
-            ``DEFAULT`` (needs the internet except for ``efficientnet_lite0`` and
+            ``DEFAULT`` (needs the internet except for ``efficientnet_lite0/1/2`` and
             ``shapes_net``).
         classes: the dataset's class names, for heads built for the dataset (the demo's
             network with random weights, or a checkpoint without class names).
