@@ -20,7 +20,7 @@ def test_mapping_by_name_and_error_without_map():
         ClassMapping.build(["zebra"], _spec(["a", "b"]))
 
 
-def test_combine_rule_softmax_sums_probabilities_and_maps_best_logit():
+def test_combine_rule_takes_the_best_mapped_class_for_probability_and_map():
     # Dataset class "dog" <- model classes 0, 1; "cat" <- 2; model class 3 unmapped.
     m = ClassMapping.build(
         ["dog", "cat"], _spec(["x0", "x1", "x2", "x3"]), {"dog": [0, 1], "cat": [2]}
@@ -28,10 +28,25 @@ def test_combine_rule_softmax_sums_probabilities_and_maps_best_logit():
     logits = torch.tensor([[1.0, 2.0, 0.5, 3.0]])
     probs = torch.softmax(logits, 1)
     dp = m.dataset_probs(probs)
-    torch.testing.assert_close(dp, torch.stack([probs[:, 0] + probs[:, 1], probs[:, 2]], 1))
-    # The dog map is model class 1 (logit 2.0 beats 1.0); padding stays -1.
+    torch.testing.assert_close(dp, torch.stack([probs[:, 1], probs[:, 2]], 1))
+    # The dog map is model class 1 (logit 2.0 beats 1.0), the one its probability is;
+    # padding stays -1.
     t = m.model_targets(logits, torch.tensor([[0, 1, -1]]))
     assert t.tolist() == [[1, 2, -1]]
+
+
+def test_ranking_does_not_favour_classes_with_many_model_classes():
+    # "dog" has three breeds at 0.2 each (sum 0.6); "cat" one class at 0.3. A sum would
+    # rank dog first; the image's best single class is the cat, and top-1 picks cat.
+    m = ClassMapping.build(
+        ["dog", "cat"], _spec(["b0", "b1", "b2", "c", "other"]), {"dog": [0, 1, 2], "cat": [3]}
+    )
+    probs = torch.tensor([[0.2, 0.2, 0.2, 0.3, 0.1]])
+    dp = m.dataset_probs(probs)
+    torch.testing.assert_close(dp, torch.tensor([[0.2, 0.3]]))
+    assert select_dataset_targets("topk", dp, None, topk=1).tolist() == [[1]]
+    # The same holds for a probability floor: only the cat reaches 0.25.
+    assert select_dataset_targets("prob", dp, None, min_prob=0.25).tolist() == [[1]]
 
 
 def test_combine_rule_multilabel_takes_max():

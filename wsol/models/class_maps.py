@@ -12,12 +12,11 @@ of the same shape::
 How mapped classes combine
 --------------------------
 
-When a dataset class maps to several model classes, wsol
-
-(a) takes as the class's probability the **sum** of the softmax probabilities of its
-    mapped model classes, and
-(b) computes the CAM for the **single** mapped model class with the highest logit for
-    that image.
+When a dataset class maps to several model classes, it stands for the **single** mapped
+model class with the highest probability in that image: that class's probability is
+the dataset class's probability (for ranking, ``cam.min_prob`` and box scores) and its
+CAM is the dataset class's map. A sum of the mapped probabilities would favour classes
+with many model classes (``dog`` has 118); see :mod:`wsol.cams.targets`.
 
 A map may leave model classes out; their probability counts for no dataset class.
 """
