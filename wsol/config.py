@@ -104,6 +104,15 @@ class CamConfig(Section):
     topk: int = field(default=1, metadata=between(1))
     min_prob: float = field(default=0.5, metadata=between(0, 1))
     batch_size: int = field(default=32, metadata=between(1))
+    # Test-time views: scales relative to the model's input size (the first one picks the
+    # target classes), a mirrored copy of each, and how their maps are fused.
+    scales: list[float] = field(default_factory=lambda: [1.0], metadata=between(0, 8, lo_open=True))
+    flip: bool = False
+    fuse: Literal["mean", "max"] = "mean"
+
+    def check(self) -> None:
+        if not self.scales:
+            raise ConfigError("cam.scales must list at least one scale, e.g. [1.0]")
 
 
 _SWEEP_HINT = (

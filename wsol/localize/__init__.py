@@ -6,6 +6,7 @@ from wsol.localize.components import detect, sweep_components
 from wsol.localize.localizer import PRECISIONS, BoxParams, Localizer, TargetPolicy
 from wsol.localize.maps import MAP_REASONS, prepare_maps
 from wsol.localize.results import ClassResult, Detections, ImageResult
+from wsol.localize.views import Views
 
 __all__ = [
     "MAP_REASONS",
@@ -16,6 +17,7 @@ __all__ = [
     "ImageResult",
     "Localizer",
     "TargetPolicy",
+    "Views",
     "detect",
     "prepare_maps",
     "sweep_components",

@@ -33,6 +33,7 @@ from wsol.localize.maps import (
     smooth_maps,
 )
 from wsol.localize.results import ClassResult, Detections, ImageResult
+from wsol.localize.views import Views, fuse_maps, view_input
 from wsol.models import ModelSpec
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -99,6 +100,8 @@ class Localizer:
         targets: which classes get a map (:class:`TargetPolicy`, or its mode's name).
         boxes: how maps become boxes (:class:`BoxParams`).
         layer: the target layer for the method (default: the model's).
+        views: scales and flips whose maps are fused (:class:`~wsol.localize.views.Views`;
+            default one view at the model's input size).
         precision: ``fp32``, or ``bf16`` / ``fp16`` autocast.
         keep_raw_maps: also return each method map before upsampling (``raw_map``).
     """
@@ -112,6 +115,7 @@ class Localizer:
         targets: TargetPolicy | str = TargetPolicy(),
         boxes: BoxParams = BoxParams(),
         layer: str | None = None,
+        views: Views | None = None,
         precision: str = "fp32",
         keep_raw_maps: bool = False,
     ):
@@ -122,6 +126,7 @@ class Localizer:
         )
         self.targets = TargetPolicy(targets) if isinstance(targets, str) else targets
         self.boxes = boxes
+        self.views = views or Views()
         self.precision = precision
         self.keep_raw_maps = keep_raw_maps
         self.device = next(model.net.parameters(), torch.empty(0)).device
@@ -146,7 +151,8 @@ class Localizer:
 
     @property
     def input_size(self) -> tuple[int, int]:
-        return tuple(self.model.input_size)
+        """The size images are fed at: the model's, at the largest view scale."""
+        return self.views.input_size(self.model.input_size)
 
     @property
     def letterbox_fill(self) -> tuple[int, int, int]:
@@ -163,7 +169,7 @@ class Localizer:
         """Localize a batch.
 
         Args:
-            images: ``uint8 [B, 3, H, W]`` at the model's input size (any device).
+            images: ``uint8 [B, 3, H, W]`` at :attr:`input_size` (any device).
             sizes: each image's original ``(height, width)``; boxes come in those pixels.
             labels: each image's ground-truth class indices (needed for ``gt`` targets).
             regions: for letterboxed inputs, the ``(fy, fx)`` top-left fraction of the
@@ -181,7 +187,9 @@ class Localizer:
             if labels is None:
                 raise UsageError("targets=gt needs the images' labels")
             gt = pad_labels(list(labels), self.device)
-        with self.method.forward(x, PRECISIONS[self.precision]) as fp:
+        views = self.views.all(self.model.input_size)
+        autocast = PRECISIONS[self.precision]
+        with self.method.forward(view_input(x, *views[0]), autocast) as fp:
             logits = fp.logits.detach().float()
             probs = self.mapping.dataset_probs(self.model.probabilities(logits))
             chosen = select_dataset_targets(
@@ -189,6 +197,14 @@ class Localizer:
             )
             model_targets = self.mapping.model_targets(logits, chosen)
             maps = fp.maps(model_targets)
+        if len(views) > 1:  # the same classes in every other view, then one fused map
+            every = [maps]
+            for size, mirrored in views[1:]:
+                with self.method.forward(
+                    view_input(x, size, mirrored), PRECISIONS[self.precision]
+                ) as fp:
+                    every.append(fp.maps(model_targets))
+            maps = fuse_maps(every, [m for _, m in views], self.views.fuse)
         return self._boxes(maps, chosen, model_targets, probs, list(sizes), regions)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:

@@ -22,7 +22,7 @@ from wsol.data import Dataset, build_dataset
 from wsol.data.masks import has_masks
 from wsol.evaluate import BoxAccuracy, Evaluators, MaxBoxAcc, PixelAP, sweep_thresholds
 from wsol.evaluate.calibration import Calibration, check_source, load_calibration
-from wsol.localize import BoxParams, Localizer, TargetPolicy
+from wsol.localize import BoxParams, Localizer, TargetPolicy, Views
 from wsol.models import ModelSpec, build_model
 from wsol.models.class_maps import load_class_map
 
@@ -189,6 +189,7 @@ def plan_run(cfg: Config) -> RunPlan:
             targets=TargetPolicy(cfg.cam.targets, cfg.cam.topk, cfg.cam.min_prob),
             boxes=box_params(cfg, taus),
             layer=cfg.model.target_layer or None,
+            views=Views(tuple(cfg.cam.scales), cfg.cam.flip, cfg.cam.fuse),
             precision=cfg.model.precision,
         )
         _dry_forward(localizer)

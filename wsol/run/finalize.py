@@ -48,6 +48,7 @@ def finalize(
         "num_annotations": len(doc["annotations"]),
         "images_per_second": round(len(processed) / max(seconds, 1e-9), 3),
     }
+    metrics["whole_image_boxes"] = whole_image_share(doc)
     # Maps that gave no box, and why (constant / NaN / Inf maps, nothing above min_area).
     bad = MAP_REASONS[1:]
     metrics["num_bad_maps"] = sum(n for r, n in empty_reasons.items() if r in bad)
@@ -77,6 +78,15 @@ def finalize(
         _report(plan, journal, metrics, curve, failures)
     atomic_write_json(out / "metrics.json", metrics)
     return metrics, sweep
+
+
+def whole_image_share(doc: dict, cover: float = 0.9) -> float:
+    """The share of the written boxes that cover at least ``cover`` of their image: boxes
+    that say nothing about where the object is (0 when there is no box)."""
+    area = {im["id"]: im["height"] * im["width"] for im in doc["images"]}
+    anns = doc["annotations"]
+    large = sum(a["area"] >= cover * area[a["image_id"]] for a in anns)
+    return round(large / len(anns), 4) if anns else 0.0
 
 
 def _report(
