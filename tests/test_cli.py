@@ -50,7 +50,8 @@ def test_run_on_shapes_prints_table_and_exit_codes(tmp_path, shapes_root, capsys
     ]
     assert main(args) == EXIT_OK
     first = capsys.readouterr().out
-    assert "corloc" in first and "gradcam" in first
+    assert "corloc@cut" in first and "v2@best" in first and "gradcam" in first
+    assert "gradcam: @cut: fraction 0.3 of each map's maximum; @best: the sweep's best cut" in first
     assert main(args) == EXIT_USAGE  # refuses to overwrite a finished run
     assert "--overwrite" in capsys.readouterr().err
     assert main([*args, "--overwrite"]) == EXIT_OK

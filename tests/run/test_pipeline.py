@@ -126,6 +126,17 @@ def test_output_contract_on_shapes(tmp_path, shapes_root):
         assert key in metrics, key
     assert metrics["num_images"] == 24 and metrics["num_failed"] == 0
     assert 0.0 <= metrics["maxboxacc_v2_iou70"] <= metrics["maxboxacc_v2_iou30"] <= 1.0
+    # Which cut each number is at: the shipped cut, or the sweep's best (named).
+    assert metrics["cut"] == "fraction 0.2 of each map's maximum"
+    assert {"corloc", "gt_known_loc", "coco_ap", "whole_image_boxes"} <= set(
+        metrics["metrics_at_cut"]
+    )
+    assert {"maxboxacc", "maxboxacc_v2"} <= set(metrics["metrics_over_sweep"])
+    sweep = json.loads((out / "sweep.json").read_text())
+    j = sweep["thresholds"].index(metrics["maxboxacc_v2_iou50_threshold"])
+    assert sweep["maxboxacc_v2_iou50"][j] == pytest.approx(metrics["maxboxacc_v2_iou50"])
+    whole = sum(a["area"] >= 0.9 * 128 * 128 for a in anns) / len(anns)
+    assert metrics["whole_image_boxes"] == pytest.approx(whole, abs=1e-4)
     assert metrics == result.metrics
     resolved = load_config(out / "config.yaml")
     assert resolved == cfg
@@ -368,3 +379,31 @@ def test_every_method_runs_through_the_pipeline(tmp_path, shapes_root, method):
     assert result.metrics["num_bad_maps"] == 0 and result.num_annotations >= 3
     assert 0.0 <= result.metrics["corloc"] <= 1.0
     assert (out / "report.html").is_file()
+
+
+def test_multi_scale_and_flip_views_run_end_to_end(tmp_path, shapes_root):
+    from wsol.apps.demo import DEMO_CONFIG
+
+    def boxes(name, *extra):
+        out = tmp_path / name
+        cfg = load_config(
+            DEMO_CONFIG,
+            [
+                f"data.root={shapes_root}",
+                "data.split=val",
+                "data.limit=6",
+                "model.weights=DEFAULT",
+                "report.num_images=2",
+                f"out={out}",
+                *extra,
+            ],
+        )
+        result = run(cfg)
+        assert result.metrics["num_images"] == 6 and result.metrics["num_bad_maps"] == 0
+        return json.loads((out / "pseudo_labels.json").read_text())["annotations"]
+
+    single = boxes("one")
+    fused = boxes("views", "cam.scales=[1.0, 1.5]", "cam.flip=true")
+    assert len(fused) == len(single)  # the same targets (chosen at the first scale) ...
+    assert [a["category_id"] for a in fused] == [a["category_id"] for a in single]
+    assert [a["bbox"] for a in fused] != [a["bbox"] for a in single]  # ... other maps

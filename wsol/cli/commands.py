@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from wsol.cli.console import format_table, progress_bar
+from wsol.cli.console import format_summary, format_table, progress_bar
 
 EXIT_OK, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 2, 3, 130
 
@@ -24,7 +24,7 @@ def cmd_demo(args) -> int:
     t0 = time.perf_counter()
     results = run_demo(args.out, progress_bar if not args.quiet else None)
     rows = {m: r.metrics for m, r in results.items()}
-    print(format_table(rows))
+    print(format_summary(rows))
     print(
         f"\nwsol demo: {time.perf_counter() - t0:.1f} s. Outputs in {Path(args.out)}/ "
         f"(pseudo_labels.json, metrics.json, report.html; CAM in {Path(args.out) / 'cam'}/)"
@@ -40,7 +40,7 @@ def cmd_run(args) -> int:
     result = run(
         cfg, progress=None if args.quiet else progress_bar(cfg.cam.method), overwrite=args.overwrite
     )
-    print(format_table({cfg.cam.method: result.metrics}))
+    print(format_summary({cfg.cam.method: result.metrics}))
     print(f"\nOutputs in {result.out_dir}/")
     return _status(result.metrics)
 

@@ -18,6 +18,20 @@ SUMMARY_KEYS = (
     "coco_ap50",
     "images_per_second",
 )
+# The run summary: (metrics.json key, column), grouped by the cut each number is at.
+SUMMARY_COLUMNS = (
+    ("num_images", "images"),
+    ("num_failed", "failed"),
+    ("corloc", "corloc@cut"),
+    ("gt_known_loc", "gt_known@cut"),
+    ("coco_ap", "coco_ap@cut"),
+    ("coco_ap50", "ap50@cut"),
+    ("whole_image_boxes", "whole_img@cut"),
+    ("maxboxacc", "maxboxacc@best"),
+    ("maxboxacc_v2", "v2@best"),
+    ("pxap", "pxap@sweep"),
+    ("images_per_second", "img/s"),
+)
 
 
 def progress_bar(desc: str):
@@ -55,3 +69,24 @@ def format_value(v) -> str:
     if isinstance(v, float):
         return f"{v:.1f}" if v >= 10 else f"{v:.3f}"
     return str(v)
+
+
+def format_summary(rows: dict[str, dict]) -> str:
+    """The table printed after runs, then a line per run saying which cut is which:
+    ``@cut`` columns score the boxes written at the run's cut, ``@best`` ones the best
+    cut of the threshold sweep, ``@sweep`` the whole sweep."""
+    table = {
+        name: {col: m.get(key) for key, col in SUMMARY_COLUMNS if key in m}
+        for name, m in rows.items()
+    }
+    lines = [format_table(table, keys=[col for _, col in SUMMARY_COLUMNS])]
+    for name, m in rows.items():
+        if "cut" not in m:
+            continue
+        best = (
+            f"; @best: the sweep's best cut (maxboxacc at {m['maxboxacc_threshold']:.2f})"
+            if "maxboxacc_threshold" in m
+            else ""
+        )
+        lines.append(f"{name}: @cut: {m['cut']}{best}")
+    return "\n".join(lines)

@@ -157,6 +157,9 @@ class MaxBoxAcc(Evaluator):
         }
         for i, d in enumerate(V2_DELTAS):
             out[f"maxboxacc_v2_iou{round(d * 100)}"] = float(v2[:, i].max())
+            out[f"maxboxacc_v2_iou{round(d * 100)}_threshold"] = float(
+                self.thresholds[int(np.argmax(v2[:, i]))]
+            )
         return out
 
     def per_class(self, class_names: list[str]) -> dict[str, dict]:

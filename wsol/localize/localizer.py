@@ -82,6 +82,18 @@ class BoxParams:
     smooth: float = 0.0
     max_side: int = 4096
 
+    def describe_cut(self) -> str:
+        """The operating cut in words, e.g. ``fraction 0.15 of each map's maximum``."""
+        if self.class_thresholds is not None:
+            cuts = sorted(set(self.class_thresholds))
+            values = f"{cuts[0]:g}" if len(cuts) == 1 else f"{cuts[0]:g}..{cuts[-1]:g} per class"
+            return f"calibrated: absolute {values} on the min-max normalized map"
+        if self.threshold_mode == "fraction":
+            return f"fraction {self.threshold:g} of each map's maximum"
+        if self.threshold_mode == "absolute":
+            return f"absolute {self.threshold:g} on the min-max normalized map"
+        return "Otsu's threshold of each map"
+
     def __post_init__(self) -> None:
         _choice("threshold_mode", self.threshold_mode, THRESHOLD_MODES)
         _choice("components", self.components, COMPONENT_MODES)

@@ -76,8 +76,37 @@ def finalize(
         atomic_write_json(out / "metrics_per_class.json", per_class)
     if cfg.report.enabled:
         _report(plan, journal, metrics, curve, failures)
+    _say_which_cut(metrics, plan.localizer.boxes.describe_cut())
     atomic_write_json(out / "metrics.json", metrics)
     return metrics, sweep
+
+
+# Which metrics come from the boxes written at the run's cut, and which from the threshold
+# sweep (each at its own best cut, which metrics.json names).
+AT_CUT = (
+    "corloc",
+    "gt_known_loc",
+    "top1_loc",
+    "coco_ap",
+    "coco_ap50",
+    "coco_ap75",
+    "whole_image_boxes",
+    "num_annotations",
+)
+OVER_SWEEP = (
+    "maxboxacc",
+    "maxboxacc_v2",
+    "maxboxacc_v2_iou30",
+    "maxboxacc_v2_iou50",
+    "maxboxacc_v2_iou70",
+    "pxap",
+)
+
+
+def _say_which_cut(metrics: dict, cut: str) -> None:
+    metrics["cut"] = cut
+    metrics["metrics_at_cut"] = [k for k in AT_CUT if k in metrics]
+    metrics["metrics_over_sweep"] = [k for k in OVER_SWEEP if k in metrics]
 
 
 def whole_image_share(doc: dict, cover: float = 0.9) -> float:
