@@ -138,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="classes with fewer boxed pairs use the global tau (default 1)",
     )
+    c.add_argument(
+        "--search",
+        action="append",
+        metavar="KEY=[V1, V2, ...]",
+        help="also choose this key among these values (repeat for a grid), e.g. "
+        "'cam.method=[gradcam, layercam]'; writes search.json and best.yaml",
+    )
+    c.add_argument("--grid", default=None, help="a YAML file of keys -> lists of values")
     c.add_argument("--overwrite", action="store_true", help="replace results already in out")
     c.set_defaults(func=cmd_calibrate)
     return p

@@ -143,6 +143,8 @@ def cmd_calibrate(args) -> int:
     from wsol.run import calibrate
 
     cfg = load_config(args.config, args.overrides)
+    if args.search or args.grid:
+        return _search(args, cfg)
     res = calibrate(
         cfg,
         metric=args.metric,
@@ -161,6 +163,40 @@ def cmd_calibrate(args) -> int:
         f"boxes.threshold=calibrated boxes.calibration={res.path} data.split=..."
     )
     return _status(res.metrics)
+
+
+def _search(args, cfg) -> int:
+    from wsol.run import search
+    from wsol.run.grid_search import load_grid, parse_grid
+
+    grid = {**(load_grid(args.grid) if args.grid else {}), **parse_grid(args.search or [])}
+    res = search(
+        cfg,
+        grid,
+        metric=args.metric,
+        per_class=args.per_class,
+        min_pairs=args.min_pairs,
+        progress=None if args.quiet else progress_bar("search"),
+        overwrite=args.overwrite,
+    )
+    rows = {}
+    for row in res.rows:
+        name = ("* " if row["candidate"] == res.best else "  ") + ", ".join(
+            f"{k}={v}" for k, v in row["settings"].items()
+        )
+        rows[name] = {
+            "threshold": row["threshold"],
+            args.metric: row[args.metric],
+            "maxboxacc_v2": row["maxboxacc_v2"],
+            "img/s": row["images_per_second"],
+        }
+    keys = ("threshold", args.metric, "maxboxacc_v2", "img/s")
+    print(format_table(rows, keys=keys, first="candidate"))
+    print(
+        f"\n* best. Table: {res.table}\nBest config: {res.best_config}; run it on other "
+        f"images: wsol run {res.best_config} data.split=... out=..."
+    )
+    return EXIT_OK
 
 
 def cmd_explain(args) -> int:

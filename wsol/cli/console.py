@@ -49,10 +49,10 @@ def progress_bar(desc: str):
     return update
 
 
-def format_table(rows: dict[str, dict], keys=SUMMARY_KEYS) -> str:
+def format_table(rows: dict[str, dict], keys=SUMMARY_KEYS, first: str = "run") -> str:
     """A plain-text table: one row per run, one column per metric present."""
     cols = [k for k in keys if any(k in m for m in rows.values())]
-    header = ["run", *cols]
+    header = [first, *cols]
     body = [[name] + [format_value(m.get(k)) for k in cols] for name, m in rows.items()]
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
 

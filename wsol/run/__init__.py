@@ -4,7 +4,7 @@ This package is the only reader of :class:`wsol.config.Config`: :mod:`~wsol.run.
 turns it into a :class:`~wsol.localize.Localizer` and evaluators,
 :mod:`~wsol.run.pipeline` loops over the data, :mod:`~wsol.run.journal` keeps the
 resumable state on disk, :mod:`~wsol.run.finalize` writes the outputs and
-:mod:`~wsol.run.calibration` chooses thresholds.
+:mod:`~wsol.run.calibration` chooses thresholds and :mod:`~wsol.run.grid_search` settings.
 
 This module itself imports nothing heavy, so that ``import wsol`` stays fast and
 ``wsol.run`` can be the function below (the submodules are imported on first call).
@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from wsol.config import Config
     from wsol.run.calibration import CalibrationResult
+    from wsol.run.grid_search import SearchResult
     from wsol.run.pipeline import Progress, RunResult
 
-__all__ = ["calibrate", "resolve_config", "run"]
+__all__ = ["calibrate", "resolve_config", "run", "search"]
 
 
 def resolve_config(
@@ -70,4 +71,25 @@ def calibrate(
 
     return calibrate_config(
         resolve_config(config, overrides), metric, per_class, min_pairs, progress, overwrite
+    )
+
+
+def search(
+    config: Config | str | Path,
+    grid: dict[str, list],
+    overrides: dict[str, Any] | list[str] | None = None,
+    *,
+    metric: str = "maxboxacc",
+    per_class: bool = False,
+    min_pairs: int = 1,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+) -> SearchResult:
+    """Calibrate every combination of ``grid`` (dotted keys -> values to try) on the
+    config's split; writes ``search.json`` (every candidate's score) and ``best.yaml``
+    (the best one, with its cut, ready for ``wsol run``)."""
+    from wsol.run.grid_search import search_config
+
+    return search_config(
+        resolve_config(config, overrides), grid, metric, per_class, min_pairs, progress, overwrite
     )
