@@ -120,6 +120,29 @@ def test_bench_reports_wsol_and_reference_side_by_side():
     assert all(v > 0 for v in rows.values())
 
 
+def test_bench_views_times_each_view_setting(capsys):
+    assert (
+        main(
+            [
+                "bench",
+                "--arch",
+                "resnet18",
+                "--batch-size",
+                "2",
+                "--size",
+                "32",
+                "--repeats",
+                "1",
+                "--views",
+            ]
+        )
+        == EXIT_OK
+    )
+    printed = capsys.readouterr().out
+    for row in ("scales [1.0]", "scales [1.0] + flip", "scales [1.0, 1.5, 2.0] + flip"):
+        assert f"wsol gradcam to boxes, {row} " in printed, row
+
+
 def test_unknown_class_map_is_a_one_line_error(tmp_path, shapes_root, capsys):
     code = main(
         [

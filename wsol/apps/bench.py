@@ -96,6 +96,43 @@ def bench_maps(
     }
 
 
+VIEW_SETTINGS = (((1.0,), False), ((1.0,), True), ((1.0, 1.5, 2.0), False), ((1.0, 1.5, 2.0), True))
+
+
+def bench_views(
+    arch: str = "resnet50",
+    method: str = "gradcam",
+    batch_size: int = 16,
+    size: int = 224,
+    repeats: int = 3,
+    device: str = "cpu",
+    precision: str = "fp32",
+    settings=VIEW_SETTINGS,
+    original: tuple[int, int] = (375, 500),
+) -> dict:
+    """Images per second of the :class:`~wsol.localize.Localizer` from uint8 inputs to
+    boxes in ``original``-sized pixels (a VOC photo), for each ``(scales, flip)`` of
+    ``settings``: what each test-time view setting costs."""
+    from wsol.localize import Localizer, Views
+
+    torch.manual_seed(0)
+    dev = torch.device(device)
+    spec = build_model(arch, "none")
+    spec.net.eval().to(dev)
+    spec.input_size = (size, size)
+    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    rows = {}
+    sizes = [original] * batch_size
+    for scales, flip in settings:
+        loc = Localizer(
+            spec, method, targets="topk", views=Views(scales, flip), precision=precision
+        )
+        images = torch.randint(0, 256, (batch_size, 3, *loc.input_size), dtype=torch.uint8)
+        name = f"wsol {method} to boxes, scales {list(scales)}{' + flip' if flip else ''}"
+        rows[name] = batch_size / _timed(lambda loc=loc, im=images: loc(im, sizes), repeats, sync)
+    return rows
+
+
 def bench_demo(out: str | Path, images: int = 300) -> dict:
     """End-to-end images per second of the demo pipeline (decode to boxes to metrics)."""
     from wsol.apps.demo import demo_config, make_demo_data

@@ -73,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default="cpu")
     b.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     b.add_argument("--demo", action="store_true", help="also time the demo pipeline end to end")
+    b.add_argument(
+        "--views",
+        action="store_true",
+        help="also time maps to boxes with each test-time view setting (scales, flip)",
+    )
     b.add_argument("--out", default="runs/bench", help="scratch folder for --demo")
     b.set_defaults(func=cmd_bench)
 

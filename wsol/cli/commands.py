@@ -67,9 +67,9 @@ def cmd_train(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from wsol.apps.bench import bench_demo, bench_maps
+    from wsol.apps.bench import bench_demo, bench_maps, bench_views
 
-    result = bench_maps(
+    settings = (
         args.arch,
         args.method,
         args.batch_size,
@@ -78,6 +78,9 @@ def cmd_bench(args) -> int:
         args.device,
         args.precision,
     )
+    result = bench_maps(*settings)
+    if args.views:
+        result["images_per_second"].update(bench_views(*settings))
     print(
         f"{result['arch']}, batch {result['batch_size']}, {result['size']}x{result['size']}, "
         f"{result['device']}, {result['precision']}"
