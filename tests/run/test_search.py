@@ -37,11 +37,13 @@ def test_grid_parsing_and_combinations():
 
 def test_search_ranks_candidates_and_writes_a_runnable_best_config(tmp_path, shapes_root):
     out = tmp_path / "search"
-    res = search(_cfg(shapes_root, out), GRID)
+    res = search(_cfg(shapes_root, out), GRID, rank_by="maxboxacc_v2")
     table = json.loads((out / "search.json").read_text())
     assert len(res.rows) == len(table["candidates"]) == 4 and table["best"] == res.best
-    scores = [r["maxboxacc"] for r in res.rows]
+    scores = [r["maxboxacc_v2"] for r in res.rows]
     assert scores[res.best] == max(scores)
+    # Each candidate's cut maximizes maxboxacc (the default metric) at its own settings.
+    assert all(r["maxboxacc"] >= 0 and 0 <= r["threshold"] <= 1 for r in res.rows)
     # The demo model localizes with Grad-CAM one block below the pooled layer (layer3).
     assert res.rows[res.best]["settings"] == {
         "cam.method": "gradcam",
@@ -68,6 +70,8 @@ def test_search_resumes_and_refuses_another_search(tmp_path, shapes_root, monkey
     )
     res = search(_cfg(shapes_root, out), {"cam.method": ["gradcam"]})
     assert calls == [] and len(res.rows) == 1  # nothing redone
+    with pytest.raises(ConfigError, match="rank_by"):
+        search(_cfg(shapes_root, out), {"cam.method": ["gradcam"]}, rank_by="corloc")
     with pytest.raises(RunExistsError, match="another search"):
         search(_cfg(shapes_root, out), {"cam.method": ["cam"]})
     search(_cfg(shapes_root, out), {"cam.method": ["cam"]}, overwrite=True)

@@ -151,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
         "'cam.method=[gradcam, layercam]'; writes search.json and best.yaml",
     )
     c.add_argument("--grid", default=None, help="a YAML file of keys -> lists of values")
+    c.add_argument(
+        "--rank-by",
+        default=None,
+        choices=("maxboxacc", "maxboxacc_v2", *METRICS),
+        help="with --search: what ranks the candidates (default: --metric)",
+    )
     c.add_argument("--overwrite", action="store_true", help="replace results already in out")
     c.set_defaults(func=cmd_calibrate)
     return p

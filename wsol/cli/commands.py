@@ -181,6 +181,7 @@ def _search(args, cfg) -> int:
         min_pairs=args.min_pairs,
         progress=None if args.quiet else progress_bar("search"),
         overwrite=args.overwrite,
+        rank_by=args.rank_by,
     )
     rows = {}
     for row in res.rows:
@@ -193,7 +194,7 @@ def _search(args, cfg) -> int:
             "maxboxacc_v2": row["maxboxacc_v2"],
             "img/s": row["images_per_second"],
         }
-    keys = ("threshold", args.metric, "maxboxacc_v2", "img/s")
+    keys = ("threshold", args.metric, "maxboxacc", "maxboxacc_v2", "img/s")
     print(format_table(rows, keys=keys, first="candidate"))
     print(
         f"\n* best. Table: {res.table}\nBest config: {res.best_config}; run it on other "

@@ -84,6 +84,7 @@ def search(
     min_pairs: int = 1,
     progress: Progress | None = None,
     overwrite: bool = False,
+    rank_by: str | None = None,
 ) -> SearchResult:
     """Calibrate every combination of ``grid`` (dotted keys -> values to try) on the
     config's split; writes ``search.json`` (every candidate's score) and ``best.yaml``

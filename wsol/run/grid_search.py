@@ -103,9 +103,20 @@ def search_config(
     min_pairs: int = 1,
     progress: Progress | None = None,
     overwrite: bool = False,
+    rank_by: str | None = None,
 ) -> SearchResult:
     """Run and calibrate every candidate of ``grid`` on ``cfg``'s split; see the module
-    docstring. All candidate configs are built (and checked) before the first run."""
+    docstring. All candidate configs are built (and checked) before the first run.
+
+    Each candidate's cut maximizes ``metric``; candidates are ranked by ``rank_by``
+    (default ``metric``; or ``maxboxacc_v2``, ``maxboxacc``, whose best over the sweep
+    does not depend on the cut)."""
+    rank_by = rank_by or metric
+    if rank_by not in (metric, "maxboxacc", "maxboxacc_v2"):
+        raise ConfigError(
+            f"rank_by must be the calibration metric ({metric}), maxboxacc or "
+            f"maxboxacc_v2, got {rank_by!r}"
+        )
     combos = candidates(grid)
     configs = [
         with_overrides(
@@ -120,7 +131,7 @@ def search_config(
         for i, c in enumerate(combos)
     ]
     out = Path(cfg.out)
-    state = _state(cfg, metric, per_class, grid)
+    state = {**_state(cfg, metric, per_class, grid), "rank_by": rank_by}
     table = out / SEARCH_FILE
     rows: list[dict] = []
     if table.is_file():
@@ -150,15 +161,16 @@ def search_config(
                 "candidate": i,
                 "settings": combos[i],
                 "threshold": res.calibration.threshold,
-                metric: res.calibration.score,
+                "maxboxacc": m.get("maxboxacc"),
                 "maxboxacc_v2": m.get("maxboxacc_v2"),
+                metric: res.calibration.score,
                 "images_per_second": m.get("images_per_second"),
                 "seconds": round(time.perf_counter() - start, 1),
                 "calibration": str(res.path.resolve()),
             }
         )
         atomic_write_json(table, {**state, "candidates": rows})
-    best = max(range(len(rows)), key=lambda i: (rows[i][metric], -i))
+    best = max(range(len(rows)), key=lambda i: (rows[i][rank_by], -i))
     atomic_write_json(table, {**state, "candidates": rows, "best": best})
     best_config = out / BEST_CONFIG
     atomic_write_text(best_config, _best_yaml(cfg, rows[best], per_class, metric))
