@@ -92,5 +92,12 @@ def search(
     from wsol.run.grid_search import search_config
 
     return search_config(
-        resolve_config(config, overrides), grid, metric, per_class, min_pairs, progress, overwrite
+        resolve_config(config, overrides),
+        grid,
+        metric,
+        per_class,
+        min_pairs,
+        progress,
+        overwrite,
+        rank_by,
     )
