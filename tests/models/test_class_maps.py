@@ -141,12 +141,21 @@ def test_coco_map_keys_and_missing() -> None:
     missing = set(IMAGENET_TO_COCO_MISSING)
     assert len(COCO_CLASSES) == 80
     assert keys <= set(COCO_CLASSES)
-    assert "person" not in keys
-    assert "person" in missing
-    assert "kite" in missing
+    assert "person" in keys  # through the clothes people wear (see wsol.models.imagenet)
+    assert "kite" in missing and len(missing) == 16
     assert keys | missing == set(COCO_CLASSES)
     assert not keys & missing
     assert len(IMAGENET_TO_COCO_MISSING) == len(missing)
+
+
+def test_person_stands_for_people_and_their_clothes() -> None:
+    from wsol.models.imagenet import imagenet_class_names
+
+    names = imagenet_class_names()
+    for map_name in ("imagenet_to_voc", "imagenet_to_coco"):
+        person = [names[i] for i in BUILTIN_CLASS_MAPS[map_name]["person"]]
+        assert {"ballplayer", "groom", "scuba diver", "jersey", "suit", "kimono"} <= set(person)
+        assert not {"Windsor tie", "sunglasses", "cowboy hat"} & set(person)
 
 
 def test_coco_missing_is_documented() -> None:
