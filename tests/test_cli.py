@@ -210,3 +210,22 @@ def test_explain_goes_on_past_a_bad_file(tmp_path, capsys):
     assert code == 3  # partial: listed on stderr, the good image explained
     assert f"wsol: error: {bad}: cannot decode image" in capsys.readouterr().err
     assert any(p.name.startswith("good_1_") for p in out.iterdir())
+
+
+def test_overrides_may_follow_flags(tmp_path, shapes_root, capsys):
+    out = tmp_path / "o"
+    args = [
+        "-q",
+        "run",
+        str(DEMO_CONFIG),
+        f"data.root={shapes_root}",
+        "--overwrite",
+        "data.split=val",
+        "model.weights=none",
+        f"out={out}",
+        "report.enabled=false",
+    ]
+    assert main(args) == EXIT_OK
+    assert json.loads((out / "metrics.json").read_text())["num_images"] == 16
+    with pytest.raises(SystemExit):
+        main(["run", str(DEMO_CONFIG), "--overwrite", "--nonsense"])
