@@ -191,10 +191,11 @@ def _search(args, cfg) -> int:
         rows[name] = {
             "threshold": row["threshold"],
             args.metric: row[args.metric],
+            "maxboxacc": row["maxboxacc"],
             "maxboxacc_v2": row["maxboxacc_v2"],
             "img/s": row["images_per_second"],
         }
-    keys = ("threshold", args.metric, "maxboxacc", "maxboxacc_v2", "img/s")
+    keys = tuple(dict.fromkeys(("threshold", args.metric, "maxboxacc", "maxboxacc_v2", "img/s")))
     print(format_table(rows, keys=keys, first="candidate"))
     print(
         f"\n* best. Table: {res.table}\nBest config: {res.best_config}; run it on other "
