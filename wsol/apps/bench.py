@@ -96,7 +96,14 @@ def bench_maps(
     }
 
 
-VIEW_SETTINGS = (((1.0,), False), ((1.0,), True), ((1.0, 1.5, 2.0), False), ((1.0, 1.5, 2.0), True))
+VIEW_SETTINGS = (
+    ((1.0,), False),
+    ((1.0,), True),
+    ((1.5,), False),
+    ((2.0,), False),
+    ((1.0, 1.5, 2.0), False),
+    ((1.0, 1.5, 2.0), True),
+)
 
 
 def bench_views(
