@@ -34,7 +34,7 @@ def register_bright_net(gain: float = 1.0, input_size=(60, 90)) -> None:
     """Make ``model.arch=bright_net`` build a :class:`BrightNet` (class ``bright``)."""
     from wsol.models import MODELS, ModelSpec
 
-    def build(weights, classes):
+    def build(weights, classes, dilate_last=False):
         return ModelSpec(
             net=BrightNet(gain),
             class_names=["bright"],

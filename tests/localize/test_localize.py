@@ -322,7 +322,7 @@ def test_unusable_maps_are_counted_in_metrics(tmp_path, shapes_root, monkeypatch
     from wsol.models import MODELS, ModelSpec
     from wsol.run import run
 
-    def build(weights, classes):
+    def build(weights, classes, dilate_last=False):
         net = nn.Sequential()
         net.features = nn.Conv2d(3, 2, 1)
         net.pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())

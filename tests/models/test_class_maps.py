@@ -168,7 +168,7 @@ def test_coco_missing_is_documented() -> None:
 
 
 def test_load_builtin_returns_a_copy() -> None:
-    loaded = load_class_map("imagenet_to_voc", num_model_classes=1000)
+    loaded = load_class_map("imagenet_to_voc", model_classes=1000)
     assert loaded == BUILTIN_CLASS_MAPS["imagenet_to_voc"]
     assert loaded is not BUILTIN_CLASS_MAPS["imagenet_to_voc"]
     loaded["dog"].append(999)
@@ -180,7 +180,7 @@ def test_load_builtin_returns_a_copy() -> None:
 def test_load_yaml_file(tmp_path: Path) -> None:
     path = tmp_path / "map.yaml"
     path.write_text("kangaroo: [104]\nbig cat: [286, 287]\n", encoding="utf-8")
-    loaded = load_class_map(str(path), num_model_classes=1000)
+    loaded = load_class_map(str(path), model_classes=1000)
     assert loaded == {"kangaroo": [104], "big cat": [286, 287]}
     assert imagenet_class_names()[loaded["kangaroo"][0]] == "wallaby"
 
@@ -204,7 +204,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_builtin_checked_against_model_size() -> None:
     with pytest.raises(ClassMapError, match="out of range"):
-        load_class_map("imagenet_to_voc", num_model_classes=10)
+        load_class_map("imagenet_to_voc", model_classes=10)
 
 
 @pytest.mark.parametrize(
@@ -215,7 +215,9 @@ def test_builtin_checked_against_model_size() -> None:
         ("kangaroo: []\n", "non-empty list"),
         ("kangaroo: [1.5]\n", "not an integer"),
         ("kangaroo: [true]\n", "not an integer"),
-        ("kangaroo: wallaby\n", "non-empty list"),
+        # A name needs the model's class names, which a bare count does not give.
+        ("kangaroo: wallaby\n", "use indices"),
+        ("kangaroo: {a: 1}\n", "non-empty list"),
         ("kangaroo: [104, 104]\n", "twice"),
         ("- 104\n", "mapping"),
         ("", "mapping"),
@@ -226,8 +228,24 @@ def test_bad_yaml_maps(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "map.yaml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ClassMapError, match=message):
-        load_class_map(str(path), num_model_classes=1000)
+        load_class_map(str(path), model_classes=1000)
 
 
 def test_class_map_error_is_value_error() -> None:
     assert issubclass(ClassMapError, ValueError)
+
+
+def test_model_classes_may_be_named(tmp_path):
+    path = tmp_path / "names.yaml"
+    path.write_text("aeroplane: [airplane]\nsofa: couch\nmixed: [0, dog]\n")
+    names = ["person", "airplane", "couch", "dog"]
+    assert load_class_map(str(path), names) == {"aeroplane": [1], "sofa": [2], "mixed": [0, 3]}
+
+
+def test_unknown_model_class_name_is_a_clear_error(tmp_path):
+    path = tmp_path / "names.yaml"
+    path.write_text("aeroplane: [aeroplane]\n")
+    with pytest.raises(ClassMapError, match="no class 'aeroplane'"):
+        load_class_map(str(path), ["person", "airplane"])
+    with pytest.raises(ClassMapError, match="use indices"):
+        load_class_map(str(path), 2)

@@ -35,6 +35,7 @@ from wsol.localize.maps import (
 from wsol.localize.results import ClassResult, Detections, ImageResult
 from wsol.localize.views import Views, fuse_maps, view_input
 from wsol.models import ModelSpec
+from wsol.models.spec import model_input
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -221,8 +222,7 @@ class Localizer:
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """``uint8 [B, 3, H, W]`` -> the model's float input on the device."""
-        x = images.to(self.device, non_blocking=True).float().div_(255.0)
-        x = (x - self._mean) / self._std
+        x = model_input(images.to(self.device, non_blocking=True), self._mean, self._std)
         if self.device.type == "cuda":
             x = x.contiguous(memory_format=torch.channels_last)
         return x

@@ -13,14 +13,22 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from wsol.models.checkpoint import NO_WEIGHTS, is_path, load_into, load_state
+from wsol.models.checkpoint import (
+    NO_WEIGHTS,
+    is_path,
+    load_into,
+    load_state,
+    trained_checkpoint,
+)
+from wsol.models.heads import fit_head
 from wsol.models.imagenet import imagenet_class_names
 from wsol.models.layers import timm_layers, torchvision_layers
 from wsol.models.lite import lite_builder
 from wsol.models.shapes_net import build_shapes_net
 from wsol.models.spec import IMAGENET_MEAN, IMAGENET_STD, ModelError, ModelSpec, resolve_module
 
-Builder = Callable[[str, list[str] | None], ModelSpec]
+# (weights, dataset classes, dilate_last) -> spec
+Builder = Callable[[str, list[str] | None, bool], ModelSpec]
 
 MODELS: dict[str, Builder] = {
     "shapes_net": build_shapes_net,
@@ -41,18 +49,37 @@ def _torchvision_archs() -> list[str]:
     return torchvision.models.list_models(module=torchvision.models)
 
 
-def _build_torchvision(arch: str, weights: str, classes: list[str] | None) -> ModelSpec:
+_DILATABLE = ("resnet50", "resnet101", "resnet152", "resnext", "wide_resnet")
+
+
+def _dilation_kwargs(arch: str, dilate_last: bool) -> dict:
+    """torchvision's own switch for the last stage's stride (ResNets with bottlenecks)."""
+    if not dilate_last:
+        return {}
+    if not arch.startswith(_DILATABLE):
+        raise ModelError(
+            f"model.dilate_last is not available for {arch}: it needs a torchvision ResNet "
+            "with bottleneck blocks (resnet50/101/152, resnext, wide_resnet), "
+            "efficientnet_lite0/1/2, shapes_net or a timm model with output_stride"
+        )
+    return {"replace_stride_with_dilation": [False, False, True]}
+
+
+def _build_torchvision(
+    arch: str, weights: str, classes: list[str] | None, dilate_last: bool = False
+) -> ModelSpec:
     import torchvision
 
     w = weights.strip()
     local = is_path(w)
+    kw = _dilation_kwargs(arch, dilate_last)
     if w.lower() in NO_WEIGHTS or local:
-        net = torchvision.models.get_model(arch, weights=None)
+        net = torchvision.models.get_model(arch, weights=None, **kw)
         if local:
             state, meta = load_state(w)
             num = _head_size(state)
             if num is not None and num != _num_outputs(net):
-                net = torchvision.models.get_model(arch, weights=None, num_classes=num)
+                net = torchvision.models.get_model(arch, weights=None, num_classes=num, **kw)
             load_into(net, state, w)
             if meta.get("class_names"):
                 classes = list(meta["class_names"])
@@ -63,7 +90,7 @@ def _build_torchvision(arch: str, weights: str, classes: list[str] | None) -> Mo
         except KeyError:
             raise ModelError(f"model.weights={w!r} is not a weight set of {arch}") from None
         try:
-            net = torchvision.models.get_model(arch, weights=chosen)
+            net = torchvision.models.get_model(arch, weights=chosen, **kw)
         except (OSError, RuntimeError) as e:  # urllib errors subclass OSError
             raise ModelError(
                 f"could not download torchvision weights {w!r} for {arch}: {e}. "
@@ -86,16 +113,19 @@ def _num_outputs(net: nn.Module) -> int:
     return last.out_features if isinstance(last, nn.Linear) else last.out_channels
 
 
-def _build_timm(name: str, weights: str, classes: list[str] | None) -> ModelSpec:
+def _build_timm(
+    name: str, weights: str, classes: list[str] | None, dilate_last: bool = False
+) -> ModelSpec:
     try:
         import timm
     except ImportError as e:
         raise ModelError("timm models need timm: pip install 'wsol[lite]'") from e
     pretrained = weights.upper() == "DEFAULT"
+    kw = {"output_stride": 16} if dilate_last else {}
     try:
-        net = timm.create_model(name, pretrained=pretrained)
-    except RuntimeError as e:
-        raise ModelError(f"timm could not build {name!r}: {e}") from e
+        net = timm.create_model(name, pretrained=pretrained, **kw)
+    except (RuntimeError, TypeError, AssertionError, ValueError) as e:
+        raise ModelError(f"timm could not build {name!r}{' dilated' if kw else ''}: {e}") from e
     if weights.lower() not in (*NO_WEIGHTS, "default"):
         load_into(net, load_state(weights)[0], weights)
     cfg = net.pretrained_cfg
@@ -113,37 +143,96 @@ def _build_timm(name: str, weights: str, classes: list[str] | None) -> ModelSpec
 
 
 def build_model(
-    arch: str,
+    arch: str = "",
     weights: str = "none",
     classes: list[str] | None = None,
     target_layer: str | None = None,
+    *,
+    dilate_last: bool = False,
 ) -> ModelSpec:
     """Build a classifier by name and describe it.
 
     Args:
         arch: a name in :data:`MODELS`, a torchvision builder (``resnet50``), or
-            ``timm:<name>``.
+            ``timm:<name>``. Empty: the architecture of the ``wsol train``
+            checkpoint in ``weights``.
         weights: ``none`` (random), a local checkpoint path, or a hub weight name such as
             ``DEFAULT`` (needs the internet except for ``efficientnet_lite0/1/2`` and
-            ``shapes_net``).
+            ``shapes_net``). A checkpoint written by ``wsol train`` describes itself:
+            architecture, classes, preprocessing and layers.
         classes: the dataset's class names, for heads built for the dataset (the demo's
             network with random weights, or a checkpoint without class names).
         target_layer: override the default layer for gradient CAMs.
+        dilate_last: build the last stride-2 stage dilated instead (finer maps).
     """
-    if arch in MODELS:
-        spec = MODELS[arch](weights, classes)
-    elif arch.startswith("timm:"):
-        spec = _build_timm(arch[5:], weights, classes)
-    elif arch in _torchvision_archs():
-        spec = _build_torchvision(arch, weights, classes)
-    else:
+    trained = trained_checkpoint(weights)
+    if trained is not None:
+        spec = _build_trained(arch, weights, *trained)
+    elif not arch:
         raise ModelError(
-            f"unknown model.arch {arch!r}; valid: {', '.join(sorted(MODELS))}, "
-            "any torchvision classifier (resnet50, vgg16, ...), or timm:<name>"
+            f"model.arch is not set, and model.weights={weights!r} is not a checkpoint "
+            "written by wsol train: set model.arch (e.g. efficientnet_lite0) or "
+            "model.weights=PATH/model.pt"
         )
+    else:
+        spec = _construct(arch, weights, classes, dilate_last)
     if target_layer:
         resolve_module(spec.net, target_layer)
         spec.target_layer = target_layer
+    return spec
+
+
+def _construct(arch: str, weights: str, classes: list[str] | None, dilate_last: bool) -> ModelSpec:
+    if arch in MODELS:
+        return MODELS[arch](weights, classes, dilate_last)
+    if arch.startswith("timm:"):
+        return _build_timm(arch[5:], weights, classes, dilate_last)
+    if arch in _torchvision_archs():
+        return _build_torchvision(arch, weights, classes, dilate_last)
+    raise ModelError(
+        f"unknown model.arch {arch!r}; valid: {', '.join(sorted(MODELS))}, "
+        "any torchvision classifier (resnet50, vgg16, ...), or timm:<name>"
+    )
+
+
+def build_classifier(
+    arch: str,
+    classes: list[str],
+    *,
+    weights: str = "DEFAULT",
+    multi_label: bool = True,
+    dilate_last: bool = False,
+) -> ModelSpec:
+    """``arch`` with ``weights`` (pretrained by default) and a fresh GAP + linear head
+    for ``classes``: the network ``wsol train`` fits."""
+    spec = _construct(arch, weights, list(classes), dilate_last)
+    return fit_head(spec, arch, list(classes), multi_label)
+
+
+def _build_trained(arch: str, path: str, state: dict, meta: dict) -> ModelSpec:
+    """A ``wsol train`` checkpoint: rebuild its network from its own description."""
+    trained = meta["arch"]
+    if arch and arch != trained:
+        raise ModelError(
+            f"model.weights={path} holds a {trained} trained by wsol, but model.arch is "
+            f"{arch}; leave model.arch empty to take the checkpoint's"
+        )
+    spec = build_classifier(
+        trained,
+        meta["class_names"],
+        weights="none",
+        multi_label=meta["multi_label"],
+        dilate_last=meta["dilate_last"],
+    )
+    load_into(
+        spec.net, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, path
+    )
+    spec.input_size = tuple(meta["input_size"])
+    spec.mean, spec.std = tuple(meta["mean"]), tuple(meta["std"])
+    spec.resize = meta.get("resize", "stretch")
+    spec.target_layer = meta.get("target_layer") or spec.target_layer
+    spec.cam_layer, spec.fc_layer = meta.get("cam_layer"), meta.get("fc_layer")
+    spec.extra = {k: meta[k] for k in ("train_config", "train_metrics") if k in meta}
     return spec
 
 

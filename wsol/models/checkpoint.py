@@ -62,3 +62,26 @@ def load_into(net: torch.nn.Module, state: dict, where: str) -> None:
         raise ModelError(
             f"model.weights: {where} does not fit the architecture: {detail[:300]}"
         ) from None
+
+
+# ``wsol train`` checkpoints carry this in ``format``, and describe their network.
+TRAINED_FORMAT = "wsol.classifier/1"
+TRAINED_KEYS = ("arch", "class_names", "multi_label", "dilate_last", "input_size", "mean", "std")
+
+
+def trained_checkpoint(weights: str) -> tuple[dict, dict] | None:
+    """``(state dict, metadata)`` when ``weights`` is a checkpoint written by ``wsol
+    train``; ``None`` for anything else (no path, a plain state dict, another format).
+
+    Raises:
+        ModelError: the checkpoint says it is one but lacks part of its description.
+    """
+    if not is_path(weights):
+        return None
+    state, meta = load_state(weights)
+    if meta.get("format") != TRAINED_FORMAT:
+        return None
+    missing = [k for k in TRAINED_KEYS if k not in meta]
+    if missing:
+        raise ModelError(f"model.weights: {weights} lacks {', '.join(missing)} in its description")
+    return state, meta

@@ -8,6 +8,7 @@ of the same shape::
     kangaroo: [104]        # wallaby
     big cat: [286, 287]    # cougar, lynx
     koala: 105             # a single index is shorthand for [105]
+    aeroplane: [airplane]  # a model class may be named instead (a model trained by wsol)
 
 How mapped classes combine
 --------------------------
@@ -68,8 +69,11 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _validate(raw: object, source: str, num_model_classes: int | None) -> dict[str, list[int]]:
-    """Check ``raw`` is ``{name: [index, ...]}`` and return a fresh copy of it."""
+def _validate(
+    raw: object, source: str, num_model_classes: int | None, model_names: list[str] | None = None
+) -> dict[str, list[int]]:
+    """Check ``raw`` is ``{name: [index or model class name, ...]}`` and return a fresh
+    copy with every entry an index."""
     if not isinstance(raw, dict) or not raw:
         raise ClassMapError(
             f"class map {source}: expected a non-empty mapping of class name to a list of "
@@ -81,12 +85,13 @@ def _validate(raw: object, source: str, num_model_classes: int | None) -> dict[s
             raise ClassMapError(
                 f"class map {source}: class names must be non-empty strings, got {name!r}"
             )
-        indices = [value] if _is_int(value) else value
+        indices = [value] if _is_int(value) or isinstance(value, str) else value
         if not isinstance(indices, list) or not indices:
             raise ClassMapError(
                 f"class map {source}: {name!r} must map to a non-empty list of model "
                 f"class indices, got {value!r}"
             )
+        indices = [_by_name(i, name, source, model_names) for i in indices]
         for index in indices:
             if not _is_int(index):
                 raise ClassMapError(
@@ -104,22 +109,42 @@ def _validate(raw: object, source: str, num_model_classes: int | None) -> dict[s
     return result
 
 
+def _by_name(entry: object, name: str, source: str, model_names: list[str] | None) -> object:
+    """A model class given by name, as its index; anything else unchanged."""
+    if not isinstance(entry, str):
+        return entry
+    if model_names is None:
+        raise ClassMapError(
+            f"class map {source}: {name!r}: {entry!r} names a model class, but the "
+            "model's class names are not known here; use indices"
+        )
+    if entry not in model_names:
+        raise ClassMapError(
+            f"class map {source}: {name!r}: the model has no class {entry!r} "
+            f"(it has {len(model_names)}: {', '.join(model_names[:8])}, ...)"
+        )
+    return model_names.index(entry)
+
+
 def load_class_map(
-    spec: str | os.PathLike[str], num_model_classes: int | None = None
+    spec: str | os.PathLike[str], model_classes: int | list[str] | None = None
 ) -> dict[str, list[int]]:
     """Load a built-in class map by name, or a YAML class map file, and validate it.
 
-    ``num_model_classes``, when given, bounds every index. Returns a new dict (and new
+    ``model_classes``, the model's class names (or just their number), bounds every
+    index and resolves entries that name a model class. Returns a new dict (and new
     lists) that the caller may change freely.
     """
+    names = list(model_classes) if isinstance(model_classes, list | tuple) else None
+    num_model_classes = len(names) if names is not None else model_classes
     if num_model_classes is not None and num_model_classes <= 0:
         raise ClassMapError(f"num_model_classes must be positive, got {num_model_classes}")
     if isinstance(spec, str) and spec in BUILTIN_CLASS_MAPS:
-        return _validate(BUILTIN_CLASS_MAPS[spec], repr(spec), num_model_classes)
+        return _validate(BUILTIN_CLASS_MAPS[spec], repr(spec), num_model_classes, names)
     path = Path(spec)
     if not path.is_file():
         raise ClassMapError(
             f"class map {str(spec)!r} is neither a built-in map ({_builtin_names()}) "
             "nor an existing YAML file"
         )
-    return _validate(_read_yaml(path), repr(str(path)), num_model_classes)
+    return _validate(_read_yaml(path), repr(str(path)), num_model_classes, names)

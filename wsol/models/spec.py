@@ -33,6 +33,7 @@ class ModelSpec:
         resize: how an image becomes ``input_size``: ``stretch`` or ``letterbox``.
         multi_label: whether the classes are independent (sigmoid) or exclusive (softmax).
         extra: anything else the checkpoint carried (e.g. a calibrated threshold).
+        head: the classifier module that :func:`wsol.models.heads.fit_head` made fresh.
     """
 
     net: nn.Module
@@ -46,10 +47,18 @@ class ModelSpec:
     multi_label: bool = False
     resize: str = "stretch"  # stretch | letterbox (aspect kept, padded with the mean)
     extra: dict = field(default_factory=dict)
+    head: str | None = None
 
     def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
         """Class probabilities ``[B, C]`` from logits ``[B, C]``."""
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
+
+
+def model_input(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """``uint8 [B, 3, H, W]`` pixels as the model's float input: ``(x / 255 - mean) / std``
+    with ``mean`` and ``std`` shaped ``[1, 3, 1, 1]`` on the pixels' device. ``wsol run``
+    and ``wsol train`` both feed their models through this."""
+    return (images.float().div_(255.0) - mean) / std
 
 
 def resolve_module(net: nn.Module, name: str) -> nn.Module:
