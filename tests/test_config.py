@@ -89,10 +89,16 @@ def test_dump_roundtrip(tmp_path):
 
 
 def test_train_config_class():
-    cfg = load_config(None, ["epochs=1"], cls=TrainConfig)
-    assert cfg.epochs == 1
+    cfg = load_config(
+        None, ["train.epochs=1", "data.format=coco", "data.ann_file=a.json"], cls=TrainConfig
+    )
+    assert cfg.train.epochs == 1 and cfg.data.format == "coco"
     with pytest.raises(ConfigError):
         load_config(None, ["cam.method=x"], cls=TrainConfig)
+    with pytest.raises(ConfigError, match="train.batch_size"):
+        load_config(None, ["train.batch_size=1"], cls=TrainConfig)
+    with pytest.raises(ConfigError, match="data.format"):
+        load_config(None, ["data.format=shapes"], cls=Config)  # rendered shapes train only
 
 
 def test_choices_are_the_registries():

@@ -18,7 +18,8 @@ CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_every_config_loads(path):
-    load_config(path, cls=TrainConfig if path.name.endswith("_train.yaml") else Config)
+    train = path.name.endswith("_train.yaml") or path.name.startswith("train_")
+    load_config(path, cls=TrainConfig if train else Config)
 
 
 def test_the_search_grid_builds_every_candidate():

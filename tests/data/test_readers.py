@@ -208,3 +208,20 @@ def test_gt_boxes_out_of_bounds_are_clipped_and_empty_ones_dropped(tmp_path, cap
     np.testing.assert_array_equal(s.boxes, [[0, 1, 20, 8]])
     assert [ds.classes[c] for c in s.box_labels] == ["cat"]
     assert "clipped" in caplog.text
+
+
+def test_folder_csv_labels_may_hold_spaces_when_separated_by_semicolons(tmp_path):
+    import cv2
+
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "labels.csv").write_text(
+        "file,labels\na.jpg,dining table;person\nb.jpg,cat dog\nc.jpg,teddy bear;\n"
+    )
+    ds = load_folder(tmp_path, str(tmp_path / "labels.csv"))
+    assert ds.classes == ["cat", "dining table", "dog", "person", "teddy bear"]
+    assert [[ds.classes[i] for i in s.labels] for s in ds.samples] == [
+        ["dining table", "person"],
+        ["cat", "dog"],
+        ["teddy bear"],
+    ]

@@ -137,7 +137,7 @@ def _mapping(model: ModelSpec, class_map: str | dict | None) -> ClassMapping:
     if class_map is None:
         return ClassMapping.identity(model)
     groups = (
-        load_class_map(class_map, len(model.class_names))
+        load_class_map(class_map, list(model.class_names))
         if isinstance(class_map, str)
         else {k: list(v) for k, v in class_map.items()}
     )

@@ -60,9 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--overwrite", action="store_true", help="replace results already in out")
     r.set_defaults(func=cmd_run)
 
-    t = sub.add_parser("train", help="train the demo's classifier on synthetic shapes")
-    t.add_argument("config", help="YAML train config, e.g. configs/demo_train.yaml")
-    t.add_argument("overrides", nargs="*")
+    t = sub.add_parser(
+        "train", help="train a CAM-ready classifier on a dataset's image-level labels"
+    )
+    t.add_argument("config", help="YAML train config, e.g. configs/train_voc_lite0.yaml")
+    t.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.epochs=5 out=DIR")
+    t.add_argument(
+        "--overwrite", action="store_true", help="start afresh instead of resuming a run in out"
+    )
     t.set_defaults(func=cmd_train)
     b = sub.add_parser("bench", help="measure throughput (img/s) against pytorch-grad-cam")
     b.add_argument("--arch", default="resnet50")
@@ -114,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument(
         "--weights",
         default=EXPLAIN_DEFAULTS["weights"],
-        help="DEFAULT (pretrained), none, or a checkpoint path",
+        help="DEFAULT (pretrained), none, or a checkpoint path (one from wsol train "
+        "brings its own architecture and classes)",
     )
     x.add_argument("--method", default=EXPLAIN_DEFAULTS["method"], help="CAM method")
     which = x.add_mutually_exclusive_group()

@@ -46,23 +46,67 @@ def cmd_run(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from wsol.apps.train import train
     from wsol.config import TrainConfig, load_config
+    from wsol.train import train
 
     cfg = load_config(args.config, args.overrides, cls=TrainConfig)
-    bar = None if args.quiet else tqdm(desc="train", unit="step", file=sys.stderr)
+    bar = None
+    status = None
 
-    def progress(step, total, info):
-        if bar is not None:
-            bar.total = total
-            bar.set_postfix(loss=f"{info['loss']:.4f}", refresh=False)
-            bar.update(step - bar.n)
+    def progress(event, done, total, info):
+        nonlocal bar, status
+        if args.quiet:
+            return
+        if event.startswith("render"):
+            status = status or tqdm(desc=event, unit="img", file=sys.stderr, leave=False)
+            status.set_description(event, refresh=False)
+            status.total = total
+            status.update(done - status.n)
+            return
+        if status is not None:
+            status.close()
+            status = None
+        if bar is None:
+            bar = tqdm(desc="train", unit="step", total=total, file=sys.stderr)
+        if event == "resume":
+            bar.write(f"resuming: {done} of {total} epochs already trained", file=sys.stderr)
+        elif event == "train":
+            bar.set_postfix(
+                epoch=info["epoch"],
+                loss=f"{info['loss']:.4f}",
+                img_s=f"{info['img_s']:.1f}",
+                refresh=False,
+            )
+            bar.update(done - bar.n)
+        elif event == "epoch":
+            val = "n/a" if info["val_map"] is None else f"{info['val_map']:.4f}"
+            bar.write(
+                f"epoch {done}/{total}: loss {info['train_loss']:.4f}  val mAP {val}  "
+                f"{info['train_img_per_s']:.1f} img/s",
+                file=sys.stderr,
+            )
 
-    metrics = train(cfg, progress)
-    if bar is not None:
-        bar.close()
-    print(format_table({"train": metrics}, keys=("val_map", "steps")))
-    print(f"\nCheckpoint: {Path(cfg.out) / 'model.pt'}")
+    try:
+        result = train(cfg, progress, overwrite=args.overwrite)
+    finally:
+        for b in (status, bar):
+            if b is not None:
+                b.close()
+    m = result.metrics
+    best = m["best"] or {}
+    rows = {
+        "best epoch": {
+            "epoch": best.get("epoch"),
+            "val_map": best.get("val_map"),
+            "train_images": m["num_train"],
+            "val_images": m["num_val"],
+        }
+    }
+    print(format_table(rows, keys=("epoch", "val_map", "train_images", "val_images")))
+    if m["failures"]:
+        print(f"\n{len(m['failures'])} images could not be read (see train_metrics.json)")
+    print(f"\nCheckpoint: {result.checkpoint}")
+    print(f"Use it:     wsol run CONFIG model.weights={result.checkpoint}")
     return EXIT_OK
 
 
@@ -230,6 +274,11 @@ def cmd_explain(args) -> int:
     for key in ("model", "weights", "method"):  # flags given explicitly win over the config
         if getattr(args, key) != EXPLAIN_DEFAULTS[key]:
             options["arch" if key == "model" else key] = getattr(args, key)
+    if args.model == EXPLAIN_DEFAULTS["model"] and options["weights"] != "DEFAULT":
+        from wsol.models.checkpoint import trained_checkpoint
+
+        if trained_checkpoint(options["weights"]) is not None:
+            options["arch"] = ""  # a checkpoint from wsol train names its own architecture
     model = load_model(
         options["arch"], options["weights"], device=options["device"], target_layer=options["layer"]
     )

@@ -2,7 +2,8 @@
 
 Labels file formats (``data.labels_file``):
 
-- CSV with a header ``file,labels``; labels separated by ``;`` or spaces.
+- CSV with a header ``file,labels``; labels separated by ``;`` (names may then hold
+  spaces, as in ``dining table;person``), or by spaces where a cell has no ``;``.
 - JSON ``{"file.jpg": ["cat", "dog"], ...}``.
 
 Paths in the labels file are relative to ``data.root``. Without a labels file the
@@ -39,7 +40,10 @@ def _read_labels(path: Path) -> dict[str, list[str]]:
         if not reader.fieldnames or {"file", "labels"} - set(reader.fieldnames):
             raise AnnotationError(f"{path}: CSV needs a header with columns file,labels")
         for row in reader:
-            out[row["file"]] = [t for t in row["labels"].replace(";", " ").split() if t]
+            cell = row["labels"] or ""
+            # ";" separates labels when present (names may then hold spaces: "dining table")
+            tags = cell.split(";") if ";" in cell else cell.split()
+            out[row["file"]] = [t.strip() for t in tags if t.strip()]
     return out
 
 

@@ -1,0 +1,383 @@
+"""The training loop: epochs of augmented batches, a validation pass, a checkpoint.
+
+Everything an epoch draws is a function of the config's seed: the image order of epoch
+``e`` comes from ``(seed, e)`` and each image's augmentation from ``(seed, e, index)``.
+The model, optimizer, step and RNG states are saved after every epoch, so a run killed
+at any point and started again with the same command redoes at most one epoch and ends
+with the same weights as a run that was never interrupted (bit for bit on a CPU with
+the same thread count).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from wsol.config import TrainConfig, dump_config
+from wsol.data.decode import DecodeError
+from wsol.errors import UsageError
+from wsol.fileio import atomic_write_json, atomic_write_text, fault_point
+from wsol.models.build import build_classifier
+from wsol.models.spec import model_input
+from wsol.schema import ConfigError, config_to_dict
+from wsol.train import state as st
+from wsol.train.augment import augment, sample_seed, training_transform, validation_transform
+from wsol.train.metrics import classification_report
+from wsol.train.optim import class_weights, lr_factor, make_loss, make_optimizer, set_lr
+from wsol.train.sources import Images, training_images
+
+logger = logging.getLogger(__name__)
+
+# progress(event, done, total, info): "render <split>" while the shapes are drawn,
+# "train" after each step (info: epoch, loss, img_s), "epoch" after each epoch (info:
+# its row of train_metrics.json), "resume" once (done: epochs already trained).
+Progress = Callable[[str, int, int, dict], None]
+
+# Keys that may differ between a run and its resume: they do not change the result.
+_FREE_KEYS = ("out", "data.num_workers")
+
+
+@dataclass
+class TrainResult:
+    """Where the checkpoints are, and what ``train_metrics.json`` holds."""
+
+    out_dir: Path
+    metrics: dict
+    resumed_epochs: int = 0
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.out_dir / st.MODEL_FILE
+
+
+class _Images(torch.utils.data.Dataset):
+    """Augmented (training) or resized (validation) ``uint8 [3, H, W]`` images."""
+
+    def __init__(self, images: Images, size: tuple[int, int], transform=None, seed: int = 0):
+        self.images, self.size, self.transform, self.seed = images, size, transform, seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> dict:
+        side = max(self.size)
+        try:
+            pixels = self.images.image(i, max_side=2 * side if self.transform else side)
+        except DecodeError as e:
+            return {"index": i, "failure": f"{self.images.name(i)}: {e}"}
+        if self.transform is None:
+            pixels = validation_transform(pixels, self.size)
+        else:
+            pixels = augment(self.transform, pixels, sample_seed(self.seed, self.epoch, i))
+        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
+        return {"index": i, "image": x}
+
+
+def _collate(items: list[dict]) -> dict:
+    ok = [it for it in items if "image" in it]
+    return {
+        "images": torch.stack([it["image"] for it in ok]) if ok else None,
+        "indices": [it["index"] for it in ok],
+        "failures": [it["failure"] for it in items if "failure" in it],
+    }
+
+
+def _loader(dataset, order, batch_size, workers, drop_last):
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=list(order),
+        num_workers=workers,
+        collate_fn=_collate,
+        drop_last=drop_last,
+    )
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"model.device={name} but no CUDA device is available")
+    return torch.device(name)
+
+
+def _amp(mode: str, device: torch.device) -> torch.dtype | None:
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def _multi_label(mode: str, labels: np.ndarray) -> bool:
+    per_image = labels.sum(1)
+    if mode == "multi":
+        return True
+    if mode == "single":
+        bad = int((per_image != 1).sum())
+        if bad:
+            raise ConfigError(
+                f"train.labels=single, but {bad} training images have no label or several; "
+                "use train.labels=multi"
+            )
+        return False
+    return not bool((per_image == 1).all())
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_flat(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def _prepare_out(out: Path, config: dict, overwrite: bool) -> dict | None:
+    """The saved state to resume from, or None to start afresh. Refuses to mix runs."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"out={out} is a file, not a folder")
+    for name in st.WRITTEN:  # temp files of a write that was killed
+        for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+    if overwrite:
+        for name in st.WRITTEN:
+            (out / name).unlink(missing_ok=True)
+        return None
+    if (out / st.STATE_FILE).is_file():
+        saved = st.load_resume(out / st.STATE_FILE)
+        old, new = _flat(saved.get("config", {})), _flat(config)
+        changed = sorted(
+            k for k in set(old) | set(new) if k not in _FREE_KEYS and old.get(k) != new.get(k)
+        )
+        if changed:
+            raise UsageError(
+                f"{out} holds a training run with other settings ({', '.join(changed[:6])}); "
+                "rerun with --overwrite to start afresh, or choose another out"
+            )
+        return saved
+    if (out / st.MODEL_FILE).exists():
+        raise UsageError(
+            f"{out / st.MODEL_FILE} exists, with no {st.STATE_FILE} to resume from; "
+            "rerun with --overwrite to replace it, or choose another out"
+        )
+    return None
+
+
+def train(
+    cfg: TrainConfig, progress: Progress | None = None, overwrite: bool = False
+) -> TrainResult:
+    """Fit ``cfg.model.arch`` with a fresh GAP + linear head on the image-level labels
+    of ``cfg.data``, writing ``model.pt``, ``last.pt`` and ``train_metrics.json`` to
+    ``cfg.out``. A run found there with the same settings is resumed.
+
+    Raises:
+        UsageError: ``out`` holds another run (without ``overwrite``), or a bad setting.
+        DataError: the dataset cannot be read or has no labelled images.
+        ModelError: the backbone cannot be built or fitted with a head.
+    """
+    report = progress or (lambda *_: None)
+    out = Path(cfg.out)
+    config = config_to_dict(cfg)
+    saved = _prepare_out(out, config, overwrite)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    device = _device(cfg.model.device)
+    amp = _amp(cfg.train.amp, device)
+    train_images, val_images = training_images(cfg, lambda what, i, n: report(what, i, n, {}))
+    if len(train_images) < cfg.train.batch_size:
+        raise ConfigError(
+            f"{len(train_images)} training images, fewer than train.batch_size="
+            f"{cfg.train.batch_size}; lower the batch size"
+        )
+    multi_label = _multi_label(cfg.train.labels, train_images.labels)
+    torch.manual_seed(cfg.seed)
+    spec = build_classifier(
+        cfg.model.arch,
+        train_images.classes,
+        weights=cfg.model.weights,
+        multi_label=multi_label,
+        dilate_last=cfg.model.dilate_last,
+    )
+    if cfg.model.input_size:
+        spec.input_size = tuple(cfg.model.input_size)
+    elif cfg.data.format == "shapes":
+        spec.input_size = (cfg.shapes.image_size, cfg.shapes.image_size)
+    description = st.describe(spec, cfg.model.arch, cfg.model.dilate_last)
+    net = spec.net.to(device)
+    optimizer = make_optimizer(net, spec.head, cfg.train, cfg.model.freeze_backbone)
+    weights = (
+        class_weights(train_images.labels, multi_label, cfg.train.max_pos_weight)
+        if cfg.train.balance == "auto"
+        else None
+    )
+    loss_fn = make_loss(multi_label, weights, device)
+    if weights is not None:
+        logger.info(
+            "%s weights: %s",
+            "positive" if multi_label else "class",
+            ", ".join(f"{c} {w:.2f}" for c, w in zip(spec.class_names, weights, strict=True)),
+        )
+    scaler = torch.amp.GradScaler(device.type, enabled=amp is torch.float16)
+    mean = torch.tensor(spec.mean, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
+
+    size = tuple(spec.input_size)
+    train_set = _Images(train_images, size, training_transform(cfg.augment, size), cfg.seed)
+    val_loader = _loader(
+        _Images(val_images, size),
+        range(len(val_images)),
+        cfg.train.batch_size,
+        cfg.data.num_workers,
+        False,
+    )
+    steps_per_epoch = len(train_images) // cfg.train.batch_size
+    total = steps_per_epoch * cfg.train.epochs
+    metrics = {
+        "arch": cfg.model.arch,
+        "classes": list(spec.class_names),
+        "num_train": len(train_images),
+        "num_val": len(val_images),
+        "labels": "multi" if multi_label else "single",
+        "loss": "bce" if multi_label else "cross_entropy",
+        "class_weights": None
+        if weights is None
+        else {c: float(w) for c, w in zip(spec.class_names, weights, strict=True)},
+        "device": str(device),
+        "amp": str(amp).replace("torch.", "") if amp else "off",
+        "epochs": [],
+        "best": None,
+        "failures": [],
+    }
+    start, step = 0, 0
+    if saved is not None:
+        net.load_state_dict(saved["state_dict"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scaler.load_state_dict(saved["scaler"])
+        st.set_rng_state(saved["rng"])
+        start, step = int(saved["epoch"]), int(saved["step"])
+        metrics.update(epochs=saved["history"], best=saved["best"], failures=saved["failures"])
+        report("resume", start, cfg.train.epochs, {})
+        logger.info("resuming %s after epoch %d of %d", out, start, cfg.train.epochs)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / st.CONFIG_FILE, dump_config(cfg))
+    failures = set(metrics["failures"])
+    frozen_bn = cfg.model.freeze_backbone
+
+    for epoch in range(start, cfg.train.epochs):
+        t0 = time.perf_counter()
+        net.train()
+        if frozen_bn:
+            _freeze_batch_norms(net, spec.head)
+        train_set.epoch = epoch
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_images))
+        loader = _loader(train_set, order, cfg.train.batch_size, cfg.data.num_workers, True)
+        seen, loss_sum = 0, 0.0
+        for b, batch in enumerate(loader):
+            fault_point(f"train:epoch{epoch + 1}:step{b + 1}")
+            failures.update(batch["failures"])
+            if batch["images"] is None:
+                continue
+            x = model_input(batch["images"].to(device, non_blocking=True), mean, std)
+            y = torch.from_numpy(train_images.labels[batch["indices"]]).to(device)
+            set_lr(optimizer, lr_factor(step, total, steps_per_epoch, cfg.train))
+            with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+                logits = net(x)
+            loss = loss_fn(logits.float(), y if multi_label else y.argmax(1))
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.train.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.train.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            step += 1
+            seen += len(batch["indices"])
+            loss_sum += float(loss.detach()) * len(batch["indices"])
+            rate = seen / max(time.perf_counter() - t0, 1e-9)
+            report(
+                "train", step, total, {"epoch": epoch + 1, "loss": loss_sum / seen, "img_s": rate}
+            )
+        train_seconds = time.perf_counter() - t0
+        val = _validate(net, val_loader, spec, mean, std, amp, device, failures)
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(seen, 1),
+            "val_map": val["map"],
+            "val_ap": val["ap"],
+            "val_classes_scored": val["classes_scored"],
+            "lr": optimizer.param_groups[0]["lr"],
+            "train_img_per_s": seen / max(train_seconds, 1e-9),
+            "seconds": time.perf_counter() - t0,
+        }
+        metrics["epochs"].append(row)
+        metrics["failures"] = sorted(failures)
+        best = metrics["best"]
+        score = -1.0 if val["map"] is None else val["map"]
+        if best is None or score > best["score"]:
+            metrics["best"] = {"epoch": epoch + 1, "val_map": val["map"], "score": score}
+            extra = {"train_config": config, "train_metrics": dict(row)}
+            st.save(
+                out / st.MODEL_FILE, st.model_payload(net, description, cfg.model.save_dtype, extra)
+            )
+        st.save(
+            out / st.STATE_FILE,
+            {
+                **st.model_payload(net, description, "fp32", {}),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "epoch": epoch + 1,
+                "step": step,
+                "rng": st.rng_state(),
+                "history": metrics["epochs"],
+                "best": metrics["best"],
+                "failures": metrics["failures"],
+                "config": config,
+            },
+        )
+        atomic_write_json(out / st.METRICS_FILE, metrics)
+        report("epoch", epoch + 1, cfg.train.epochs, row)
+        logger.info(
+            "epoch %d/%d: loss %.4f, val mAP %s",
+            epoch + 1,
+            cfg.train.epochs,
+            row["train_loss"],
+            "n/a" if val["map"] is None else f"{val['map']:.4f}",
+        )
+    if not (out / st.METRICS_FILE).exists():
+        atomic_write_json(out / st.METRICS_FILE, metrics)
+    return TrainResult(out, metrics, start)
+
+
+def _freeze_batch_norms(net: torch.nn.Module, head: str | None) -> None:
+    """Keep the backbone's batch norms on their pretrained statistics."""
+    for name, m in net.named_modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not (
+            head and name.startswith(head)
+        ):
+            m.eval()
+
+
+@torch.no_grad()
+def _validate(net, loader, spec, mean, std, amp, device, failures: set) -> dict:
+    net.eval()
+    scores, indices = [], []
+    for batch in loader:
+        failures.update(batch["failures"])
+        if batch["images"] is None:
+            continue
+        x = model_input(batch["images"].to(device, non_blocking=True), mean, std)
+        with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
+            logits = net(x)
+        scores.append(spec.probabilities(logits.float()).cpu().numpy())
+        indices.extend(batch["indices"])
+    labels = loader.dataset.images.labels
+    if not indices:
+        return {"map": None, "ap": dict.fromkeys(spec.class_names), "classes_scored": 0}
+    return classification_report(np.concatenate(scores), labels[indices], spec.class_names)

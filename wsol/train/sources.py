@@ -1,0 +1,164 @@
+"""What training reads: images with image-level labels, split into training and validation.
+
+Labels come from the same readers ``wsol run`` uses (VOC XML, a COCO instances file, a
+folder's labels file), reduced to one multi-hot row per image; boxes are never read. The
+demo's shapes are rendered in memory instead. Validation images come from the dataset's
+own other split when one is named (``val.split``, ``val.ann_file``, ``val.labels_file``),
+else from a seeded fraction of the training images that training then never sees.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from wsol.config import TrainConfig
+from wsol.data import DataError, Dataset, Sample, build_dataset
+from wsol.data.decode import decode_image
+from wsol.data.synthetic import SHAPES, ShapeSpec, render
+from wsol.schema import ConfigError
+
+logger = logging.getLogger(__name__)
+
+Status = Callable[[str, int, int], None]
+
+
+def multi_hot(samples: list[Sample], num_classes: int) -> np.ndarray:
+    """``float32 [N, C]``: 1 where the image is labelled with the class."""
+    labels = np.zeros((len(samples), num_classes), np.float32)
+    for i, s in enumerate(samples):
+        labels[i, s.labels] = 1.0
+    return labels
+
+
+@dataclass
+class FileImages:
+    """Images on disk, decoded on demand (JPEGs drafted down to about ``max_side``)."""
+
+    classes: list[str]
+    samples: list[Sample]
+    labels: np.ndarray  # float32 [N, C]
+
+    @classmethod
+    def of(cls, dataset: Dataset) -> FileImages:
+        return cls(
+            list(dataset.classes),
+            list(dataset.samples),
+            multi_hot(dataset.samples, len(dataset.classes)),
+        )
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def name(self, i: int) -> str:
+        return self.samples[i].path
+
+    def image(self, i: int, max_side: int | None = None) -> np.ndarray:
+        """RGB ``uint8 [H, W, 3]``; raises :class:`wsol.data.decode.DecodeError`."""
+        return decode_image(self.samples[i].path, max_side=max_side)[0]
+
+    def subset(self, keep: np.ndarray) -> FileImages:
+        return FileImages(self.classes, [self.samples[i] for i in keep], self.labels[keep])
+
+
+@dataclass
+class RenderedImages:
+    """The demo's shapes, rendered once and JPEG round-tripped like the files on disk."""
+
+    classes: list[str]
+    pixels: np.ndarray  # uint8 [N, S, S, 3] RGB
+    labels: np.ndarray  # float32 [N, C]
+    split: str
+
+    @classmethod
+    def render(
+        cls, seed: int, split: str, count: int, size: int, status: Status | None = None
+    ) -> RenderedImages:
+        spec = ShapeSpec(image_size=size)
+        pixels = np.empty((count, size, size, 3), np.uint8)
+        labels = np.zeros((count, len(SHAPES)), np.float32)
+        for i in range(count):
+            r = render(seed, split, i, spec)
+            _ok, buf = cv2.imencode(".jpg", r.image, [cv2.IMWRITE_JPEG_QUALITY, 95])
+            pixels[i] = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+            labels[i, r.labels] = 1.0
+            if status is not None and ((i + 1) % 500 == 0 or i + 1 == count):
+                status(f"render {split}", i + 1, count)
+        return cls(list(SHAPES), pixels, labels, split)
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def name(self, i: int) -> str:
+        return f"shapes:{self.split}:{i}"
+
+    def image(self, i: int, max_side: int | None = None) -> np.ndarray:
+        return self.pixels[i]
+
+
+Images = FileImages | RenderedImages
+
+
+def _held_out(n: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(train, val)`` positions: a seeded ``fraction`` of ``n`` (at least one) held out."""
+    order = np.random.default_rng([seed, 0x5EED]).permutation(n)
+    k = min(n - 1, max(1, round(fraction * n)))
+    return np.sort(order[k:]), np.sort(order[:k])
+
+
+def _val_config(cfg: TrainConfig):
+    """The data section that reads the validation images, or None (hold some out)."""
+    v, d = cfg.val, cfg.data
+    given = {"split": v.split, "ann_file": v.ann_file, "labels_file": v.labels_file}
+    fits = {"voc": "split", "coco": "ann_file", "folder": "labels_file"}[d.format]
+    wrong = [k for k, value in given.items() if value and k != fits]
+    if wrong:
+        raise ConfigError(
+            f"val.{wrong[0]} does not apply to data.format={d.format}; "
+            f"use val.{fits} (or val.fraction to hold out training images)"
+        )
+    if not given[fits]:
+        return None
+    return dataclasses.replace(d, **{fits: given[fits]}, limit=None)
+
+
+def training_images(cfg: TrainConfig, status: Status | None = None) -> tuple[Images, Images]:
+    """``(train, val)`` images of the configured dataset, with the same classes.
+
+    Raises:
+        DataError: no labelled images, or validation images that are also training images.
+    """
+    if cfg.data.format == "shapes":
+        s = cfg.shapes
+        train = RenderedImages.render(s.seed, "train", s.num_images, s.image_size, status)
+        val = RenderedImages.render(s.seed, "val", s.val_images, s.image_size, status)
+        return train, val
+    val_data = _val_config(cfg)
+    dataset = build_dataset(cfg.data)
+    if not dataset.classes or not len(dataset):
+        raise DataError(
+            f"no labelled images in {cfg.data.root}"
+            + (" (a folder dataset needs data.labels_file)" if cfg.data.format == "folder" else "")
+        )
+    for f in dataset.failures:
+        logger.warning("left out %s: %s", f.get("path", "?"), f.get("reason", "?"))
+    images = FileImages.of(dataset)
+    if val_data is None:
+        keep, held = _held_out(len(images), cfg.val.fraction, cfg.seed)
+        return images.subset(keep), images.subset(held)
+    val = FileImages.of(build_dataset(dataclasses.replace(val_data, classes=images.classes)))
+    shared = {str(Path(s.path).resolve()) for s in images.samples} & {
+        str(Path(s.path).resolve()) for s in val.samples
+    }
+    if shared:
+        raise DataError(
+            f"{len(shared)} validation images are also training images "
+            f"(e.g. {sorted(shared)[0]}); validation must come from other images"
+        )
+    return images, val

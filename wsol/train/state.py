@@ -1,0 +1,85 @@
+"""What a training run keeps on disk, written atomically after every epoch.
+
+- ``model.pt``: the best epoch's network (by validation mAP), self-describing: its
+  architecture, classes, preprocessing and CAM layers, so ``wsol run
+  model.weights=model.pt`` and ``wsol explain --weights model.pt`` need nothing else.
+- ``last.pt``: the same description plus everything a resume needs: optimizer, step,
+  epoch, RNG states, the history, and the config it was trained with.
+- ``train_metrics.json``: per-epoch loss and validation AP, the class weights used.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import torch
+
+from wsol.fileio import atomic_write
+from wsol.models.checkpoint import TRAINED_FORMAT, load_state
+from wsol.models.spec import ModelSpec
+
+MODEL_FILE = "model.pt"
+STATE_FILE = "last.pt"
+METRICS_FILE = "train_metrics.json"
+CONFIG_FILE = "train_config.yaml"
+WRITTEN = (MODEL_FILE, STATE_FILE, METRICS_FILE, CONFIG_FILE)
+
+
+def describe(spec: ModelSpec, arch: str, dilate_last: bool) -> dict:
+    """The description a checkpoint carries (see ``TRAINED_KEYS`` in
+    :mod:`wsol.models.checkpoint`)."""
+    return {
+        "format": TRAINED_FORMAT,
+        "arch": arch,
+        "class_names": list(spec.class_names),
+        "multi_label": bool(spec.multi_label),
+        "dilate_last": bool(dilate_last),
+        "input_size": [int(v) for v in spec.input_size],
+        "mean": [float(v) for v in spec.mean],
+        "std": [float(v) for v in spec.std],
+        "resize": "stretch",
+        "target_layer": spec.target_layer,
+        "cam_layer": spec.cam_layer,
+        "fc_layer": spec.fc_layer,
+    }
+
+
+def save(path: Path, obj: dict) -> None:
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def model_payload(net: torch.nn.Module, description: dict, dtype: str, extra: dict) -> dict:
+    state = {
+        k: (v.half() if dtype == "fp16" and v.is_floating_point() else v).detach().cpu().clone()
+        for k, v in net.state_dict().items()
+    }
+    return {**description, **extra, "state_dict": state}
+
+
+def rng_state() -> dict:
+    """The global generators a training step may draw from (dropout, stochastic depth).
+    Data order and augmentation are drawn from ``(seed, epoch, index)`` instead."""
+    state = {"torch": torch.get_rng_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    random.setstate(_tuples(state["python"]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _tuples(x):
+    """``random.setstate`` wants the tuples that a round trip through a checkpoint keeps
+    as lists or tuples; rebuild them."""
+    return tuple(_tuples(v) for v in x) if isinstance(x, list | tuple) else x
+
+
+def load_resume(path: Path) -> dict:
+    """The full contents of ``last.pt`` (state dict under ``state_dict``)."""
+    state, meta = load_state(path)
+    return {**meta, "state_dict": state}
