@@ -63,7 +63,7 @@ def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping, 
     if cfg.model.resize:
         spec.resize = cfg.model.resize
     class_map = (
-        load_class_map(cfg.model.class_map, len(spec.class_names)) if cfg.model.class_map else None
+        load_class_map(cfg.model.class_map, list(spec.class_names)) if cfg.model.class_map else None
     )
     if not dataset.classes:
         dataset.classes = list(class_map) if class_map else list(spec.class_names)
