@@ -109,6 +109,10 @@ def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
     rows_a = [{k: v for k, v in r.items() if k not in timing} for r in a["epochs"]]
     rows_b = [{k: v for k, v in r.items() if k not in timing} for r in b["epochs"]]
     assert rows_a == rows_b
+    # The command line refuses other settings in that folder: one line, exit 2.
+    other = _cli(tmp_path / "killed", "train.lr=0.5")
+    assert other.returncode == 2 and "other settings (train.lr)" in other.stderr
+    assert "Traceback" not in other.stderr
 
 
 def test_other_settings_in_the_same_out_are_refused(tmp_path):
@@ -143,3 +147,11 @@ def test_dilated_shapes_net_trains_and_runs_at_stride_4(tmp_path):
     layer.register_forward_hook(lambda m, i, o: feats.update(shape=tuple(o.shape)))
     spec.net.eval()(torch.zeros(1, 3, 64, 64))
     assert feats["shape"][-2:] == (16, 16)
+
+
+def test_bf16_autocast_trains_on_cpu_too(tmp_path):
+    r = train(tiny(tmp_path, **{"train.amp": "bf16", "train.epochs": 1}))
+    assert r.metrics["amp"] == "bfloat16"
+    assert all(
+        torch.isfinite(v).all() for v in _weights(r.checkpoint).values() if v.is_floating_point()
+    )
