@@ -54,6 +54,15 @@ class ModelSpec:
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
 
 
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when there is one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"model.device={name} but no CUDA device is available")
+    return torch.device(name)
+
+
 def model_input(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """``uint8 [B, 3, H, W]`` pixels as the model's float input: ``(x / 255 - mean) / std``
     with ``mean`` and ``std`` shaped ``[1, 3, 1, 1]`` on the pixels' device. ``wsol run``

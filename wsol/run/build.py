@@ -25,6 +25,7 @@ from wsol.evaluate.calibration import Calibration, check_source, load_calibratio
 from wsol.localize import BoxParams, Localizer, TargetPolicy, Views
 from wsol.models import ModelSpec, build_model
 from wsol.models.class_maps import load_class_map
+from wsol.models.spec import resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -38,14 +39,6 @@ class RunPlan:
     localizer: Localizer
     evaluators: Evaluators | None  # None: nothing to score (no boxes, or eval disabled)
     calibration: Calibration | None
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"model.device={name} but no CUDA device is available")
-    return torch.device(name)
 
 
 def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping, Dataset]:

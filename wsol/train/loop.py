@@ -20,17 +20,16 @@ import numpy as np
 import torch
 
 from wsol.config import TrainConfig, dump_config
-from wsol.data.decode import DecodeError
-from wsol.errors import UsageError
 from wsol.fileio import atomic_write_json, atomic_write_text, fault_point
 from wsol.models.build import build_classifier
-from wsol.models.spec import model_input
+from wsol.models.spec import model_input, resolve_device
 from wsol.schema import ConfigError, config_to_dict
 from wsol.train import state as st
-from wsol.train.augment import augment, sample_seed, training_transform, validation_transform
+from wsol.train.augment import training_transform
+from wsol.train.batches import ImageBatches, make_loader
 from wsol.train.metrics import classification_report
 from wsol.train.optim import class_weights, lr_factor, make_loss, make_optimizer, set_lr
-from wsol.train.sources import Images, training_images
+from wsol.train.sources import training_images
 
 logger = logging.getLogger(__name__)
 
@@ -38,9 +37,6 @@ logger = logging.getLogger(__name__)
 # "train" after each step (info: epoch, loss, img_s), "epoch" after each epoch (info:
 # its row of train_metrics.json), "resume" once (done: epochs already trained).
 Progress = Callable[[str, int, int, dict], None]
-
-# Keys that may differ between a run and its resume: they do not change the result.
-_FREE_KEYS = ("out", "data.num_workers")
 
 
 @dataclass
@@ -54,58 +50,6 @@ class TrainResult:
     @property
     def checkpoint(self) -> Path:
         return self.out_dir / st.MODEL_FILE
-
-
-class _Images(torch.utils.data.Dataset):
-    """Augmented (training) or resized (validation) ``uint8 [3, H, W]`` images."""
-
-    def __init__(self, images: Images, size: tuple[int, int], transform=None, seed: int = 0):
-        self.images, self.size, self.transform, self.seed = images, size, transform, seed
-        self.epoch = 0
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, i: int) -> dict:
-        side = max(self.size)
-        try:
-            pixels = self.images.image(i, max_side=2 * side if self.transform else side)
-        except DecodeError as e:
-            return {"index": i, "failure": f"{self.images.name(i)}: {e}"}
-        if self.transform is None:
-            pixels = validation_transform(pixels, self.size)
-        else:
-            pixels = augment(self.transform, pixels, sample_seed(self.seed, self.epoch, i))
-        x = torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1)
-        return {"index": i, "image": x}
-
-
-def _collate(items: list[dict]) -> dict:
-    ok = [it for it in items if "image" in it]
-    return {
-        "images": torch.stack([it["image"] for it in ok]) if ok else None,
-        "indices": [it["index"] for it in ok],
-        "failures": [it["failure"] for it in items if "failure" in it],
-    }
-
-
-def _loader(dataset, order, batch_size, workers, drop_last):
-    return torch.utils.data.DataLoader(
-        dataset,
-        batch_size=batch_size,
-        sampler=list(order),
-        num_workers=workers,
-        collate_fn=_collate,
-        drop_last=drop_last,
-    )
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"model.device={name} but no CUDA device is available")
-    return torch.device(name)
 
 
 def _amp(mode: str, device: torch.device) -> torch.dtype | None:
@@ -131,45 +75,6 @@ def _multi_label(mode: str, labels: np.ndarray) -> bool:
     return not bool((per_image == 1).all())
 
 
-def _flat(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        out.update(_flat(v, key + ".") if isinstance(v, dict) else {key: v})
-    return out
-
-
-def _prepare_out(out: Path, config: dict, overwrite: bool) -> dict | None:
-    """The saved state to resume from, or None to start afresh. Refuses to mix runs."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"out={out} is a file, not a folder")
-    for name in st.WRITTEN:  # temp files of a write that was killed
-        for tmp in out.glob(f".{name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
-    if overwrite:
-        for name in st.WRITTEN:
-            (out / name).unlink(missing_ok=True)
-        return None
-    if (out / st.STATE_FILE).is_file():
-        saved = st.load_resume(out / st.STATE_FILE)
-        old, new = _flat(saved.get("config", {})), _flat(config)
-        changed = sorted(
-            k for k in set(old) | set(new) if k not in _FREE_KEYS and old.get(k) != new.get(k)
-        )
-        if changed:
-            raise UsageError(
-                f"{out} holds a training run with other settings ({', '.join(changed[:6])}); "
-                "rerun with --overwrite to start afresh, or choose another out"
-            )
-        return saved
-    if (out / st.MODEL_FILE).exists():
-        raise UsageError(
-            f"{out / st.MODEL_FILE} exists, with no {st.STATE_FILE} to resume from; "
-            "rerun with --overwrite to replace it, or choose another out"
-        )
-    return None
-
-
 def train(
     cfg: TrainConfig, progress: Progress | None = None, overwrite: bool = False
 ) -> TrainResult:
@@ -185,10 +90,10 @@ def train(
     report = progress or (lambda *_: None)
     out = Path(cfg.out)
     config = config_to_dict(cfg)
-    saved = _prepare_out(out, config, overwrite)
+    saved = st.prepare_out(out, config, overwrite)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    device = _device(cfg.model.device)
+    device = resolve_device(cfg.model.device)
     amp = _amp(cfg.train.amp, device)
     train_images, val_images = training_images(cfg, lambda what, i, n: report(what, i, n, {}))
     if len(train_images) < cfg.train.batch_size:
@@ -229,9 +134,9 @@ def train(
     std = torch.tensor(spec.std, device=device).view(1, 3, 1, 1)
 
     size = tuple(spec.input_size)
-    train_set = _Images(train_images, size, training_transform(cfg.augment, size), cfg.seed)
-    val_loader = _loader(
-        _Images(val_images, size),
+    train_set = ImageBatches(train_images, size, training_transform(cfg.augment, size), cfg.seed)
+    val_loader = make_loader(
+        ImageBatches(val_images, size),
         range(len(val_images)),
         cfg.train.batch_size,
         cfg.data.num_workers,
@@ -261,7 +166,7 @@ def train(
         optimizer.load_state_dict(saved["optimizer"])
         scaler.load_state_dict(saved["scaler"])
         st.set_rng_state(saved["rng"])
-        start, step = int(saved["epoch"]), int(saved["step"])
+        start, step = int(saved["epoch"]), int(saved["scheduler"]["step"])
         metrics.update(epochs=saved["history"], best=saved["best"], failures=saved["failures"])
         report("resume", start, cfg.train.epochs, {})
         logger.info("resuming %s after epoch %d of %d", out, start, cfg.train.epochs)
@@ -277,7 +182,7 @@ def train(
             _freeze_batch_norms(net, spec.head)
         train_set.epoch = epoch
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_images))
-        loader = _loader(train_set, order, cfg.train.batch_size, cfg.data.num_workers, True)
+        loader = make_loader(train_set, order, cfg.train.batch_size, cfg.data.num_workers, True)
         seen, loss_sum = 0, 0.0
         for b, batch in enumerate(loader):
             fault_point(f"train:epoch{epoch + 1}:step{b + 1}")
@@ -333,7 +238,8 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "scaler": scaler.state_dict(),
                 "epoch": epoch + 1,
-                "step": step,
+                # The schedule is a function of the step (optim.lr_factor): its state.
+                "scheduler": {"schedule": cfg.train.schedule, "step": step, "total": total},
                 "rng": st.rng_state(),
                 "history": metrics["epochs"],
                 "best": metrics["best"],

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from wsol.errors import UsageError
 from wsol.fileio import atomic_write
 from wsol.models.checkpoint import TRAINED_FORMAT, load_state
 from wsol.models.spec import ModelSpec
@@ -83,3 +84,46 @@ def load_resume(path: Path) -> dict:
     """The full contents of ``last.pt`` (state dict under ``state_dict``)."""
     state, meta = load_state(path)
     return {**meta, "state_dict": state}
+
+
+# Keys that may differ between a run and its resume: they do not change the result.
+_FREE_KEYS = ("out", "data.num_workers")
+
+
+def _flat(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        out.update(_flat(v, key + ".") if isinstance(v, dict) else {key: v})
+    return out
+
+
+def prepare_out(out: Path, config: dict, overwrite: bool) -> dict | None:
+    """The saved state to resume from, or None to start afresh. Refuses to mix runs."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"out={out} is a file, not a folder")
+    for name in WRITTEN:  # temp files of a write that was killed
+        for tmp in out.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
+    if overwrite:
+        for name in WRITTEN:
+            (out / name).unlink(missing_ok=True)
+        return None
+    if (out / STATE_FILE).is_file():
+        saved = load_resume(out / STATE_FILE)
+        old, new = _flat(saved.get("config", {})), _flat(config)
+        changed = sorted(
+            k for k in set(old) | set(new) if k not in _FREE_KEYS and old.get(k) != new.get(k)
+        )
+        if changed:
+            raise UsageError(
+                f"{out} holds a training run with other settings ({', '.join(changed[:6])}); "
+                "rerun with --overwrite to start afresh, or choose another out"
+            )
+        return saved
+    if (out / MODEL_FILE).exists():
+        raise UsageError(
+            f"{out / MODEL_FILE} exists, with no {STATE_FILE} to resume from; "
+            "rerun with --overwrite to replace it, or choose another out"
+        )
+    return None
