@@ -254,7 +254,7 @@ class ShapesConfig(Section):
     seed: int = 1  # the demo's test/val images come from other split names of this seed
     num_images: int = field(default=20000, metadata=between(1))
     val_images: int = field(default=500, metadata=between(1))
-    image_size: int = field(default=128, metadata=between(8))
+    image_size: int = field(default=128, metadata=between(64))  # objects are 22-48 px
 
 
 @dataclass

@@ -7,6 +7,8 @@ killed run never leaves a half-written file under its final name.
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import functools
 import json
 import os
@@ -15,6 +17,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
+
+from wsol.errors import UsageError
 
 FAULT_ENV = "WSOL_FAULT"
 
@@ -66,3 +70,67 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
 def atomic_write_json(path: str | Path, obj) -> None:
     """Compact JSON (no spaces), one trailing newline, written atomically."""
     atomic_write_text(path, json.dumps(obj, indent=None, separators=(",", ":")) + "\n")
+
+
+LOCK_FILE = ".wsol.lock"
+
+
+class FolderBusyError(OSError):
+    """Another process holds the folder's lock."""
+
+
+class FolderLock:
+    """An exclusive OS lock (``fcntl.flock``) on ``folder/.wsol.lock``, held while the
+    folder is written: one writer per output folder. The lock file holds the holder's PID;
+    the kernel drops the lock when the holder exits, however it exits."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_FILE
+        self._fd: int | None = None
+        self.created_folder = False
+
+    def acquire(self) -> FolderLock:
+        """Take the lock at once, or raise :class:`FolderBusyError` naming the holder."""
+        if self.folder.exists() and not self.folder.is_dir():
+            raise UsageError(f"out={self.folder} is a file, not a folder")
+        try:
+            self.folder.mkdir(parents=True)
+            self.created_folder = True
+        except FileExistsError:
+            pass  # made by us earlier or by a process racing us: the lock decides
+        except OSError as e:
+            raise UsageError(
+                f"cannot create the output folder {self.folder}: {e.strerror}"
+            ) from None
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, _file_mode())
+        except OSError as e:
+            raise UsageError(
+                f"cannot write to the output folder {self.folder}: {e.strerror}"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                raise FolderBusyError(
+                    f"{self.folder} is in use by another wsol process (pid {holder})"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock
+            self._fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

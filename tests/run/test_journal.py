@@ -53,9 +53,13 @@ def test_open_resumes_refuses_or_replaces(tmp_path):
     j = Journal(tmp_path)
     j.open("fp", overwrite=False)
     j.write_chunk(0, 1, _records(1), {})
-    (tmp_path / ".x.json.123.tmp").write_text("half")
+    j.close()
+    (tmp_path / ".config.yaml.123.tmp").write_text("half")
+    (tmp_path / ".x.json.123.tmp").write_text("not wsol's")
     assert j.open("fp", overwrite=False) is True  # same run, unfinished: resume
-    assert not (tmp_path / ".x.json.123.tmp").exists()  # a killed write's leftovers go
+    j.close()
+    assert not (tmp_path / ".config.yaml.123.tmp").exists()  # a killed write's leftovers go
+    assert (tmp_path / ".x.json.123.tmp").exists()  # what wsol does not write stays
     with pytest.raises(RunExistsError, match="different config"):
         j.open("other", overwrite=False)
     (tmp_path / "metrics.json").write_text("{}")
@@ -64,6 +68,18 @@ def test_open_resumes_refuses_or_replaces(tmp_path):
     (tmp_path / "mine.txt").write_text("user file")
     assert j.open("other", overwrite=True) is False
     assert not (tmp_path / "chunks").exists() and (tmp_path / "mine.txt").exists()
+    j.close()
+
+
+def test_a_folder_being_written_is_refused_at_once(tmp_path):
+    first = Journal(tmp_path)
+    first.open("fp", overwrite=False)
+    with pytest.raises(RunExistsError, match="in use by another wsol process"):
+        Journal(tmp_path).open("fp", overwrite=True)
+    first.close()
+    again = Journal(tmp_path)
+    assert again.open("fp", overwrite=False) is True
+    again.close()
 
 
 def test_fingerprint_ignores_neutral_keys_only():

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import warnings
 
@@ -16,6 +17,7 @@ from wsol.cli.commands import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PARTIAL,
+    EXIT_TERMINATED,
     EXIT_USAGE,
     EXPLAIN_DEFAULTS,
     cmd_bench,
@@ -33,6 +35,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "EXIT_OK",
     "EXIT_PARTIAL",
+    "EXIT_TERMINATED",
     "EXIT_USAGE",
     "build_parser",
     "format_table",
@@ -168,6 +171,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # Overrides may come after flags too (`wsol run C --overwrite a=b c=d`): argparse
@@ -187,14 +198,23 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    # SIGTERM (a scheduler's kill, `kill PID`) stops a command the way Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except WsolError as e:
         print(f"wsol: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("wsol: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except (KeyboardInterrupt, Terminated) as e:
+        resume = " (or --overwrite to start afresh)" if args.command in ("run", "train") else ""
+        print(
+            f"wsol: interrupted; what was finished is on disk: run the same command again "
+            f"to resume{resume}",
+            file=sys.stderr,
+        )
+        return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from wsol.cli.console import format_summary, format_table, progress_bar
 
-EXIT_OK, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED = 0, 2, 3, 130
+EXIT_OK, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 130, 143
 
 
 def _status(metrics: dict) -> int:

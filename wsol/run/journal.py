@@ -23,7 +23,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from wsol.errors import WsolError
-from wsol.fileio import atomic_write_json
+from wsol.fileio import LOCK_FILE, FolderBusyError, FolderLock, atomic_write_json
 
 STATE_FILE = "run_state.json"
 FINISHED_MARKER = "metrics.json"
@@ -76,14 +76,36 @@ class Journal:
     def __init__(self, out: str | Path):
         self.out = Path(out)
         self.chunk_dir = self.out / CHUNK_DIR
+        self._lock = FolderLock(self.out)
 
     def open(self, fp: str, overwrite: bool) -> bool:
-        """Prepare the folder for the run with fingerprint ``fp``; True when resuming.
+        """Lock the folder and prepare it for the run with fingerprint ``fp``; True when
+        resuming. The lock is held until :meth:`close`: one writer per folder.
 
         Raises:
-            RunExistsError: the folder holds a finished run, a run of another config or
-                dataset, or results wsol did not write, and ``overwrite`` is off.
+            RunExistsError: another process is writing the folder; or it holds a
+                finished run, a run of another config or dataset, or results wsol did
+                not write, and ``overwrite`` is off.
         """
+        try:
+            self._lock.acquire()
+        except FolderBusyError as e:
+            raise RunExistsError(f"{e}; wait for it to finish or choose another out=") from None
+        try:
+            return self._open(fp, overwrite)
+        except BaseException:
+            self.close(refused=True)
+            raise
+
+    def close(self, refused: bool = False) -> None:
+        """Release the folder's lock (a refused run also takes back the folder it made)."""
+        self._lock.release()
+        if refused and self._lock.created_folder:
+            (self.out / LOCK_FILE).unlink(missing_ok=True)
+            if not any(self.out.iterdir()):
+                self.out.rmdir()
+
+    def _open(self, fp: str, overwrite: bool) -> bool:
         state_path = self.out / STATE_FILE
         existing = [n for n in OUTPUTS if (self.out / n).exists()]
         if existing and not overwrite:
@@ -122,8 +144,11 @@ class Journal:
                 p.unlink()
 
     def _clean_temp_files(self) -> None:
-        """Remove temp files a killed atomic write may have left."""
-        for p in [*self.out.glob(".*.tmp"), *self.chunk_dir.glob(".*.tmp")]:
+        """Remove the temp files a killed atomic write of this run may have left: those
+        of the files it writes, nothing else."""
+        leftovers = [p for n in OUTPUTS for p in self.out.glob(f".{n}.*.tmp")]
+        leftovers += self.chunk_dir.glob(".chunk_*.json.*.tmp")
+        for p in leftovers:
             p.unlink(missing_ok=True)
 
     def write_chunk(self, start: int, end: int, records: dict[str, list], meta: dict) -> Path:

@@ -77,16 +77,19 @@ def run_config(cfg: Config, progress: Progress | None = None, overwrite: bool = 
     journal = Journal(cfg.out)
     fp = fingerprint(cfg, [(s.image_id, s.path) for s in plan.dataset.samples])
     resuming = journal.open(fp, overwrite)
-    atomic_write_text(journal.out / "config.yaml", dump_config(cfg))
-    totals = Totals(plan.evaluators.empty() if plan.evaluators else None)
-    start = 0
-    for chunk in journal.chunks() if resuming else []:  # what is done is not redone
-        totals.add(chunk)
-        start = chunk["end"]
-    if resuming:
-        logger.info("resuming %s at image %d of %d", journal.out, start, len(plan.dataset))
-    _loop(plan, journal, start, totals, progress)
-    metrics, sweep = finalize(plan, journal, totals.evaluators, totals.reasons, totals.seconds)
+    try:
+        atomic_write_text(journal.out / "config.yaml", dump_config(cfg))
+        totals = Totals(plan.evaluators.empty() if plan.evaluators else None)
+        start = 0
+        for chunk in journal.chunks() if resuming else []:  # what is done is not redone
+            totals.add(chunk)
+            start = chunk["end"]
+        if resuming:
+            logger.info("resuming %s at image %d of %d", journal.out, start, len(plan.dataset))
+        _loop(plan, journal, start, totals, progress)
+        metrics, sweep = finalize(plan, journal, totals.evaluators, totals.reasons, totals.seconds)
+    finally:
+        journal.close()
     return RunResult(journal.out, metrics, metrics["num_annotations"], sweep, plan.dataset)
 
 

@@ -20,7 +20,14 @@ import numpy as np
 import torch
 
 from wsol.config import TrainConfig, dump_config
-from wsol.fileio import atomic_write_json, atomic_write_text, fault_point
+from wsol.errors import UsageError
+from wsol.fileio import (
+    FolderBusyError,
+    FolderLock,
+    atomic_write_json,
+    atomic_write_text,
+    fault_point,
+)
 from wsol.models.build import build_classifier
 from wsol.models.spec import model_input, resolve_device
 from wsol.schema import ConfigError, config_to_dict
@@ -87,8 +94,22 @@ def train(
         DataError: the dataset cannot be read or has no labelled images.
         ModelError: the backbone cannot be built or fitted with a head.
     """
-    report = progress or (lambda *_: None)
     out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"out={out} is a file, not a folder")
+    lock = FolderLock(out)
+    try:
+        lock.acquire()
+    except FolderBusyError as e:
+        raise UsageError(f"{e}; wait for it to finish or choose another out=") from None
+    try:
+        return _train(cfg, out, progress, overwrite)
+    finally:
+        lock.release()
+
+
+def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bool) -> TrainResult:
+    report = progress or (lambda *_: None)
     config = config_to_dict(cfg)
     saved = st.prepare_out(out, config, overwrite)
     if cfg.train.threads:

@@ -1,0 +1,135 @@
+"""The second reliability pass (issue 14): one writer per folder, nothing removed that
+the run did not write, SIGTERM handled like Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.helpers import REPO
+from wsol.fileio import FolderBusyError, FolderLock
+
+ENV = {**{k: v for k, v in os.environ.items() if k != "WSOL_FAULT"}, "PYTHONPATH": str(REPO)}
+
+
+def test_lock_is_exclusive_and_names_the_holder(tmp_path):
+    with (
+        FolderLock(tmp_path / "out"),
+        pytest.raises(
+            FolderBusyError, match=f"in use by another wsol process \\(pid {os.getpid()}\\)"
+        ),
+    ):
+        FolderLock(tmp_path / "out").acquire()
+    with FolderLock(tmp_path / "out"):  # released: free again
+        pass
+
+
+def _run_cmd(shapes_root, out, method):
+    return [
+        sys.executable,
+        "-m",
+        "wsol",
+        "-q",
+        "run",
+        str(REPO / "wsol" / "assets" / "demo.yaml"),
+        f"data.root={shapes_root}",
+        "data.split=val",
+        "data.limit=4",
+        "model.weights=DEFAULT",
+        f"cam.method={method}",
+        "report.enabled=false",
+        f"out={out}",
+    ]
+
+
+@pytest.mark.slow
+def test_one_writer_per_out_two_runs_started_together_20_times(tmp_path, shapes_root):
+    for trial in range(20):
+        out = tmp_path / f"o{trial}"
+        procs = [
+            subprocess.Popen(
+                _run_cmd(shapes_root, out, m),
+                env=ENV,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for m in ("gradcam", "cam")
+        ]
+        codes, errors = [], []
+        for p in procs:
+            _out, err = p.communicate(timeout=300)
+            codes.append(p.returncode)
+            errors.append(err)
+        assert sorted(codes) == [0, 2], (trial, codes, errors)
+        loser = errors[codes.index(2)]
+        assert "in use by another wsol process" in loser or "different config" in loser, loser
+        assert "Traceback" not in loser
+
+
+def test_resume_cleans_only_its_own_temp_files(tmp_path, shapes_root):
+    cmd = [*_run_cmd(shapes_root, tmp_path, "gradcam"), "chunk_batches=1", "cam.batch_size=2"]
+    killed = subprocess.run(cmd, env={**ENV, "WSOL_FAULT": "chunk:0"})
+    assert killed.returncode == -signal.SIGKILL
+    (tmp_path / ".config.yaml.x1.tmp").write_text("a killed write of wsol's")
+    (tmp_path / ".notes.txt.tmp").write_text("the user's")
+    (tmp_path / "chunks" / ".mine.tmp").write_text("the user's")
+    resumed = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stderr
+    assert not (tmp_path / ".config.yaml.x1.tmp").exists()
+    assert (tmp_path / ".notes.txt.tmp").exists() and (tmp_path / "chunks" / ".mine.tmp").exists()
+
+
+def test_sigterm_stops_like_ctrl_c_and_the_rerun_resumes(tmp_path):
+    cmd = [
+        sys.executable,
+        "-m",
+        "wsol",
+        "-q",
+        "train",
+        str(REPO / "configs" / "demo_train.yaml"),
+        "shapes.num_images=32",
+        "shapes.val_images=8",
+        "shapes.image_size=64",
+        "model.weights=none",
+        "train.batch_size=16",
+        "train.epochs=400",
+        "train.threads=1",
+        f"out={tmp_path}",
+    ]
+    p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (tmp_path / "last.pt").exists() and time.time() < deadline:
+        time.sleep(0.2)
+    p.send_signal(signal.SIGTERM)
+    _out, err = p.communicate(timeout=60)
+    started = time.time()
+    assert p.returncode == 143, err
+    assert "interrupted; what was finished is on disk: run the same command again to resume" in err
+    assert "Traceback" not in err
+    # The same command resumes: it says so, and stops the same way again.
+    p = subprocess.Popen([c for c in cmd if c != "-q"], env=ENV, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while p.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+        if (tmp_path / "train_metrics.json").stat().st_mtime > started:
+            break
+    p.send_signal(signal.SIGTERM)
+    _out, err = p.communicate(timeout=60)
+    assert p.returncode == 143 and "resuming: " in err, err
+
+
+def test_out_that_is_a_file_is_one_line_exit_2(tmp_path, shapes_root):
+    (tmp_path / "f").write_text("x")
+    for cmd in (
+        _run_cmd(shapes_root, tmp_path / "f", "gradcam"),
+        _run_cmd(shapes_root, tmp_path / "f" / "sub", "gradcam"),
+    ):
+        r = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+        assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+        assert r.stderr.startswith("wsol: error: ") and len(r.stderr.strip().splitlines()) == 1
