@@ -65,6 +65,8 @@ class DataConfig(Section):
     classes: list[str] | None = None  # fixes the class order (VOC, folder)
     limit: int | None = field(default=None, metadata=between(0))  # only the first N images
     num_workers: int = field(default=0, metadata=between(0))  # decoding processes (0: main)
+    # image files larger than this are recorded failures, never read
+    max_file_mb: float = field(default=256.0, metadata=between(0, lo_open=True))
 
     def check(self) -> None:
         if self.format == "coco" and not self.ann_file:

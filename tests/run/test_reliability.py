@@ -133,3 +133,56 @@ def test_out_that_is_a_file_is_one_line_exit_2(tmp_path, shapes_root):
         r = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.startswith("wsol: error: ") and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_only_regular_files_are_read_and_size_is_capped(tmp_path):
+    from wsol.data.decode import DecodeError, decode_image
+
+    fifo = tmp_path / "x.jpg"
+    os.mkfifo(fifo)
+    (tmp_path / "dir.jpg").mkdir()
+    (tmp_path / "zero.jpg").symlink_to("/dev/zero")
+    (tmp_path / "big.jpg").write_bytes(b"\xff" * 2048)
+    started = time.perf_counter()
+    for name, why in [("x.jpg", "FIFO"), ("dir.jpg", "directory"), ("zero.jpg", "device")]:
+        with pytest.raises(DecodeError, match=f"not a regular file.*{why}"):
+            decode_image(tmp_path / name)
+    assert time.perf_counter() - started < 5  # nothing waited on the FIFO or read /dev/zero
+    with pytest.raises(DecodeError, match="over the .* limit"):
+        decode_image(tmp_path / "big.jpg", max_bytes=1024)
+
+
+def test_a_fifo_and_dev_zero_in_a_folder_dataset_are_recorded_failures(tmp_path):
+    import cv2
+    import numpy as np
+
+    from wsol.config import load_config
+    from wsol.run import run
+
+    images = tmp_path / "images"
+    images.mkdir()
+    cv2.imwrite(str(images / "ok.jpg"), np.full((40, 60, 3), 200, np.uint8))
+    os.mkfifo(images / "fifo.jpg")
+    (images / "zero.jpg").symlink_to("/dev/zero")
+    (tmp_path / "labels.json").write_text(
+        '{"ok.jpg": ["bright"], "fifo.jpg": ["bright"], "zero.jpg": ["bright"]}'
+    )
+    from tests.helpers import register_bright_net
+
+    register_bright_net()
+    cfg = load_config(
+        None,
+        [
+            "data.format=folder",
+            f"data.root={images}",
+            f"data.labels_file={tmp_path / 'labels.json'}",
+            "model.arch=bright_net",
+            "report.enabled=false",
+            "eval.enabled=false",
+            f"out={tmp_path / 'out'}",
+        ],
+    )
+    result = run(cfg)
+    assert result.metrics["num_images"] == 1 and result.metrics["num_failed"] == 2
+    lines = (tmp_path / "out" / "failures.jsonl").read_text().splitlines()
+    assert len(lines) == 2 and all("not a regular file" in line for line in lines)

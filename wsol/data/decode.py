@@ -8,6 +8,8 @@ JPEG is drafted at reduced scale. PIL's own decompression-bomb limit applies (ab
 from __future__ import annotations
 
 import io
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,8 @@ from wsol.errors import WsolError
 # scale for free, so anything above this many times the input size is drafted down.
 _DRAFT_FACTOR = 2
 _EXIF_SWAPS_AXES = {5, 6, 7, 8}
+# Files over this are refused before reading (data.max_file_mb sets it for a run).
+MAX_FILE_BYTES = 256 * 2**20
 
 
 class DecodeError(WsolError, ValueError):
@@ -39,8 +43,46 @@ def _to_rgb_array(im: Image.Image) -> np.ndarray:
     return np.array(im.convert("RGB"))
 
 
+def read_regular_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+    """The bytes of a regular file of at most ``max_bytes``.
+
+    A FIFO, a device (``/dev/zero``), a socket or a directory named like an image is
+    refused without reading it (opened non-blocking, so a FIFO cannot hang the run).
+
+    Raises:
+        DecodeError: missing, unreadable, not a regular file, empty, or too large.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise DecodeError("file not found") from None
+    except OSError as e:
+        raise DecodeError(f"cannot read file: {e.strerror or e}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO, device or socket"
+            raise DecodeError(f"not a regular file ({kind})")
+        if st.st_size > max_bytes:
+            raise DecodeError(
+                f"file of {st.st_size / 2**20:.0f} MiB is over the {max_bytes / 2**20:.0f} MiB "
+                "limit (data.max_file_mb)"
+            )
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(max_bytes + 1)
+    except OSError as e:
+        raise DecodeError(f"cannot read file: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+    if not data:
+        raise DecodeError("empty file (0 bytes)")
+    if len(data) > max_bytes:
+        raise DecodeError(f"file grew over the {max_bytes / 2**20:.0f} MiB limit while read")
+    return data
+
+
 def decode_image(
-    path: str | Path, max_side: int | None = None
+    path: str | Path, max_side: int | None = None, max_bytes: int = MAX_FILE_BYTES
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """Read an image file as upright RGB.
 
@@ -49,16 +91,10 @@ def decode_image(
     ``max_side`` allowed a reduced-scale JPEG decode.
 
     Raises:
-        DecodeError: missing, empty, truncated or undecodable file.
+        DecodeError: missing, empty, truncated or undecodable file, not a regular file,
+            or over ``max_bytes``.
     """
-    try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise DecodeError("file not found") from None
-    except OSError as e:
-        raise DecodeError(f"cannot read file: {e.strerror or e}") from None
-    if not data:
-        raise DecodeError("empty file (0 bytes)")
+    data = read_regular_file(path, max_bytes)
     try:
         im = Image.open(io.BytesIO(data))
         orientation = im.getexif().get(0x0112, 1)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from wsol.data.base import Sample
-from wsol.data.decode import DecodeError, decode_image
+from wsol.data.decode import MAX_FILE_BYTES, DecodeError, decode_image
 from wsol.errors import unknown_choice
 
 RESIZE_POLICIES = ("stretch", "letterbox")
@@ -85,6 +85,7 @@ class ImageDataset(torch.utils.data.Dataset):
         input_size: tuple[int, int],
         policy: str = "stretch",
         fill: tuple[int, int, int] = (0, 0, 0),
+        max_bytes: int = MAX_FILE_BYTES,
     ):
         if policy not in RESIZE_POLICIES:
             raise ValueError(unknown_choice("resize policy", policy, RESIZE_POLICIES))
@@ -92,6 +93,7 @@ class ImageDataset(torch.utils.data.Dataset):
         self.input_size = tuple(input_size)
         self.policy = policy
         self.fill = fill
+        self.max_bytes = max_bytes
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -99,7 +101,7 @@ class ImageDataset(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         s = self.samples[i]
         try:
-            pixels, orig = decode_image(s.path, max_side=max(self.input_size))
+            pixels, orig = decode_image(s.path, max(self.input_size), self.max_bytes)
         except DecodeError as e:
             return {"index": i, "failure": Failure(s.image_id, s.path, "decode", str(e))}
         warning = None
@@ -139,13 +141,14 @@ def make_loader(
     num_workers: int = 0,
     policy: str = "stretch",
     fill: tuple[int, int, int] = (0, 0, 0),
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> torch.utils.data.DataLoader:
     """Batches of :class:`Batch` in dataset order (deterministic output).
 
     ``policy``: ``stretch`` the image to ``input_size``, or ``letterbox`` it (aspect kept,
     padded with ``fill``, the model's mean colour)."""
     return torch.utils.data.DataLoader(
-        ImageDataset(samples, input_size, policy, fill),
+        ImageDataset(samples, input_size, policy, fill, max_bytes),
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,

@@ -107,6 +107,7 @@ def _loop(
         cfg.data.num_workers,
         localizer.model.resize,
         localizer.letterbox_fill,
+        int(cfg.data.max_file_mb * 2**20),
     )
     records: dict[str, list] = {"images": [], "annotations": [], "failures": []}
     reasons: dict[str, int] = {}

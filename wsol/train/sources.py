@@ -20,7 +20,7 @@ import numpy as np
 
 from wsol.config import TrainConfig
 from wsol.data import DataError, Dataset, Sample, build_dataset
-from wsol.data.decode import decode_image
+from wsol.data.decode import MAX_FILE_BYTES, decode_image
 from wsol.data.synthetic import SHAPES, ShapeSpec, render
 from wsol.schema import ConfigError
 
@@ -44,13 +44,15 @@ class FileImages:
     classes: list[str]
     samples: list[Sample]
     labels: np.ndarray  # float32 [N, C]
+    max_bytes: int = MAX_FILE_BYTES
 
     @classmethod
-    def of(cls, dataset: Dataset) -> FileImages:
+    def of(cls, dataset: Dataset, max_bytes: int = MAX_FILE_BYTES) -> FileImages:
         return cls(
             list(dataset.classes),
             list(dataset.samples),
             multi_hot(dataset.samples, len(dataset.classes)),
+            max_bytes,
         )
 
     def __len__(self) -> int:
@@ -61,10 +63,12 @@ class FileImages:
 
     def image(self, i: int, max_side: int | None = None) -> np.ndarray:
         """RGB ``uint8 [H, W, 3]``; raises :class:`wsol.data.decode.DecodeError`."""
-        return decode_image(self.samples[i].path, max_side=max_side)[0]
+        return decode_image(self.samples[i].path, max_side, self.max_bytes)[0]
 
     def subset(self, keep: np.ndarray) -> FileImages:
-        return FileImages(self.classes, [self.samples[i] for i in keep], self.labels[keep])
+        return FileImages(
+            self.classes, [self.samples[i] for i in keep], self.labels[keep], self.max_bytes
+        )
 
 
 @dataclass
@@ -148,11 +152,12 @@ def training_images(cfg: TrainConfig, status: Status | None = None) -> tuple[Ima
         )
     for f in dataset.failures:
         logger.warning("left out %s: %s", f.get("path", "?"), f.get("reason", "?"))
-    images = FileImages.of(dataset)
+    cap = int(cfg.data.max_file_mb * 2**20)
+    images = FileImages.of(dataset, cap)
     if val_data is None:
         keep, held = _held_out(len(images), cfg.val.fraction, cfg.seed)
         return images.subset(keep), images.subset(held)
-    val = FileImages.of(build_dataset(dataclasses.replace(val_data, classes=images.classes)))
+    val = FileImages.of(build_dataset(dataclasses.replace(val_data, classes=images.classes)), cap)
     shared = {str(Path(s.path).resolve()) for s in images.samples} & {
         str(Path(s.path).resolve()) for s in val.samples
     }
