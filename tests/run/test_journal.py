@@ -45,8 +45,14 @@ def test_a_gap_in_the_chunks_is_refused(tmp_path):
     j.open("fp", overwrite=False)
     j.write_chunk(0, 2, _records(1), {})
     j.write_chunk(3, 4, _records(4), {})
-    with pytest.raises(RunExistsError, match="not contiguous at image 2"):
+    with pytest.raises(RunExistsError, match="chunk at image 2 is missing or damaged"):
         j.chunks()
+    # A resume keeps what comes before the gap and redoes the rest.
+    assert [c["end"] for c in j.resumable_chunks()] == [2]
+    assert [p.name for p in (tmp_path / "chunks").glob("chunk_*.json")] == [
+        "chunk_000000000_000000002.json"
+    ]
+    j.close()
 
 
 def test_open_resumes_refuses_or_replaces(tmp_path):

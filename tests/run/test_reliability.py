@@ -186,3 +186,129 @@ def test_a_fifo_and_dev_zero_in_a_folder_dataset_are_recorded_failures(tmp_path)
     assert result.metrics["num_images"] == 1 and result.metrics["num_failed"] == 2
     lines = (tmp_path / "out" / "failures.jsonl").read_text().splitlines()
     assert len(lines) == 2 and all("not a regular file" in line for line in lines)
+
+
+# --- Resume proves its inputs, and chunks their contents -------------------------------
+
+
+def _copy_shapes(shapes_root, tmp_path):
+    import shutil
+
+    root = tmp_path / "data"
+    shutil.copytree(shapes_root, root)
+    return root
+
+
+def _cfg(root, out, *more):
+    from wsol.config import load_config
+
+    return load_config(
+        REPO / "wsol" / "assets" / "demo.yaml",
+        [
+            f"data.root={root}",
+            "data.split=val",
+            "model.weights=DEFAULT",
+            "cam.batch_size=4",
+            "chunk_batches=1",
+            "report.enabled=false",
+            f"out={out}",
+            *more,
+        ],
+    )
+
+
+def _as_if_killed(out, keep_chunks: int) -> None:
+    """Leave ``out`` as a run killed after its first ``keep_chunks`` chunks leaves it."""
+    import shutil
+
+    chunks = sorted((out / "chunks").glob("chunk_*.json"))
+    for c in chunks[keep_chunks:]:
+        c.unlink()
+    for p in out.iterdir():
+        if p.name not in ("run_state.json", "config.yaml", "chunks", ".wsol.lock"):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ("image bytes", "images"),
+        ("gt xml", "annotations"),
+        ("checkpoint", "checkpoint"),
+    ],
+)
+def test_resume_with_changed_inputs_is_refused_naming_what_changed(
+    tmp_path, shapes_root, change, named
+):
+    import shutil
+
+    from wsol.models import DEMO_CHECKPOINT
+    from wsol.run import run
+    from wsol.run.journal import RunExistsError
+
+    root = _copy_shapes(shapes_root, tmp_path)
+    ckpt = tmp_path / "model.pt"
+    shutil.copy(DEMO_CHECKPOINT, ckpt)
+    cfg = _cfg(root, tmp_path / "out", f"model.weights={ckpt}")
+    run(cfg)
+    _as_if_killed(tmp_path / "out", 2)
+    if change == "image bytes":
+        img = sorted((root / "JPEGImages").glob("*.jpg"))[-1]
+        img.write_bytes(img.read_bytes() + b"\0")
+    elif change == "gt xml":
+        xml = sorted((root / "Annotations").glob("*.xml"))[-1]
+        xml.write_text(
+            xml.read_text().replace("<difficult>0</difficult>", "<difficult>1</difficult>", 1) + " "
+        )
+    else:
+        state = torch_load(ckpt)
+        state["state_dict"]["fc.bias"] += 1
+        torch_save(state, ckpt)
+    with pytest.raises(RunExistsError, match=f"changed since: {named}\\)"):
+        run(cfg)
+    assert run(cfg, overwrite=True).metrics["num_images"] == 16
+
+
+def torch_load(path):
+    import torch
+
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def torch_save(obj, path):
+    import torch
+
+    torch.save(obj, path)
+
+
+def _damage(path, how: str) -> None:
+    import json
+
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[:40])
+    elif how == "empty":
+        path.write_bytes(b"")
+    else:
+        chunk = json.loads(path.read_text())
+        if how == "no eval":
+            del chunk["eval"]
+        elif how == "images removed":
+            chunk["images"] = chunk["images"][:1]
+        elif how == "bbox edited":
+            chunk["annotations"][0]["bbox"][0] += 5.0
+        path.write_text(json.dumps(chunk, separators=(",", ":")))
+
+
+@pytest.mark.parametrize("how", ["truncated", "empty", "no eval", "images removed", "bbox edited"])
+def test_a_damaged_chunk_is_redone_and_the_output_is_as_if_never_killed(tmp_path, shapes_root, how):
+    from wsol.run import run
+
+    straight = run(_cfg(shapes_root, tmp_path / "a"))
+    expected = (tmp_path / "a" / "pseudo_labels.json").read_bytes()
+    cfg = _cfg(shapes_root, tmp_path / "b")
+    run(cfg)
+    _as_if_killed(tmp_path / "b", 3)
+    _damage(sorted((tmp_path / "b" / "chunks").glob("chunk_*.json"))[1], how)
+    resumed = run(cfg)
+    assert (tmp_path / "b" / "pseudo_labels.json").read_bytes() == expected
+    assert resumed.metrics["corloc"] == straight.metrics["corloc"]

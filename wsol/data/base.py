@@ -88,6 +88,9 @@ class Dataset:
     category_ids: list[int]
     has_boxes: bool = True
     failures: list[dict] = field(default_factory=list)  # images dropped while reading labels
+    # the annotation files read (split file, XMLs, masks, COCO JSON, labels file): what a
+    # resumed run checks for changes, besides the images
+    sources: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -127,6 +130,7 @@ class Dataset:
             [self.category_ids[i] for i in old],
             self.has_boxes,
             self.failures,
+            self.sources,
         )
 
     def coco_categories(self) -> list[dict]:

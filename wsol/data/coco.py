@@ -165,4 +165,5 @@ def load_coco(
         classes=[c["name"] for c in cats],
         samples=samples,
         category_ids=[c["id"] for c in cats],
+        sources=[str(ann_file)],
     )

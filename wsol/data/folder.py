@@ -87,4 +87,5 @@ def load_folder(
         samples=samples,
         category_ids=list(range(1, len(classes) + 1)),
         has_boxes=False,
+        sources=[str(labels_file)] if labels_file else [],
     )

@@ -146,6 +146,18 @@ def _instance_masks(png: Path, num_objects: int) -> list | None:
         return None
 
 
+_CLASS_SPLIT_FLAGS = {"-1", "0", "1"}
+
+
+def _split_line(line: str) -> str:
+    """An image id of a split file: the whole line (ids may hold spaces), except in VOC's
+    per-class files (``aeroplane_train.txt``), whose lines end with a -1/0/1 flag."""
+    parts = line.split()
+    if len(parts) == 2 and parts[1] in _CLASS_SPLIT_FLAGS:
+        return parts[0]
+    return line.strip()
+
+
 def load_voc(
     root: str | Path, split: str, classes: list[str] | None = None, limit: int | None = None
 ) -> Dataset:
@@ -177,7 +189,7 @@ def load_voc(
                 else "; data.root must hold Annotations/, JPEGImages/ and ImageSets/Main/"
             )
         )
-    ids = [ln.split()[0] for ln in split_file.read_text().splitlines() if ln.strip()]
+    ids = [_split_line(ln) for ln in split_file.read_text().splitlines() if ln.strip()]
     if limit is not None:
         ids = ids[:limit]
     parsed: list[dict | None] = []
@@ -236,10 +248,14 @@ def load_voc(
             split_file.name,
             fixed,
         )
+    masks = [root / "SegmentationObject" / f"{stem}.png" for stem in ids]
     return Dataset(
         name=f"voc:{root.name}/{split}",
         classes=list(classes),
         samples=samples,
         category_ids=list(range(1, len(classes) + 1)),
         failures=failures,
+        sources=[str(split_file)]
+        + [str(root / "Annotations" / f"{stem}.xml") for stem in ids]
+        + [str(m) for m in masks if m.is_file()],
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import shutil
 from dataclasses import asdict
@@ -28,8 +29,10 @@ from wsol.fileio import LOCK_FILE, FolderBusyError, FolderLock, atomic_write_jso
 STATE_FILE = "run_state.json"
 FINISHED_MARKER = "metrics.json"
 CHUNK_DIR = "chunks"
-FORMAT_VERSION = 2  # chunks named by range, evaluator state per evaluator
+FORMAT_VERSION = 3  # fingerprint by part, chunks with a checksum
 RECORDS = ("images", "annotations", "failures")
+CHECKSUM = "sha256"  # of the chunk's JSON without this key (sorted keys)
+CHUNK_KEYS = {"start", "end", *RECORDS, CHECKSUM}
 # Everything a run may write; `overwrite` clears these and nothing else.
 OUTPUTS = (
     "pseudo_labels.json",
@@ -48,26 +51,75 @@ OUTPUTS = (
 # Keys that change neither which images are processed nor any number written.
 _NEUTRAL = {("out",), ("data", "num_workers"), ("report", "enabled"), ("report", "num_images")}
 _CHUNK_NAME = re.compile(r"chunk_(\d+)_(\d+)\.json")
+logger = logging.getLogger(__name__)
 
 
 class RunExistsError(WsolError, RuntimeError):
     """The output folder holds results that this run must not touch."""
 
 
-def fingerprint(cfg, image_list: list[tuple[int, str]]) -> str:
-    """SHA-256 of the result-relevant config and the ``(image_id, path)`` list."""
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _stats(paths) -> list:
+    """``(path, size, mtime_ns)`` of each file; ``None`` for one that is missing."""
+    out = []
+    for p in paths:
+        try:
+            st = Path(p).stat()
+            out.append((str(p), st.st_size, st.st_mtime_ns))
+        except OSError:
+            out.append((str(p), None))
+    return out
+
+
+def _file_hash(path: str) -> str:
+    """SHA-256 of a file's bytes (checkpoints, class maps, calibrations: read once)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def input_parts(cfg, dataset) -> dict[str, str]:
+    """Digests of the inputs that decide a run's output besides its config, by name.
+
+    Images and annotation files by size and modification time: a stat per file, cheap
+    for a 118k-image dataset where hashing would read it all. The checkpoint, class map
+    and calibration files by a SHA-256 of their bytes: one file each, so exact.
+    """
+
+    def named_file(value: str) -> str:
+        return _file_hash(value) if value and Path(value).is_file() else value
+
+    return {
+        "images": _digest(_stats(s.path for s in dataset.samples)),
+        "annotations": _digest(_stats(dataset.sources)),
+        "checkpoint": named_file(cfg.model.weights),
+        "class map": named_file(cfg.model.class_map),
+        "calibration": named_file(cfg.boxes.calibration),
+    }
+
+
+def fingerprint(
+    cfg, image_list: list[tuple[int, str]], inputs: dict[str, str] | None = None
+) -> dict[str, str]:
+    """SHA-256 digests naming a run: ``config`` (the result-relevant keys), ``image
+    list`` (the ``(image_id, path)`` list) and each of ``inputs``
+    (:func:`input_parts`)."""
     tree = asdict(cfg)
     for path in _NEUTRAL:
         node = tree
         for key in path[:-1]:
             node = node[key]
         node.pop(path[-1], None)
-    payload = json.dumps(
-        {"config": tree, "images": image_list, "format": FORMAT_VERSION},
-        sort_keys=True,
-        default=str,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()
+    return {
+        "config": _digest({"config": tree, "format": FORMAT_VERSION}),
+        "image list": _digest(image_list),
+        **(inputs or {}),
+    }
 
 
 class Journal:
@@ -78,7 +130,7 @@ class Journal:
         self.chunk_dir = self.out / CHUNK_DIR
         self._lock = FolderLock(self.out)
 
-    def open(self, fp: str, overwrite: bool) -> bool:
+    def open(self, fp: dict[str, str], overwrite: bool) -> bool:
         """Lock the folder and prepare it for the run with fingerprint ``fp``; True when
         resuming. The lock is held until :meth:`close`: one writer per folder.
 
@@ -105,7 +157,7 @@ class Journal:
             if not any(self.out.iterdir()):
                 self.out.rmdir()
 
-    def _open(self, fp: str, overwrite: bool) -> bool:
+    def _open(self, fp: dict[str, str], overwrite: bool) -> bool:
         state_path = self.out / STATE_FILE
         existing = [n for n in OUTPUTS if (self.out / n).exists()]
         if existing and not overwrite:
@@ -119,9 +171,15 @@ class Journal:
             except (OSError, json.JSONDecodeError, AttributeError):
                 previous = None
             if previous != fp:
+                if isinstance(previous, dict):
+                    changed = [k for k in {**previous, **fp} if previous.get(k) != fp.get(k)]
+                    what = f" (changed since: {', '.join(changed)})"
+                else:
+                    what = ""
                 raise RunExistsError(
-                    f"{self.out} holds a run of a different config or dataset; results of two "
-                    "runs are never mixed. Pass --overwrite to replace it or choose another out="
+                    f"{self.out} holds a run of a different config or dataset{what}; results "
+                    "of two runs are never mixed. Pass --overwrite to replace it or choose "
+                    "another out="
                 )
             if (self.out / FINISHED_MARKER).exists():
                 raise RunExistsError(
@@ -155,28 +213,55 @@ class Journal:
         """Journal the results of dataset positions ``[start, end)``: ``records`` holds
         the :data:`RECORDS` lists, ``meta`` anything else the run needs back."""
         path = self.chunk_dir / f"chunk_{start:09d}_{end:09d}.json"
-        atomic_write_json(
-            path, {"start": start, "end": end, **{k: records.get(k, []) for k in RECORDS}, **meta}
-        )
+        body = {"start": start, "end": end, **{k: records.get(k, []) for k in RECORDS}, **meta}
+        atomic_write_json(path, {**body, CHECKSUM: _digest(body)})
         return path
 
-    def chunks(self) -> list[dict]:
-        """Every chunk, in dataset order; they must cover ``[0, end)`` without a gap or
-        an overlap."""
+    def _found(self) -> list[tuple[int, int, Path]]:
         found = []
         for path in self.chunk_dir.glob("chunk_*.json"):
             m = _CHUNK_NAME.fullmatch(path.name)
             if m:
                 found.append((int(m.group(1)), int(m.group(2)), path))
-        found.sort()
+        return sorted(found)
+
+    def chunks(self) -> list[dict]:
+        """Every chunk, in dataset order; they must cover ``[0, end)`` without a gap or
+        an overlap, and each must hold what was written (its checksum).
+
+        Raises:
+            RunExistsError: a gap, or a chunk that is not what was written.
+        """
         chunks, pos = [], 0
-        for start, end, path in found:
-            if start != pos:
+        for start, end, path in self._found():
+            chunk = _read_chunk(path, start, end) if start == pos else None
+            if chunk is None:
                 raise RunExistsError(
-                    f"{self.out}: chunk files are not contiguous at image "
-                    f"{pos}; pass --overwrite to start afresh"
+                    f"{self.out}: the chunk at image {pos} is missing or damaged; run the "
+                    "command again to redo it, or pass --overwrite to start afresh"
                 )
-            chunks.append(json.loads(path.read_text()))
+            chunks.append(chunk)
+            pos = end
+        return chunks
+
+    def resumable_chunks(self) -> list[dict]:
+        """The chunks a resumed run keeps: those before the first gap or damaged chunk
+        (truncated, not JSON, missing a part, or edited since it was written). That one
+        and every later chunk are removed, so their images are done again."""
+        chunks, pos = [], 0
+        found = self._found()
+        for i, (start, end, path) in enumerate(found):
+            chunk = _read_chunk(path, start, end) if start == pos else None
+            if chunk is None:
+                for _s, _e, later in found[i:]:
+                    later.unlink(missing_ok=True)
+                logger.warning(
+                    "%s is damaged or out of place: it and %d later chunks are redone",
+                    path,
+                    len(found) - i - 1,
+                )
+                break
+            chunks.append(chunk)
             pos = end
         return chunks
 
@@ -187,3 +272,17 @@ class Journal:
             for k in RECORDS:
                 out[k] += chunk[k]
         return out
+
+
+def _read_chunk(path: Path, start: int, end: int) -> dict | None:
+    """A chunk that is exactly what :meth:`Journal.write_chunk` wrote, else None."""
+    try:
+        chunk = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(chunk, dict) or CHUNK_KEYS - set(chunk):
+        return None
+    body = {k: v for k, v in chunk.items() if k != CHECKSUM}
+    if chunk[CHECKSUM] != _digest(body) or (chunk["start"], chunk["end"]) != (start, end):
+        return None
+    return chunk

@@ -26,7 +26,7 @@ from wsol.export import annotations_for, image_entry
 from wsol.fileio import atomic_write_text, fault_point
 from wsol.run.build import RunPlan, plan_run
 from wsol.run.finalize import finalize
-from wsol.run.journal import Journal, fingerprint
+from wsol.run.journal import Journal, fingerprint, input_parts
 
 logger = logging.getLogger(__name__)
 
@@ -75,13 +75,14 @@ def run_config(cfg: Config, progress: Progress | None = None, overwrite: bool = 
     torch.manual_seed(cfg.seed)
     plan = plan_run(cfg)
     journal = Journal(cfg.out)
-    fp = fingerprint(cfg, [(s.image_id, s.path) for s in plan.dataset.samples])
+    image_list = [(s.image_id, s.path) for s in plan.dataset.samples]
+    fp = fingerprint(cfg, image_list, input_parts(cfg, plan.dataset))
     resuming = journal.open(fp, overwrite)
     try:
         atomic_write_text(journal.out / "config.yaml", dump_config(cfg))
         totals = Totals(plan.evaluators.empty() if plan.evaluators else None)
         start = 0
-        for chunk in journal.chunks() if resuming else []:  # what is done is not redone
+        for chunk in journal.resumable_chunks() if resuming else []:  # done is not redone
             totals.add(chunk)
             start = chunk["end"]
         if resuming:
