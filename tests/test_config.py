@@ -158,3 +158,37 @@ def test_sections_built_in_python_are_checked_too():
         BoxesConfig(threshold=1.5)
     with pytest.raises(ConfigError, match="needs boxes.calibration"):
         BoxesConfig(threshold="calibrated")
+
+
+def test_command_line_strings_stay_strings():
+    """A string key takes the text as typed, not as YAML reads it (issue 14)."""
+    cfg = load_config(None, ["out=2024_05_01", "data.root=0755", "data.split=no"])
+    assert (cfg.out, cfg.data.root, cfg.data.split) == ("2024_05_01", "0755", "no")
+    cfg = load_config(
+        None, ["data.limit=007", "cam.flip=yes", "boxes.threshold=0.3", "data.limit=null"]
+    )
+    assert cfg.data.limit is None and cfg.cam.flip is True and cfg.boxes.threshold == 0.3
+    assert (
+        load_config(
+            None, ["boxes.threshold=calibrated", "boxes.calibration=c.json"]
+        ).boxes.threshold
+        == "calibrated"
+    )
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("seed=1180591620717411303424", "seed must be in"),
+        ("seed=-1", "seed must be in"),
+        ("eval.sweep_step=1e-9", "eval.sweep_step must be in"),
+        ("eval.thresholds=[" + ",".join(["0.5"] * 10001) + "]", "at most 10000"),
+        ("data.limit=-5", "data.limit must be >= 0"),
+        ("model.input_size=[0,0]", "must be >= 1"),
+        ("model.mean=[1]", "must have 3 values"),
+        ("data.max_file_mb=0", "data.max_file_mb must be"),
+    ],
+)
+def test_ranges_are_checked_as_the_config_loads(override, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [override])

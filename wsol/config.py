@@ -167,6 +167,9 @@ class BoxesConfig(Section):
             )
 
 
+MAX_THRESHOLDS = 10_000
+
+
 @dataclass
 class EvalConfig(Section):
     """Scoring against ground truth, where the dataset has it."""
@@ -175,8 +178,8 @@ class EvalConfig(Section):
     enabled: bool = True
     iou: float = field(default=0.5, metadata=between(0, 1, lo_open=True))
     # threshold step for MaxBoxAcc: taus 0, step, ... < 1
-    sweep_step: float = field(default=0.01, metadata=between(0, 0.5, lo_open=True))
-    # an explicit sweep instead (normalized cuts)
+    sweep_step: float = field(default=0.01, metadata=between(1e-4, 0.5))
+    # an explicit sweep instead (normalized cuts), at most MAX_THRESHOLDS of them
     thresholds: list[float] | None = field(default=None, metadata=between(0, 1))
     coco_ap: bool = True
     pxap: bool = True  # pixel AP where the dataset has masks
@@ -185,6 +188,10 @@ class EvalConfig(Section):
     class_agnostic: bool = False
 
     def check(self) -> None:
+        if self.thresholds is not None and len(self.thresholds) > MAX_THRESHOLDS:
+            raise ConfigError(
+                f"eval.thresholds lists {len(self.thresholds)} cuts; at most {MAX_THRESHOLDS}"
+            )
         if self.thresholds is not None and not self.thresholds:
             raise ConfigError(
                 "eval.thresholds must be a non-empty list of numbers in [0, 1] "
@@ -224,7 +231,7 @@ class Config(Section):
     report: ReportConfig = field(default_factory=ReportConfig)
     # results are flushed to disk every N batches
     chunk_batches: int = field(default=8, metadata=between(1))
-    seed: int = 0
+    seed: int = field(default=0, metadata=between(0, 2**63 - 1))
 
 
 @dataclass
@@ -334,7 +341,7 @@ class TrainConfig(Section):
     """``wsol train``: fit a CAM-ready classifier on a dataset's image-level labels."""
 
     out: str = "runs/train"
-    seed: int = 0
+    seed: int = field(default=0, metadata=between(0, 2**63 - 1))
     data: TrainDataConfig = field(default_factory=TrainDataConfig)
     val: ValConfig = field(default_factory=ValConfig)
     shapes: ShapesConfig = field(default_factory=ShapesConfig)

@@ -117,12 +117,25 @@ def _field_types(cls) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
 
 
+@dataclasses.dataclass(frozen=True)
+class _Typed:
+    """A command-line value: its text, and the text read as YAML. A string field takes
+    the text as it is (``out=2024_05_01`` stays ``"2024_05_01"``, ``data.split=no``
+    stays ``"no"``); other fields take the YAML reading."""
+
+    text: str
+    parsed: Any
+
+
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     """``value`` (from YAML or the command line) as type ``tp``; choices and ranges are
     checked later, by the section."""
     origin = typing.get_origin(tp)
+    if isinstance(value, _Typed) and origin not in (typing.Union, types.UnionType):
+        as_text = tp is str or origin is Literal
+        return _coerce(value.text if as_text else value.parsed, tp, key)
     if origin in (typing.Union, types.UnionType):
-        if value is None:
+        if value is None or (isinstance(value, _Typed) and value.parsed is None):
             return None
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         for arg in args:  # the first member that accepts the value wins
@@ -233,12 +246,21 @@ def _merge(base: dict, delta: dict) -> dict:
 
 
 def _override_tree(overrides: list[str] | dict[str, Any] | None) -> dict:
+    tree: dict = {}
     if isinstance(overrides, dict):
-        tree: dict = {}
         for key, value in overrides.items():
             _set_dotted(tree, key, value)
         return tree
-    return parse_overrides(overrides or [])
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            value = raw
+        _set_dotted(tree, key.strip(), _Typed(raw, value))
+    return tree
 
 
 def load(
