@@ -88,3 +88,18 @@ def test_voc_export_round_trips_through_the_reader(tmp_path):
     assert a["objects"][0]["box"].tolist() == [10, 20, 25, 25]
     assert a["objects"][1]["box"].tolist() == [0, 0, 3, 4]
     assert parse_voc_xml((tmp_path / "voc" / "b.xml").read_text())["objects"] == []
+
+
+def test_voc_export_never_writes_two_images_to_one_file(tmp_path):
+    doc = {
+        "categories": [{"id": 1, "name": "a"}],
+        "images": [
+            {"id": 1, "file_name": "sub1/x.jpg", "height": 5, "width": 5},
+            {"id": 2, "file_name": "sub2/x.jpg", "height": 5, "width": 5},
+            {"id": 3, "file_name": "x.png", "height": 5, "width": 5},
+            {"id": 4, "file_name": "y.jpg", "height": 5, "width": 5},
+        ],
+        "annotations": [],
+    }
+    written = write_formats(doc, tmp_path, ["voc"])
+    assert [p.name for p in written] == ["x_1.xml", "x_2.xml", "x_3.xml", "y.xml"]

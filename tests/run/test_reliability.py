@@ -312,3 +312,48 @@ def test_a_damaged_chunk_is_redone_and_the_output_is_as_if_never_killed(tmp_path
     resumed = run(cfg)
     assert (tmp_path / "b" / "pseudo_labels.json").read_bytes() == expected
     assert resumed.metrics["corloc"] == straight.metrics["corloc"]
+
+
+# --- wsol deletes only what it wrote ---------------------------------------------------
+
+
+def test_overwrite_removes_only_what_the_run_wrote(tmp_path, shapes_root):
+    from wsol.config import with_overrides
+    from wsol.run import run
+
+    out = tmp_path / "out"
+    first = _cfg(shapes_root, out, "data.limit=6", "report.enabled=true", "report.num_images=3")
+
+    run(with_overrides(first, ["export.formats=[coco, voc]"]))
+    wrote = sorted(p.name for p in (out / "overlays").iterdir())
+    assert wrote and len(list((out / "voc").glob("*.xml"))) == 6
+    (out / "voc" / "mine.xml").write_text("<annotation/>")
+    (out / "overlays" / "mine.png").write_bytes(b"png")
+    (out / "notes.txt").write_text("the user's")
+    second = with_overrides(first, ["report.enabled=false", "cam.method=cam"])
+    run(second, overwrite=True)
+    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["mine.png"]
+    assert [p.name for p in (out / "voc").iterdir()] == ["mine.xml"]
+    assert (out / "notes.txt").read_text() == "the user's"
+    assert (out / "pseudo_labels.json").is_file() and (out / "metrics.json").is_file()
+
+
+def test_voc_split_lines_are_read_whole(tmp_path):
+    import cv2
+    import numpy as np
+
+    from wsol.data import load_voc
+    from wsol.data.voc import voc_xml
+
+    root = tmp_path / "VOC"
+    for d in ("Annotations", "JPEGImages", "ImageSets/Main"):
+        (root / d).mkdir(parents=True)
+    for stem in ("img", "img 01"):
+        cv2.imwrite(str(root / "JPEGImages" / f"{stem}.jpg"), np.zeros((10, 10, 3), np.uint8))
+        xml = voc_xml(f"{stem}.jpg", 10, 10, ["cat"], np.array([[1.0, 1, 5, 5]]), [1.0])
+        (root / "Annotations" / f"{stem}.xml").write_text(xml)
+    (root / "ImageSets" / "Main" / "val.txt").write_text("img\nimg 01\n")
+    (root / "ImageSets" / "Main" / "cat_val.txt").write_text("img  1\nimg 01 -1\n")
+    assert [s.file_name for s in load_voc(root, "val").samples] == ["img.jpg", "img 01.jpg"]
+    # VOC's per-class split files end each line with a -1/0/1 flag: the id is before it.
+    assert [s.file_name for s in load_voc(root, "cat_val").samples] == ["img.jpg", "img 01.jpg"]

@@ -149,13 +149,13 @@ def _instance_masks(png: Path, num_objects: int) -> list | None:
 _CLASS_SPLIT_FLAGS = {"-1", "0", "1"}
 
 
-def _split_line(line: str) -> str:
-    """An image id of a split file: the whole line (ids may hold spaces), except in VOC's
-    per-class files (``aeroplane_train.txt``), whose lines end with a -1/0/1 flag."""
-    parts = line.split()
-    if len(parts) == 2 and parts[1] in _CLASS_SPLIT_FLAGS:
-        return parts[0]
-    return line.strip()
+def split_ids(text: str) -> list[str]:
+    """The image ids of a split file, one per line and read whole (ids may hold spaces),
+    except in VOC's per-class files (``aeroplane_train.txt``), where every line ends
+    with a -1/0/1 flag after the id."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    flagged = all(len(ln.split()) > 1 and ln.split()[-1] in _CLASS_SPLIT_FLAGS for ln in lines)
+    return [ln.rsplit(maxsplit=1)[0].strip() for ln in lines] if lines and flagged else lines
 
 
 def load_voc(
@@ -189,7 +189,7 @@ def load_voc(
                 else "; data.root must hold Annotations/, JPEGImages/ and ImageSets/Main/"
             )
         )
-    ids = [_split_line(ln) for ln in split_file.read_text().splitlines() if ln.strip()]
+    ids = split_ids(split_file.read_text())
     if limit is not None:
         ids = ids[:limit]
     parsed: list[dict | None] = []

@@ -64,13 +64,15 @@ def render_gallery(
                 heat = cv2.resize(heat, (pixels.shape[1], pixels.shape[0]))
             pred = (c.detections.boxes if c else np.zeros((0, 4))) * to_thumb
             score = f" {c.detections.scores[0]:.2f}" if c and len(c.detections.scores) else ""
-            rel = f"overlays/{pos:06d}_{_safe(name)}.png"
+            # The class index keeps "cat dog", "cat_dog" and "cat/dog" apart.
+            tag = f"{c.dataset_class:03d}_{_safe(name)}" if c else _safe(name)
+            rel = f"overlays/{pos:06d}_{tag}.png"
             save_png(out / rel, overlay(pixels, heat, pred, gt, f"{name}{score}"))
             figures.append(
                 (rel, f"{sample.file_name}: {name} (p={c.prob:.2f})" if c else sample.file_name)
             )
             if pixel_level and heat is not None:
-                rel = f"overlays/{pos:06d}_{_safe(name)}_saliency.png"
+                rel = f"overlays/{pos:06d}_{tag}_saliency.png"
                 gray = (heat.clip(0, 1) * 255).astype(np.uint8)
                 save_png(out / rel, np.repeat(gray[..., None], 3, axis=2))
                 figures.append((rel, f"{sample.file_name}: {name} saliency"))

@@ -37,7 +37,7 @@ def finalize(
     }
     records = journal.records()
     doc = build_document(records["images"], records["annotations"], dataset.coco_categories(), info)
-    write_formats(doc, out, cfg.export.formats)
+    journal.record_written(write_formats(doc, out, cfg.export.formats))
     fault_point("final:pseudo_labels.json")
     failures = dataset.failures + records["failures"]
     processed = {im["id"] for im in doc["images"]}
@@ -145,6 +145,7 @@ def _report(
                 (picks[i], s, r) for i, s, r in zip(batch.indices, samples, results, strict=True)
             ]
     figures = render_gallery(journal.out, dataset.classes, shown, localizer.method.pixel_level)
+    journal.record_written(journal.out / rel for rel, _caption in figures)
     write_report(
         journal.out,
         f"wsol: {cfg.cam.method} on {dataset.name}",

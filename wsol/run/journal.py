@@ -19,7 +19,6 @@ import hashlib
 import json
 import logging
 import re
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
@@ -193,13 +192,37 @@ class Journal:
         atomic_write_json(state_path, {"fingerprint": fp, "version": FORMAT_VERSION})
         return False
 
+    def record_written(self, paths) -> None:
+        """Add files this run wrote under ``out`` (exports, overlays) to the manifest in
+        ``run_state.json``: what a later ``--overwrite`` removes, and nothing else."""
+        state_path = self.out / STATE_FILE
+        state = json.loads(state_path.read_text())
+        written = set(state.get("written", []))
+        for p in paths:
+            rel = Path(p).resolve().relative_to(self.out.resolve())
+            written.add(rel.as_posix())
+        atomic_write_json(state_path, {**state, "written": sorted(written)})
+
     def _clear(self) -> None:
+        """Remove what an earlier run wrote here, and nothing else: its fixed-name files,
+        its chunks, and the files its manifest lists (``overlays/``, ``voc/``). Files
+        wsol did not write stay, and so do the folders that hold them."""
+        try:
+            written = json.loads((self.out / STATE_FILE).read_text()).get("written", [])
+        except (OSError, json.JSONDecodeError, AttributeError):
+            written = []
+        for rel in written:
+            p = (self.out / rel).resolve()
+            if p.is_relative_to(self.out.resolve()) and p.is_file():
+                p.unlink()
+        for p in self.chunk_dir.glob("chunk_*.json") if self.chunk_dir.is_dir() else []:
+            p.unlink()
         for name in OUTPUTS:
             p = self.out / name
-            if p.is_dir():
-                shutil.rmtree(p)
-            elif p.exists():
+            if p.is_file():
                 p.unlink()
+            elif p.is_dir() and not any(p.iterdir()):
+                p.rmdir()
 
     def _clean_temp_files(self) -> None:
         """Remove the temp files a killed atomic write of this run may have left: those
