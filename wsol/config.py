@@ -52,6 +52,15 @@ METHOD_NAMES = Literal[
 ]
 
 
+def check_out(out: str) -> None:
+    """An output folder wsol may write: set, and not the root of a file system."""
+    if not out.strip():
+        raise ConfigError("out is empty: name the output folder, e.g. out=runs/mine")
+    resolved = Path(out).expanduser().resolve()
+    if resolved == Path(resolved.anchor):
+        raise ConfigError(f"out={out} is the root of the file system; name a folder for the run")
+
+
 @dataclass
 class DataConfig(Section):
     """Where the images and their labels come from."""
@@ -67,6 +76,9 @@ class DataConfig(Section):
     num_workers: int = field(default=0, metadata=between(0))  # decoding processes (0: main)
     # image files larger than this are recorded failures, never read
     max_file_mb: float = field(default=256.0, metadata=between(0, lo_open=True))
+    # images named by annotations, split or labels files must lie inside data.root (else
+    # they are recorded failures); true lets them point anywhere
+    allow_outside_root: bool = False
 
     def check(self) -> None:
         if self.format == "coco" and not self.ann_file:
@@ -233,6 +245,9 @@ class Config(Section):
     chunk_batches: int = field(default=8, metadata=between(1))
     seed: int = field(default=0, metadata=between(0, 2**63 - 1))
 
+    def check(self) -> None:
+        check_out(self.out)
+
 
 @dataclass
 class TrainDataConfig(DataConfig):
@@ -348,6 +363,9 @@ class TrainConfig(Section):
     model: TrainModelConfig = field(default_factory=TrainModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
+
+    def check(self) -> None:
+        check_out(self.out)
 
 
 def load_config(

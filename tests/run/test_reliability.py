@@ -185,6 +185,14 @@ def test_a_fifo_and_dev_zero_in_a_folder_dataset_are_recorded_failures(tmp_path)
     result = run(cfg)
     assert result.metrics["num_images"] == 1 and result.metrics["num_failed"] == 2
     lines = (tmp_path / "out" / "failures.jsonl").read_text().splitlines()
+    # The symlink to /dev/zero points outside data.root; the FIFO is no regular file.
+    assert "outside data.root" in lines[0] and "zero.jpg" in lines[0]
+    assert "not a regular file" in lines[1] and "fifo.jpg" in lines[1]
+    from wsol.config import with_overrides
+
+    allowed = with_overrides(cfg, ["data.allow_outside_root=true", f"out={tmp_path / 'o2'}"])
+    run(allowed)
+    lines = (tmp_path / "o2" / "failures.jsonl").read_text().splitlines()
     assert len(lines) == 2 and all("not a regular file" in line for line in lines)
 
 
@@ -357,3 +365,78 @@ def test_voc_split_lines_are_read_whole(tmp_path):
     assert [s.file_name for s in load_voc(root, "val").samples] == ["img.jpg", "img 01.jpg"]
     # VOC's per-class split files end each line with a -1/0/1 flag: the id is before it.
     assert [s.file_name for s in load_voc(root, "cat_val").samples] == ["img.jpg", "img 01.jpg"]
+
+
+# --- Paths stay inside the dataset root ------------------------------------------------
+
+
+def test_coco_file_names_outside_the_root_are_recorded_failures(tmp_path):
+    import json
+
+    import cv2
+    import numpy as np
+
+    from wsol.config import load_config
+    from wsol.data import build_dataset
+
+    root = tmp_path / "images"
+    root.mkdir()
+    for p in (root / "in.jpg", tmp_path / "outside.jpg"):
+        cv2.imwrite(str(p), np.zeros((10, 10, 3), np.uint8))
+    names = ["in.jpg", "../outside.jpg", str(tmp_path / "outside.jpg"), "/etc/hostname"]
+    doc = {
+        "images": [
+            {"id": i + 1, "file_name": n, "height": 10, "width": 10} for i, n in enumerate(names)
+        ],
+        "annotations": [],
+        "categories": [{"id": 1, "name": "a"}],
+    }
+    (tmp_path / "ann.json").write_text(json.dumps(doc))
+    data = ["data.format=coco", f"data.root={root}", f"data.ann_file={tmp_path / 'ann.json'}"]
+    ds = build_dataset(load_config(None, data).data)
+    assert [s.file_name for s in ds.samples] == ["in.jpg"]
+    assert [f["reason"].split(" (")[0] for f in ds.failures] == ["outside data.root"] * 3
+    ds = build_dataset(load_config(None, [*data, "data.allow_outside_root=true"]).data)
+    assert len(ds.samples) == 4
+
+
+def test_folder_labels_outside_the_root_and_the_run_folder_inside_it(tmp_path):
+    import json
+
+    import cv2
+    import numpy as np
+
+    from wsol.config import load_config
+    from wsol.data import build_dataset
+
+    root = tmp_path / "photos"
+    (root / "runs" / "last" / "overlays").mkdir(parents=True)
+    cv2.imwrite(str(root / "a.jpg"), np.zeros((10, 10, 3), np.uint8))
+    cv2.imwrite(str(root / "runs" / "last" / "overlays" / "x.png"), np.zeros((10, 10, 3), np.uint8))
+    cv2.imwrite(str(tmp_path / "evil.jpg"), np.zeros((10, 10, 3), np.uint8))
+    cfg = load_config(None, ["data.format=folder", f"data.root={root}"])
+    scanned = build_dataset(cfg.data, exclude=root / "runs" / "last")
+    assert [s.file_name for s in scanned.samples] == ["a.jpg"]  # not the last run's overlays
+    (tmp_path / "labels.json").write_text(json.dumps({"a.jpg": ["x"], "../evil.jpg": ["x"]}))
+    labelled = load_config(
+        None,
+        ["data.format=folder", f"data.root={root}", f"data.labels_file={tmp_path / 'labels.json'}"],
+    )
+    ds = build_dataset(labelled.data)
+    assert [s.file_name for s in ds.samples] == ["a.jpg"]
+    assert (
+        ds.failures[0]["path"].endswith("evil.jpg")
+        and "outside data.root" in ds.failures[0]["reason"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("out", "message"), [("", "out is empty"), ("/", "root of the file system")]
+)
+def test_out_must_name_a_folder(out, message):
+    from wsol.config import ConfigError, TrainConfig, load_config
+
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [f"out={out}"])
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, [f"out={out}"], cls=TrainConfig)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from wsol.data.base import AnnotationError, DataError, DataNotFoundError, Dataset, Sample
 from wsol.data.coco import load_coco
@@ -30,8 +31,12 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 }
 
 
-def build_dataset(data_cfg) -> Dataset:
-    """Read the dataset described by a :class:`wsol.config.DataConfig`."""
+def build_dataset(data_cfg, exclude: str | Path | None = None) -> Dataset:
+    """Read the dataset described by a :class:`wsol.config.DataConfig`.
+
+    Images outside ``data.root`` (``../`` or absolute names in annotations, split or
+    labels files) become recorded failures unless ``data.allow_outside_root``; a folder
+    ``exclude`` under the root (the run's own output) is not read as images."""
     if data_cfg.format not in DATASETS:
         raise DataError(unknown_choice("data.format", data_cfg.format, DATASETS))
     if not data_cfg.root:
@@ -41,4 +46,32 @@ def build_dataset(data_cfg) -> Dataset:
         )
     if data_cfg.format == "coco" and not data_cfg.ann_file:
         raise DataError("data.format=coco needs data.ann_file (an instances JSON)")
-    return DATASETS[data_cfg.format](data_cfg)
+    dataset = DATASETS[data_cfg.format](data_cfg)
+    if exclude is not None and data_cfg.format == "folder":
+        # a scan of the root would read the last run's overlays as images
+        dataset.samples = [s for s in dataset.samples if not _within(s.path, Path(exclude))]
+    if not getattr(data_cfg, "allow_outside_root", False):
+        dataset = _inside(dataset, Path(data_cfg.root))
+    return dataset
+
+
+def _within(path: str, folder: Path) -> bool:
+    return Path(path).resolve().is_relative_to(folder.resolve())
+
+
+def _inside(dataset: Dataset, root: Path) -> Dataset:
+    """``dataset`` less the samples whose image lies outside ``root``, recorded."""
+    out = [s for s in dataset.samples if not _within(s.path, root)]
+    if not out:
+        return dataset
+    dataset.samples = [s for s in dataset.samples if _within(s.path, root)]
+    dataset.failures = dataset.failures + [
+        {
+            "image_id": s.image_id,
+            "path": s.path,
+            "stage": "path",
+            "reason": "outside data.root (data.allow_outside_root=true allows it)",
+        }
+        for s in out
+    ]
+    return dataset

@@ -162,7 +162,7 @@ def plan_run(cfg: Config) -> RunPlan:
     calibration = (
         load_calibration(cfg.boxes.calibration) if cfg.boxes.threshold == "calibrated" else None
     )
-    dataset = build_dataset(cfg.data)
+    dataset = build_dataset(cfg.data, exclude=cfg.out)
     if cfg.cam.targets == "gt" and not any(len(s.labels) for s in dataset.samples):
         raise ConfigError("cam.targets=gt but the dataset has no labels; use topk or prob")
     spec, mapping, dataset = build_spec(cfg, dataset)

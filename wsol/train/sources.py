@@ -144,7 +144,7 @@ def training_images(cfg: TrainConfig, status: Status | None = None) -> tuple[Ima
         val = RenderedImages.render(s.seed, "val", s.val_images, s.image_size, status)
         return train, val
     val_data = _val_config(cfg)
-    dataset = build_dataset(cfg.data)
+    dataset = build_dataset(cfg.data, exclude=cfg.out)
     if not dataset.classes or not len(dataset):
         raise DataError(
             f"no labelled images in {cfg.data.root}"
