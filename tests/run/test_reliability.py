@@ -440,3 +440,56 @@ def test_out_must_name_a_folder(out, message):
         load_config(None, [f"out={out}"])
     with pytest.raises(ConfigError, match=message):
         load_config(None, [f"out={out}"], cls=TrainConfig)
+
+
+# --- Expected failures are one line, through the one error base -------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("labels.csv", b"file,tags\na.jpg,x\n", "CSV needs a header"),
+        ("labels.csv", b"file,labels\na.jpg\n", "line 2 has no labels column"),
+        ("labels.csv", b"file,labels\na.jpg,\xff\xfe\n", "not UTF-8 text"),
+        ("labels.json", b'{"a.jpg": 5}', "must map to a label or a list"),
+        ("labels.json", b'{"a.jpg": null}', "must map to a label or a list"),
+        ("labels.json", b'{"a.jpg": [["x"]]}', "must map to a label or a list"),
+    ],
+)
+def test_malformed_folder_labels_files_are_one_line_errors(tmp_path, name, content, message):
+    from wsol.data import AnnotationError, load_folder
+
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(AnnotationError, match=message):
+        load_folder(tmp_path, str(tmp_path / name))
+
+
+def test_a_csv_with_a_bom_as_excel_writes_it_is_read(tmp_path):
+    from wsol.data import load_folder
+
+    (tmp_path / "l.csv").write_bytes(b"\xef\xbb\xbffile,labels\na.jpg,cat\n")
+    assert load_folder(tmp_path, str(tmp_path / "l.csv")).classes == ["cat"]
+
+
+@pytest.mark.parametrize("kind", ["random bytes", "empty", "raw pickle", "wrong keys", "code"])
+def test_bad_checkpoints_are_one_line_model_errors(tmp_path, kind):
+    import pickle
+
+    import torch
+
+    from wsol.models import ModelError, build_model
+
+    path = tmp_path / "w.pt"
+    if kind == "random bytes":
+        path.write_bytes(os.urandom(200))
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "raw pickle":
+        path.write_bytes(pickle.dumps({"a": 1}))
+    elif kind == "wrong keys":
+        torch.save({"state_dict": {"x": torch.zeros(1)}}, path)
+    else:
+        torch.save({"run": os.system}, path)  # loading it with pickle would run code
+    with pytest.raises(ModelError, match="model.weights") as e:
+        build_model("resnet18", str(path))
+    assert "\n" not in str(e.value)

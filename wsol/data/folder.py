@@ -13,6 +13,7 @@ classes are the model's (or the class map's) and targets must be predicted ones.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -26,24 +27,37 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".g
 def _read_labels(path: Path) -> dict[str, list[str]]:
     if not path.is_file():
         raise DataNotFoundError(f"labels file {path} not found")
+    try:
+        text = path.read_text(encoding="utf-8-sig")  # a BOM, as Excel writes, is dropped
+    except UnicodeDecodeError as e:
+        raise AnnotationError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     if path.suffix.lower() == ".json":
         try:
-            raw = json.loads(path.read_text())
+            raw = json.loads(text)
         except json.JSONDecodeError as e:
             raise AnnotationError(f"{path}: not valid JSON: {e}") from None
         if not isinstance(raw, dict):
             raise AnnotationError(f"{path}: expected an object of file -> [labels]")
-        return {k: [v] if isinstance(v, str) else list(v) for k, v in raw.items()}
+        out = {}
+        for name, value in raw.items():
+            tags = [value] if isinstance(value, str) else value
+            if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+                raise AnnotationError(
+                    f"{path}: {name!r} must map to a label or a list of labels, got {value!r}"
+                )
+            out[name] = tags
+        return out
     out: dict[str, list[str]] = {}
-    with path.open(newline="") as f:
-        reader = csv.DictReader(f)
-        if not reader.fieldnames or {"file", "labels"} - set(reader.fieldnames):
-            raise AnnotationError(f"{path}: CSV needs a header with columns file,labels")
-        for row in reader:
-            cell = row["labels"] or ""
-            # ";" separates labels when present (names may then hold spaces: "dining table")
-            tags = cell.split(";") if ";" in cell else cell.split()
-            out[row["file"]] = [t.strip() for t in tags if t.strip()]
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if not reader.fieldnames or {"file", "labels"} - set(reader.fieldnames):
+        raise AnnotationError(f"{path}: CSV needs a header with columns file,labels")
+    for line, row in enumerate(reader, start=2):
+        if row.get("file") is None or row.get("labels") is None:
+            raise AnnotationError(f"{path}: line {line} has no labels column")
+        cell = row["labels"]
+        # ";" separates labels when present (names may then hold spaces: "dining table")
+        tags = cell.split(";") if ";" in cell else cell.split()
+        out[row["file"]] = [t.strip() for t in tags if t.strip()]
     return out
 
 

@@ -38,7 +38,12 @@ def load_state(path: str | Path) -> tuple[dict, dict]:
         raise ModelError(f"model.weights: no checkpoint at {path}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e:
+    except pickle.UnpicklingError:
+        raise ModelError(
+            f"model.weights: {path} is not a checkpoint of tensors (it may hold code, "
+            "which wsol never runs; save the state dict with torch.save(model.state_dict()))"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(f"model.weights: {path} is not a readable checkpoint ({first})") from None
     if isinstance(obj, dict) and "state_dict" in obj:
