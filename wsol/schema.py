@@ -10,6 +10,7 @@ with cross-key rules in the section's ``check``. Every problem is a one-line
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -48,6 +49,8 @@ def _describe(lo, hi, lo_open, hi_open) -> str:
 
 
 def _in_range(v: float, lo, hi, lo_open, hi_open) -> bool:
+    if not math.isfinite(v):  # NaN compares false with everything; inf is no setting
+        return False
     if lo is not None and (v <= lo if lo_open else v < lo):
         return False
     return not (hi is not None and (v >= hi if hi_open else v > hi))

@@ -493,3 +493,49 @@ def test_bad_checkpoints_are_one_line_model_errors(tmp_path, kind):
     with pytest.raises(ModelError, match="model.weights") as e:
         build_model("resnet18", str(path))
     assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"per_class": [1]}, "per_class must be an object"),
+        ({"per_class": 5}, "per_class must be an object"),
+        ({"images": 4}, "images must be a list"),
+        ({"threshold": True}, "numbers in \\[0, 1\\]"),
+        ({"per_class": {"cat": 0.3}}, "entries must be objects"),
+    ],
+)
+def test_malformed_calibration_files_are_one_line_errors(tmp_path, extra, message):
+    import json
+
+    from wsol.evaluate.calibration import FORMAT, CalibrationError, load_calibration
+
+    doc = {"format": FORMAT, "metric": "maxboxacc", "threshold": 0.3, "score": 0.5, "pairs": 3}
+    (tmp_path / "c.json").write_text(json.dumps({**doc, **extra}))
+    with pytest.raises(CalibrationError, match=message):
+        load_calibration(tmp_path / "c.json")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--repeats", "-1"], "--repeats must be at least 1"),
+        (["--batch-size", "0"], "--batch-size must be at least 1"),
+        (["--size", "0"], "--size must be at least 32"),
+    ],
+)
+def test_bench_arguments_are_checked(capsys, args, message):
+    from wsol.cli import main
+
+    assert main(["bench", "--arch", "efficientnet_lite0", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_numbers_are_refused(value):
+    from wsol.config import ConfigError, TrainConfig, load_config
+
+    with pytest.raises(ConfigError, match="train.lr must be"):
+        load_config(None, [f"train.lr={value}"], cls=TrainConfig)
+    with pytest.raises(ConfigError, match="eval.iou must be"):
+        load_config(None, [f"eval.iou={value}"])

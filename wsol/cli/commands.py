@@ -10,6 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from wsol.cli.console import format_summary, format_table, progress_bar
+from wsol.errors import UsageError
 
 EXIT_OK, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 130, 143
 
@@ -112,6 +113,16 @@ def cmd_train(args) -> int:
 
 def cmd_bench(args) -> int:
     from wsol.apps.bench import bench_demo, bench_maps, bench_views
+    from wsol.models.spec import resolve_device
+
+    for flag, value, low in (
+        ("--batch-size", args.batch_size, 1),
+        ("--repeats", args.repeats, 1),
+        ("--size", args.size, 32),
+    ):
+        if value < low:
+            raise UsageError(f"bench {flag} must be at least {low}, got {value}")
+    resolve_device(args.device)  # cuda without a GPU: one line, exit 2
 
     settings = (
         args.arch,

@@ -83,8 +83,21 @@ class Calibration:
             )
         names = {f.name for f in dataclasses.fields(cls)}
         cal = cls(**{k: v for k, v in doc.items() if k in names})
-        taus = [cal.threshold, *(e.get("threshold") for e in cal.per_class.values())]
-        if not all(isinstance(t, int | float) and 0.0 <= t <= 1.0 for t in taus):
+        shapes = {"per_class": dict, "images": list, "source": dict, "threshold_mode": str}
+        for key, kind in shapes.items():
+            if not isinstance(getattr(cal, key), kind):
+                what = "an object" if kind is dict else f"a {kind.__name__}"
+                raise CalibrationError(
+                    f"calibration {key} must be {what}, got {getattr(cal, key)!r}"
+                )
+        if not all(isinstance(e, dict) for e in cal.per_class.values()) or not all(
+            isinstance(i, str) for i in cal.images
+        ):
+            raise CalibrationError("calibration per_class entries must be objects, images paths")
+        taus = [cal.threshold, *(e.get("threshold", cal.threshold) for e in cal.per_class.values())]
+        if not all(
+            isinstance(t, int | float) and not isinstance(t, bool) and 0.0 <= t <= 1.0 for t in taus
+        ):
             raise CalibrationError("calibration thresholds must be numbers in [0, 1]")
         if cal.threshold_mode != "absolute":
             raise CalibrationError(f"unsupported threshold_mode {cal.threshold_mode!r}")
