@@ -539,3 +539,38 @@ def test_non_finite_numbers_are_refused(value):
         load_config(None, [f"train.lr={value}"], cls=TrainConfig)
     with pytest.raises(ConfigError, match="eval.iou must be"):
         load_config(None, [f"eval.iou={value}"])
+
+
+def test_a_full_disk_is_one_line_exit_1_and_the_rerun_resumes(
+    tmp_path, shapes_root, monkeypatch, capsys
+):
+    import errno
+
+    from wsol import fileio
+    from wsol.cli import main
+
+    args = ["-q", "run", str(REPO / "wsol" / "assets" / "demo.yaml"), f"data.root={shapes_root}"]
+    args += ["data.split=val", "data.limit=4", "model.weights=DEFAULT", f"out={tmp_path}"]
+    real_fsync = fileio.os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device", "report.html")
+
+    monkeypatch.setattr(fileio.os, "fsync", full)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "disk full while writing report.html; free space and run the same command again" in err
+    monkeypatch.setattr(fileio.os, "fsync", real_fsync)
+    assert main(args) == 0
+
+
+def test_an_empty_split_says_so(tmp_path, shapes_root):
+    from wsol.config import load_config
+    from wsol.run import run
+
+    cfg = load_config(
+        REPO / "wsol" / "assets" / "demo.yaml",
+        [f"data.root={shapes_root}", "data.split=val", "data.limit=0", f"out={tmp_path}"],
+    )
+    with pytest.raises(Exception, match="no images to process .*data.limit=0"):
+        run(cfg)

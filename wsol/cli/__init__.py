@@ -8,12 +8,14 @@ Exit codes: 0 the run completed; 3 it completed but some images failed (see
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import signal
 import sys
 import warnings
 
 from wsol.cli.commands import (
+    EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_PARTIAL,
@@ -205,6 +207,15 @@ def main(argv: list[str] | None = None) -> int:
     except WsolError as e:
         print(f"wsol: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as e:
+        if e.errno != errno.ENOSPC:
+            raise
+        where = f" while writing {e.filename}" if e.filename else ""
+        print(
+            f"wsol: error: disk full{where}; free space and run the same command again to resume",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     except (KeyboardInterrupt, Terminated) as e:
         resume = " (or --overwrite to start afresh)" if args.command in ("run", "train") else ""
         print(

@@ -12,7 +12,8 @@ from tqdm import tqdm
 from wsol.cli.console import format_summary, format_table, progress_bar
 from wsol.errors import UsageError
 
-EXIT_OK, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 2, 3, 130, 143
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
 
 
 def _status(metrics: dict) -> int:

@@ -7,6 +7,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from wsol.fileio import atomic_write
+
 PRED_COLOR = (255, 64, 32)  # RGB
 GT_COLOR = (40, 220, 60)
 OVERLAY_SIDE = 360  # long side of an overlay picture, in pixels
@@ -70,7 +72,8 @@ def draw_label(canvas: np.ndarray, text: str, corner: tuple[int, int] = (0, 0)) 
 
 def save_png(path: str | Path, rgb: np.ndarray) -> None:
     """Write an RGB ``uint8 [H, W, 3]`` picture as PNG (an error if it cannot be written)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)):
-        raise OSError(f"could not write {path}")
+    ok, png = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise ValueError(f"could not encode a {rgb.shape} picture as PNG for {path}")
+    # Written like every other output: atomically, and a full disk is an OSError (ENOSPC).
+    atomic_write(path, lambda f: f.write(png.tobytes()))

@@ -163,6 +163,10 @@ def plan_run(cfg: Config) -> RunPlan:
         load_calibration(cfg.boxes.calibration) if cfg.boxes.threshold == "calibrated" else None
     )
     dataset = build_dataset(cfg.data, exclude=cfg.out)
+    if not dataset.samples:
+        why = "data.limit=0" if cfg.data.limit == 0 else "the split lists no readable image"
+        failed = f" ({len(dataset.failures)} failed while reading)" if dataset.failures else ""
+        raise ConfigError(f"no images to process in {cfg.data.root}: {why}{failed}")
     if cfg.cam.targets == "gt" and not any(len(s.labels) for s in dataset.samples):
         raise ConfigError("cam.targets=gt but the dataset has no labels; use topk or prob")
     spec, mapping, dataset = build_spec(cfg, dataset)
