@@ -393,7 +393,7 @@ def test_load_predictions_maps_categories_by_name_and_images_by_file():
         ],
     }
     preds, counts = load_predictions(doc, ds)
-    assert counts == {"num_predictions": 2, "num_dropped": 2}
+    assert counts == {"num_predictions": 2, "num_invalid": 0, "num_dropped": 2}
     assert preds[0] == {
         "image_id": 2,
         "category_id": 3,
@@ -412,8 +412,9 @@ def test_load_predictions_maps_categories_by_name_and_images_by_file():
     assert counts["num_dropped"] == 1 and preds[0]["category_id"] == 9
     with pytest.raises(ValueError, match="annotations"):
         load_predictions({"images": []}, ds)
-    with pytest.raises(ValueError, match="bbox"):
-        load_predictions([{"image_id": 1, "category_id": 9}], ds)
+    # A prediction without a box is refused on its own and counted (issue 14).
+    preds, counts = load_predictions([{"image_id": 1, "category_id": 9}], ds)
+    assert preds == [] and counts["num_invalid"] == 1
 
 
 def test_eval_cli_on_coco_and_voc_ground_truth(tmp_path, shapes_root, capsys):
@@ -484,7 +485,7 @@ def test_eval_of_a_run_reproduces_the_runs_box_metrics(tmp_path, shapes_root):
     m = run(cfg).metrics
     ds = load_ground_truth(shapes_root, split="val")
     preds, counts = load_predictions(json.loads((out / "pseudo_labels.json").read_text()), ds)
-    assert counts == {"num_predictions": m["num_annotations"], "num_dropped": 0}
+    assert counts == {"num_predictions": m["num_annotations"], "num_invalid": 0, "num_dropped": 0}
     scored, _ = evaluate_predictions(ds, preds)
     assert scored["corloc"] == pytest.approx(m["corloc"], abs=1e-12)
     assert scored["coco_ap"] == pytest.approx(m["coco_ap"], abs=1e-12)

@@ -574,3 +574,131 @@ def test_an_empty_split_says_so(tmp_path, shapes_root):
     )
     with pytest.raises(Exception, match="no images to process .*data.limit=0"):
         run(cfg)
+
+
+# --- wsol eval is strict ---------------------------------------------------------------
+
+
+@pytest.fixture
+def eval_files(tmp_path, shapes_root):
+    """The val GT, and predictions that are its own boxes (a perfect file)."""
+    import json
+
+    gt = shapes_root / "annotations" / "instances_val.json"
+    doc = json.loads(gt.read_text())
+    pred = {
+        "images": doc["images"],
+        "categories": doc["categories"],
+        "annotations": [
+            {**{k: a[k] for k in ("id", "image_id", "category_id", "bbox")}, "score": 1.0}
+            for a in doc["annotations"]
+        ],
+    }
+    return gt, pred, tmp_path
+
+
+def _eval(gt, pred, tmp_path, *flags):
+    import json
+
+    from wsol.cli import main
+
+    (tmp_path / "pred.json").write_text(json.dumps(pred))
+    code = main(
+        [
+            "-q",
+            "eval",
+            "--gt",
+            str(gt),
+            "--pred",
+            str(tmp_path / "pred.json"),
+            "--out",
+            str(tmp_path / "o"),
+            *flags,
+        ]
+    )
+    metrics = json.loads((tmp_path / "o" / "metrics.json").read_text()) if code == 0 else None
+    return code, metrics
+
+
+def test_a_perfect_file_scores_one(eval_files):
+    code, m = _eval(*eval_files)
+    assert code == 0 and m["corloc"] == 1.0 and m["num_invalid"] == 0
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        lambda a: 7,
+        lambda a: None,
+        lambda a: {**a, "bbox": [1, 2, 3]},
+        lambda a: {**a, "bbox": [1, 2, 3, 4, 5]},
+        lambda a: {**a, "bbox": 5},
+        lambda a: {**a, "bbox": [float("nan")] * 4},
+        lambda a: {**a, "bbox": [0, 0, -3, 4]},
+        lambda a: {**a, "image_id": [a["image_id"]]},
+        lambda a: {**a, "image_id": {"id": a["image_id"]}},
+        lambda a: {**a, "score": None},
+        lambda a: {**a, "score": float("nan")},
+        lambda a: {**a, "category_id": True},
+        lambda a: {**a, "category_id": 2**64},
+    ],
+)
+def test_malformed_predictions_are_refused_and_counted(eval_files, edit):
+    gt, pred, tmp_path = eval_files
+    pred["annotations"][0] = edit(pred["annotations"][0])
+    code, m = _eval(gt, pred, tmp_path)
+    assert code == 0 and m["num_invalid"] == 1
+    assert m["num_predictions"] == len(pred["annotations"]) - 1
+
+
+def test_all_nan_boxes_score_nothing(eval_files):
+    gt, pred, tmp_path = eval_files
+    for a in pred["annotations"]:
+        a["bbox"] = [float("nan")] * 4
+    code, m = _eval(gt, pred, tmp_path)
+    assert code == 0 and m["coco_ap"] == 0.0 and m["corloc"] == 0.0
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda p: {**p, "annotations": 5}, "needs an 'annotations' list"),
+        (lambda p: {**p, "categories": "abc"}, "'categories' must be a list"),
+        (lambda p: {**p, "categories": [{"id": 1}]}, "'categories' must be a list"),
+        (lambda p: {**p, "images": [1, 2, 3]}, "'images' must be a list"),
+        (lambda p: 5, "a COCO dict or a results list"),
+    ],
+)
+def test_malformed_prediction_files_are_one_line_exit_2(eval_files, capsys, edit, message):
+    gt, pred, tmp_path = eval_files
+    code, _ = _eval(gt, edit(pred), tmp_path)
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+def test_predictions_of_another_split_need_match_ids(eval_files, capsys):
+    gt, pred, tmp_path = eval_files
+    for im in pred["images"]:
+        im["file_name"] = "test_" + im["file_name"]
+    code, _ = _eval(gt, pred, tmp_path)
+    assert code == 2 and "--match-ids" in capsys.readouterr().err
+    code, m = _eval(gt, pred, tmp_path, "--match-ids")
+    assert code == 0 and m["corloc"] == 1.0
+
+
+@pytest.mark.parametrize("iou", ["0", "-1", "nan", "1.5"])
+def test_eval_iou_must_be_in_0_1(eval_files, capsys, iou):
+    code, _ = _eval(*eval_files, "--iou", iou)
+    assert code == 2 and "--iou must be in (0, 1]" in capsys.readouterr().err
+
+
+def test_eval_paths_that_are_not_files(eval_files, capsys):
+    from wsol.cli import main
+
+    gt, _pred, tmp_path = eval_files
+    (tmp_path / "f").write_text("x")
+    assert main(["eval", "--gt", str(gt), "--pred", str(tmp_path)]) == 2
+    (tmp_path / "bin.json").write_bytes(b"\xff\xfe\x00binary")
+    assert main(["eval", "--gt", str(tmp_path / "bin.json"), "--pred", str(gt)]) == 2
+    assert main(["eval", "--gt", str(gt), "--pred", str(gt), "--out", str(tmp_path / "f")]) == 2
+    assert "Traceback" not in capsys.readouterr().err

@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     e.add_argument("--split", default=None, help="VOC split (needed if the root has several)")
     e.add_argument("--iou", type=float, default=0.5, help="IoU for corloc (default 0.5)")
+    e.add_argument(
+        "--match-ids",
+        action="store_true",
+        help="match prediction images to GT images by id, not by file name",
+    )
     e.add_argument("--out", default=None, help="write metrics.json and metrics_per_class.json")
     e.set_defaults(func=cmd_eval)
 

@@ -164,6 +164,7 @@ EVAL_KEYS = (
     "num_images",
     "num_pairs",
     "num_predictions",
+    "num_invalid",
     "num_dropped",
     "corloc",
     "coco_ap",
@@ -182,9 +183,14 @@ def cmd_eval(args) -> int:
     )
     from wsol.fileio import atomic_write_json
 
+    if not 0.0 < args.iou <= 1.0:  # NaN fails this too
+        raise UsageError(f"--iou must be in (0, 1], got {args.iou}")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file, not a folder")
     dataset = load_ground_truth(args.gt, args.gt_format, args.split)
     try:
-        preds, counts = load_predictions(json.loads(Path(args.pred).read_text()), dataset)
+        doc = json.loads(Path(args.pred).read_text())
+        preds, counts = load_predictions(doc, dataset, match_ids=args.match_ids)
     except (ValueError, OSError) as e:  # malformed JSON or predictions, unreadable file
         print(f"wsol: error: {args.pred}: {e}", file=sys.stderr)
         return EXIT_USAGE

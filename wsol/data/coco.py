@@ -97,6 +97,12 @@ def load_coco(
         raise DataNotFoundError(f"COCO annotation file {ann_file} not found") from None
     except json.JSONDecodeError as e:
         raise AnnotationError(f"{ann_file}: not valid JSON: {e}") from None
+    except UnicodeDecodeError as e:
+        raise AnnotationError(
+            f"{ann_file}: not UTF-8 text ({e.reason} at byte {e.start})"
+        ) from None
+    except OSError as e:
+        raise AnnotationError(f"{ann_file}: cannot read: {e.strerror or e}") from None
     _check_structure(data, ann_file)
     cats = sorted(data["categories"], key=lambda c: c["id"])
     cat_ids = [c["id"] for c in cats]

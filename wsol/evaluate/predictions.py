@@ -9,6 +9,7 @@ images by file name, so files written by other tools score too.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -77,39 +78,96 @@ def load_ground_truth(
     raise UsageError(f"unknown GT format {fmt!r}; valid: auto, coco, voc")
 
 
-def load_predictions(doc, dataset) -> tuple[list[dict], dict]:
+_INT64 = 2**63
+
+
+def _is_id(x) -> bool:
+    """An id pycocotools can hold: an integer (not a boolean) within 64 bits."""
+    return isinstance(x, int) and not isinstance(x, bool) and -_INT64 <= x < _INT64
+
+
+def _is_number(x) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _bad_annotation(a) -> str | None:
+    """Why a prediction cannot be scored, or None."""
+    if not isinstance(a, dict):
+        return "not an object"
+    for key in ("image_id", "category_id"):
+        if not _is_id(a.get(key)):
+            return f"{key} {a.get(key)!r} is not an integer id"
+    box = a.get("bbox")
+    if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
+        return f"bbox {box!r} is not 4 finite numbers"
+    if box[2] < 0 or box[3] < 0:
+        return f"bbox {box!r} has a negative width or height"
+    if "score" in a and not _is_number(a["score"]):
+        return f"score {a['score']!r} is not a finite number"
+    return None
+
+
+def _id_maps(doc: dict, dataset, match_ids: bool) -> tuple[dict | None, dict | None]:
+    """``(category map, image map)`` from the file's ids to the GT's, or None for as-is."""
+    cats, images = doc.get("categories"), doc.get("images")
+    cat_map = None
+    if cats:
+        if not isinstance(cats, list) or not all(
+            isinstance(c, dict) and _is_id(c.get("id")) and isinstance(c.get("name"), str)
+            for c in cats
+        ):
+            raise UsageError("'categories' must be a list of objects with an integer id and a name")
+        by_name = dict(zip(dataset.classes, dataset.category_ids, strict=True))
+        cat_map = {c["id"]: by_name.get(c["name"]) for c in cats}
+    if not images or match_ids:
+        return cat_map, None
+    if not isinstance(images, list) or not all(
+        isinstance(im, dict) and _is_id(im.get("id")) and isinstance(im.get("file_name"), str)
+        for im in images
+    ):
+        raise UsageError("'images' must be a list of objects with an integer id and a file_name")
+    by_file = {s.file_name: s.image_id for s in dataset.samples}
+    if not any(im["file_name"] in by_file for im in images):
+        raise UsageError(
+            "no image file name of the predictions matches one of the ground truth (another "
+            "split?); pass --match-ids to match images by id instead"
+        )
+    return cat_map, {im["id"]: by_file.get(im["file_name"]) for im in images}
+
+
+def load_predictions(doc, dataset, match_ids: bool = False) -> tuple[list[dict], dict]:
     """A COCO results list for ``dataset`` from a pseudo-label file.
 
     ``doc`` is a COCO dataset dict (``annotations``; with ``categories`` their ids are
-    matched to the GT's by name, with ``images`` theirs by ``file_name``) or a results
-    list (ids are the GT's). Predictions on images or categories the GT lacks are
-    dropped; a missing ``score`` counts as 1. Returns ``(results, counts)`` where counts
-    has ``num_predictions`` and ``num_dropped``.
+    matched to the GT's by name, with ``images`` theirs by ``file_name``, or by id with
+    ``match_ids``) or a results list (ids are the GT's). A prediction that cannot be
+    scored (non-finite or malformed box or score, ids that are not integers) is refused
+    and counted; predictions on images or categories the GT lacks are dropped and
+    counted; a missing ``score`` counts as 1. Returns ``(results, counts)``: counts has
+    ``num_predictions``, ``num_invalid`` and ``num_dropped``.
+
+    Raises:
+        UsageError: the file's structure is not a COCO dict or results list, or no
+            image file name matches the ground truth's (without ``match_ids``).
     """
     if isinstance(doc, dict):
-        if "annotations" not in doc:
+        anns = doc.get("annotations")
+        if not isinstance(anns, list):
             raise UsageError("a prediction dict needs an 'annotations' list")
-        anns = doc["annotations"]
-        cat_map = None
-        if doc.get("categories"):
-            by_name = dict(zip(dataset.classes, dataset.category_ids, strict=True))
-            cat_map = {c["id"]: by_name.get(c["name"]) for c in doc["categories"]}
-        img_map = None
-        if doc.get("images"):
-            by_file = {s.file_name: s.image_id for s in dataset.samples}
-            if any(im.get("file_name") in by_file for im in doc["images"]):
-                img_map = {im["id"]: by_file.get(im.get("file_name")) for im in doc["images"]}
+        cat_map, img_map = _id_maps(doc, dataset, match_ids)
     elif isinstance(doc, list):
         anns, cat_map, img_map = doc, None, None
     else:
         raise UsageError("predictions must be a COCO dict or a results list")
     known_images = {s.image_id for s in dataset.samples}
     known_cats = set(dataset.category_ids)
-    out, dropped, unscored = [], 0, 0
+    out, dropped, unscored, invalid = [], 0, 0, {}
     for a in anns:
-        for key in ("image_id", "category_id", "bbox"):
-            if key not in a:
-                raise UsageError(f"prediction {a.get('id')} lacks {key!r}")
+        why = _bad_annotation(a)
+        if why is not None:
+            invalid.setdefault(why, 0)
+            invalid[why] += 1
+            continue
         image_id = img_map.get(a["image_id"]) if img_map is not None else a["image_id"]
         cat = cat_map.get(a["category_id"]) if cat_map is not None else a["category_id"]
         if image_id not in known_images or cat not in known_cats:
@@ -124,11 +182,16 @@ def load_predictions(doc, dataset) -> tuple[list[dict], dict]:
                 "score": float(a.get("score", 1.0)),
             }
         )
+    num_invalid = sum(invalid.values())
+    if num_invalid:
+        first = next(iter(invalid))
+        logger.warning("%d predictions refused (e.g. %s)", num_invalid, first)
     if dropped:
         logger.warning("%d predictions are on images or categories the GT lacks; dropped", dropped)
     if unscored:
         logger.warning("%d predictions have no score; they count as score 1", unscored)
-    return out, {"num_predictions": len(out), "num_dropped": dropped}
+    counts = {"num_predictions": len(out), "num_invalid": num_invalid, "num_dropped": dropped}
+    return out, counts
 
 
 def evaluate_predictions(
