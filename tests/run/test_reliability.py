@@ -702,3 +702,27 @@ def test_eval_paths_that_are_not_files(eval_files, capsys):
     assert main(["eval", "--gt", str(tmp_path / "bin.json"), "--pred", str(gt)]) == 2
     assert main(["eval", "--gt", str(gt), "--pred", str(gt), "--out", str(tmp_path / "f")]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_overlay_names_never_collide_for_similar_class_names(tmp_path):
+    import cv2
+    import numpy as np
+
+    from wsol.data import Sample
+    from wsol.localize.results import ClassResult, Detections, ImageResult
+    from wsol.report import render_gallery
+
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((20, 30, 3), np.uint8))
+    classes = ["cat dog", "cat_dog", "cat/dog"]
+    result = ImageResult(
+        size=(20, 30),
+        probs=np.ones(3),
+        classes=[
+            ClassResult(c, 1.0, Detections(np.zeros((0, 4)), np.zeros(0)), np.zeros((20, 30)), 0.5)
+            for c in range(3)
+        ],
+    )
+    sample = Sample(1, str(tmp_path / "a.jpg"), "a.jpg")
+    figures = render_gallery(tmp_path / "out", classes, [(0, sample, result)])
+    names = [rel for rel, _caption in figures]
+    assert len(set(names)) == 3 and all((tmp_path / "out" / n).is_file() for n in names)
