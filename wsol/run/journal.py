@@ -15,20 +15,18 @@ records, plus the caller's metadata (evaluator counters, timings).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
-from dataclasses import asdict
 from pathlib import Path
 
 from wsol.errors import WsolError
 from wsol.fileio import LOCK_FILE, FolderBusyError, FolderLock, atomic_write_json
+from wsol.run.fingerprint import FORMAT_VERSION, digest, fingerprint, input_parts
 
 STATE_FILE = "run_state.json"
 FINISHED_MARKER = "metrics.json"
 CHUNK_DIR = "chunks"
-FORMAT_VERSION = 3  # fingerprint by part, chunks with a checksum
 RECORDS = ("images", "annotations", "failures")
 CHECKSUM = "sha256"  # of the chunk's JSON without this key (sorted keys)
 CHUNK_KEYS = {"start", "end", *RECORDS, CHECKSUM}
@@ -47,78 +45,15 @@ OUTPUTS = (
     "overlays",
     "voc",
 )
-# Keys that change neither which images are processed nor any number written.
-_NEUTRAL = {("out",), ("data", "num_workers"), ("report", "enabled"), ("report", "num_images")}
 _CHUNK_NAME = re.compile(r"chunk_(\d+)_(\d+)\.json")
 logger = logging.getLogger(__name__)
 
 
+__all__ = ["Journal", "RunExistsError", "fingerprint", "input_parts"]
+
+
 class RunExistsError(WsolError, RuntimeError):
     """The output folder holds results that this run must not touch."""
-
-
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def _stats(paths) -> list:
-    """``(path, size, mtime_ns)`` of each file; ``None`` for one that is missing."""
-    out = []
-    for p in paths:
-        try:
-            st = Path(p).stat()
-            out.append((str(p), st.st_size, st.st_mtime_ns))
-        except OSError:
-            out.append((str(p), None))
-    return out
-
-
-def _file_hash(path: str) -> str:
-    """SHA-256 of a file's bytes (checkpoints, class maps, calibrations: read once)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def input_parts(cfg, dataset) -> dict[str, str]:
-    """Digests of the inputs that decide a run's output besides its config, by name.
-
-    Images and annotation files by size and modification time: a stat per file, cheap
-    for a 118k-image dataset where hashing would read it all. The checkpoint, class map
-    and calibration files by a SHA-256 of their bytes: one file each, so exact.
-    """
-
-    def named_file(value: str) -> str:
-        return _file_hash(value) if value and Path(value).is_file() else value
-
-    return {
-        "images": _digest(_stats(s.path for s in dataset.samples)),
-        "annotations": _digest(_stats(dataset.sources)),
-        "checkpoint": named_file(cfg.model.weights),
-        "class map": named_file(cfg.model.class_map),
-        "calibration": named_file(cfg.boxes.calibration),
-    }
-
-
-def fingerprint(
-    cfg, image_list: list[tuple[int, str]], inputs: dict[str, str] | None = None
-) -> dict[str, str]:
-    """SHA-256 digests naming a run: ``config`` (the result-relevant keys), ``image
-    list`` (the ``(image_id, path)`` list) and each of ``inputs``
-    (:func:`input_parts`)."""
-    tree = asdict(cfg)
-    for path in _NEUTRAL:
-        node = tree
-        for key in path[:-1]:
-            node = node[key]
-        node.pop(path[-1], None)
-    return {
-        "config": _digest({"config": tree, "format": FORMAT_VERSION}),
-        "image list": _digest(image_list),
-        **(inputs or {}),
-    }
 
 
 class Journal:
@@ -237,7 +172,7 @@ class Journal:
         the :data:`RECORDS` lists, ``meta`` anything else the run needs back."""
         path = self.chunk_dir / f"chunk_{start:09d}_{end:09d}.json"
         body = {"start": start, "end": end, **{k: records.get(k, []) for k in RECORDS}, **meta}
-        atomic_write_json(path, {**body, CHECKSUM: _digest(body)})
+        atomic_write_json(path, {**body, CHECKSUM: digest(body)})
         return path
 
     def _found(self) -> list[tuple[int, int, Path]]:
@@ -306,6 +241,6 @@ def _read_chunk(path: Path, start: int, end: int) -> dict | None:
     if not isinstance(chunk, dict) or CHUNK_KEYS - set(chunk):
         return None
     body = {k: v for k, v in chunk.items() if k != CHECKSUM}
-    if chunk[CHECKSUM] != _digest(body) or (chunk["start"], chunk["end"]) != (start, end):
+    if chunk[CHECKSUM] != digest(body) or (chunk["start"], chunk["end"]) != (start, end):
         return None
     return chunk

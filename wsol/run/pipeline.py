@@ -26,7 +26,8 @@ from wsol.export import annotations_for, image_entry
 from wsol.fileio import atomic_write_text, fault_point
 from wsol.run.build import RunPlan, plan_run
 from wsol.run.finalize import finalize
-from wsol.run.journal import Journal, fingerprint, input_parts
+from wsol.run.fingerprint import fingerprint, input_parts
+from wsol.run.journal import Journal
 
 logger = logging.getLogger(__name__)
 
