@@ -7,9 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from tqdm import tqdm
-
-from wsol.cli.console import format_summary, format_table, progress_bar
+from wsol.cli.console import TrainProgress, format_summary, format_table, progress_bar
 from wsol.errors import UsageError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
@@ -48,52 +46,17 @@ def cmd_run(args) -> int:
 
 
 def cmd_train(args) -> int:
-    from wsol.config import TrainConfig, load_config
+    from wsol.config import load_config
     from wsol.train import train
+    from wsol.train_config import TrainConfig
 
     cfg = load_config(args.config, args.overrides, cls=TrainConfig)
-    bar = None
-    status = None
-
-    def progress(event, done, total, info):
-        nonlocal bar, status
-        if args.quiet:
-            return
-        if event.startswith("render"):
-            status = status or tqdm(desc=event, unit="img", file=sys.stderr, leave=False)
-            status.set_description(event, refresh=False)
-            status.total = total
-            status.update(done - status.n)
-            return
-        if status is not None:
-            status.close()
-            status = None
-        if bar is None:
-            bar = tqdm(desc="train", unit="step", total=total, file=sys.stderr)
-        if event == "resume":
-            bar.write(f"resuming: {done} of {total} epochs already trained", file=sys.stderr)
-        elif event == "train":
-            bar.set_postfix(
-                epoch=info["epoch"],
-                loss=f"{info['loss']:.4f}",
-                img_s=f"{info['img_s']:.1f}",
-                refresh=False,
-            )
-            bar.update(done - bar.n)
-        elif event == "epoch":
-            val = "n/a" if info["val_map"] is None else f"{info['val_map']:.4f}"
-            bar.write(
-                f"epoch {done}/{total}: loss {info['train_loss']:.4f}  val mAP {val}  "
-                f"{info['train_img_per_s']:.1f} img/s",
-                file=sys.stderr,
-            )
-
+    progress = None if args.quiet else TrainProgress()
     try:
         result = train(cfg, progress, overwrite=args.overwrite)
     finally:
-        for b in (status, bar):
-            if b is not None:
-                b.close()
+        if progress is not None:
+            progress.close()
     m = result.metrics
     best = m["best"] or {}
     rows = {

@@ -90,3 +90,48 @@ def format_summary(rows: dict[str, dict]) -> str:
         )
         lines.append(f"{name}: @cut: {m['cut']}{best}")
     return "\n".join(lines)
+
+
+class TrainProgress:
+    """``wsol train``'s console: a bar while the shapes are rendered, then a bar of
+    optimizer steps with the epoch, loss and img/s, and a line per finished epoch."""
+
+    def __init__(self):
+        self.status: tqdm | None = None
+        self.bar: tqdm | None = None
+
+    def __call__(self, event: str, done: int, total: int, info: dict) -> None:
+        if event.startswith("render"):
+            if self.status is None:
+                self.status = tqdm(desc=event, unit="img", file=sys.stderr, leave=False)
+            self.status.set_description(event, refresh=False)
+            self.status.total = total
+            self.status.update(done - self.status.n)
+            return
+        if self.status is not None:
+            self.status.close()
+            self.status = None
+        if event == "resume":
+            tqdm.write(f"resuming: {done} of {total} epochs already trained", file=sys.stderr)
+        elif event == "train":
+            if self.bar is None:
+                self.bar = tqdm(desc="train", unit="step", total=total, file=sys.stderr)
+            self.bar.set_postfix(
+                epoch=info["epoch"],
+                loss=f"{info['loss']:.4f}",
+                img_s=f"{info['img_s']:.1f}",
+                refresh=False,
+            )
+            self.bar.update(done - self.bar.n)
+        elif event == "epoch":
+            val = "n/a" if info["val_map"] is None else f"{info['val_map']:.4f}"
+            tqdm.write(
+                f"epoch {done}/{total}: loss {info['train_loss']:.4f}  val mAP {val}  "
+                f"{info['train_img_per_s']:.1f} img/s",
+                file=sys.stderr,
+            )
+
+    def close(self) -> None:
+        for b in (self.status, self.bar):
+            if b is not None:
+                b.close()
