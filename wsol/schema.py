@@ -226,18 +226,24 @@ def _set_dotted(tree: dict, key: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def _split_override(item: str) -> tuple[str, str, Any]:
+    """``"a.b=1"`` -> ``("a.b", "1", 1)``: the key, the text and the text read as YAML."""
+    if "=" not in item:
+        raise ConfigError(f"override {item!r} is not of the form key=value")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), raw, value
+
+
 def parse_overrides(overrides: list[str]) -> dict:
     """``["a.b=1", "out=x"]`` -> ``{"a": {"b": 1}, "out": "x"}``; values parsed as YAML."""
     tree: dict = {}
     for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key=value")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
-            value = raw
-        _set_dotted(tree, key.strip(), value)
+        key, _raw, value = _split_override(item)
+        _set_dotted(tree, key, value)
     return tree
 
 
@@ -255,14 +261,8 @@ def _override_tree(overrides: list[str] | dict[str, Any] | None) -> dict:
             _set_dotted(tree, key, value)
         return tree
     for item in overrides or []:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not of the form key=value")
-        key, raw = item.split("=", 1)
-        try:
-            value = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
-            value = raw
-        _set_dotted(tree, key.strip(), _Typed(raw, value))
+        key, raw, value = _split_override(item)
+        _set_dotted(tree, key, _Typed(raw, value))
     return tree
 
 
