@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from wsol.config import Config, ConfigError, TrainConfig, dump_config, load_config, parse_overrides
+from wsol.config import Config, ConfigError, dump_config, load_config, parse_overrides
+from wsol.train_config import TrainConfig
 
 
 def test_defaults_and_partial_yaml(tmp_path):

@@ -9,9 +9,10 @@ from __future__ import annotations
 import pytest
 
 from tests.helpers import REPO
-from wsol.config import Config, TrainConfig, load_config
+from wsol.config import Config, load_config
 from wsol.run import run
 from wsol.run.grid_search import candidates, load_grid
+from wsol.train_config import TrainConfig
 
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
 

@@ -1,4 +1,4 @@
-"""Run configuration: the sections of ``wsol run`` and ``wsol train``, and their loader.
+"""Run configuration: the sections of ``wsol run``, and the loader of every config.
 
 A YAML file sets only the keys it needs; every other key keeps the default below, and
 ``section.key=value`` overrides win over both. Choices are ``Literal`` types and ranges
@@ -28,7 +28,6 @@ T = TypeVar("T")
 __all__ = [
     "Config",
     "ConfigError",
-    "TrainConfig",
     "dump_config",
     "load_config",
     "parse_overrides",
@@ -50,6 +49,12 @@ METHOD_NAMES = Literal[
     "guided_backprop",
     "guided_gradcam",
 ]
+
+
+def check_device(device: str) -> None:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
+    if device not in ("auto", "cpu") and not device.startswith("cuda"):
+        raise ConfigError(f"model.device must be auto, cpu or cuda[:N], got {device!r}")
 
 
 def check_out(out: str) -> None:
@@ -105,8 +110,7 @@ class ModelConfig(Section):
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16/fp16: autocast
 
     def check(self) -> None:
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"model.device must be auto, cpu or cuda[:N], got {self.device!r}")
+        check_device(self.device)
 
 
 @dataclass
@@ -249,125 +253,6 @@ class Config(Section):
         check_out(self.out)
 
 
-@dataclass
-class TrainDataConfig(DataConfig):
-    """The training images and their image-level labels (boxes are never read)."""
-
-    # shapes: the demo's procedurally rendered shapes (see the shapes section)
-    format: Literal["voc", "coco", "folder", "shapes"] = "voc"
-    split: str = "train"
-
-
-@dataclass
-class ValConfig(Section):
-    """Where validation images come from: the dataset's own split, else a held-out part."""
-
-    section: ClassVar[str] = "val"
-    split: str = ""  # VOC: a split file of the same root (e.g. val)
-    ann_file: str = ""  # COCO: an instances JSON of other images
-    labels_file: str = ""  # folder: a labels file of other images (same root)
-    # without any of those: this seeded fraction of the training images is held out
-    fraction: float = field(default=0.1, metadata=between(0, 1, lo_open=True, hi_open=True))
-
-
-@dataclass
-class ShapesConfig(Section):
-    """``data.format=shapes``: images rendered in memory from ``(seed, split, index)``."""
-
-    section: ClassVar[str] = "shapes"
-    seed: int = 1  # the demo's test/val images come from other split names of this seed
-    num_images: int = field(default=20000, metadata=between(1))
-    val_images: int = field(default=500, metadata=between(1))
-    image_size: int = field(default=128, metadata=between(64))  # objects are 22-48 px
-
-
-@dataclass
-class TrainModelConfig(Section):
-    """The network to fit: a backbone and a fresh GAP + linear head for the classes."""
-
-    section: ClassVar[str] = "model"
-    arch: str = "efficientnet_lite0"
-    # DEFAULT: pretrained (offline for efficientnet_lite0/1/2); none: from scratch; a path
-    weights: str = "DEFAULT"
-    # [H, W]; empty: the backbone's own
-    input_size: list[int] | None = field(default=None, metadata=between(1, length=2))
-    # drop the last stage's stride (dilating it): maps at 2x the resolution
-    dilate_last: bool = False
-    freeze_backbone: bool = False  # train the head only (backbone batch norms frozen too)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    save_dtype: Literal["fp32", "fp16"] = "fp32"  # of model.pt's weights (fp16: half the size)
-
-    def check(self) -> None:
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ConfigError(f"model.device must be auto, cpu or cuda[:N], got {self.device!r}")
-
-
-@dataclass
-class AugmentConfig(Section):
-    """Training-time augmentation (albumentations). Validation images get exactly what
-    ``wsol run`` feeds the model: the whole image resized to the input size."""
-
-    section: ClassVar[str] = "augment"
-    # random resized crop: area fraction and aspect range; null: the whole image, resized
-    crop_scale: list[float] | None = field(
-        default_factory=lambda: [0.35, 1.0], metadata=between(0, 1, lo_open=True, length=2)
-    )
-    crop_ratio: list[float] = field(
-        default_factory=lambda: [0.75, 1.3333], metadata=between(0, lo_open=True, length=2)
-    )
-    hflip: float = field(default=0.5, metadata=between(0, 1))  # probability
-    rotate90: bool = False  # random quarter turns (for data with no up, like the shapes)
-    brightness: float = field(default=0.3, metadata=between(0, 1))
-    contrast: float = field(default=0.3, metadata=between(0, 1))
-    saturation: float = field(default=0.3, metadata=between(0, 1))
-    hue: float = field(default=0.05, metadata=between(0, 0.5))
-    jitter_p: float = field(default=0.8, metadata=between(0, 1))  # colour jitter probability
-
-
-@dataclass
-class OptimConfig(Section):
-    """The training loop."""
-
-    section: ClassVar[str] = "train"
-    epochs: int = field(default=10, metadata=between(1))
-    batch_size: int = field(default=32, metadata=between(2))
-    optimizer: Literal["adamw", "sgd"] = "adamw"
-    lr: float = field(default=1e-3, metadata=between(0, lo_open=True))
-    backbone_lr: float = field(default=0.1, metadata=between(0))  # times lr, for the backbone
-    weight_decay: float = field(default=1e-4, metadata=between(0))
-    momentum: float = field(default=0.9, metadata=between(0, 1, hi_open=True))  # sgd
-    schedule: Literal["cosine", "step", "constant"] = "cosine"
-    warmup_epochs: float = field(default=1.0, metadata=between(0))
-    step_epochs: int = field(default=10, metadata=between(1))  # schedule=step: every N epochs
-    gamma: float = field(default=0.1, metadata=between(0, 1, lo_open=True))  # schedule=step
-    grad_clip: float = field(default=5.0, metadata=between(0))  # max gradient norm; 0: off
-    # multi-label (sigmoid + BCE) or single-label (softmax + cross-entropy); auto: single
-    # when every training image has exactly one label
-    labels: Literal["auto", "multi", "single"] = "auto"
-    # class imbalance: BCE positive weights neg/pos (capped), CE class weights; none: off
-    balance: Literal["auto", "none"] = "auto"
-    max_pos_weight: float = field(default=20.0, metadata=between(1))
-    amp: Literal["auto", "off", "bf16", "fp16"] = "auto"  # auto: bf16 on CUDA, off on CPU
-    threads: int = field(default=0, metadata=between(0))  # torch threads; 0: the default
-
-
-@dataclass
-class TrainConfig(Section):
-    """``wsol train``: fit a CAM-ready classifier on a dataset's image-level labels."""
-
-    out: str = "runs/train"
-    seed: int = field(default=0, metadata=between(0, 2**63 - 1))
-    data: TrainDataConfig = field(default_factory=TrainDataConfig)
-    val: ValConfig = field(default_factory=ValConfig)
-    shapes: ShapesConfig = field(default_factory=ShapesConfig)
-    model: TrainModelConfig = field(default_factory=TrainModelConfig)
-    augment: AugmentConfig = field(default_factory=AugmentConfig)
-    train: OptimConfig = field(default_factory=OptimConfig)
-
-    def check(self) -> None:
-        check_out(self.out)
-
-
 def load_config(
     path: str | Path | None = None,
     overrides: list[str] | dict[str, Any] | None = None,
@@ -376,7 +261,8 @@ def load_config(
     """Defaults <- YAML file <- overrides, checked against the dataclass ``cls``.
 
     ``overrides`` are ``["section.key=value", ...]`` as on the command line (values
-    parsed as YAML) or a dict ``{"section.key": value}`` of Python values.
+    parsed as YAML) or a dict ``{"section.key": value}`` of Python values. ``cls`` is
+    :class:`Config`, or :class:`wsol.train_config.TrainConfig` for ``wsol train``.
     """
     return load(cls, path, overrides)
 

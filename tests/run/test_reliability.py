@@ -434,7 +434,8 @@ def test_folder_labels_outside_the_root_and_the_run_folder_inside_it(tmp_path):
     ("out", "message"), [("", "out is empty"), ("/", "root of the file system")]
 )
 def test_out_must_name_a_folder(out, message):
-    from wsol.config import ConfigError, TrainConfig, load_config
+    from wsol.config import ConfigError, load_config
+    from wsol.train_config import TrainConfig
 
     with pytest.raises(ConfigError, match=message):
         load_config(None, [f"out={out}"])
@@ -533,7 +534,8 @@ def test_bench_arguments_are_checked(capsys, args, message):
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
 def test_non_finite_numbers_are_refused(value):
-    from wsol.config import ConfigError, TrainConfig, load_config
+    from wsol.config import ConfigError, load_config
+    from wsol.train_config import TrainConfig
 
     with pytest.raises(ConfigError, match="train.lr must be"):
         load_config(None, [f"train.lr={value}"], cls=TrainConfig)

@@ -8,13 +8,14 @@ import pytest
 import torch
 
 from tests.helpers import REPO
-from wsol.config import TrainConfig, load_config
+from wsol.config import load_config
 from wsol.data import DataError
 from wsol.data.loader import ImageDataset
 from wsol.schema import ConfigError
 from wsol.train.augment import augment, sample_seed, training_transform, validation_transform
 from wsol.train.metrics import average_precision, classification_report
 from wsol.train.sources import training_images
+from wsol.train_config import TrainConfig
 
 VOC = REPO.parent / "shared" / "data" / "voc2012_sample" / "VOCdevkit" / "VOC2012"
 needs_voc = pytest.mark.skipif(not VOC.is_dir(), reason="../shared/data/voc2012_sample is absent")

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from tests.helpers import REPO
-from wsol.config import TrainConfig, load_config
+from wsol.config import load_config
 from wsol.errors import UsageError
 from wsol.models import build_model
 from wsol.train import train
+from wsol.train_config import TrainConfig
 
 TINY = {
     "data.format": "shapes",

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from wsol.config import OptimConfig
 from wsol.models.build import build_classifier
 from wsol.train.optim import class_weights, lr_factor, make_optimizer
+from wsol.train_config import OptimConfig
 
 
 def test_cosine_with_warmup():

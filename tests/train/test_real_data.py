@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tests.helpers import REPO
-from wsol.config import TrainConfig, load_config
+from wsol.config import load_config
 from wsol.data import load_voc
 from wsol.models import build_model
 from wsol.models.spec import model_input
@@ -18,6 +18,7 @@ from wsol.run import run
 from wsol.train import train
 from wsol.train.augment import validation_transform
 from wsol.train.sources import training_images
+from wsol.train_config import TrainConfig
 
 SHARED = REPO.parent / "shared" / "data"
 VOC = SHARED / "voc2012_sample" / "VOCdevkit" / "VOC2012"

@@ -14,8 +14,8 @@ import albumentations as A
 import cv2
 import numpy as np
 
-from wsol.config import AugmentConfig
 from wsol.data.loader import resize
+from wsol.train_config import AugmentConfig
 
 
 def training_transform(cfg: AugmentConfig, size: tuple[int, int]) -> A.Compose:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wsol.config import TrainConfig, dump_config
+from wsol.config import dump_config
 from wsol.errors import UsageError
 from wsol.fileio import (
     FolderBusyError,
@@ -35,8 +35,18 @@ from wsol.train import state as st
 from wsol.train.augment import training_transform
 from wsol.train.batches import ImageBatches, make_loader
 from wsol.train.metrics import classification_report
-from wsol.train.optim import class_weights, lr_factor, make_loss, make_optimizer, set_lr
+from wsol.train.optim import (
+    autocast_dtype,
+    class_weights,
+    freeze_batch_norms,
+    is_multi_label,
+    lr_factor,
+    make_loss,
+    make_optimizer,
+    set_lr,
+)
 from wsol.train.sources import training_images
+from wsol.train_config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -59,29 +69,6 @@ class TrainResult:
         return self.out_dir / st.MODEL_FILE
 
 
-def _amp(mode: str, device: torch.device) -> torch.dtype | None:
-    if mode == "off" or (mode == "auto" and device.type != "cuda"):
-        return None
-    if mode == "auto":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if mode == "bf16" else torch.float16
-
-
-def _multi_label(mode: str, labels: np.ndarray) -> bool:
-    per_image = labels.sum(1)
-    if mode == "multi":
-        return True
-    if mode == "single":
-        bad = int((per_image != 1).sum())
-        if bad:
-            raise ConfigError(
-                f"train.labels=single, but {bad} training images have no label or several; "
-                "use train.labels=multi"
-            )
-        return False
-    return not bool((per_image == 1).all())
-
-
 def train(
     cfg: TrainConfig, progress: Progress | None = None, overwrite: bool = False
 ) -> TrainResult:
@@ -95,9 +82,7 @@ def train(
         ModelError: the backbone cannot be built or fitted with a head.
     """
     out = Path(cfg.out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"out={out} is a file, not a folder")
-    lock = FolderLock(out)
+    lock = FolderLock(out)  # refuses a file, or a folder another process is writing
     try:
         lock.acquire()
     except FolderBusyError as e:
@@ -115,14 +100,14 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     device = resolve_device(cfg.model.device)
-    amp = _amp(cfg.train.amp, device)
+    amp = autocast_dtype(cfg.train.amp, device)
     train_images, val_images = training_images(cfg, lambda what, i, n: report(what, i, n, {}))
     if len(train_images) < cfg.train.batch_size:
         raise ConfigError(
             f"{len(train_images)} training images, fewer than train.batch_size="
             f"{cfg.train.batch_size}; lower the batch size"
         )
-    multi_label = _multi_label(cfg.train.labels, train_images.labels)
+    multi_label = is_multi_label(cfg.train.labels, train_images.labels)
     torch.manual_seed(cfg.seed)
     spec = build_classifier(
         cfg.model.arch,
@@ -200,7 +185,7 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
         t0 = time.perf_counter()
         net.train()
         if frozen_bn:
-            _freeze_batch_norms(net, spec.head)
+            freeze_batch_norms(net, spec.head)
         train_set.epoch = epoch
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_images))
         loader = make_loader(train_set, order, cfg.train.batch_size, cfg.data.num_workers, True)
@@ -280,15 +265,6 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
     if not (out / st.METRICS_FILE).exists():
         atomic_write_json(out / st.METRICS_FILE, metrics)
     return TrainResult(out, metrics, start)
-
-
-def _freeze_batch_norms(net: torch.nn.Module, head: str | None) -> None:
-    """Keep the backbone's batch norms on their pretrained statistics."""
-    for name, m in net.named_modules():
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not (
-            head and name.startswith(head)
-        ):
-            m.eval()
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
-"""The optimizer, its learning-rate schedule, and the loss with its class weights."""
+"""The optimizer, its learning-rate schedule, the loss with its class weights, and the
+settings they depend on (multi- or single-label, autocast, frozen batch norms)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from wsol.config import OptimConfig
+from wsol.schema import ConfigError
+from wsol.train_config import OptimConfig
 
 logger = logging.getLogger(__name__)
 
@@ -85,3 +87,37 @@ def make_loss(multi_label: bool, weights: np.ndarray | None, device: torch.devic
     """BCE with logits (multi-hot targets) or cross-entropy (class-index targets)."""
     w = None if weights is None else torch.as_tensor(weights, device=device)
     return nn.BCEWithLogitsLoss(pos_weight=w) if multi_label else nn.CrossEntropyLoss(weight=w)
+
+
+def autocast_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for ``train.amp`` on ``device``; None for full precision."""
+    if mode == "off" or (mode == "auto" and device.type != "cuda"):
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def is_multi_label(mode: str, labels: np.ndarray) -> bool:
+    """``train.labels``: multi-label unless every image has exactly one label (auto)."""
+    per_image = labels.sum(1)
+    if mode == "multi":
+        return True
+    if mode == "single":
+        bad = int((per_image != 1).sum())
+        if bad:
+            raise ConfigError(
+                f"train.labels=single, but {bad} training images have no label or several; "
+                "use train.labels=multi"
+            )
+        return False
+    return not bool((per_image == 1).all())
+
+
+def freeze_batch_norms(net: torch.nn.Module, head: str | None) -> None:
+    """Keep the backbone's batch norms on their pretrained statistics."""
+    for name, m in net.named_modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and not (
+            head and name.startswith(head)
+        ):
+            m.eval()

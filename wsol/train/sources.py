@@ -18,11 +18,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from wsol.config import TrainConfig
 from wsol.data import DataError, Dataset, Sample, build_dataset
 from wsol.data.decode import MAX_FILE_BYTES, decode_image
 from wsol.data.synthetic import SHAPES, ShapeSpec, render
 from wsol.schema import ConfigError
+from wsol.train_config import TrainConfig
 
 logger = logging.getLogger(__name__)
 

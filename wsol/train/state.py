@@ -100,8 +100,6 @@ def _flat(d: dict, prefix: str = "") -> dict:
 
 def prepare_out(out: Path, config: dict, overwrite: bool) -> dict | None:
     """The saved state to resume from, or None to start afresh. Refuses to mix runs."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"out={out} is a file, not a folder")
     for name in WRITTEN:  # temp files of a write that was killed
         for tmp in out.glob(f".{name}.*.tmp"):
             tmp.unlink(missing_ok=True)
