@@ -23,3 +23,28 @@ def test_atomic_write_gives_normal_permissions(tmp_path):
 def test_json_is_compact_with_a_newline(tmp_path):
     atomic_write_json(tmp_path / "a" / "m.json", {"a": [1, 2], "b": "x"})
     assert (tmp_path / "a" / "m.json").read_text() == '{"a":[1,2],"b":"x"}\n'
+
+
+def test_a_signal_during_an_atomic_write_waits_until_the_file_is_in_place(tmp_path):
+    import os
+    import signal
+
+    from wsol.fileio import atomic_write
+
+    seen = []
+
+    def handler(signum, frame):
+        seen.append((tmp_path / "f.bin").exists())
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+
+        def write(f):
+            os.kill(os.getpid(), signal.SIGTERM)  # arrives in the middle of the write
+            f.write(b"data")
+
+        atomic_write(tmp_path / "f.bin", write)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert seen == [True]  # delivered once, after the rename
+    assert (tmp_path / "f.bin").read_bytes() == b"data"

@@ -50,7 +50,16 @@ def atomic_write_text(path: str | Path, text: str) -> None:
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write`` on a binary temp file beside ``path``, then rename it to ``path``
     (``torch.save(obj, f)`` fits: readers see the old file or the new, never a mix)."""
-    path = Path(path)
+    # Ctrl-C and SIGTERM wait until the file is in place: an exception raised inside a
+    # writer (torch.save's zip writer, say) would leave it failing with another error.
+    deferred = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        _atomic_write(Path(path), write)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, deferred)
+
+
+def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
