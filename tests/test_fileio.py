@@ -29,14 +29,14 @@ def test_a_signal_during_an_atomic_write_waits_until_the_file_is_in_place(tmp_pa
     import os
     import signal
 
-    from wsol.fileio import atomic_write
+    from wsol.fileio import atomic_write, deferring
 
     seen = []
 
     def handler(signum, frame):
         seen.append((tmp_path / "f.bin").exists())
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = signal.signal(signal.SIGTERM, deferring(handler))
     try:
 
         def write(f):

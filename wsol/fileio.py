@@ -47,16 +47,36 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
+_writing = {"depth": 0, "pending": []}
+
+
+def deferring(handler: Callable) -> Callable:
+    """A signal handler that waits while an atomic write is in progress and runs once
+    the file is in place (the CLI wraps its Ctrl-C and SIGTERM handlers in it). An
+    exception raised inside a writer, such as torch.save's zip writer, would otherwise
+    surface as another error."""
+
+    def wrapped(signum, frame):
+        if _writing["depth"]:
+            _writing["pending"].append((handler, signum))
+            return
+        handler(signum, frame)
+
+    return wrapped
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write`` on a binary temp file beside ``path``, then rename it to ``path``
     (``torch.save(obj, f)`` fits: readers see the old file or the new, never a mix)."""
-    # Ctrl-C and SIGTERM wait until the file is in place: an exception raised inside a
-    # writer (torch.save's zip writer, say) would leave it failing with another error.
-    deferred = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    _writing["depth"] += 1
     try:
         _atomic_write(Path(path), write)
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, deferred)
+        _writing["depth"] -= 1
+        if not _writing["depth"] and _writing["pending"]:
+            handler, signum = _writing["pending"][0]
+            _writing["pending"].clear()
+            handler(signum, None)
 
 
 def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:

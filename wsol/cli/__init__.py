@@ -32,6 +32,7 @@ from wsol.cli.commands import (
 )
 from wsol.cli.console import format_table
 from wsol.errors import WsolError
+from wsol.fileio import deferring
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -206,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
 
     warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
     # SIGTERM (a scheduler's kill, `kill PID`) stops a command the way Ctrl-C does.
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    # Both wait for a file being written to be in place (fileio.deferring).
+    previous = signal.signal(signal.SIGTERM, deferring(_terminate))
+    previous_int = signal.signal(signal.SIGINT, deferring(signal.default_int_handler))
     try:
         return args.func(args)
     except WsolError as e:
@@ -231,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 if __name__ == "__main__":
