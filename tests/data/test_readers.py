@@ -66,6 +66,56 @@ def test_voc_custom_single_class(tmp_path):
     np.testing.assert_array_equal(ds.samples[0].boxes, [[0, 1, 10, 8]])
 
 
+def _kangaroo_xml(name: str) -> str:
+    return (
+        f"<annotation><filename>{name}.jpg</filename><size><width>10</width><height>8</height>"
+        "</size><object><name>kangaroo</name><difficult>0</difficult><bndbox><xmin>1</xmin>"
+        "<ymin>2</ymin><xmax>10</xmax><ymax>8</ymax></bndbox></object></annotation>"
+    )
+
+
+def test_voc_like_layout_without_split_file(tmp_path):
+    """images/ + annots/ and no ImageSets: every annotation file, sorted, is the split."""
+    root = tmp_path / "set"
+    (root / "annots").mkdir(parents=True)
+    (root / "images" / "sub").mkdir(parents=True)
+    for stem in ("b", "a", "c"):
+        (root / "annots" / f"{stem}.xml").write_text(_kangaroo_xml(stem))
+    (root / "annots" / "notes.txt").write_text("not an annotation")
+    ds = build_dataset(
+        DataConfig(format="voc", root=str(root), image_dir="images", ann_dir="annots")
+    )
+    assert [s.file_name for s in ds.samples] == ["a.jpg", "b.jpg", "c.jpg"]
+    assert [s.image_id for s in ds.samples] == [1, 2, 3]
+    assert all(s.path.startswith(str(root / "images")) for s in ds.samples)
+    assert ds.name.endswith("/all")
+    # split "" asks for every annotation file explicitly; the default layout still works
+    assert len(load_voc(root, "", ann_dir="annots", image_dir="images")) == 3
+    with pytest.raises(FileNotFoundError, match="data.ann_dir"):
+        load_voc(root, "val")  # no Annotations/ folder: says which keys name the folders
+
+
+def test_voc_named_split_missing_among_others_is_an_error(tmp_path):
+    root = tmp_path / "set"
+    (root / "Annotations").mkdir(parents=True)
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    (root / "Annotations" / "a.xml").write_text(_kangaroo_xml("a"))
+    (root / "ImageSets" / "Main" / "train.txt").write_text("a\n")
+    with pytest.raises(FileNotFoundError, match="splits here: train"):
+        load_voc(root, "trian")
+    assert len(load_voc(root, "")) == 1
+
+
+def test_voc_file_name_is_relative_to_the_image_folder(tmp_path):
+    root = tmp_path / "set"
+    (root / "Annotations").mkdir(parents=True)
+    (root / "JPEGImages" / "2024").mkdir(parents=True)
+    xml = _kangaroo_xml("x").replace("<filename>x.jpg", "<filename>2024/x.jpg")
+    (root / "Annotations" / "x.xml").write_text(xml)
+    (root / "JPEGImages" / "2024" / "x.jpg").write_bytes(b"")
+    assert load_voc(root, "").samples[0].file_name == "2024/x.jpg"
+
+
 def test_malformed_voc_xml():
     with pytest.raises(AnnotationError, match="malformed"):
         parse_voc_xml("<annotation><object>")

@@ -25,7 +25,7 @@ __all__ = [
 ]
 
 DATASETS: dict[str, Callable[..., Dataset]] = {
-    "voc": lambda d: load_voc(d.root, d.split, d.classes, d.limit),
+    "voc": lambda d: load_voc(d.root, d.split, d.classes, d.limit, d.image_dir, d.ann_dir),
     "coco": lambda d: load_coco(d.root, d.ann_file, d.classes, d.limit),
     "folder": lambda d: load_folder(d.root, d.labels_file, d.classes, d.limit),
 }

@@ -1,5 +1,8 @@
 """PASCAL VOC layout: ``Annotations/*.xml``, ``JPEGImages/``, ``ImageSets/Main/<split>.txt``.
 
+The two folders may have other names (``data.ann_dir``, ``data.image_dir``), and the
+split file may be absent: then every annotation file is read (:func:`voc_ids`).
+
 VOC XML boxes are 1-based and inclusive; they are converted to continuous 0-based xyxy
 on reading. ``difficult`` objects are kept and marked ignored for scoring. Class names
 come from the XML, so any VOC-format dataset works, however many classes it has.
@@ -133,6 +136,14 @@ def _find_image(image_dir: Path, stem: str, filename: str | None) -> Path:
     return image_dir / (filename or f"{stem}.jpg")  # missing: a per-image failure later
 
 
+def _relative_name(path: Path, image_root: Path) -> str:
+    """The image's name relative to the image folder (its COCO ``file_name``)."""
+    try:
+        return path.relative_to(image_root).as_posix()
+    except ValueError:
+        return path.name
+
+
 def _instance_masks(png: Path, num_objects: int) -> list | None:
     """RLE masks from ``SegmentationObject/<stem>.png`` when it exists (for PxAP)."""
     if not png.is_file():
@@ -158,44 +169,66 @@ def split_ids(text: str) -> list[str]:
     return [ln.rsplit(maxsplit=1)[0].strip() for ln in lines] if lines and flagged else lines
 
 
+def voc_ids(root: Path, split: str, ann_dir: str = "Annotations") -> tuple[list[str], Path | None]:
+    """The image ids (annotation stems) a VOC-layout dataset lists, and the split file
+    they came from.
+
+    ``ImageSets/Main/<split>.txt`` when it exists. Without it, every ``<ann_dir>/*.xml``
+    (sorted by name) when ``split`` is empty or the dataset has no ``ImageSets/Main``
+    folder at all, as sets shipped as ``images/`` + ``annots/`` do; then the file is
+    None. A split named but missing among other split files is an error (a typo, most
+    likely), naming the splits there.
+    """
+    split_dir = root / "ImageSets" / "Main"
+    split_file = split_dir / f"{split}.txt"
+    if split and split_file.is_file():
+        return split_ids(split_file.read_text()), split_file
+    avail = sorted(p.stem for p in split_dir.glob("*.txt")) if split_dir.is_dir() else []
+    if split and avail:
+        raise DataNotFoundError(
+            f"VOC split file {split_file} not found; splits here: {', '.join(avail)} "
+            '(data.split="" uses every annotation file)'
+        )
+    if not (root / ann_dir).is_dir():
+        raise DataNotFoundError(
+            f"no {ann_dir}/ folder in {root}: data.root must hold the VOC annotations "
+            "(set data.ann_dir and data.image_dir if they have other names)"
+        )
+    return sorted(p.stem for p in (root / ann_dir).glob("*.xml") if p.is_file()), None
+
+
 def load_voc(
-    root: str | Path, split: str, classes: list[str] | None = None, limit: int | None = None
+    root: str | Path,
+    split: str,
+    classes: list[str] | None = None,
+    limit: int | None = None,
+    image_dir: str = "JPEGImages",
+    ann_dir: str = "Annotations",
 ) -> Dataset:
     """Read a VOC-layout dataset.
 
     Args:
-        root: folder holding ``Annotations/``, ``JPEGImages/`` and ``ImageSets/Main/``.
-        split: split file name (``ImageSets/Main/<split>.txt``).
+        root: folder holding ``<ann_dir>/`` (the XML files), ``<image_dir>/`` and,
+            optionally, ``ImageSets/Main/``.
+        split: split file name (``ImageSets/Main/<split>.txt``); see :func:`voc_ids`
+            for datasets without one.
         classes: fixes the class order; default: sorted names found in the split, or
             the 20 VOC classes when all names found are VOC classes.
         limit: keep only the first ``limit`` ids of the split.
+        image_dir, ann_dir: the image and annotation folders, relative to ``root``.
 
-    Image ids are the 1-based position in the split file. Objects of a class outside
-    ``classes`` raise an error naming it.
+    Image ids are the 1-based position in the split file (or in the sorted list of
+    annotation files). Objects of a class outside ``classes`` raise an error naming it.
     """
     root = Path(root)
-    split_file = root / "ImageSets" / "Main" / f"{split}.txt"
-    if not split_file.is_file():
-        avail = (
-            sorted(p.stem for p in (root / "ImageSets" / "Main").glob("*.txt"))
-            if (root / "ImageSets" / "Main").is_dir()
-            else []
-        )
-        raise DataNotFoundError(
-            f"VOC split file {split_file} not found"
-            + (
-                f"; splits here: {', '.join(avail)}"
-                if avail
-                else "; data.root must hold Annotations/, JPEGImages/ and ImageSets/Main/"
-            )
-        )
-    ids = split_ids(split_file.read_text())
+    ids, split_file = voc_ids(root, split, ann_dir)
+    listing = split_file.name if split_file else f"{ann_dir}/"
     if limit is not None:
         ids = ids[:limit]
     parsed: list[dict | None] = []
     failures = []
     for i, stem in enumerate(ids):
-        xml_path = root / "Annotations" / f"{stem}.xml"
+        xml_path = root / ann_dir / f"{stem}.xml"
         try:
             parsed.append(parse_voc_xml(xml_path.read_text()))
         except (OSError, UnicodeDecodeError, AnnotationError) as e:
@@ -213,7 +246,7 @@ def load_voc(
     unknown = sorted(set(names) - set(index))
     if unknown:
         raise AnnotationError(
-            f"classes {unknown} appear in {split_file.name} but not in data.classes={classes}"
+            f"classes {unknown} appear in {listing} but not in data.classes={classes}"
         )
     samples = []
     fixed = 0
@@ -227,12 +260,12 @@ def load_voc(
         segs = _instance_masks(root / "SegmentationObject" / f"{stem}.png", len(objs))
         objs = [o for o, k in zip(objs, keep, strict=True) if k]
         box_labels = np.array([index[o["name"]] for o in objs], np.int64)
-        path = _find_image(root / "JPEGImages", stem, p["filename"])
+        path = _find_image(root / image_dir, stem, p["filename"])
         samples.append(
             Sample(
                 image_id=i + 1,
                 path=str(path),
-                file_name=path.name,
+                file_name=_relative_name(path, root / image_dir),
                 height=p["height"],
                 width=p["width"],
                 labels=np.unique(box_labels),
@@ -245,17 +278,17 @@ def load_voc(
     if fixed:
         logger.warning(
             "%s: %d GT boxes were outside the image (clipped) or empty (dropped)",
-            split_file.name,
+            listing,
             fixed,
         )
     masks = [root / "SegmentationObject" / f"{stem}.png" for stem in ids]
     return Dataset(
-        name=f"voc:{root.name}/{split}",
+        name=f"voc:{root.name}/{split_file.stem if split_file else 'all'}",
         classes=list(classes),
         samples=samples,
         category_ids=list(range(1, len(classes) + 1)),
         failures=failures,
-        sources=[str(split_file)]
-        + [str(root / "Annotations" / f"{stem}.xml") for stem in ids]
+        sources=([str(split_file)] if split_file else [])
+        + [str(root / ann_dir / f"{stem}.xml") for stem in ids]
         + [str(m) for m in masks if m.is_file()],
     )
