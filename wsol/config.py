@@ -73,7 +73,11 @@ class DataConfig(Section):
     section: ClassVar[str] = "data"
     format: Literal["voc", "coco", "folder"] = "voc"
     root: str = ""  # VOC: folder holding Annotations/; COCO and folder: the image folder
-    split: str = "val"  # VOC split file name under ImageSets/Main
+    # VOC: the split file ImageSets/Main/<split>.txt; "" or no ImageSets/Main folder at
+    # all: every annotation file in data.ann_dir
+    split: str = "val"
+    image_dir: str = "JPEGImages"  # VOC: the image folder, relative to data.root
+    ann_dir: str = "Annotations"  # VOC: the XML folder, relative to data.root
     ann_file: str = ""  # COCO instances JSON
     labels_file: str = ""  # folder format: optional CSV/JSON of image-level labels
     classes: list[str] | None = None  # fixes the class order (VOC, folder)
@@ -220,8 +224,21 @@ class ExportConfig(Section):
     """Which files the pseudo-labels are written as (see :mod:`wsol.export`)."""
 
     section: ClassVar[str] = "export"
-    # coco: out/pseudo_labels.json; voc: out/voc/<image>.xml (1-based inclusive boxes)
-    formats: list[Literal["coco", "voc"]] = field(default_factory=lambda: ["coco"])
+    # coco: out/pseudo_labels.json; results: out/results.json (COCO results list, for
+    # loadRes); voc: out/voc/<image>.xml (1-based inclusive boxes); yolo: out/yolo/labels/
+    # <image>.txt (class cx cy w h, fractions), classes.txt, data.yaml; labelstudio:
+    # out/labelstudio.json (tasks with predictions) and out/labelstudio_config.xml
+    formats: list[Literal["coco", "results", "voc", "yolo", "labelstudio"]] = field(
+        default_factory=lambda: ["coco"]
+    )
+    # Only the written boxes are trimmed; the metrics score every box.
+    min_score: float = field(default=0.0, metadata=between(0, 1))  # 0: keep every box
+    # at most this many boxes per image and class, the highest-scoring (0: no cap)
+    max_per_class: int = field(default=0, metadata=between(0))
+    # Label Studio: put before each image's file_name (relative to the image folder) to
+    # make a task's data.image, as is: e.g. "http://host/images/" or
+    # "/data/local-files/?d=VOC2012/JPEGImages/" (local storage); "": the bare file_name
+    labelstudio_root: str = ""
 
 
 @dataclass
@@ -245,8 +262,10 @@ class Config(Section):
     eval: EvalConfig = field(default_factory=EvalConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
-    # results are flushed to disk every N batches
-    chunk_batches: int = field(default=8, metadata=between(1))
+    # Results are journaled (a chunk a run resumes after) every chunk_images images or
+    # every chunk_seconds seconds, whichever comes first: a kill loses at most that much.
+    chunk_images: int = field(default=1000, metadata=between(1))
+    chunk_seconds: float = field(default=30.0, metadata=between(0, lo_open=True))
     seed: int = field(default=0, metadata=between(0, 2**63 - 1))
 
     def check(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -91,7 +92,7 @@ def test_output_contract_on_shapes(tmp_path, shapes_root):
             "cam.batch_size=8",
             "report.num_images=3",
             f"out={out}",
-            "chunk_batches=1",
+            "chunk_images=8",
         ],
     )
     result = run(cfg)
@@ -138,12 +139,68 @@ def test_output_contract_on_shapes(tmp_path, shapes_root):
     whole = sum(a["area"] >= 0.9 * 128 * 128 for a in anns) / len(anns)
     assert metrics["whole_image_boxes"] == pytest.approx(whole, abs=1e-4)
     assert metrics == result.metrics
+    # config.yaml is the config as resolved: absolute paths, the model's defaults spelled out
     resolved = load_config(out / "config.yaml")
-    assert resolved == cfg
+    assert resolved == result.config
+    assert resolved.model.target_layer == "layer3" and resolved.model.input_size == [128, 128]
+    assert resolved.model.resize == "stretch" and len(resolved.model.mean) == 3
+    assert Path(resolved.data.root).is_absolute() and Path(resolved.out).is_absolute()
+    assert Path(resolved.data.root) == Path(cfg.data.root).resolve()
+    assert resolved.data.split == "test"
+    assert resolved.cam == cfg.cam and resolved.boxes == cfg.boxes
     html = (out / "report.html").read_text()
     assert html.count("<img ") >= 3 and "maxboxacc" in html
     for src in __import__("re").findall(r'src="([^"]+)"', html):
         assert (out / src).is_file()
+
+
+def test_chunks_are_sized_by_time_as_well_as_by_images(tmp_path, shapes_root):
+    """With chunk_seconds small, every batch is a chunk, however many images chunk_images
+    allows; the pseudo-labels do not depend on where the chunks fell."""
+    common = [
+        "data.format=voc",
+        f"data.root={shapes_root}",
+        "data.split=test",
+        "model.arch=shapes_net",
+        "model.weights=none",
+        "cam.batch_size=8",
+        "report.enabled=false",
+    ]
+    timed = run(None, [*common, f"out={tmp_path / 't'}", "chunk_seconds=1e-6"])
+    whole = run(None, [*common, f"out={tmp_path / 'w'}"])
+    assert len(list((timed.out_dir / "chunks").glob("chunk_*.json"))) == 3
+    assert len(list((whole.out_dir / "chunks").glob("chunk_*.json"))) == 1
+    assert (timed.out_dir / "pseudo_labels.json").read_bytes() == (
+        whole.out_dir / "pseudo_labels.json"
+    ).read_bytes()
+    assert timed.metrics["maxboxacc_v2"] == whole.metrics["maxboxacc_v2"]
+
+
+def test_config_yaml_reruns_the_run_from_any_directory(tmp_path, shapes_root, monkeypatch):
+    """``wsol run DIR/config.yaml out=NEW`` from elsewhere reproduces the run, byte for
+    byte, though the first run named its data with a relative path."""
+    monkeypatch.chdir(shapes_root.parent)
+    first = run(
+        None,
+        [
+            "data.format=voc",
+            f"data.root={shapes_root.name}",
+            "data.split=val",
+            "model.arch=shapes_net",
+            "model.weights=none",
+            "report.enabled=false",
+            f"out={tmp_path / 'first'}",
+        ],
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    again = run(first.out_dir / "config.yaml", ["out=again"])
+    assert again.out_dir == elsewhere / "again"
+    assert (again.out_dir / "pseudo_labels.json").read_bytes() == (
+        first.out_dir / "pseudo_labels.json"
+    ).read_bytes()
+    assert again.metrics["maxboxacc"] == first.metrics["maxboxacc"]
 
 
 def test_refuses_existing_results_unless_overwrite(tmp_path, shapes_root):

@@ -73,7 +73,7 @@ def test_one_writer_per_out_two_runs_started_together_20_times(tmp_path, shapes_
 
 
 def test_resume_cleans_only_its_own_temp_files(tmp_path, shapes_root):
-    cmd = [*_run_cmd(shapes_root, tmp_path, "gradcam"), "chunk_batches=1", "cam.batch_size=2"]
+    cmd = [*_run_cmd(shapes_root, tmp_path, "gradcam"), "chunk_images=2", "cam.batch_size=2"]
     killed = subprocess.run(cmd, env={**ENV, "WSOL_FAULT": "chunk:0"})
     assert killed.returncode == -signal.SIGKILL
     (tmp_path / ".config.yaml.x1.tmp").write_text("a killed write of wsol's")
@@ -217,7 +217,7 @@ def _cfg(root, out, *more):
             "data.split=val",
             "model.weights=DEFAULT",
             "cam.batch_size=4",
-            "chunk_batches=1",
+            "chunk_images=4",
             "report.enabled=false",
             f"out={out}",
             *more,

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def _args(shapes_root, out, *extra):
-    # 24 images, 4 per batch, 2 batches per chunk: chunks of 8 images, 3 chunks.
+    # 24 images, 4 per batch, a chunk every 8 images, 3 chunks.
     return [
         "-q",
         "run",
@@ -28,7 +28,7 @@ def _args(shapes_root, out, *extra):
         "data.split=test",
         f"out={out}",
         "cam.batch_size=4",
-        "chunk_batches=2",
+        "chunk_images=8",
         "report.num_images=2",
         *extra,
     ]

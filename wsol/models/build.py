@@ -233,6 +233,7 @@ def _build_trained(arch: str, path: str, state: dict, meta: dict) -> ModelSpec:
     spec.target_layer = meta.get("target_layer") or spec.target_layer
     spec.cam_layer, spec.fc_layer = meta.get("cam_layer"), meta.get("fc_layer")
     spec.extra = {k: meta[k] for k in ("train_config", "train_metrics") if k in meta}
+    spec.extra["arch"] = trained
     return spec
 
 

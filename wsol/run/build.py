@@ -11,13 +11,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from wsol.cams import CamError
 from wsol.cams.targets import ClassMapping
-from wsol.config import Config, ConfigError
+from wsol.config import Config, ConfigError, DataConfig
 from wsol.data import Dataset, build_dataset
 from wsol.data.masks import has_masks
 from wsol.evaluate import BoxAccuracy, Evaluators, MaxBoxAcc, PixelAP, sweep_thresholds
@@ -26,13 +27,17 @@ from wsol.localize import BoxParams, Localizer, TargetPolicy, Views
 from wsol.models import ModelSpec, build_model
 from wsol.models.class_maps import load_class_map
 from wsol.models.spec import resolve_device
+from wsol.run.resolve import absolute_paths, resolved
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class RunPlan:
-    """Everything a run needs, built from its config."""
+    """Everything a run needs, built from its config.
+
+    ``cfg`` is the config as resolved (:func:`wsol.run.resolve.resolved`): absolute
+    paths, and the model's defaults spelled out."""
 
     cfg: Config
     dataset: Dataset
@@ -159,6 +164,7 @@ def plan_run(cfg: Config) -> RunPlan:
         ConfigError: and the other :class:`wsol.errors.WsolError` subclasses, with a
             one-line message, before anything is written.
     """
+    cfg = absolute_paths(cfg)
     calibration = (
         load_calibration(cfg.boxes.calibration) if cfg.boxes.threshold == "calibrated" else None
     )
@@ -174,10 +180,7 @@ def plan_run(cfg: Config) -> RunPlan:
     spec.net.to(device)
     if device.type == "cuda":
         spec.net.to(memory_format=torch.channels_last)
-    taus = None
-    if calibration is not None:
-        check_source(calibration, calibration_source(cfg))
-        taus = calibration.thresholds_for(dataset.classes)
+    taus = calibration.thresholds_for(dataset.classes) if calibration is not None else None
     try:
         localizer = Localizer(
             spec,
@@ -192,7 +195,21 @@ def plan_run(cfg: Config) -> RunPlan:
         _dry_forward(localizer)
     except CamError as e:  # a method that cannot work on this model, said before any work
         raise ConfigError(f"cam.method={cfg.cam.method}: {e}") from None
+    cfg = resolved(cfg, spec, localizer.method.layer, _split_read(cfg.data))
+    if calibration is not None:
+        check_source(calibration, calibration_source(cfg))
     return RunPlan(cfg, dataset, localizer, build_evaluators(cfg, dataset), calibration)
+
+
+def _split_read(data: DataConfig) -> str:
+    """``data.split`` where it named the images read: a VOC split file that exists."""
+    if data.format != "voc" or not data.split:
+        return ""
+    return (
+        data.split
+        if (Path(data.root) / "ImageSets" / "Main" / f"{data.split}.txt").is_file()
+        else ""
+    )
 
 
 def _dry_forward(localizer: Localizer) -> None:

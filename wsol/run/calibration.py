@@ -63,7 +63,7 @@ def calibrate_config(
         )
     cal = choose_thresholds(result.sweep, metric, per_class, min_pairs)
     cal.images = sorted(resolve_path(s.path) for s in result.dataset.samples)
-    cal.source = calibration_source(cfg, result.dataset.name)
+    cal.source = calibration_source(result.config, result.dataset.name)
     path = result.out_dir / CALIBRATION_FILE
     atomic_write_text(path, json.dumps(cal.to_dict(), indent=1) + "\n")
     logger.info(

@@ -13,7 +13,14 @@ from pathlib import Path
 
 FORMAT_VERSION = 3  # fingerprint by part, chunks with a checksum
 # Keys that change neither which images are processed nor any number written.
-_NEUTRAL = {("out",), ("data", "num_workers"), ("report", "enabled"), ("report", "num_images")}
+_NEUTRAL = {
+    ("out",),
+    ("data", "num_workers"),
+    ("report", "enabled"),
+    ("report", "num_images"),
+    ("chunk_images",),
+    ("chunk_seconds",),
+}
 
 
 def digest(obj) -> str:

@@ -32,6 +32,7 @@ from wsol.fileio import atomic_write_json, atomic_write_text
 from wsol.run.calibration import calibrate_config
 from wsol.run.journal import RunExistsError
 from wsol.run.pipeline import Progress
+from wsol.run.resolve import absolute_paths
 
 logger = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def search_config(
     (default ``metric``; or ``maxboxacc_v2``, ``maxboxacc``, whose best over the sweep
     does not depend on the cut)."""
     rank_by = rank_by or metric
+    cfg = absolute_paths(cfg)  # best.yaml runs from any directory
     if rank_by not in (metric, "maxboxacc", "maxboxacc_v2"):
         raise ConfigError(
             f"rank_by must be the calibration metric ({metric}), maxboxacc or "
@@ -190,7 +192,7 @@ def _best_yaml(cfg: Config, row: dict, per_class: bool, metric: str) -> str:
     header = (
         f"# Chosen by `wsol calibrate --search` on {cfg.data.format} split "
         f"{cfg.data.split!r} of {cfg.data.root}:\n# {settings}, cut {row['threshold']:g} "
-        f"({metric} {row[metric]:.4f} there). Run it on other images, e.g. with\n"
-        "# data.split=... out=...\n"
+        f"({metric} {row[metric]:.4f} there). Run it on other images: set data.root\n"
+        "# (or data.split) to them, and out to a new folder.\n"
     )
     return header + dump_config(best)

@@ -1,8 +1,8 @@
 """The run loop: dataset -> loader -> Localizer -> records and scores -> journal, one pass.
 
 Each batch goes through the stages and is then dropped: memory is bounded by the batch
-size. Every ``chunk_batches`` batches the results, and the evaluators' counters for
-those batches, are journaled as one atomic chunk; the final outputs are assembled from
+size. Every ``chunk_images`` images or ``chunk_seconds`` seconds, the results and the
+evaluators' counters since the last chunk are journaled as one atomic chunk; the final outputs are assembled from
 the chunks (:mod:`wsol.run.finalize`). A run that is killed resumes after its last
 chunk (:mod:`wsol.run.journal`) and ends with the same ``pseudo_labels.json`` byte for
 byte.
@@ -39,7 +39,8 @@ class RunResult:
     """What a finished run wrote and measured.
 
     ``metrics`` is what ``metrics.json`` holds; ``sweep`` what ``sweep.json`` holds (None
-    when nothing was scored); ``dataset`` the images and classes the run covered.
+    when nothing was scored); ``dataset`` the images and classes the run covered;
+    ``config`` the resolved config, as ``config.yaml`` holds it.
     """
 
     out_dir: Path
@@ -47,6 +48,7 @@ class RunResult:
     num_annotations: int
     sweep: dict | None
     dataset: Dataset
+    config: Config
 
 
 @dataclass
@@ -75,6 +77,7 @@ def run_config(cfg: Config, progress: Progress | None = None, overwrite: bool = 
     """
     torch.manual_seed(cfg.seed)
     plan = plan_run(cfg)
+    cfg = plan.cfg  # resolved: absolute paths, the model's defaults spelled out
     journal = Journal(cfg.out)
     image_list = [(s.image_id, s.path) for s in plan.dataset.samples]
     fp = fingerprint(cfg, image_list, input_parts(cfg, plan.dataset))
@@ -92,14 +95,14 @@ def run_config(cfg: Config, progress: Progress | None = None, overwrite: bool = 
         metrics, sweep = finalize(plan, journal, totals.evaluators, totals.reasons, totals.seconds)
     finally:
         journal.close()
-    return RunResult(journal.out, metrics, metrics["num_annotations"], sweep, plan.dataset)
+    return RunResult(journal.out, metrics, metrics["num_annotations"], sweep, plan.dataset, cfg)
 
 
 def _loop(
     plan: RunPlan, journal: Journal, start: int, totals: Totals, progress: Progress | None
 ) -> None:
     """Localize, record and score ``dataset.samples[start:]``, a chunk every
-    ``chunk_batches`` batches."""
+    ``chunk_images`` images or ``chunk_seconds`` seconds."""
     cfg, dataset, localizer = plan.cfg, plan.dataset, plan.localizer
     evaluators = plan.evaluators.empty() if plan.evaluators else None
     loader = make_loader(
@@ -139,8 +142,12 @@ def _loop(
             evaluators.update(samples, results)
         done += len(samples) + len(fails)
         fault_point(f"batch:{b}")
-        if (b + 1) % cfg.chunk_batches == 0 or done == len(dataset):
-            now = time.perf_counter()
+        now = time.perf_counter()
+        if (
+            done - chunk_start >= cfg.chunk_images
+            or now - tick >= cfg.chunk_seconds
+            or done == len(dataset)
+        ):
             chunk = {
                 "seconds": now - tick,
                 "reasons": reasons,
