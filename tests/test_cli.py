@@ -229,3 +229,112 @@ def test_overrides_may_follow_flags(tmp_path, shapes_root, capsys):
     assert json.loads((out / "metrics.json").read_text())["num_images"] == 16
     with pytest.raises(SystemExit):
         main(["run", str(DEMO_CONFIG), "--overwrite", "--nonsense"])
+
+
+def test_console_flags_and_overrides_go_anywhere():
+    from wsol.cli import parse_args
+
+    args = parse_args(["run", "C.yaml", "a=b", "--overwrite", "c=d", "-q"])
+    assert args.overrides == ["a=b", "c=d"] and args.overwrite and args.quiet
+    assert not args.verbose
+    assert parse_args(["-v", "run", "C.yaml"]).verbose  # before the subcommand
+    assert parse_args(["eval", "--gt", "g", "--pred", "p", "--verbose"]).verbose
+    assert parse_args(["-q", "demo", "-v"]).quiet  # -v after does not undo -q before
+    assert not parse_args(["demo"]).quiet
+
+
+def test_interrupt_says_how_to_resume():
+    from wsol.cli import resume_hint
+
+    hint = resume_hint("run", ["run", "my config.yaml", "--overwrite", "out=x"])
+    # the same command, pasteable (quoted), without --overwrite, which would start afresh
+    assert hint.endswith("wsol run 'my config.yaml' out=x")
+    assert resume_hint("eval", ["eval", "--gt", "g"]) == ""
+
+
+def test_run_says_what_it_does(tmp_path, shapes_root, capsys):
+    args = [
+        "run",
+        str(DEMO_CONFIG),
+        f"data.root={shapes_root}",
+        "data.split=val",
+        f"out={tmp_path / 'o'}",
+        "report.enabled=false",
+    ]
+    assert main(args) == EXIT_OK
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("wsol: ")]
+    assert lines[0] == f"wsol: reading the voc dataset in {shapes_root}"
+    assert lines[1] == "wsol: 16 images, 6 classes; building shapes_net on cpu"
+    assert lines[-1] == "wsol: writing the outputs"
+    assert main([*args, "--overwrite", "-q"]) == EXIT_OK
+    assert "wsol: " not in capsys.readouterr().err
+
+
+def test_calibrate_prints_a_command_that_works_when_pasted(tmp_path, shapes_root, capsys):
+    """The follow-up command keeps the user's data.root (an override here), because it
+    runs the calibration's own config.yaml, which names everything by absolute path."""
+    import shlex
+
+    args = [
+        "-q",
+        "calibrate",
+        str(DEMO_CONFIG),
+        f"data.root={shapes_root}",
+        "data.split=val",
+        f"out={tmp_path / 'cal'}",
+        "report.enabled=false",
+    ]
+    assert main(args) == EXIT_OK
+    out = capsys.readouterr().out
+    command = next(ln.strip() for ln in out.splitlines() if ln.strip().startswith("wsol run "))
+    pasted = shlex.split(command)[1:]
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    import os
+
+    here = os.getcwd()
+    try:
+        os.chdir(other)
+        assert main(["-q", *pasted, "data.split=test"]) == EXIT_OK
+    finally:
+        os.chdir(here)
+    applied = json.loads((tmp_path / "cal_applied" / "metrics.json").read_text())
+    assert applied["num_images"] == 24 and applied["cut"].startswith("calibrated")
+
+
+def test_eval_says_which_classes_and_can_score_the_runs_own(tmp_path, voc_root, capsys):
+    """A file whose categories name 2 of VOC's 20 classes: by default every GT class is
+    scored and the hint says so; --classes pred scores the two."""
+    from wsol.boxes import xyxy_to_coco
+    from wsol.data import load_voc
+
+    ds = load_voc(voc_root, "sample")
+    keep = {"dog": 12, "cat": 8}
+    images = [{"id": s.image_id, "file_name": s.file_name} for s in ds.samples]
+    anns = [  # each image's first GT box of the class, as a perfect prediction
+        {
+            "image_id": s.image_id,
+            "category_id": keep[ds.classes[c]],
+            "bbox": [float(v) for v in xyxy_to_coco(s.boxes[s.box_labels == c][:1])[0]],
+            "score": 1.0,
+        }
+        for s in ds.samples
+        for c in s.labels
+        if ds.classes[c] in keep
+    ]
+    cats = [{"id": i, "name": n} for n, i in keep.items()]
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    base = ["eval", "--gt", str(voc_root), "--split", "sample", "--pred", str(pred)]
+    assert main([*base, "--out", str(tmp_path / "all")]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "Scored 20 classes" in printed and "--classes pred scores only those" in printed
+    assert main([*base, "--classes", "pred", "--out", str(tmp_path / "pred")]) == EXIT_OK
+    assert "Scored 2 classes (2 with GT boxes here): cat, dog" in capsys.readouterr().out
+    every = json.loads((tmp_path / "all" / "metrics.json").read_text())
+    own = json.loads((tmp_path / "pred" / "metrics.json").read_text())
+    assert own["classes"] == ["cat", "dog"] and own["num_pairs"] < every["num_pairs"]
+    assert own["corloc"] == 1.0 and every["corloc"] < 0.5  # unpredicted classes count as misses
+    assert main([*base, "--classes", "dog,unicorn"]) == EXIT_USAGE
+    assert "unicorn" in capsys.readouterr().err

@@ -91,9 +91,21 @@ def test_torchvision_local_checkpoint_with_own_head(tmp_path):
 def test_target_layer_override_and_error():
     spec = build_model("resnet18", "none", target_layer="layer3")
     assert spec.target_layer == "layer3"
-    with pytest.raises(ModelError, match="top-level layers"):
+    with pytest.raises(ModelError, match="Top-level layers"):
         build_model("resnet18", "none", target_layer="layer9")
     assert isinstance(resolve_module(spec.net, "layer4.1.conv2"), torch.nn.Conv2d)
+
+
+def test_a_wrong_layer_is_answered_with_this_models_own_names():
+    """An EfficientNet is not told about ResNet's layer4: the hint names its own stages
+    and the closest names it has."""
+    lite = build_model("efficientnet_lite0", "none")
+    with pytest.raises(ModelError) as err:
+        resolve_module(lite.net, "layer4")
+    assert "e.g. 'blocks.5', 'blocks.6'" in str(err.value)
+    resnet = build_model("resnet18", "none")
+    with pytest.raises(ModelError, match=r"did you mean 'layer4\.1\.conv2'"):
+        resolve_module(resnet.net, "layer4.1.conv3")
 
 
 def test_timm_prefix():

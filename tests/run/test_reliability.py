@@ -110,7 +110,8 @@ def test_sigterm_stops_like_ctrl_c_and_the_rerun_resumes(tmp_path):
     _out, err = p.communicate(timeout=60)
     started = time.time()
     assert p.returncode == 143, err
-    assert "interrupted; what was finished is on disk: run the same command again to resume" in err
+    assert "interrupted; what was finished is on disk, and this resumes it:" in err
+    assert f"wsol -q train {REPO / 'configs' / 'demo_train.yaml'}" in err  # pasteable
     assert "Traceback" not in err
     # The same command resumes: it says so, and stops the same way again.
     p = subprocess.Popen([c for c in cmd if c != "-q"], env=ENV, stderr=subprocess.PIPE, text=True)

@@ -78,8 +78,11 @@ def test_killed_run_resumes_to_identical_output(
     assert len(chunks) == chunks_before
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in chunks}
 
-    resumed = _wsol(_args(shapes_root, out))
+    resumed = _wsol([a for a in _args(shapes_root, out) if a != "-q"])  # with its console
     assert resumed.returncode == EXIT_OK, resumed.stderr
+    assert f"resuming the run in {out}: {8 * chunks_before} of 24 images were done" in (
+        resumed.stderr
+    )
     # Finished chunks were not redone: same bytes, never rewritten.
     for name, (data, mtime) in before.items():
         p = out / "chunks" / name

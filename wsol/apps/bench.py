@@ -16,6 +16,9 @@ import torch.nn.functional as F
 from wsol.cams import build_method
 from wsol.models import build_model
 
+Status = Callable[[str], None]  # hears of each measurement as it starts
+ProgressFactory = Callable[[str], Callable[[int, int], None] | None]
+
 
 def _timed(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
     fn()  # warm-up: allocator, cuDNN autotuning, lazy inits
@@ -36,12 +39,16 @@ def bench_maps(
     device: str = "cpu",
     precision: str = "fp32",
     reference: bool = True,
+    status: Status | None = None,
 ) -> dict:
     """Images per second for the bare forward, wsol's maps, and (if installed and
     ``reference``) pytorch-grad-cam's maps of the same model, inputs already on the device.
+    ``status(line)`` hears of each measurement as it starts.
 
     Random weights (``weights=none``): throughput does not depend on them.
     """
+    say = status or (lambda line: None)
+    say(f"building {arch} (random weights) on {device}")
     torch.manual_seed(0)
     dev = torch.device(device)
     spec = build_model(arch, "none")
@@ -65,11 +72,14 @@ def bench_maps(
         lo, hi = flat.amin(2, keepdim=True), flat.amax(2, keepdim=True)
         return ((flat - lo) / (hi - lo).clamp_min(1e-7)).view_as(m)
 
-    rows = {
-        "forward": batch_size / _timed(forward, repeats, sync),
-        f"wsol {method}": batch_size / _timed(lambda: cam(x, targets, dtype), repeats, sync),
-        f"wsol {method} + upsample": batch_size / _timed(upsampled, repeats, sync),
-    }
+    rows = {}
+    for name, fn in (
+        ("forward", forward),
+        (f"wsol {method}", lambda: cam(x, targets, dtype)),
+        (f"wsol {method} + upsample", upsampled),
+    ):
+        say(f"timing {name} ({repeats} batches of {batch_size} after a warm-up)")
+        rows[name] = batch_size / _timed(fn, repeats, sync)
     if reference and method == "gradcam":
         try:
             from pytorch_grad_cam import GradCAM
@@ -82,6 +92,7 @@ def bench_maps(
             ref_net = copy.deepcopy(spec.net)  # its hooks never touch the model wsol times
             layer = resolve_module(ref_net, spec.target_layer)
             ref_targets = [ClassifierOutputTarget(0)] * batch_size
+            say("timing pytorch-grad-cam GradCAM")
             with GradCAM(model=ref_net, target_layers=[layer]) as ref:
                 rows["pytorch-grad-cam GradCAM"] = batch_size / _timed(
                     lambda: ref(input_tensor=x, targets=ref_targets), repeats, sync
@@ -116,6 +127,7 @@ def bench_views(
     precision: str = "fp32",
     settings=VIEW_SETTINGS,
     original: tuple[int, int] = (375, 500),
+    status: Status | None = None,
 ) -> dict:
     """Images per second of the :class:`~wsol.localize.Localizer` from uint8 inputs to
     boxes in ``original``-sized pixels (a VOC photo), for each ``(scales, flip)`` of
@@ -136,22 +148,34 @@ def bench_views(
         )
         images = torch.randint(0, 256, (batch_size, 3, *loc.input_size), dtype=torch.uint8)
         name = f"wsol {method} to boxes, scales {list(scales)}{' + flip' if flip else ''}"
+        if status is not None:
+            status(f"timing {name}")
         rows[name] = batch_size / _timed(lambda loc=loc, im=images: loc(im, sizes), repeats, sync)
     return rows
 
 
-def bench_demo(out: str | Path, images: int = 300) -> dict:
-    """End-to-end images per second of the demo pipeline (decode to boxes to metrics)."""
+def bench_demo(
+    out: str | Path,
+    images: int = 300,
+    progress: ProgressFactory | None = None,
+    status: Status | None = None,
+) -> dict:
+    """End-to-end images per second of the demo pipeline (decode to boxes to metrics);
+    ``progress(method)`` makes a ``(done, total)`` callback for each run."""
     from wsol.apps.demo import demo_config, make_demo_data
     from wsol.run.pipeline import run_config
 
     out = Path(out)
+    if status is not None:
+        status(f"rendering {images} demo images")
     root = make_demo_data(out / "data", {"test": images})
     rows = {}
     for method in ("gradcam", "cam"):
         cfg = demo_config(out / method, method, root, overrides=["report.enabled=false"])
         start = time.perf_counter()
-        result = run_config(cfg, overwrite=True)
+        result = run_config(
+            cfg, progress(method) if progress else None, overwrite=True, status=status
+        )
         rows[f"demo {method} (loop)"] = result.metrics["images_per_second"]
         rows[f"demo {method} (incl. scoring)"] = images / (time.perf_counter() - start)
     return {"images": images, "images_per_second": rows}

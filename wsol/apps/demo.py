@@ -57,14 +57,23 @@ def make_demo_data(root: Path, splits: dict[str, int]) -> Path:
 
 
 def run_demo(
-    out: str | Path, progress: ProgressFactory | None = None, overrides: list[str] | None = None
+    out: str | Path,
+    progress: ProgressFactory | None = None,
+    overrides: list[str] | None = None,
+    status: Callable[[str], None] | None = None,
 ) -> dict[str, RunResult]:
-    """Grad-CAM results go to ``out``; CAM's to ``out/cam``. Returns both runs."""
+    """Grad-CAM results go to ``out``; CAM's to ``out/cam``. Returns both runs.
+    ``progress(method)`` makes each run's ``(done, total)`` callback; ``status(line)``
+    hears of each phase."""
     out = Path(out)
+    if status is not None:
+        status(f"the shapes dataset: {TEST_IMAGES} test images in {out / 'data' / 'shapes'}")
     data_root = make_demo_data(out / "data" / "shapes", {"test": TEST_IMAGES})
     results = {}
     for method in METHODS:
         method_out = out if method == METHODS[0] else out / method
         cfg = demo_config(method_out, method, data_root, overrides=overrides)
-        results[method] = run_config(cfg, progress(method) if progress else None, overwrite=True)
+        results[method] = run_config(
+            cfg, progress(method) if progress else None, overwrite=True, status=status
+        )
     return results

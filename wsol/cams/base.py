@@ -24,6 +24,7 @@ import torch
 
 from wsol.cams.hooks import CamError, frozen_model, hooked_activation
 from wsol.models import ModelSpec, resolve_module
+from wsol.models.spec import conv_stages
 
 TargetFn = Callable[[torch.Tensor], torch.Tensor]
 Reshape = Callable[[torch.Tensor], torch.Tensor]
@@ -185,7 +186,8 @@ class CamMethod:
             raise CamError(
                 f"{self.name}: no default target layer is known for "
                 f"{type(self.spec.net).__name__}; set model.target_layer to the dotted name "
-                "of a conv layer (e.g. 'layer4' or 'features.29')"
+                f"of a conv layer of this model, e.g. "
+                f"{' or '.join(map(repr, conv_stages(self.spec.net)))}"
             )
         return chosen
 

@@ -2,7 +2,8 @@
 
 Exit codes: 0 the run completed; 3 it completed but some images failed (see
 ``failures.jsonl``); 2 the command or config was wrong and nothing was done;
-1 an unexpected error; 130 interrupted.
+1 an unexpected error; 130 interrupted by Ctrl-C and 143 by SIGTERM (rerunning the
+same command resumes).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import shlex
 import signal
 import sys
 import warnings
@@ -21,16 +23,13 @@ from wsol.cli.commands import (
     EXIT_PARTIAL,
     EXIT_TERMINATED,
     EXIT_USAGE,
-    EXPLAIN_DEFAULTS,
-    cmd_bench,
     cmd_calibrate,
     cmd_demo,
-    cmd_eval,
-    cmd_explain,
     cmd_run,
     cmd_train,
 )
 from wsol.cli.console import format_table
+from wsol.cli.tools import EXPLAIN_DEFAULTS, cmd_bench, cmd_eval, cmd_explain
 from wsol.errors import WsolError
 from wsol.fileio import deferring
 
@@ -43,7 +42,17 @@ __all__ = [
     "build_parser",
     "format_table",
     "main",
+    "parse_args",
 ]
+
+
+def _console_flags(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="also log details"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="no progress or status lines"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,30 +61,34 @@ def build_parser() -> argparse.ArgumentParser:
         description="Weakly supervised object localization:"
         " class activation maps to boxes to COCO pseudo-labels.",
     )
-    p.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    _console_flags(p, False)
+    # -q and -v also after the subcommand (`wsol run C -q`); SUPPRESS keeps the value
+    # given before it when they are not repeated there.
+    flags = argparse.ArgumentParser(add_help=False)
+    _console_flags(flags, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="run the whole pipeline on the embedded shapes dataset")
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[flags])
+
+    d = command("demo", help="run the whole pipeline on the embedded shapes dataset")
     d.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
     d.set_defaults(func=cmd_demo)
 
-    r = sub.add_parser("run", help="run the pipeline from a YAML config")
+    r = command("run", help="run the pipeline from a YAML config")
     r.add_argument("config", help="YAML config (see configs/)")
     r.add_argument("overrides", nargs="*", help="dotted overrides, e.g. cam.method=cam out=DIR")
     r.add_argument("--overwrite", action="store_true", help="replace results already in out")
     r.set_defaults(func=cmd_run)
 
-    t = sub.add_parser(
-        "train", help="train a CAM-ready classifier on a dataset's image-level labels"
-    )
+    t = command("train", help="train a CAM-ready classifier on a dataset's image-level labels")
     t.add_argument("config", help="YAML train config, e.g. configs/train_voc_lite0.yaml")
     t.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.epochs=5 out=DIR")
     t.add_argument(
         "--overwrite", action="store_true", help="start afresh instead of resuming a run in out"
     )
     t.set_defaults(func=cmd_train)
-    b = sub.add_parser("bench", help="measure throughput (img/s) against pytorch-grad-cam")
+    b = command("bench", help="measure throughput (img/s) against pytorch-grad-cam")
     b.add_argument("--arch", default="resnet50")
     b.add_argument("--method", default="gradcam")
     b.add_argument("--batch-size", type=int, default=16)
@@ -92,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default="runs/bench", help="scratch folder for --demo")
     b.set_defaults(func=cmd_bench)
 
-    e = sub.add_parser("eval", help="score a COCO-format pseudo-label file against ground truth")
+    e = command("eval", help="score a COCO-format pseudo-label file against ground truth")
     e.add_argument("--gt", required=True, help="COCO instances JSON, or a VOC root folder")
     e.add_argument(
         "--pred",
@@ -112,10 +125,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="match prediction images to GT images by id, not by file name",
     )
+    e.add_argument(
+        "--classes",
+        default="all",
+        metavar="all|pred|NAME,...",
+        help="which GT classes to score: all (default), pred (those the prediction file's "
+        "categories name, as the run that wrote it scored), or names",
+    )
     e.add_argument("--out", default=None, help="write metrics.json and metrics_per_class.json")
     e.set_defaults(func=cmd_eval)
 
-    x = sub.add_parser("explain", help="why did the model say that? maps and boxes for images")
+    x = command("explain", help="why did the model say that? maps and boxes for images")
     x.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
     x.add_argument(
         "--config",
@@ -142,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", default="runs/explain", help="output folder (runs/explain)")
     x.set_defaults(func=cmd_explain)
 
-    c = sub.add_parser("calibrate", help="choose the box threshold on a split that has boxes")
+    c = command("calibrate", help="choose the box threshold on a split that has boxes")
     c.add_argument("config", help="YAML config; its data split is the calibration split")
     c.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.split=val out=DIR")
     from wsol.evaluate.calibration import METRICS
@@ -187,16 +207,34 @@ def _terminate(signum, frame) -> None:
     raise Terminated()
 
 
-def main(argv: list[str] | None = None) -> int:
+def resume_hint(command: str, argv: list[str]) -> str:
+    """What to run to resume an interrupted command: the same one, less ``--overwrite``
+    (which would start it afresh)."""
+    if command not in ("run", "train", "calibrate", "demo"):
+        return ""
+    again = shlex.join(["wsol", *(a for a in argv if a != "--overwrite")])
+    if command == "demo":
+        return f"; run it again to redo it: {again}"
+    return f"; what was finished is on disk, and this resumes it:\n  {again}"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """The command line, with flags anywhere: overrides may come after flags too (`wsol
+    run C --overwrite a=b c=d`): argparse leaves the ones after a flag over, and they
+    join the command's overrides."""
     parser = build_parser()
-    # Overrides may come after flags too (`wsol run C --overwrite a=b c=d`): argparse
-    # leaves the ones after a flag over, and they join the command's overrides.
     args, extra = parser.parse_known_args(argv)
     if extra:
         if hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
             args.overrides = [*args.overrides, *extra]
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -225,12 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return EXIT_ERROR
     except (KeyboardInterrupt, Terminated) as e:
-        resume = " (or --overwrite to start afresh)" if args.command in ("run", "train") else ""
-        print(
-            f"wsol: interrupted; what was finished is on disk: run the same command again "
-            f"to resume{resume}",
-            file=sys.stderr,
-        )
+        print(f"\nwsol: interrupted{resume_hint(args.command, argv)}", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(e, Terminated) else EXIT_INTERRUPTED
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -34,13 +34,31 @@ SUMMARY_COLUMNS = (
 )
 
 
+def status_printer(quiet: bool):
+    """``status(line)`` for the library's phase messages: ``wsol: line`` on stderr (above
+    any progress bar); None with ``--quiet``."""
+    if quiet:
+        return None
+
+    def say(line: str) -> None:
+        tqdm.write(f"wsol: {line}", file=sys.stderr)
+
+    return say
+
+
 def progress_bar(desc: str):
     bar: dict = {}
 
     def update(done: int, total: int) -> None:
-        if "b" not in bar:
+        if "b" not in bar:  # the first call may report images an earlier run did
             bar["b"] = tqdm(
-                total=total, desc=desc, unit="img", leave=False, file=sys.stderr, dynamic_ncols=True
+                total=total,
+                initial=done,
+                desc=desc,
+                unit="img",
+                leave=False,
+                file=sys.stderr,
+                dynamic_ncols=True,
             )
         bar["b"].update(done - bar["b"].n)
         if done >= total:

@@ -194,6 +194,37 @@ def load_predictions(doc, dataset, match_ids: bool = False) -> tuple[list[dict],
     return out, counts
 
 
+def scored_classes(dataset: Dataset, doc, which: str = "all") -> list[str]:
+    """The GT classes to score, in the GT's order.
+
+    ``which`` is ``all`` (every GT class), ``pred`` (the classes the prediction file's
+    ``categories`` name, by name: what a ``wsol run`` localized, which leaves out the
+    classes ``model.skip_unmapped`` dropped) or comma-separated class names.
+
+    Raises:
+        UsageError: ``pred`` for a file without categories, or a name the GT lacks.
+    """
+    if which == "all":
+        return list(dataset.classes)
+    if which == "pred":
+        cats = doc.get("categories") if isinstance(doc, dict) else None
+        if not cats:
+            raise UsageError(
+                "--classes pred needs a prediction file with 'categories' (a results list "
+                "has none; name the classes instead)"
+            )
+        wanted = {c.get("name") for c in cats if isinstance(c, dict)}
+    else:
+        wanted = {n.strip() for n in which.split(",") if n.strip()}
+        unknown = sorted(wanted - set(dataset.classes))
+        if unknown or not wanted:
+            raise UsageError(
+                f"--classes: {', '.join(unknown) or 'no class named'} not among the GT's "
+                f"classes ({', '.join(dataset.classes)})"
+            )
+    return [c for c in dataset.classes if c in wanted]
+
+
 def evaluate_predictions(
     dataset: Dataset, predictions: list[dict], iou: float = 0.5
 ) -> tuple[dict, dict]:

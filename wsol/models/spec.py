@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 
 import torch
@@ -71,12 +72,28 @@ def model_input(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> 
 
 
 def resolve_module(net: nn.Module, name: str) -> nn.Module:
-    """The submodule called ``name`` (dotted), or an error listing nearby names."""
+    """The submodule called ``name`` (dotted), or an error naming close matches, the
+    top-level layers, and this model's own last convolutional stages as examples."""
     modules = dict(net.named_modules())
     if name not in modules:
         top = [n for n in modules if n and "." not in n]
+        close = difflib.get_close_matches(name, [n for n in modules if n], n=3)
+        guess = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
         raise ModelError(
-            f"model has no layer {name!r}; top-level layers: {', '.join(top)} "
-            "(use dotted names for nested ones, e.g. 'layer4.1.conv2')"
+            f"model has no layer {name!r}{guess}. Top-level layers: {', '.join(top)}; "
+            f"nested ones have dotted names, e.g. {', '.join(map(repr, conv_stages(net)))}"
         )
     return modules[name]
+
+
+def conv_stages(net: nn.Module, count: int = 2) -> list[str]:
+    """Names of the last ``count`` distinct two-level modules (``layer4.2``,
+    ``blocks.6``) that hold a convolution: the usual target layers of this model."""
+    stages: list[str] = []
+    for name, m in net.named_modules():
+        if isinstance(m, nn.Conv2d) and name.count(".") >= 1:
+            stage = ".".join(name.split(".")[:2])
+            if stage in stages:
+                stages.remove(stage)
+            stages.append(stage)
+    return stages[-count:]

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from wsol.config import Config
+    from wsol.run.build import Status
     from wsol.run.calibration import CalibrationResult
     from wsol.run.grid_search import SearchResult
     from wsol.run.pipeline import Progress, RunResult
@@ -42,17 +43,18 @@ def run(
     *,
     progress: Progress | None = None,
     overwrite: bool = False,
+    status: Status | None = None,
 ) -> RunResult:
     """Run the pipeline: dataset -> maps -> boxes -> pseudo-labels, metrics and report.
 
     ``config`` is a :class:`Config` or a YAML file; ``overrides`` set dotted keys on
     top. Outputs go to ``config.out``; an unfinished run there resumes, anything else
     there is refused unless ``overwrite``. ``progress(done, total)`` is called after
-    every batch.
+    every batch, ``status(line)`` as each phase (reading, model, outputs) starts.
     """
     from wsol.run.pipeline import run_config
 
-    return run_config(resolve_config(config, overrides), progress, overwrite)
+    return run_config(resolve_config(config, overrides), progress, overwrite, status)
 
 
 def calibrate(
@@ -64,13 +66,20 @@ def calibrate(
     min_pairs: int = 1,
     progress: Progress | None = None,
     overwrite: bool = False,
+    status: Status | None = None,
 ) -> CalibrationResult:
     """Run on the config's (boxed) split and choose the box threshold that maximizes
     ``metric`` there; writes ``calibration.json`` in the run's folder."""
     from wsol.run.calibration import calibrate_config
 
     return calibrate_config(
-        resolve_config(config, overrides), metric, per_class, min_pairs, progress, overwrite
+        resolve_config(config, overrides),
+        metric,
+        per_class,
+        min_pairs,
+        progress,
+        overwrite,
+        status,
     )
 
 
@@ -85,6 +94,7 @@ def search(
     progress: Progress | None = None,
     overwrite: bool = False,
     rank_by: str | None = None,
+    status: Status | None = None,
 ) -> SearchResult:
     """Calibrate every combination of ``grid`` (dotted keys -> values to try) on the
     config's split; writes ``search.json`` (every candidate's score) and ``best.yaml``
@@ -100,4 +110,5 @@ def search(
         progress,
         overwrite,
         rank_by,
+        status,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,10 @@ from wsol.models.spec import resolve_device
 from wsol.run.resolve import absolute_paths, resolved
 
 logger = logging.getLogger(__name__)
+
+# Hears of each phase of a command as it starts, as a line for a person (the CLI prints
+# it; the library prints nothing).
+Status = Callable[[str], None]
 
 
 @dataclass
@@ -156,9 +161,10 @@ def build_evaluators(cfg: Config, dataset: Dataset) -> Evaluators | None:
     return Evaluators(members)
 
 
-def plan_run(cfg: Config) -> RunPlan:
+def plan_run(cfg: Config, status: Status | None = None) -> RunPlan:
     """Build and check everything ``cfg`` asks for: the dataset, the model on its device
     (one dry forward through the target layer), the calibration, the evaluators.
+    ``status(line)`` hears of each phase as it starts.
 
     Raises:
         ConfigError: and the other :class:`wsol.errors.WsolError` subclasses, with a
@@ -168,6 +174,9 @@ def plan_run(cfg: Config) -> RunPlan:
     calibration = (
         load_calibration(cfg.boxes.calibration) if cfg.boxes.threshold == "calibrated" else None
     )
+    say = status or (lambda line: None)
+    if cfg.data.root:  # (an unset root is an error in a moment)
+        say(f"reading the {cfg.data.format} dataset in {cfg.data.root}")
     dataset = build_dataset(cfg.data, exclude=cfg.out)
     if not dataset.samples:
         why = "data.limit=0" if cfg.data.limit == 0 else "the split lists no readable image"
@@ -175,8 +184,13 @@ def plan_run(cfg: Config) -> RunPlan:
         raise ConfigError(f"no images to process in {cfg.data.root}: {why}{failed}")
     if cfg.cam.targets == "gt" and not any(len(s.labels) for s in dataset.samples):
         raise ConfigError("cam.targets=gt but the dataset has no labels; use topk or prob")
-    spec, mapping, dataset = build_spec(cfg, dataset)
     device = resolve_device(cfg.model.device)
+    classes = f", {len(dataset.classes)} classes" if dataset.classes else ""
+    say(
+        f"{len(dataset.samples)} images{classes}; building "
+        f"{cfg.model.arch or 'the model of ' + cfg.model.weights} on {device}"
+    )
+    spec, mapping, dataset = build_spec(cfg, dataset)
     spec.net.to(device)
     if device.type == "cuda":
         spec.net.to(memory_format=torch.channels_last)

@@ -23,7 +23,7 @@ from wsol.evaluate.calibration import (
     resolve_path,
 )
 from wsol.fileio import atomic_write_text
-from wsol.run.build import calibration_source
+from wsol.run.build import Status, calibration_source
 from wsol.run.pipeline import Progress, run_config
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ def calibrate_config(
     min_pairs: int = 1,
     progress: Progress | None = None,
     overwrite: bool = False,
+    status: Status | None = None,
 ) -> CalibrationResult:
     """Run ``cfg`` on its split (which needs boxes), choose tau, write
     ``<cfg.out>/calibration.json`` and return it with the run's metrics."""
@@ -56,7 +57,7 @@ def calibrate_config(
         cfg.eval, enabled=True, sweep_corloc=cfg.eval.sweep_corloc or metric == "corloc"
     )
     cfg = dataclasses.replace(cfg, eval=evals)
-    result = run_config(cfg, progress, overwrite=overwrite)
+    result = run_config(cfg, progress, overwrite=overwrite, status=status)
     if result.sweep is None:
         raise CalibrationError(
             f"{cfg.data.format} split {cfg.data.split!r} has no boxes to calibrate on"

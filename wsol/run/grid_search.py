@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import logging
 import shutil
 import time
 from dataclasses import dataclass
@@ -29,12 +28,11 @@ import yaml
 
 from wsol.config import Config, ConfigError, dump_config, with_overrides
 from wsol.fileio import atomic_write_json, atomic_write_text
+from wsol.run.build import Status
 from wsol.run.calibration import calibrate_config
 from wsol.run.journal import RunExistsError
 from wsol.run.pipeline import Progress
 from wsol.run.resolve import absolute_paths
-
-logger = logging.getLogger(__name__)
 
 SEARCH_FILE = "search.json"
 BEST_CONFIG = "best.yaml"
@@ -105,6 +103,7 @@ def search_config(
     progress: Progress | None = None,
     overwrite: bool = False,
     rank_by: str | None = None,
+    status: Status | None = None,
 ) -> SearchResult:
     """Run and calibrate every candidate of ``grid`` on ``cfg``'s split; see the module
     docstring. All candidate configs are built (and checked) before the first run.
@@ -140,22 +139,24 @@ def search_config(
         previous = json.loads(table.read_text())
         if {k: previous.get(k) for k in state} == json.loads(json.dumps(state)):
             rows = previous["candidates"]
-            logger.info(
-                "resuming the search in %s after %d of %d candidates", out, len(rows), len(combos)
-            )
         elif not overwrite:
             raise RunExistsError(
                 f"{out} holds another search; pass --overwrite to replace it or choose another out="
             )
         else:
             shutil.rmtree(out / CANDIDATES, ignore_errors=True)
+    say = status or (lambda line: None)
+    if rows:
+        say(f"resuming the search in {out}: {len(rows)} of {len(combos)} candidates were done")
     for i in range(len(rows), len(combos)):
         start = time.perf_counter()
+        settings = ", ".join(f"{k}={v}" for k, v in combos[i].items())
+        say(f"candidate {i + 1} of {len(combos)}: {settings}")
         try:  # a candidate killed mid-run resumes
-            res = calibrate_config(configs[i], metric, per_class, min_pairs, progress)
+            res = calibrate_config(configs[i], metric, per_class, min_pairs, progress, status=say)
         except RunExistsError:  # ... one that finished before search.json said so reruns
             res = calibrate_config(
-                configs[i], metric, per_class, min_pairs, progress, overwrite=True
+                configs[i], metric, per_class, min_pairs, progress, overwrite=True, status=say
             )
         m = res.metrics
         rows.append(

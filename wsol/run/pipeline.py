@@ -2,10 +2,10 @@
 
 Each batch goes through the stages and is then dropped: memory is bounded by the batch
 size. Every ``chunk_images`` images or ``chunk_seconds`` seconds, the results and the
-evaluators' counters since the last chunk are journaled as one atomic chunk; the final outputs are assembled from
-the chunks (:mod:`wsol.run.finalize`). A run that is killed resumes after its last
-chunk (:mod:`wsol.run.journal`) and ends with the same ``pseudo_labels.json`` byte for
-byte.
+evaluators' counters since the last chunk are journaled as one atomic chunk; the final
+outputs are assembled from the chunks (:mod:`wsol.run.finalize`). A run that is killed
+resumes after its last chunk (:mod:`wsol.run.journal`) and ends with the same
+``pseudo_labels.json`` byte for byte.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from wsol.data.loader import make_loader
 from wsol.evaluate import Evaluators
 from wsol.export import annotations_for, image_entry
 from wsol.fileio import atomic_write_text, fault_point
-from wsol.run.build import RunPlan, plan_run
+from wsol.run.build import RunPlan, Status, plan_run
 from wsol.run.finalize import finalize
 from wsol.run.fingerprint import fingerprint, input_parts
 from wsol.run.journal import Journal
@@ -69,14 +69,22 @@ class Totals:
             self.reasons[k] = self.reasons.get(k, 0) + n
 
 
-def run_config(cfg: Config, progress: Progress | None = None, overwrite: bool = False) -> RunResult:
+def run_config(
+    cfg: Config,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+    status: Status | None = None,
+) -> RunResult:
     """Run the whole pipeline as configured and write the output contract to ``cfg.out``.
 
     A folder holding an unfinished run of the same config and images is resumed after
     its last complete chunk; anything else already there is refused unless ``overwrite``.
+    ``progress(done, total)`` is called as images are done (first with the images an
+    earlier run did), ``status(line)`` as each phase starts.
     """
+    say = status or (lambda line: None)
     torch.manual_seed(cfg.seed)
-    plan = plan_run(cfg)
+    plan = plan_run(cfg, say)
     cfg = plan.cfg  # resolved: absolute paths, the model's defaults spelled out
     journal = Journal(cfg.out)
     image_list = [(s.image_id, s.path) for s in plan.dataset.samples]
@@ -90,8 +98,17 @@ def run_config(cfg: Config, progress: Progress | None = None, overwrite: bool = 
             totals.add(chunk)
             start = chunk["end"]
         if resuming:
-            logger.info("resuming %s at image %d of %d", journal.out, start, len(plan.dataset))
+            say(
+                f"resuming the run in {journal.out}: {start} of {len(plan.dataset)} images "
+                "were done before"
+            )
+        if progress is not None:
+            progress(start, len(plan.dataset))
         _loop(plan, journal, start, totals, progress)
+        report = (
+            f", drawing the report ({cfg.report.num_images} images)" if cfg.report.enabled else ""
+        )
+        say(f"writing the outputs{report}")
         metrics, sweep = finalize(plan, journal, totals.evaluators, totals.reasons, totals.seconds)
     finally:
         journal.close()

@@ -1,0 +1,209 @@
+"""The inspection subcommands (``eval``, ``explain``, ``bench``): each takes the parsed
+arguments, calls the library, prints the outcome and returns the exit code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from wsol.cli.commands import EXIT_OK, EXIT_PARTIAL, EXIT_USAGE
+from wsol.cli.console import format_table, progress_bar, status_printer
+from wsol.errors import UsageError
+
+
+def cmd_bench(args) -> int:
+    from wsol.apps.bench import bench_demo, bench_maps, bench_views
+    from wsol.models.spec import resolve_device
+
+    for flag, value, low in (
+        ("--batch-size", args.batch_size, 1),
+        ("--repeats", args.repeats, 1),
+        ("--size", args.size, 32),
+    ):
+        if value < low:
+            raise UsageError(f"bench {flag} must be at least {low}, got {value}")
+    resolve_device(args.device)  # cuda without a GPU: one line, exit 2
+
+    settings = (
+        args.arch,
+        args.method,
+        args.batch_size,
+        args.size,
+        args.repeats,
+        args.device,
+        args.precision,
+    )
+    # Views first: after pytorch-grad-cam has run in the process, later timings come out
+    # faster than they are alone (measured; cause unknown), so the reference goes last.
+    say = status_printer(args.quiet)
+    views = bench_views(*settings, status=say) if args.views else {}
+    result = bench_maps(*settings, status=say)
+    result["images_per_second"].update(views)
+    print(
+        f"{result['arch']}, batch {result['batch_size']}, {result['size']}x{result['size']}, "
+        f"{result['device']}, {result['precision']}"
+    )
+    print(
+        format_table(
+            {k: {"images_per_second": v} for k, v in result["images_per_second"].items()},
+            keys=("images_per_second",),
+        )
+    )
+    if args.demo:
+        demo = bench_demo(args.out, progress=None if args.quiet else progress_bar, status=say)
+        print(
+            format_table(
+                {k: {"images_per_second": v} for k, v in demo["images_per_second"].items()},
+                keys=("images_per_second",),
+            )
+        )
+    return EXIT_OK
+
+
+EVAL_KEYS = (
+    "num_images",
+    "num_pairs",
+    "num_predictions",
+    "num_invalid",
+    "num_dropped",
+    "corloc",
+    "coco_ap",
+    "coco_ap50",
+    "coco_ap75",
+)
+
+
+def classes_line(classes: list[str], per_class: dict, doc, which: str) -> str:
+    """Which classes were scored, and a hint when the predictions cover fewer."""
+    boxed = [c for c in classes if c in per_class]
+    line = f"Scored {len(classes)} classes ({len(boxed)} with GT boxes here): {', '.join(classes)}"
+    named = doc.get("categories") if isinstance(doc, dict) else None
+    if which == "all" and named and len(named) < len(classes):
+        line += (
+            f"\nThe predictions name {len(named)} of these classes (a run with "
+            "model.skip_unmapped leaves some out); --classes pred scores only those, as the "
+            "run did."
+        )
+    return line
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from wsol.evaluate.predictions import (
+        evaluate_predictions,
+        load_ground_truth,
+        load_predictions,
+        scored_classes,
+    )
+    from wsol.fileio import atomic_write_json
+
+    if not 0.0 < args.iou <= 1.0:  # NaN fails this too
+        raise UsageError(f"--iou must be in (0, 1], got {args.iou}")
+    if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is a file, not a folder")
+    dataset = load_ground_truth(args.gt, args.gt_format, args.split)
+    try:
+        doc = json.loads(Path(args.pred).read_text())
+    except (ValueError, OSError) as e:  # malformed JSON, unreadable file
+        print(f"wsol: error: {args.pred}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    classes = scored_classes(dataset, doc, args.classes)
+    if len(classes) < len(dataset.classes):
+        dataset = dataset.restrict_classes(classes)
+    try:
+        preds, counts = load_predictions(doc, dataset, match_ids=args.match_ids)
+    except ValueError as e:  # malformed predictions
+        print(f"wsol: error: {args.pred}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    metrics, per_class = evaluate_predictions(dataset, preds, args.iou)
+    metrics.update(counts)
+    metrics["classes"] = classes
+    print(format_table({Path(args.pred).name: metrics}, keys=EVAL_KEYS))
+    print(f"\n{classes_line(classes, per_class, doc, args.classes)}")
+    if args.out:
+        out = Path(args.out)
+        atomic_write_json(out / "metrics.json", metrics)
+        atomic_write_json(out / "metrics_per_class.json", per_class)
+        print(f"\nMetrics in {out / 'metrics.json'}")
+    return EXIT_OK
+
+
+def cmd_explain(args) -> int:
+    from wsol.apps.explain import explain, write_explanation
+    from wsol.data.decode import DecodeError
+    from wsol.localize import BoxParams
+    from wsol.models import load_model
+
+    options = {
+        "arch": args.model,
+        "weights": args.weights,
+        "method": args.method,
+        "layer": None,
+        "class_map": None,
+        "boxes": BoxParams(),
+        "precision": "fp32",
+        "device": "cpu",
+    }
+    if args.config:
+        from wsol.config import load_config
+        from wsol.run.build import explain_options
+
+        options.update(explain_options(load_config(args.config)))
+    for key in ("model", "weights", "method"):  # flags given explicitly win over the config
+        if getattr(args, key) != EXPLAIN_DEFAULTS[key]:
+            options["arch" if key == "model" else key] = getattr(args, key)
+    if args.model == EXPLAIN_DEFAULTS["model"] and options["weights"] != "DEFAULT":
+        from wsol.models.checkpoint import trained_checkpoint
+
+        if trained_checkpoint(options["weights"]) is not None:
+            options["arch"] = ""  # a checkpoint from wsol train names its own architecture
+    model = load_model(
+        options["arch"], options["weights"], device=options["device"], target_layer=options["layer"]
+    )
+    out = Path(args.out)
+    stems: set[str] = set()
+    failed = 0
+    for image in args.images:
+        try:
+            exp = explain(
+                model,
+                image,
+                options["method"],
+                topk=args.topk,
+                classes=[args.cls] if args.cls else None,
+                class_map=options["class_map"],
+                boxes=options["boxes"],
+                precision=options["precision"],
+            )
+        except DecodeError as e:  # one bad file does not stop the others
+            print(f"wsol: error: {image}: {e}", file=sys.stderr)
+            failed += 1
+            continue
+        stem = Path(image).stem
+        while stem in stems:  # two images with one name must not overwrite each other
+            stem += "_"
+        stems.add(stem)
+        files = write_explanation(exp, out, stem)
+        print(f"{image}: {options['arch']} predicts")
+        for name, p in exp.top(5):
+            print(f"  {p:6.3f}  {name}")
+        for name, c in zip(exp.targets, exp.result.classes, strict=True):
+            boxes = (
+                ", ".join(
+                    f"[{b[0]:.0f}, {b[1]:.0f}, {b[2]:.0f}, {b[3]:.0f}] {s:.2f}"
+                    for b, s in zip(c.detections.boxes, c.detections.scores, strict=True)
+                )
+                or c.detections.reason
+                or "none"
+            )
+            print(f"  {options['method']} for {name!r}: boxes (x1, y1, x2, y2) {boxes}")
+        print(
+            f"  wrote {len(files)} files to {out}/ ({files[0].name}, ...)"
+            if files
+            else "  nothing to draw"
+        )
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
+EXPLAIN_DEFAULTS = {"model": "efficientnet_lite0", "weights": "DEFAULT", "method": "gradcam"}
