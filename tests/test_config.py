@@ -143,7 +143,10 @@ def test_choices_are_the_registries():
         ("eval.iou=0", r"eval.iou must be in \(0, 1\]"),
         ("eval.thresholds=[0.5, 2]", r"eval.thresholds must be in \[0, 1\], got 2"),
         ("cam.batch_size=0", "cam.batch_size must be >= 1"),
-        ("export.formats=[coco, yolo]", "unknown export.formats 'yolo'; valid: coco, voc"),
+        (
+            "export.formats=[coco, xml]",
+            "unknown export.formats 'xml'; valid: coco, labelstudio, results, voc, yolo",
+        ),
         ("model.precision=fp64", "unknown model.precision 'fp64'; valid: bf16, fp16, fp32"),
     ],
 )

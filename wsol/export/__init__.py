@@ -1,12 +1,14 @@
 """Pseudo-label writers, picked by name from :data:`FORMATS` (``export.formats``).
 
-A writer is ``writer(doc, out_dir) -> [paths written]``: it takes the COCO document
-(:func:`wsol.export.coco.build_document`) and writes files; it reads nothing back.
+A writer is ``writer(doc, out_dir, **options) -> [paths written]``: it takes the COCO
+document (:func:`wsol.export.coco.build_document`), trimmed by
+:func:`~wsol.export.filtering.filter_document` if at all, and writes files atomically;
+it reads nothing back.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from wsol.errors import UsageError, unknown_choice
@@ -18,29 +20,62 @@ from wsol.export.coco import (
     results_list,
     write_coco,
 )
+from wsol.export.filtering import filter_document
+from wsol.export.labelstudio import CONFIG as LABELSTUDIO_CONFIG
+from wsol.export.labelstudio import TASKS as LABELSTUDIO_TASKS
+from wsol.export.labelstudio import write_labelstudio
+from wsol.export.results import RESULTS, write_results
 from wsol.export.voc import VOC_DIR, write_voc
+from wsol.export.yolo import YOLO_DIR, write_yolo
 
-Writer = Callable[[dict, Path], list[Path]]
+Writer = Callable[..., list[Path]]
 
-FORMATS: dict[str, Writer] = {"coco": write_coco, "voc": write_voc}
-# What each format writes under the output folder (for cleaning up a replaced run).
-OUTPUTS: dict[str, str] = {"coco": PSEUDO_LABELS, "voc": VOC_DIR}
+FORMATS: dict[str, Writer] = {
+    "coco": write_coco,
+    "results": write_results,
+    "voc": write_voc,
+    "yolo": write_yolo,
+    "labelstudio": write_labelstudio,
+}
+# What each format writes directly under the output folder, files or folders (for
+# cleaning up a replaced run).
+OUTPUTS: dict[str, tuple[str, ...]] = {
+    "coco": (PSEUDO_LABELS,),
+    "results": (RESULTS,),
+    "voc": (VOC_DIR,),
+    "yolo": (YOLO_DIR,),
+    "labelstudio": (LABELSTUDIO_TASKS, LABELSTUDIO_CONFIG),
+}
 
 __all__ = [
     "FORMATS",
     "OUTPUTS",
     "annotations_for",
     "build_document",
+    "filter_document",
     "image_entry",
     "results_list",
     "write_formats",
 ]
 
 
-def write_formats(doc: dict, out_dir: Path, formats: Iterable[str]) -> list[Path]:
-    """Write ``doc`` in each of ``formats``; returns every file written."""
-    formats = list(formats)
-    for name in formats:
+def write_formats(
+    doc: dict,
+    out_dir: Path,
+    formats: Iterable[str],
+    options: Mapping[str, Mapping] | None = None,
+) -> list[Path]:
+    """Write ``doc`` in each of ``formats``; returns every file written. ``options``
+    gives a format's writer its keyword arguments, e.g.
+    ``{"labelstudio": {"image_root": "http://host/images/"}}``.
+
+    Raises:
+        UsageError: a format, or a format named in ``options``, that is not in
+            :data:`FORMATS`.
+    """
+    formats, options = list(formats), dict(options or {})
+    for name in [*formats, *options]:
         if name not in FORMATS:
             raise UsageError(unknown_choice("export format", name, FORMATS))
-    return [p for name in formats for p in FORMATS[name](doc, Path(out_dir))]
+    out_dir = Path(out_dir)
+    return [p for name in formats for p in FORMATS[name](doc, out_dir, **options.get(name, {}))]

@@ -12,7 +12,7 @@ from wsol.config import dump_config
 from wsol.data.loader import make_loader
 from wsol.evaluate import Evaluators, add_coco_ap
 from wsol.evaluate.calibration import check_overlap
-from wsol.export import build_document, results_list, write_formats
+from wsol.export import build_document, filter_document, results_list, write_formats
 from wsol.fileio import atomic_write_json, atomic_write_text, fault_point
 from wsol.localize import MAP_REASONS
 from wsol.report import render_gallery, report_picks, write_report
@@ -37,7 +37,10 @@ def finalize(
     }
     records = journal.records()
     doc = build_document(records["images"], records["annotations"], dataset.coco_categories(), info)
-    journal.record_written(write_formats(doc, out, cfg.export.formats))
+    # Only what is written is trimmed: the metrics below see every box.
+    written = filter_document(doc, cfg.export.min_score, cfg.export.max_per_class)
+    options = {"labelstudio": {"image_root": cfg.export.labelstudio_root}}
+    journal.record_written(write_formats(written, out, cfg.export.formats, options))
     fault_point("final:pseudo_labels.json")
     failures = dataset.failures + records["failures"]
     processed = {im["id"] for im in doc["images"]}
