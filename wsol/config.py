@@ -243,10 +243,14 @@ class ExportConfig(Section):
 
 @dataclass
 class ReportConfig(Section):
-    """The HTML report."""
+    """``out/report.html``: one self-contained file (pictures inlined) with the metrics,
+    the per-class table, the threshold plot, a gallery, the failures and the config."""
 
     section: ClassVar[str] = "report"
     enabled: bool = True
+    # images in the gallery, one tile each with all its classes: a third the best, a third
+    # the worst (by box IoU with the GT; by box score without GT), the rest drawn at random
+    # (seeded by `seed`); only their maps are computed again
     num_images: int = field(default=12, metadata=between(0))
 
 

@@ -333,16 +333,19 @@ def test_overwrite_removes_only_what_the_run_wrote(tmp_path, shapes_root):
     out = tmp_path / "out"
     first = _cfg(shapes_root, out, "data.limit=6", "report.enabled=true", "report.num_images=3")
 
-    run(with_overrides(first, ["export.formats=[coco, voc]"]))
-    wrote = sorted(p.name for p in (out / "overlays").iterdir())
-    assert wrote and len(list((out / "voc").glob("*.xml"))) == 6
+    run(with_overrides(first, ["export.formats=[coco, voc, yolo, labelstudio]"]))
+    assert len(list((out / "voc").glob("*.xml"))) == 6
+    assert len(list((out / "yolo" / "labels").glob("*.txt"))) == 6
     (out / "voc" / "mine.xml").write_text("<annotation/>")
+    (out / "overlays").mkdir()  # as an older wsol's report left it, plus the user's file
     (out / "overlays" / "mine.png").write_bytes(b"png")
     (out / "notes.txt").write_text("the user's")
     second = with_overrides(first, ["report.enabled=false", "cam.method=cam"])
     run(second, overwrite=True)
-    assert sorted(p.name for p in (out / "overlays").iterdir()) == ["mine.png"]
+    assert [p.name for p in (out / "overlays").iterdir()] == ["mine.png"]
     assert [p.name for p in (out / "voc").iterdir()] == ["mine.xml"]
+    assert not (out / "yolo").exists()  # emptied folders of its own go too
+    assert not (out / "labelstudio.json").exists() and not (out / "report.html").exists()
     assert (out / "notes.txt").read_text() == "the user's"
     assert (out / "pseudo_labels.json").is_file() and (out / "metrics.json").is_file()
 
@@ -705,27 +708,3 @@ def test_eval_paths_that_are_not_files(eval_files, capsys):
     assert main(["eval", "--gt", str(tmp_path / "bin.json"), "--pred", str(gt)]) == 2
     assert main(["eval", "--gt", str(gt), "--pred", str(gt), "--out", str(tmp_path / "f")]) == 2
     assert "Traceback" not in capsys.readouterr().err
-
-
-def test_overlay_names_never_collide_for_similar_class_names(tmp_path):
-    import cv2
-    import numpy as np
-
-    from wsol.data import Sample
-    from wsol.localize.results import ClassResult, Detections, ImageResult
-    from wsol.report import render_gallery
-
-    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((20, 30, 3), np.uint8))
-    classes = ["cat dog", "cat_dog", "cat/dog"]
-    result = ImageResult(
-        size=(20, 30),
-        probs=np.ones(3),
-        classes=[
-            ClassResult(c, 1.0, Detections(np.zeros((0, 4)), np.zeros(0)), np.zeros((20, 30)), 0.5)
-            for c in range(3)
-        ],
-    )
-    sample = Sample(1, str(tmp_path / "a.jpg"), "a.jpg")
-    figures = render_gallery(tmp_path / "out", classes, [(0, sample, result)])
-    names = [rel for rel, _caption in figures]
-    assert len(set(names)) == 3 and all((tmp_path / "out" / n).is_file() for n in names)

@@ -15,7 +15,16 @@ from wsol.evaluate.calibration import check_overlap
 from wsol.export import build_document, filter_document, results_list, write_formats
 from wsol.fileio import atomic_write_json, atomic_write_text, fault_point
 from wsol.localize import MAP_REASONS
-from wsol.report import render_gallery, report_picks, write_report
+from wsol.report import (
+    GT_GROUPS,
+    SCORE_GROUPS,
+    image_quality,
+    operating_cut,
+    pick_images,
+    render_gallery,
+    top_scores,
+    write_report,
+)
 from wsol.run.build import RunPlan
 from wsol.run.journal import Journal
 
@@ -78,7 +87,15 @@ def finalize(
             )
         atomic_write_json(out / "metrics_per_class.json", per_class)
     if cfg.report.enabled:
-        _report(plan, journal, metrics, curve, failures)
+        _report(
+            plan,
+            journal,
+            metrics,
+            curve,
+            failures,
+            doc,
+            per_class if evaluators is not None else None,
+        )
     _say_which_cut(metrics, plan.localizer.boxes.describe_cut())
     atomic_write_json(out / "metrics.json", metrics)
     return metrics, sweep
@@ -122,39 +139,61 @@ def whole_image_share(doc: dict, cover: float = 0.9) -> float:
 
 
 def _report(
-    plan: RunPlan, journal: Journal, metrics: dict, curve: dict | None, failures: list[dict]
+    plan: RunPlan,
+    journal: Journal,
+    metrics: dict,
+    curve: dict | None,
+    failures: list[dict],
+    doc: dict,
+    per_class: dict | None,
 ) -> None:
-    """``report.html``: the maps of an evenly spaced sample of images are recomputed
-    here rather than kept from the main pass, so the report costs a few forward passes
-    and no memory during the run, and a resumed run reports the same images."""
+    """``report.html``, one self-contained file. The shown images are picked from the
+    pseudo-labels ``doc`` and the GT (best, worst and random by box quality; by box
+    score without GT), and only their maps are recomputed here, rather than kept from
+    the main pass: the report costs a few forward passes and no memory during the run,
+    and a resumed run reports the same images."""
     cfg, dataset, localizer = plan.cfg, plan.dataset, plan.localizer
-    picks = report_picks(len(dataset), cfg.report.num_images)
-    shown = []
+    show_gt = dataset.has_boxes
+    if show_gt:
+        scores, groups = image_quality(doc, dataset.samples, dataset.category_ids), GT_GROUPS
+    else:
+        scores, groups = top_scores(doc, dataset.samples), SCORE_GROUPS
+    picks = pick_images(scores, cfg.report.num_images, cfg.seed, groups)
     loader = make_loader(
-        [dataset.samples[i] for i in picks],
+        [dataset.samples[p.position] for p in picks],
         localizer.input_size,
         cfg.cam.batch_size,
         0,
         localizer.model.resize,
         localizer.letterbox_fill,
     )
+    shown = []
     for batch in loader:
-        samples = [dataset.samples[picks[i]] for i in batch.indices]
+        chosen = [picks[i] for i in batch.indices]
+        samples = [dataset.samples[p.position] for p in chosen]
         if samples:
             results = localizer(
                 batch.images, batch.orig_sizes, [s.labels for s in samples], batch.regions
             )
-            shown += [
-                (picks[i], s, r) for i, s, r in zip(batch.indices, samples, results, strict=True)
-            ]
-    figures = render_gallery(journal.out, dataset.classes, shown, localizer.method.pixel_level)
-    journal.record_written(journal.out / rel for rel, _caption in figures)
+            shown += list(zip(chosen, samples, results, strict=True))
+    # The loader may reorder; the report keeps the picks' order (best, worst, random).
+    order = {p.position: i for i, p in enumerate(picks)}
+    shown.sort(key=lambda item: order[item[0].position])
+    tiles = render_gallery(dataset.classes, shown, localizer.method.pixel_level, show_gt)
+    boxes = localizer.boxes
+    shipped, cut_note = operating_cut(boxes.threshold_mode, boxes.threshold, boxes.class_thresholds)
+    named = dict(metrics)
+    _say_which_cut(named, boxes.describe_cut())
     write_report(
         journal.out,
         f"wsol: {cfg.cam.method} on {dataset.name}",
-        metrics,
-        figures,
-        curve,
-        dump_config(cfg),
-        failures,
+        named,
+        tiles,
+        curve=curve,
+        config_text=dump_config(cfg),
+        failures=failures,
+        per_class=per_class,
+        shipped=shipped,
+        cut_note=cut_note,
+        show_gt=show_gt,
     )

@@ -20,6 +20,7 @@ _NEUTRAL = {
     ("report", "num_images"),
     ("chunk_images",),
     ("chunk_seconds",),
+    ("export",),  # what the files are written as: finalize reads it, no chunk does
 }
 
 

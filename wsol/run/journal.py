@@ -21,6 +21,7 @@ import re
 from pathlib import Path
 
 from wsol.errors import WsolError
+from wsol.export import OUTPUTS as EXPORT_OUTPUTS
 from wsol.fileio import LOCK_FILE, FolderBusyError, FolderLock, atomic_write_json
 from wsol.run.fingerprint import FORMAT_VERSION, digest, fingerprint, input_parts
 
@@ -31,8 +32,9 @@ RECORDS = ("images", "annotations", "failures")
 CHECKSUM = "sha256"  # of the chunk's JSON without this key (sorted keys)
 CHUNK_KEYS = {"start", "end", *RECORDS, CHECKSUM}
 # Everything a run may write; `overwrite` clears these and nothing else.
+EXPORTS = tuple(name for names in EXPORT_OUTPUTS.values() for name in names)
 OUTPUTS = (
-    "pseudo_labels.json",
+    *EXPORTS,
     "metrics.json",
     "metrics_per_class.json",
     "sweep.json",
@@ -42,8 +44,7 @@ OUTPUTS = (
     "calibration.json",
     STATE_FILE,
     CHUNK_DIR,
-    "overlays",
-    "voc",
+    "overlays",  # written by runs before the report inlined its pictures
 )
 _CHUNK_NAME = re.compile(r"chunk_(\d+)_(\d+)\.json")
 logger = logging.getLogger(__name__)
@@ -146,10 +147,16 @@ class Journal:
             written = json.loads((self.out / STATE_FILE).read_text()).get("written", [])
         except (OSError, json.JSONDecodeError, AttributeError):
             written = []
+        root = self.out.resolve()
+        folders = set()
         for rel in written:
             p = (self.out / rel).resolve()
-            if p.is_relative_to(self.out.resolve()) and p.is_file():
+            if p.is_relative_to(root) and p.is_file():
                 p.unlink()
+                folders.update(q for q in p.parents if q.is_relative_to(root) and q != root)
+        for folder in sorted(folders, key=lambda q: len(q.parts), reverse=True):
+            if folder.is_dir() and not any(folder.iterdir()):  # emptied: ours (yolo/labels)
+                folder.rmdir()
         for p in self.chunk_dir.glob("chunk_*.json") if self.chunk_dir.is_dir() else []:
             p.unlink()
         for name in OUTPUTS:
@@ -164,6 +171,8 @@ class Journal:
         of the files it writes, nothing else."""
         leftovers = [p for n in OUTPUTS for p in self.out.glob(f".{n}.*.tmp")]
         leftovers += self.chunk_dir.glob(".chunk_*.json.*.tmp")
+        for folder in (self.out / n for n in EXPORTS):  # voc/<image>.xml, yolo/labels/...
+            leftovers += folder.rglob(".*.*.tmp") if folder.is_dir() else []
         for p in leftovers:
             p.unlink(missing_ok=True)
 

@@ -1,0 +1,92 @@
+"""``report.html`` is one file: no link to another file, no request off the page."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from wsol.report.embed import data_uri
+from wsol.report.gallery import Tile
+from wsol.report.html import render_report, write_report
+
+METRICS = {
+    "num_images": 2,
+    "num_failed": 1,
+    "corloc": 0.5,
+    "maxboxacc": 0.75,
+    "maxboxacc_threshold": 0.5,
+    "empty_detections": {"map is constant": 1},
+    "cut": "absolute 0.25 on the min-max normalized map",
+    "metrics_at_cut": ["corloc"],
+    "metrics_over_sweep": ["maxboxacc"],
+}
+CURVE = {"thresholds": [0.0, 0.25, 0.5, 0.75], "maxboxacc": [0.1, 0.6, 0.75, 0.2]}
+
+
+def _tiles() -> list[Tile]:
+    pic = data_uri(np.full((20, 30, 3), 200, np.uint8))
+    return [
+        Tile("best", "a.jpg", ["best (mean best IoU 0.90)", "cat p=0.90: box 0.70"], [(pic, "a")]),
+        Tile("random", "b.jpg", ["random"], [(pic, "b")]),
+    ]
+
+
+def _report(**kw) -> str:
+    args = {
+        "curve": CURVE,
+        "config_text": "out: runs/x\n",
+        "failures": [{"path": "bad.jpg", "stage": "decode", "reason": "truncated"}],
+        "per_class": {"cat": {"pairs": 2, "corloc": 0.5}},
+        "shipped": (0.25, 0.25),
+        "cut_note": "absolute cut 0.25",
+    }
+    return render_report("wsol: test", METRICS, _tiles(), **{**args, **kw})
+
+
+def test_report_is_self_contained():
+    page = _report()
+    srcs = re.findall(r'src="([^"]*)"', page)
+    assert len(srcs) == 2 and all(s.startswith("data:image/jpeg;base64,") for s in srcs)
+    assert 'src="overlays/' not in page
+    assert not re.search(r"https?://", page)
+    assert "<script" not in page and "<link" not in page and "url(" not in page
+    hrefs = re.findall(r"href='([^']*)'", page)
+    assert hrefs and all(h.startswith("#") for h in hrefs)  # in-page anchors only
+
+
+def test_report_holds_every_section():
+    page = _report()
+    for part in (
+        "At the shipped cut",
+        "Best cut of the sweep",
+        "Per class",
+        "Box accuracy vs threshold",
+        "shipped cut 0.25",
+        "Best (1)",
+        "Random (1)",
+        "cat p=0.90: box 0.70",
+        "Failures (1)",
+        "bad.jpg",
+        "truncated",
+        "out: runs/x",
+        "map is constant: 1",
+    ):
+        assert part in page, part
+
+
+def test_gt_legend_only_when_the_dataset_has_boxes():
+    assert "ground truth" in _report(show_gt=True)
+    assert "ground truth" not in _report(show_gt=False)
+
+
+def test_fraction_cut_is_explained_in_the_caption_not_drawn():
+    page = _report(shipped=None, cut_note="The run keeps ... so it is not drawn.")
+    assert "so it is not drawn." in page and "shipped cut 0" not in page
+    assert "shipped cut 0.25" in _report()
+
+
+def test_write_report_writes_report_html(tmp_path):
+    path = write_report(tmp_path, "t", METRICS, _tiles(), curve=CURVE)
+    assert path == tmp_path / "report.html" and "Box accuracy vs threshold" in path.read_text()
+    assert [p.name for p in tmp_path.iterdir()] == ["report.html"]

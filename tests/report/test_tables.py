@@ -1,0 +1,69 @@
+"""Metric tables: grouped by cut, every value formatted, never a Python repr."""
+
+from __future__ import annotations
+
+import re
+
+from wsol.report.tables import EXPLAIN, format_value, metric_sections, per_class_table
+
+METRICS = {
+    "num_images": 4,
+    "num_failed": 1,
+    "num_annotations": 5,
+    "images_per_second": 12.3456,
+    "whole_image_boxes": 0.25,
+    "num_bad_maps": 1,
+    "empty_detections": {"map is constant": 1, "no pixel above the threshold": 2},
+    "corloc": 0.5,
+    "num_pairs": 6,
+    "maxboxacc": 0.75,
+    "maxboxacc_threshold": 0.31,
+    "maxboxacc_v2": 0.6,
+    "pxap": 0.4,
+    "brand_new_metric": {"a": [0.5, None], "b": {"c": True}},
+    "cut": "fraction 0.2 of each map's maximum",
+    "metrics_at_cut": ["corloc", "whole_image_boxes", "num_annotations"],
+    "metrics_over_sweep": ["maxboxacc", "maxboxacc_v2", "pxap"],
+}
+
+
+def test_format_value_spells_out_nested_values():
+    assert format_value({"map is constant": 1}) == "map is constant: 1"
+    assert format_value({"a": [0.5, None], "b": {"c": True}}) == "a: 0.5000, -; b: c: yes"
+    assert format_value(0.123456) == "0.1235"
+    assert format_value(0.41000000000000003, "best_threshold") == "0.41"
+    assert format_value(None) == "-" and format_value({}) == "none" and format_value(3) == "3"
+
+
+def test_sections_group_metrics_by_cut_and_explain_them():
+    sections = metric_sections(METRICS)
+    titles = [t for t, _, _ in sections]
+    assert titles == ["At the shipped cut", "Best cut of the sweep", "Counts", "Other"]
+    by_title = {t: (note, table) for t, note, table in sections}
+    note, table = by_title["At the shipped cut"]
+    assert "fraction 0.2 of each map's maximum" in note
+    assert "<th>corloc</th>" in table and EXPLAIN["corloc"][:30] in table
+    _, sweep = by_title["Best cut of the sweep"]
+    assert "<td class='num'>0.31</td>" in sweep  # maxboxacc's own cut
+    assert "maxboxacc_threshold" not in sweep  # shown as the cut, not as a row
+    _, counts = by_title["Counts"]
+    assert "map is constant: 1; no pixel above the threshold: 2" in counts
+    assert "num_annotations" not in counts  # already at the shipped cut
+    html = "".join(table for _, _, table in sections)
+    assert not re.search(r"\{\s*(&#x27;|'|&quot;|\")", html)  # no dict repr, raw or escaped
+    assert "[" not in html  # nor a list repr
+    for key in ("cut", "metrics_at_cut", "metrics_over_sweep"):
+        assert f"<th>{key}</th>" not in html
+
+
+def test_per_class_table_orders_columns_and_drops_unscored_classes():
+    table = per_class_table(
+        {
+            "cat": {"pairs": 3, "corloc": 2 / 3, "best_threshold": 0.41000000000000003},
+            "dog": {"pairs": 0, "corloc": None, "best_threshold": None},
+        }
+    )
+    assert "<th>cat</th>" in table and "<th>dog</th>" not in table
+    assert table.index("<th>pairs</th>") < table.index("<th>corloc</th>")
+    assert "0.6667" in table and "0.41<" in table
+    assert per_class_table({}) == ""
