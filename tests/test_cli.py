@@ -273,7 +273,8 @@ def test_run_says_what_it_does(tmp_path, shapes_root, capsys):
 
 def test_calibrate_prints_a_command_that_works_when_pasted(tmp_path, shapes_root, capsys):
     """The follow-up command keeps the user's data.root (an override here), because it
-    runs the calibration's own config.yaml, which names everything by absolute path."""
+    runs the calibration's own config.yaml, which names everything by absolute path; and
+    it works for a config that cuts by Otsu's threshold, which calibrated cuts replace."""
     import shlex
 
     args = [
@@ -284,6 +285,7 @@ def test_calibrate_prints_a_command_that_works_when_pasted(tmp_path, shapes_root
         "data.split=val",
         f"out={tmp_path / 'cal'}",
         "report.enabled=false",
+        "boxes.threshold_mode=otsu",
     ]
     assert main(args) == EXIT_OK
     out = capsys.readouterr().out

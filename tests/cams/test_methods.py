@@ -513,3 +513,25 @@ def test_scorecam_does_not_depend_on_the_chunk_size():
     big = m(x, t).maps
     m.chunk_size = 7
     torch.testing.assert_close(m(x, t).maps, big, rtol=1e-5, atol=1e-6 * float(big.max()))
+
+
+@pytest.mark.parametrize("act, upper", [(torch.nn.ReLU(), float("inf")), (torch.nn.ReLU6(), 6.0)])
+def test_relu_rules_in_closed_form_for_relu_and_relu6(act, upper):
+    """``y = act(x)``, ``L = sum(w * y)``: the input gradient under each rule, by hand.
+    ReLU6 (EfficientNet-Lite, MobileNet) gets the rules too, with its own mask 0 < x < 6."""
+    x = torch.tensor([-1.0, 0.5, 3.0, 7.0, 2.0, -3.0])
+    w = torch.tensor([2.0, -1.0, 1.5, 4.0, -2.0, -1.0])
+    passing = ((x > 0) & (x < upper)).float()
+    expected = {
+        "gradient": w * passing,
+        "guided": w.clamp(min=0) * passing,
+        "deconvnet": w.clamp(min=0),
+    }
+    net = torch.nn.Sequential(act)
+    for mode, want in expected.items():
+        xi = x.clone().requires_grad_(True)
+        with relu_rule(net, mode):
+            y = net(xi)
+        assert torch.equal(y, x.clamp(0, upper))
+        (grad,) = torch.autograd.grad((w * y).sum(), xi)
+        assert torch.equal(grad, want), mode

@@ -8,8 +8,9 @@ for ``y = ReLU(x)`` and incoming gradient ``g = dL/dy``:
 - ``deconvnet``: ``ReLU(g)`` (the forward mask is ignored);
 - ``guided``: ``ReLU(g) * 1[x > 0]``.
 
-The rule is installed by :func:`relu_rule` on every ``nn.ReLU`` module (a functional
-``relu`` is not seen, as in captum). Maps are ``[B, K, H, W]`` at the input resolution:
+The rule is installed by :func:`relu_rule` on every ``nn.ReLU`` and ``nn.ReLU6`` module
+(EfficientNet-Lite and MobileNet use ReLU6; a functional ``relu`` is not seen, as in
+captum). Maps are ``[B, K, H, W]`` at the input resolution:
 the gradient ``[B, 3, H, W]`` is reduced over colour channels by the maximum absolute
 value, as in Simonyan et al. (ICLR 2014 workshop, sec. 3.1). Input gradients are the
 one exception to "gradients stop at the target layer"; they still come from
@@ -19,6 +20,7 @@ one exception to "gradients stop at the target layer"; they still come from
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 
 import torch
@@ -42,22 +44,25 @@ class ReluRule:
 
 
 class _RuledReLU(torch.autograd.Function):
-    """``ReLU(x)`` forward; backward by ``rule.mode`` (see the module docstring)."""
+    """``ReLU(x)`` (capped at ``upper``: 6 for ``ReLU6``) forward; backward by
+    ``rule.mode`` (see the module docstring), where the forward mask is the true
+    derivative's, ``1[0 < x < upper]``."""
 
     @staticmethod
-    def forward(ctx, x, rule):
-        ctx.rule = rule
+    def forward(ctx, x, rule, upper):
+        ctx.rule, ctx.upper = rule, upper
         ctx.save_for_backward(x)
-        return x.clamp(min=0)
+        return x.clamp(min=0) if upper == math.inf else x.clamp(0, upper)
 
     @staticmethod
     def backward(ctx, g):
         (x,) = ctx.saved_tensors
         mode = ctx.rule.mode
         if mode == "deconvnet":
-            return g.clamp(min=0), None
-        out = torch.where(x > 0, g, torch.zeros_like(g))
-        return (out.clamp(min=0) if mode == "guided" else out), None
+            return g.clamp(min=0), None, None
+        passing = (x > 0) & (x < ctx.upper)
+        out = torch.where(passing, g, torch.zeros_like(g))
+        return (out.clamp(min=0) if mode == "guided" else out), None, None
 
 
 @contextlib.contextmanager
@@ -70,12 +75,13 @@ def relu_rule(net: nn.Module, mode: str) -> Iterator[ReluRule]:
     ``inplace`` flags are restored even if the block raises.
     """
     rule = ReluRule(mode)
-    relus = [m for m in net.modules() if isinstance(m, nn.ReLU)]
+    relus = [m for m in net.modules() if isinstance(m, nn.ReLU | nn.ReLU6)]
     flags = [(m, m.inplace) for m in relus]
     handles = []
 
-    def hook(_module, inputs, _output):
-        return _RuledReLU.apply(inputs[0], rule)
+    def hook(module, inputs, _output):
+        upper = 6.0 if isinstance(module, nn.ReLU6) else math.inf
+        return _RuledReLU.apply(inputs[0], rule, upper)
 
     try:
         for m in relus:

@@ -191,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument(
         "--rank-by",
         default=None,
-        choices=("maxboxacc", "maxboxacc_v2", *METRICS),
+        choices=tuple(dict.fromkeys(("maxboxacc", "maxboxacc_v2", *METRICS))),
         help="with --search: what ranks the candidates (default: --metric)",
     )
     c.add_argument("--overwrite", action="store_true", help="replace results already in out")

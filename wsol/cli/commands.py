@@ -136,6 +136,7 @@ def apply_calibration_hint(calibration: Path) -> str:
             "wsol",
             "run",
             str(folder / "config.yaml"),
+            "boxes.threshold_mode=absolute",  # an otsu config cannot take calibrated cuts
             "boxes.threshold=calibrated",
             f"boxes.calibration={calibration}",
             f"out={folder}_applied",

@@ -26,10 +26,11 @@ from wsol.localize.results import ImageResult
 
 def sweep_thresholds(step: float = 0.01, values: list[float] | None = None) -> np.ndarray:
     """The sweep ``[T]``: ``values`` sorted and deduplicated if given, else
-    ``0, step, 2 step, ... < 1`` (wsolevaluation's ``cam_curve_interval``)."""
+    ``0, step, 2 step, ... < 1`` (wsolevaluation's ``cam_curve_interval``), rounded to 12
+    decimals so that 0.57 is 0.57, not ``np.arange``'s 0.5700000000000001."""
     if values:
         return np.unique(np.asarray(values, np.float64))
-    return np.arange(0.0, 1.0, step)
+    return np.round(np.arange(0.0, 1.0, step), 12)
 
 
 def gt_pairs(sample: Sample) -> dict[int, np.ndarray]:

@@ -57,8 +57,8 @@ def load_ground_truth(
     path, fmt: str = "auto", split: str | None = None, classes: list[str] | None = None
 ) -> Dataset:
     """GT as a :class:`wsol.data.Dataset`: a COCO instances JSON, or a VOC root folder
-    (``fmt="auto"`` picks VOC for a folder). A VOC root with a single split file needs no
-    ``split``."""
+    (``fmt="auto"`` picks VOC for a folder). A VOC root with a single split file, or with
+    no ``ImageSets/Main`` (every annotation file is read), needs no ``split``."""
     p = Path(path)
     if fmt == "auto":
         fmt = "voc" if p.is_dir() else "coco"
@@ -66,6 +66,8 @@ def load_ground_truth(
         if split is None:
             main = p / "ImageSets" / "Main"
             splits = sorted(f.stem for f in main.glob("*.txt")) if main.is_dir() else []
+            if not main.is_dir():
+                splits = [""]  # no split files: every annotation file, as wsol run reads it
             if len(splits) != 1:
                 raise UsageError(
                     f"{p}: name the VOC split (--split); splits here: "
