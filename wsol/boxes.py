@@ -9,6 +9,9 @@ Formats at the edges of the program:
 - COCO ``bbox``: ``[x, y, w, h]``, continuous, 0-based.
 - PASCAL VOC XML: ``(xmin, ymin, xmax, ymax)``, 1-based and inclusive, so
   ``(xmin - 1, ymin - 1, xmax, ymax)`` is the continuous box.
+- YOLO label files: ``(cx, cy, w, h)``, centre and size as fractions of the image.
+- Label Studio rectangles: ``(x, y, width, height)``, top-left corner and size in percent
+  of the image.
 
 IoU is computed on continuous boxes (no ``+1`` on widths). All functions here are pure
 and work on ``numpy`` arrays of shape ``[N, 4]``.
@@ -22,7 +25,9 @@ __all__ = [
     "box_area",
     "box_iou",
     "clip_boxes",
+    "coco_to_percent",
     "coco_to_xyxy",
+    "coco_to_yolo",
     "group_boxes",
     "mask_extent_to_xyxy",
     "voc_to_xyxy",
@@ -72,6 +77,24 @@ def xyxy_to_coco(boxes) -> np.ndarray:
     b = _as_boxes(boxes).copy()
     b[:, 2:] -= b[:, :2]
     return b
+
+
+def coco_to_yolo(boxes, height: int, width: int) -> np.ndarray:
+    """COCO ``[N, 4]`` ``(x, y, w, h)`` in pixels of a ``height`` x ``width`` image ->
+    YOLO ``(cx, cy, w, h)``, fractions of the image clipped to ``[0, 1]``."""
+    b = _as_boxes(boxes)
+    scale = np.array([width, height, width, height], np.float64)
+    centred = np.concatenate([b[:, :2] + b[:, 2:] / 2, b[:, 2:]], axis=1)
+    return np.clip(centred / scale, 0.0, 1.0)
+
+
+def coco_to_percent(boxes, height: int, width: int) -> np.ndarray:
+    """COCO ``[N, 4]`` ``(x, y, w, h)`` in pixels of a ``height`` x ``width`` image ->
+    Label Studio's ``(x, y, width, height)`` in percent of the image, clipped to
+    ``[0, 100]``."""
+    b = _as_boxes(boxes)
+    scale = np.array([width, height, width, height], np.float64)
+    return np.clip(100.0 * b / scale, 0.0, 100.0)
 
 
 def mask_extent_to_xyxy(x_min, y_min, x_max, y_max) -> np.ndarray:

@@ -140,6 +140,16 @@ def test_coco128_matches_pycocotools(coco_root):
         cats = [ds.category_ids[c] for c in s.box_labels]
         assert cats == [a["category_id"] for a in anns]
         assert list(s.ignore) == [bool(a["iscrowd"]) for a in anns]
+    # the categories written keep the source's supercategories, also for a subset
+    written = {c["name"]: c for c in ds.coco_categories()}
+    source = {c["name"]: c for c in coco.loadCats(coco.getCatIds())}
+    assert all(written[n]["supercategory"] == source[n]["supercategory"] for n in source)
+    sub = load_coco(coco_root / "train2017", ann, classes=["dog", "person"])
+    assert sub.coco_categories() == [
+        {"id": 18, "name": "dog", "supercategory": "animal"},
+        {"id": 1, "name": "person", "supercategory": "person"},
+    ]
+    assert sub.restrict_classes(["person"]).coco_categories()[0]["supercategory"] == "person"
 
 
 def test_coco_non_contiguous_ids_and_empty_images(tmp_path):

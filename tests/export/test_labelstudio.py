@@ -5,8 +5,9 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 
+from wsol.boxes import coco_to_percent
 from wsol.export import write_formats
-from wsol.export.labelstudio import coco_to_percent, labeling_config, model_version, tasks
+from wsol.export.labelstudio import labeling_config, model_version, tasks
 
 
 def test_boxes_become_percents_of_the_image():

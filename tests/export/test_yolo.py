@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import yaml
 
+from wsol.boxes import coco_to_yolo
 from wsol.export import write_formats
-from wsol.export.yolo import coco_to_yolo, yolo_lines
+from wsol.export.yolo import yolo_lines
 
 
 def test_coco_boxes_become_normalized_centres_clipped_to_the_image():

@@ -78,8 +78,8 @@ class Dataset:
     """A list of samples plus the class names their indices refer to.
 
     ``category_ids[c]`` is the COCO category id written for class ``c`` (the source
-    ids for COCO data, ``c + 1`` otherwise). ``has_boxes`` says whether scoring is
-    possible.
+    ids for COCO data, ``c + 1`` otherwise), ``supercategories[c]`` its COCO group where
+    the source names one (empty: none). ``has_boxes`` says whether scoring is possible.
     """
 
     name: str
@@ -91,6 +91,7 @@ class Dataset:
     # the annotation files read (split file, XMLs, masks, COCO JSON, labels file): what a
     # resumed run checks for changes, besides the images
     sources: list[str] = field(default_factory=list)
+    supercategories: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -131,11 +132,15 @@ class Dataset:
             self.has_boxes,
             self.failures,
             self.sources,
+            [self.supercategories[i] for i in old] if self.supercategories else [],
         )
 
     def coco_categories(self) -> list[dict]:
+        """COCO ``categories``: ``id`` and ``name``, and ``supercategory`` where known."""
+        groups = self.supercategories or [""] * len(self.classes)
         return [
-            {"id": cid, "name": n} for cid, n in zip(self.category_ids, self.classes, strict=True)
+            {"id": cid, "name": n, **({"supercategory": g} if g else {})}
+            for cid, n, g in zip(self.category_ids, self.classes, groups, strict=True)
         ]
 
     def to_coco(self) -> dict:

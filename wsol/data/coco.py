@@ -113,7 +113,8 @@ def load_coco(
         missing = [n for n in classes if n not in by_name]
         if missing:
             raise AnnotationError(f"data.classes {missing} are not categories of {ann_file}")
-        cats = [{"id": by_name[n], "name": n} for n in classes]
+        by_id = {c["id"]: c for c in cats}
+        cats = [by_id[by_name[n]] for n in classes]
     index = {c["id"]: i for i, c in enumerate(cats)}
     image_ids = [im["id"] for im in data["images"]]
     if len(set(image_ids)) != len(image_ids):
@@ -172,4 +173,5 @@ def load_coco(
         samples=samples,
         category_ids=[c["id"] for c in cats],
         sources=[str(ann_file)],
+        supercategories=[str(c.get("supercategory") or "") for c in cats],
     )

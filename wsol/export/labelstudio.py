@@ -17,6 +17,7 @@ from xml.sax.saxutils import quoteattr
 
 import numpy as np
 
+from wsol.boxes import coco_to_percent
 from wsol.export.coco import by_image
 from wsol.fileio import atomic_write_json, atomic_write_text
 
@@ -24,15 +25,6 @@ TASKS = "labelstudio.json"
 CONFIG = "labelstudio_config.xml"
 # The names that tie regions to the labeling config (from_name, to_name, $image).
 CONTROL, OBJECT, DATA_KEY = "label", "image", "image"
-
-
-def coco_to_percent(boxes, height: int, width: int) -> np.ndarray:
-    """COCO ``[x, y, w, h]`` boxes ``[N, 4]`` in pixels of an image of ``height`` x
-    ``width`` as Label Studio's ``[x, y, width, height]``: top-left corner and size in
-    percent of the image, clipped to ``[0, 100]``."""
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    scale = np.array([width, height, width, height], np.float64)
-    return np.clip(100.0 * b / scale, 0.0, 100.0)
 
 
 def model_version(info: dict) -> str:

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from wsol.boxes import coco_to_yolo
 from wsol.export.coco import by_image
 from wsol.export.names import per_image_names
 from wsol.fileio import atomic_write_text
@@ -22,16 +23,6 @@ YOLO_DIR = "yolo"
 LABELS = "labels"
 CLASSES = "classes.txt"
 DATA_YAML = "data.yaml"
-
-
-def coco_to_yolo(boxes, height: int, width: int) -> np.ndarray:
-    """COCO ``[x, y, w, h]`` boxes ``[N, 4]`` in pixels of an image of ``height`` x
-    ``width`` as YOLO ``[cx, cy, w, h]``: centre and size as fractions of the image,
-    clipped to ``[0, 1]``."""
-    b = np.asarray(boxes, np.float64).reshape(-1, 4)
-    scale = np.array([width, height, width, height], np.float64)
-    centred = np.concatenate([b[:, :2] + b[:, 2:] / 2, b[:, 2:]], axis=1)
-    return np.clip(centred / scale, 0.0, 1.0)
 
 
 def yolo_lines(class_indices: list[int], boxes: np.ndarray) -> str:
