@@ -82,7 +82,8 @@ class DataConfig(Section):
     labels_file: str = ""  # folder format: optional CSV/JSON of image-level labels
     classes: list[str] | None = None  # fixes the class order (VOC, folder)
     limit: int | None = field(default=None, metadata=between(0))  # only the first N images
-    num_workers: int = field(default=0, metadata=between(0))  # decoding processes (0: main)
+    # decoding processes (0: the main one; null: 1 on a CPU, about half the cores on a GPU)
+    num_workers: int | None = field(default=None, metadata=between(0))
     # image files larger than this are recorded failures, never read
     max_file_mb: float = field(default=256.0, metadata=between(0, lo_open=True))
     # images named by annotations, split or labels files must lie inside data.root (else
@@ -271,6 +272,10 @@ class Config(Section):
     chunk_images: int = field(default=1000, metadata=between(1))
     chunk_seconds: float = field(default=30.0, metadata=between(0, lo_open=True))
     seed: int = field(default=0, metadata=between(0, 2**63 - 1))
+    # torch's threads for the model on a CPU (0: torch's default, one per core)
+    threads: int = field(default=0, metadata=between(0))
+    # threads for the per-image boxes step (0: 1 on a CPU, up to 8 on a GPU)
+    host_threads: int = field(default=0, metadata=between(0))
 
     def check(self) -> None:
         check_out(self.out)

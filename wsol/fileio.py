@@ -7,6 +7,7 @@ killed run never leaves a half-written file under its final name.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import functools
@@ -16,7 +17,7 @@ import signal
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, ClassVar
 
 from wsol.errors import UsageError
 
@@ -25,8 +26,10 @@ FAULT_ENV = "WSOL_FAULT"
 
 def fault_point(name: str) -> None:
     """Test hook: ``WSOL_FAULT=name`` kills the process here with SIGKILL, as a crash or
-    an out-of-memory kill would, so tests can interrupt a run at an exact point."""
-    if os.environ.get(FAULT_ENV) == name:
+    an out-of-memory kill would, so tests can interrupt a run at an exact point;
+    ``name@R`` kills only the process of rank ``R`` (torchrun's ``RANK``, 0 elsewhere)."""
+    point, _, rank = os.environ.get(FAULT_ENV, "").partition("@")
+    if point == name and rank in ("", os.environ.get("RANK", "0")):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -111,7 +114,11 @@ class FolderBusyError(OSError):
 class FolderLock:
     """An exclusive OS lock (``fcntl.flock``) on ``folder/.wsol.lock``, held while the
     folder is written: one writer per output folder. The lock file holds the holder's PID;
-    the kernel drops the lock when the holder exits, however it exits."""
+    the kernel drops the lock when the holder exits, however it exits. A forked child
+    (a DataLoader worker) closes its copy of the descriptor at once, so a worker that
+    outlives a killed run for a moment does not keep the folder locked."""
+
+    _held: ClassVar[set[int]] = set()  # descriptors of the locks this process holds
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
@@ -151,15 +158,27 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        FolderLock._held.add(fd)
         return self
 
     def release(self) -> None:
         if self._fd is not None:
+            FolderLock._held.discard(self._fd)
             os.close(self._fd)  # closing the descriptor drops the flock
             self._fd = None
+
+    @classmethod
+    def _forget_in_child(cls) -> None:
+        for fd in cls._held:
+            with contextlib.suppress(OSError):
+                os.close(fd)  # the parent's descriptor still holds the lock
+        cls._held = set()
 
     def __enter__(self) -> FolderLock:
         return self.acquire()
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+os.register_at_fork(after_in_child=FolderLock._forget_in_child)

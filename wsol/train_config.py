@@ -31,6 +31,7 @@ class TrainDataConfig(DataConfig):
     # shapes: the demo's procedurally rendered shapes (see the shapes section)
     format: Literal["voc", "coco", "folder", "shapes"] = "voc"
     split: str = "train"
+    num_workers: int = field(default=0, metadata=between(0))  # decoding processes (0: main)
 
 
 @dataclass

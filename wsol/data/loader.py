@@ -142,11 +142,14 @@ def make_loader(
     policy: str = "stretch",
     fill: tuple[int, int, int] = (0, 0, 0),
     max_bytes: int = MAX_FILE_BYTES,
+    pin_memory: bool = False,
 ) -> torch.utils.data.DataLoader:
-    """Batches of :class:`Batch` in dataset order (deterministic output).
+    """Batches of :class:`Batch` in dataset order (deterministic output), decoded by
+    ``num_workers`` processes (0: in this one).
 
     ``policy``: ``stretch`` the image to ``input_size``, or ``letterbox`` it (aspect kept,
-    padded with ``fill``, the model's mean colour)."""
+    padded with ``fill``, the model's mean colour). ``pin_memory`` (for a CUDA model)
+    puts batches in page-locked memory, so the copy to the device can overlap."""
     return torch.utils.data.DataLoader(
         ImageDataset(samples, input_size, policy, fill, max_bytes),
         batch_size=batch_size,
@@ -155,4 +158,5 @@ def make_loader(
         collate_fn=collate,
         persistent_workers=False,
         prefetch_factor=4 if num_workers else None,
+        pin_memory=pin_memory,
     )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from wsol.localize.components import detect, sweep_components
-from wsol.localize.localizer import PRECISIONS, BoxParams, Localizer, TargetPolicy
+from wsol.localize.localizer import Localizer, MapBatch
 from wsol.localize.maps import MAP_REASONS, prepare_maps
+from wsol.localize.params import PRECISIONS, BoxParams, TargetPolicy
 from wsol.localize.results import ClassResult, Detections, ImageResult
 from wsol.localize.views import Views
 
@@ -16,6 +17,7 @@ __all__ = [
     "Detections",
     "ImageResult",
     "Localizer",
+    "MapBatch",
     "TargetPolicy",
     "Views",
     "detect",

@@ -20,86 +20,30 @@ import numpy as np
 import torch
 
 from wsol.cams import CamMethod, build_method
-from wsol.cams.targets import TARGET_MODES, ClassMapping, pad_labels, select_dataset_targets
+from wsol.cams.targets import ClassMapping, pad_labels, select_dataset_targets
 from wsol.data.loader import letterbox, resize
-from wsol.errors import UsageError, unknown_choice
-from wsol.localize.components import COMPONENT_MODES, MERGE_MODES, SCORE_MODES, detect
+from wsol.errors import UsageError
+from wsol.localize.components import detect
 from wsol.localize.maps import (
     MAP_OK,
     MAP_REASONS,
-    THRESHOLD_MODES,
+    PreparedMaps,
     localize_size,
     prepare_maps,
     smooth_maps,
+)
+from wsol.localize.params import (
+    DEFAULT_BOXES,
+    DEFAULT_TARGETS,
+    PRECISIONS,
+    BoxParams,
+    TargetPolicy,
+    choice,
 )
 from wsol.localize.results import ClassResult, Detections, ImageResult
 from wsol.localize.views import Views, fuse_maps, view_input
 from wsol.models import ModelSpec
 from wsol.models.spec import model_input
-
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _choice(what: str, value: str, valid) -> None:
-    if value not in valid:
-        raise UsageError(unknown_choice(what, value, valid))
-
-
-@dataclass(frozen=True)
-class TargetPolicy:
-    """Which classes of an image get a map: its ground-truth labels (``gt``), the
-    ``topk`` most probable, or every class with probability ``>= min_prob``."""
-
-    mode: str = "topk"
-    topk: int = 1
-    min_prob: float = 0.5
-
-    def __post_init__(self) -> None:
-        _choice("target mode", self.mode, TARGET_MODES)
-        if self.topk < 1 or not 0.0 <= self.min_prob <= 1.0:
-            raise UsageError(
-                f"topk must be >= 1 and min_prob in [0, 1], got {self.topk}, {self.min_prob}"
-            )
-
-
-@dataclass(frozen=True)
-class BoxParams:
-    """How maps become boxes (the ``boxes.*`` keys of a run config).
-
-    ``class_thresholds`` (one absolute cut per dataset class, from a calibration)
-    replaces ``threshold_mode`` and ``threshold`` when given. ``min_area`` is a fraction
-    of the image; ``smooth`` a blur sigma as a fraction of the map's long side;
-    ``max_side`` caps the long side maps are upsampled to.
-    """
-
-    threshold_mode: str = "fraction"
-    threshold: float = 0.2
-    class_thresholds: tuple[float, ...] | None = None
-    components: str = "largest"
-    min_area: float = 0.0
-    merge: str = "none"
-    score: str = "mean"
-    nms_iou: float | None = None
-    smooth: float = 0.0
-    max_side: int = 4096
-
-    def describe_cut(self) -> str:
-        """The operating cut in words, e.g. ``fraction 0.15 of each map's maximum``."""
-        if self.class_thresholds is not None:
-            cuts = sorted(set(self.class_thresholds))
-            values = f"{cuts[0]:g}" if len(cuts) == 1 else f"{cuts[0]:g}..{cuts[-1]:g} per class"
-            return f"calibrated: absolute {values} on the min-max normalized map"
-        if self.threshold_mode == "fraction":
-            return f"fraction {self.threshold:g} of each map's maximum"
-        if self.threshold_mode == "absolute":
-            return f"absolute {self.threshold:g} on the min-max normalized map"
-        return "Otsu's threshold of each map"
-
-    def __post_init__(self) -> None:
-        _choice("threshold_mode", self.threshold_mode, THRESHOLD_MODES)
-        _choice("components", self.components, COMPONENT_MODES)
-        _choice("merge", self.merge, MERGE_MODES)
-        _choice("score", self.score, SCORE_MODES)
 
 
 class Localizer:
@@ -125,14 +69,14 @@ class Localizer:
         method: str | CamMethod = "gradcam",
         *,
         mapping: ClassMapping | None = None,
-        targets: TargetPolicy | str = TargetPolicy(),
-        boxes: BoxParams = BoxParams(),
+        targets: TargetPolicy | str = DEFAULT_TARGETS,
+        boxes: BoxParams = DEFAULT_BOXES,
         layer: str | None = None,
         views: Views | None = None,
         precision: str = "fp32",
         keep_raw_maps: bool = False,
     ):
-        _choice("precision", precision, PRECISIONS)
+        choice("precision", precision, PRECISIONS)
         self.model = model
         self.method = (
             method if isinstance(method, CamMethod) else build_method(method, model, layer)
@@ -192,6 +136,19 @@ class Localizer:
             One :class:`ImageResult` per image: the class probabilities and, per target
             class, its normalized map, cut and boxes.
         """
+        return self.boxes_for(self.maps(images, sizes, labels, regions))
+
+    def maps(
+        self,
+        images: torch.Tensor,
+        sizes: Sequence[tuple[int, int]],
+        labels: Sequence[np.ndarray] | None = None,
+        regions: Sequence[tuple[float, float]] | None = None,
+    ) -> MapBatch:
+        """The device stage of :meth:`__call__` (same arguments): forward passes, targets,
+        maps, upsampling, normalization and cuts, then one copy to the host. What is
+        left (:meth:`boxes_for`) is per-image host work, which a run overlaps with the
+        next batch's device stage."""
         if len(sizes) != len(images):
             raise ValueError(f"{len(images)} images but {len(sizes)} sizes")
         x = self.normalize(images)
@@ -218,7 +175,7 @@ class Localizer:
                 ) as fp:
                     every.append(fp.maps(model_targets))
             maps = fuse_maps(every, [m for _, m in views], self.views.fuse)
-        return self._boxes(maps, chosen, model_targets, probs, list(sizes), regions)
+        return self._to_host(maps, chosen, model_targets, probs, list(sizes), regions)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """``uint8 [B, 3, H, W]`` -> the model's float input on the device."""
@@ -243,7 +200,7 @@ class Localizer:
         inputs, regions = zip(*(self.prepare(p) for p in images), strict=True)
         return self(torch.stack(inputs), [im.shape[:2] for im in images], labels, regions)
 
-    def _boxes(
+    def _to_host(
         self,
         maps: torch.Tensor,
         chosen: torch.Tensor,
@@ -251,9 +208,9 @@ class Localizer:
         probs: torch.Tensor,
         sizes: list[tuple[int, int]],
         regions: Sequence[tuple[float, float]] | None,
-    ) -> list[ImageResult]:
+    ) -> MapBatch:
         """Maps ``[B, K, h, w]`` of dataset classes ``chosen [B, K]`` (model classes
-        ``model_targets [B, K]``) -> results."""
+        ``model_targets [B, K]``) -> upsampled, normalized and cut, on the host."""
         p = self.boxes
         if self._taus is not None:  # calibrated: an absolute cut per dataset class
             mode, tau = "absolute", self._taus[chosen.clamp(min=0)]
@@ -267,30 +224,58 @@ class Localizer:
             tau,
             list(regions) if regions is not None else None,
         )
-        chosen_h, probs_h = chosen.cpu().numpy(), probs.cpu().numpy()
-        model_h = model_targets.cpu().numpy()
-        raw_h = maps.cpu().numpy() if self.keep_raw_maps else None
-        results = []
-        for i, pm in enumerate(prepared):
-            (h, w), (lh, lw) = sizes[i], loc_sizes[i]
-            scale = (w / lw, h / lh)
-            res = ImageResult(size=(int(h), int(w)), probs=probs_h[i])
-            for j in np.flatnonzero(chosen_h[i] >= 0):
-                d, cut = int(chosen_h[i, j]), float(pm.cuts[j])
-                prob = float(probs_h[i, d])
-                extra = {
-                    "raw_map": raw_h[i, j] if raw_h is not None else None,
-                    "model_class": int(model_h[i, j]),
-                }
-                if pm.problems[j] != MAP_OK:
-                    det = Detections.empty(MAP_REASONS[int(pm.problems[j])])
-                    res.classes.append(ClassResult(d, prob, det, None, cut, scale, **extra))
-                    continue
-                det = detect(
-                    pm.norm[j], cut, prob, p.components, p.min_area, p.score, p.merge, p.nms_iou
-                )
-                if scale != (1.0, 1.0):
-                    det = det.scaled(*scale)
-                res.classes.append(ClassResult(d, prob, det, pm.norm[j], cut, scale, **extra))
-            results.append(res)
-        return results
+        return MapBatch(
+            prepared,
+            chosen.cpu().numpy(),
+            model_targets.cpu().numpy(),
+            probs.cpu().numpy(),
+            maps.cpu().numpy() if self.keep_raw_maps else None,
+            sizes,
+            loc_sizes,
+        )
+
+    def boxes_for(self, batch: MapBatch, map_fn=map) -> list[ImageResult]:
+        """The host stage: each image's components and boxes, from :meth:`maps`.
+        ``map_fn`` runs the per-image step over the images in order (e.g. a thread
+        pool's ``map``: cv2 releases the GIL); the results do not depend on it."""
+        return list(map_fn(lambda i: self._image_boxes(batch, i), range(len(batch.sizes))))
+
+    def _image_boxes(self, batch: MapBatch, i: int) -> ImageResult:
+        p, pm = self.boxes, batch.prepared[i]
+        (h, w), (lh, lw) = batch.sizes[i], batch.loc_sizes[i]
+        scale = (w / lw, h / lh)
+        res = ImageResult(size=(int(h), int(w)), probs=batch.probs[i])
+        for j in np.flatnonzero(batch.chosen[i] >= 0):
+            d, cut = int(batch.chosen[i, j]), float(pm.cuts[j])
+            prob = float(batch.probs[i, d])
+            extra = {
+                "raw_map": batch.raw[i, j] if batch.raw is not None else None,
+                "model_class": int(batch.model_targets[i, j]),
+            }
+            if pm.problems[j] != MAP_OK:
+                det = Detections.empty(MAP_REASONS[int(pm.problems[j])])
+                res.classes.append(ClassResult(d, prob, det, None, cut, scale, **extra))
+                continue
+            det = detect(
+                pm.norm[j], cut, prob, p.components, p.min_area, p.score, p.merge, p.nms_iou
+            )
+            if scale != (1.0, 1.0):
+                det = det.scaled(*scale)
+            res.classes.append(ClassResult(d, prob, det, pm.norm[j], cut, scale, **extra))
+        return res
+
+
+@dataclass
+class MapBatch:
+    """A batch after the device stage, on the host: each image's prepared maps, the
+    target classes ``chosen [B, K]`` (dataset classes, -1 for none) and ``model_targets
+    [B, K]``, the class probabilities ``[B, C]``, the raw maps when kept, and the
+    original and localization sizes."""
+
+    prepared: list[PreparedMaps]
+    chosen: np.ndarray
+    model_targets: np.ndarray
+    probs: np.ndarray
+    raw: np.ndarray | None
+    sizes: list[tuple[int, int]]
+    loc_sizes: list[tuple[int, int]]

@@ -35,9 +35,11 @@ def finalize(
     evaluators: Evaluators | None,
     empty_reasons: dict[str, int],
     seconds: float,
+    stages: dict[str, float] | None = None,
 ) -> tuple[dict, dict | None]:
     """Write the outputs of a run whose chunks are all journaled; returns the metrics
-    and the threshold sweep (None when nothing was scored)."""
+    and the threshold sweep (None when nothing was scored). ``stages``: busy seconds of
+    each stage of the loop (:mod:`wsol.run.stages`), reported as ``stage_seconds``."""
     cfg, dataset, out = plan.cfg, plan.dataset, journal.out
     info = {
         "description": f"wsol pseudo-labels: {cfg.cam.method} on {dataset.name}",
@@ -60,6 +62,8 @@ def finalize(
         "num_annotations": len(doc["annotations"]),
         "images_per_second": round(len(processed) / max(seconds, 1e-9), 3),
     }
+    if stages:
+        metrics["stage_seconds"] = {k: round(v, 3) for k, v in stages.items()}
     metrics["whole_image_boxes"] = whole_image_share(doc)
     # Maps that gave no box, and why (constant / NaN / Inf maps, nothing above min_area).
     bad = MAP_REASONS[1:]

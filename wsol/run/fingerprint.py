@@ -20,6 +20,8 @@ _NEUTRAL = {
     ("report", "num_images"),
     ("chunk_images",),
     ("chunk_seconds",),
+    ("threads",),
+    ("host_threads",),
     ("export",),  # what the files are written as: finalize reads it, no chunk does
 }
 

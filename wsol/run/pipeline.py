@@ -10,6 +10,8 @@ resumes after its last chunk (:mod:`wsol.run.journal`) and ends with the same
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +30,7 @@ from wsol.run.build import RunPlan, Status, plan_run
 from wsol.run.finalize import finalize
 from wsol.run.fingerprint import fingerprint, input_parts
 from wsol.run.journal import Journal
+from wsol.run.stages import HostStage, StageClock, plan_threads
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +62,7 @@ class Totals:
     seconds: float = 0.0
     reasons: dict[str, int] = field(default_factory=dict)
     chunks: int = 0
+    stages: dict[str, float] = field(default_factory=dict)  # busy seconds (this process)
 
     def add(self, chunk: dict) -> None:
         self.chunks += 1
@@ -67,6 +71,8 @@ class Totals:
         self.seconds += chunk["seconds"]
         for k, n in chunk["reasons"].items():
             self.reasons[k] = self.reasons.get(k, 0) + n
+        for k, v in chunk.get("stages", {}).items():
+            self.stages[k] = self.stages.get(k, 0.0) + v
 
 
 def run_config(
@@ -84,6 +90,8 @@ def run_config(
     """
     say = status or (lambda line: None)
     torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     plan = plan_run(cfg, say)
     cfg = plan.cfg  # resolved: absolute paths, the model's defaults spelled out
     journal = Journal(cfg.out)
@@ -109,7 +117,9 @@ def run_config(
             f", drawing the report ({cfg.report.num_images} images)" if cfg.report.enabled else ""
         )
         say(f"writing the outputs{report}")
-        metrics, sweep = finalize(plan, journal, totals.evaluators, totals.reasons, totals.seconds)
+        metrics, sweep = finalize(
+            plan, journal, totals.evaluators, totals.reasons, totals.seconds, totals.stages
+        )
     finally:
         journal.close()
     return RunResult(journal.out, metrics, metrics["num_annotations"], sweep, plan.dataset, cfg)
@@ -119,63 +129,105 @@ def _loop(
     plan: RunPlan, journal: Journal, start: int, totals: Totals, progress: Progress | None
 ) -> None:
     """Localize, record and score ``dataset.samples[start:]``, a chunk every
-    ``chunk_images`` images or ``chunk_seconds`` seconds."""
+    ``chunk_images`` images or ``chunk_seconds`` seconds. The device stage of each
+    batch overlaps the host stage of the one before (:mod:`wsol.run.stages`)."""
     cfg, dataset, localizer = plan.cfg, plan.dataset, plan.localizer
-    evaluators = plan.evaluators.empty() if plan.evaluators else None
+    workers, host_threads = plan_threads(
+        localizer.device.type, cfg.data.num_workers, cfg.host_threads
+    )
     loader = make_loader(
         dataset.samples[start:],
         localizer.input_size,
         cfg.cam.batch_size,
-        cfg.data.num_workers,
+        workers,
         localizer.model.resize,
         localizer.letterbox_fill,
         int(cfg.data.max_file_mb * 2**20),
+        pin_memory=localizer.device.type == "cuda",
     )
-    records: dict[str, list] = {"images": [], "annotations": [], "failures": []}
-    reasons: dict[str, int] = {}
-    chunk_start, done, tick = start, start, time.perf_counter()
-    for b, batch in enumerate(loader):
-        samples = [dataset.samples[start + i] for i in batch.indices]
+    clock = StageClock()
+    chunks = _Chunks(plan, journal, totals, progress, clock, start)
+    batches = iter(loader)
+    with HostStage(host_threads) as host:
+        for b in itertools.count():
+            with clock.timing("decode"):
+                batch = next(batches, None)
+            if batch is None:
+                break
+            samples = [dataset.samples[start + i] for i in batch.indices]
+            with clock.timing("model"):
+                maps = (
+                    localizer.maps(
+                        batch.images, batch.orig_sizes, [s.labels for s in samples], batch.regions
+                    )
+                    if samples
+                    else None
+                )
+            host.submit(functools.partial(chunks.finish, b, batch, samples, maps, host.map))
+
+
+class _Chunks:
+    """The host stage of a run: a batch's boxes, records and scores, journaled as a chunk
+    every ``chunk_images`` images or ``chunk_seconds`` seconds. Called for one batch at
+    a time, in order."""
+
+    def __init__(self, plan, journal, totals, progress, clock, start):
+        self.plan, self.journal, self.totals, self.progress = plan, journal, totals, progress
+        self.clock = clock
+        self.evaluators = plan.evaluators.empty() if plan.evaluators else None
+        self.chunk_start = self.done = start
+        self.tick = time.perf_counter()
+        self._new_chunk()
+
+    def _new_chunk(self) -> None:
+        self.records: dict[str, list] = {"images": [], "annotations": [], "failures": []}
+        self.reasons: dict[str, int] = {}
+
+    def finish(self, b: int, batch, samples: list, maps, map_fn) -> None:
+        dataset, localizer, cfg = self.plan.dataset, self.plan.localizer, self.plan.cfg
         fails = [f.to_dict() for f in batch.failures]
         for f in fails:
             logger.warning("image %s failed at %s: %s", f["path"], f["stage"], f["reason"])
         for w in batch.warnings:
             logger.warning(w)
-        results = (
-            localizer(batch.images, batch.orig_sizes, [s.labels for s in samples], batch.regions)
-            if samples
-            else []
-        )
+        with self.clock.timing("boxes"):
+            results = localizer.boxes_for(maps, map_fn) if maps is not None else []
         for s, r in zip(samples, results, strict=True):
-            records["images"].append(image_entry(s.image_id, s.file_name, r.size))
+            self.records["images"].append(image_entry(s.image_id, s.file_name, r.size))
             for c in r.classes:
-                records["annotations"] += annotations_for(
+                self.records["annotations"] += annotations_for(
                     s.image_id, dataset.category_ids[c.dataset_class], c.detections
                 )
                 if c.detections.reason:
-                    reasons[c.detections.reason] = reasons.get(c.detections.reason, 0) + 1
-        records["failures"] += fails
-        if evaluators is not None:
-            evaluators.update(samples, results)
-        done += len(samples) + len(fails)
+                    self.reasons[c.detections.reason] = self.reasons.get(c.detections.reason, 0) + 1
+        self.records["failures"] += fails
+        if self.evaluators is not None:
+            with self.clock.timing("score"):
+                self.evaluators.update(samples, results)
+        self.done += len(samples) + len(fails)
         fault_point(f"batch:{b}")
         now = time.perf_counter()
         if (
-            done - chunk_start >= cfg.chunk_images
-            or now - tick >= cfg.chunk_seconds
-            or done == len(dataset)
+            self.done - self.chunk_start >= cfg.chunk_images
+            or now - self.tick >= cfg.chunk_seconds
+            or self.done == len(dataset)
         ):
+            self._write(now)
+        if self.progress is not None:
+            self.progress(self.done, len(dataset))
+
+    def _write(self, now: float) -> None:
+        with self.clock.timing("write"):
             chunk = {
-                "seconds": now - tick,
-                "reasons": reasons,
-                "eval": evaluators.state_dict() if evaluators else {},
+                "seconds": now - self.tick,
+                "reasons": self.reasons,
+                "eval": self.evaluators.state_dict() if self.evaluators else {},
             }
-            journal.write_chunk(chunk_start, done, records, chunk)
-            totals.add(chunk)
-            fault_point(f"chunk:{totals.chunks - 1}")
-            if evaluators is not None:
-                evaluators.reset()
-            records = {"images": [], "annotations": [], "failures": []}
-            reasons, chunk_start, tick = {}, done, now
-        if progress is not None:
-            progress(done, len(dataset))
+            self.journal.write_chunk(self.chunk_start, self.done, self.records, chunk)
+        chunk["stages"] = self.clock.take()
+        self.totals.add(chunk)
+        fault_point(f"chunk:{self.totals.chunks - 1}")
+        if self.evaluators is not None:
+            self.evaluators.reset()
+        self._new_chunk()
+        self.chunk_start, self.tick = self.done, now

@@ -1,0 +1,81 @@
+"""What a :class:`~wsol.localize.Localizer` is built with, besides the model and method:
+the target policy, the box parameters and the precision names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from wsol.cams.targets import TARGET_MODES
+from wsol.errors import UsageError, unknown_choice
+from wsol.localize.components import COMPONENT_MODES, MERGE_MODES, SCORE_MODES
+from wsol.localize.maps import THRESHOLD_MODES
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def choice(what: str, value: str, valid) -> None:
+    if value not in valid:
+        raise UsageError(unknown_choice(what, value, valid))
+
+
+@dataclass(frozen=True)
+class TargetPolicy:
+    """Which classes of an image get a map: its ground-truth labels (``gt``), the
+    ``topk`` most probable, or every class with probability ``>= min_prob``."""
+
+    mode: str = "topk"
+    topk: int = 1
+    min_prob: float = 0.5
+
+    def __post_init__(self) -> None:
+        choice("target mode", self.mode, TARGET_MODES)
+        if self.topk < 1 or not 0.0 <= self.min_prob <= 1.0:
+            raise UsageError(
+                f"topk must be >= 1 and min_prob in [0, 1], got {self.topk}, {self.min_prob}"
+            )
+
+
+@dataclass(frozen=True)
+class BoxParams:
+    """How maps become boxes (the ``boxes.*`` keys of a run config).
+
+    ``class_thresholds`` (one absolute cut per dataset class, from a calibration)
+    replaces ``threshold_mode`` and ``threshold`` when given. ``min_area`` is a fraction
+    of the image; ``smooth`` a blur sigma as a fraction of the map's long side;
+    ``max_side`` caps the long side maps are upsampled to.
+    """
+
+    threshold_mode: str = "fraction"
+    threshold: float = 0.2
+    class_thresholds: tuple[float, ...] | None = None
+    components: str = "largest"
+    min_area: float = 0.0
+    merge: str = "none"
+    score: str = "mean"
+    nms_iou: float | None = None
+    smooth: float = 0.0
+    max_side: int = 4096
+
+    def describe_cut(self) -> str:
+        """The operating cut in words, e.g. ``fraction 0.15 of each map's maximum``."""
+        if self.class_thresholds is not None:
+            cuts = sorted(set(self.class_thresholds))
+            values = f"{cuts[0]:g}" if len(cuts) == 1 else f"{cuts[0]:g}..{cuts[-1]:g} per class"
+            return f"calibrated: absolute {values} on the min-max normalized map"
+        if self.threshold_mode == "fraction":
+            return f"fraction {self.threshold:g} of each map's maximum"
+        if self.threshold_mode == "absolute":
+            return f"absolute {self.threshold:g} on the min-max normalized map"
+        return "Otsu's threshold of each map"
+
+    def __post_init__(self) -> None:
+        choice("threshold_mode", self.threshold_mode, THRESHOLD_MODES)
+        choice("components", self.components, COMPONENT_MODES)
+        choice("merge", self.merge, MERGE_MODES)
+        choice("score", self.score, SCORE_MODES)
+
+
+DEFAULT_TARGETS = TargetPolicy()
+DEFAULT_BOXES = BoxParams()
