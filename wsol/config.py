@@ -172,6 +172,10 @@ class BoxesConfig(Section):
     # Maps are upsampled to the original size, but to at most this many pixels on the long
     # side (boxes are scaled back), so a 12000 x 9000 photo does not need gigabytes.
     max_side: int = field(default=4096, metadata=between(16))
+    # Where the largest component's box is found: auto (on the GPU when CuPy is
+    # installed, else on the host thread pool), on (forced; a CPU labels with scipy), off.
+    # Same boxes either way.
+    device_components: Literal["auto", "on", "off"] = "auto"
 
     def check(self) -> None:
         if self.threshold != "calibrated":

@@ -74,3 +74,33 @@ def test_overlapped_run_writes_what_a_sequential_run_writes(tmp_path, shapes_roo
         assert busy.metrics[key] == plain.metrics[key], key
     stages = busy.metrics["stage_seconds"]
     assert set(stages) == set(STAGES) and stages["model"] > 0 and stages["score"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["fraction", "absolute", "otsu"])
+def test_boxes_found_on_the_device_are_the_hosts(tmp_path, voc_root, mode):
+    """The device path (forced here: scipy labels on a CPU) writes the same
+    pseudo-labels, byte for byte, as the host's cv2 path, on real photos of many sizes;
+    without scoring, the maps then never leave the device."""
+    common = [
+        "data.format=voc",
+        f"data.root={voc_root}",
+        "data.split=sample",
+        "data.limit=12",
+        "model.arch=efficientnet_lite0",
+        "model.weights=DEFAULT",
+        "model.class_map=imagenet_to_voc",
+        "model.skip_unmapped=true",
+        "cam.targets=topk",
+        "cam.topk=2",
+        f"boxes.threshold_mode={mode}",
+        "boxes.threshold=0.3",
+        "report.enabled=false",
+        "eval.enabled=false",
+    ]
+    host = run(None, [*common, f"out={tmp_path / 'host'}", "boxes.device_components=off"])
+    device = run(None, [*common, f"out={tmp_path / 'dev'}", "boxes.device_components=on"])
+    assert host.metrics["num_annotations"] > 12
+    assert (device.out_dir / "pseudo_labels.json").read_bytes() == (
+        host.out_dir / "pseudo_labels.json"
+    ).read_bytes()

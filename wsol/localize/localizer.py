@@ -24,6 +24,7 @@ from wsol.cams.targets import ClassMapping, pad_labels, select_dataset_targets
 from wsol.data.loader import letterbox, resize
 from wsol.errors import UsageError
 from wsol.localize.components import detect
+from wsol.localize.device_boxes import detect_largest, has_cupy
 from wsol.localize.maps import (
     MAP_OK,
     MAP_REASONS,
@@ -35,6 +36,7 @@ from wsol.localize.maps import (
 from wsol.localize.params import (
     DEFAULT_BOXES,
     DEFAULT_TARGETS,
+    DEVICE_BOXES,
     PRECISIONS,
     BoxParams,
     TargetPolicy,
@@ -75,6 +77,7 @@ class Localizer:
         views: Views | None = None,
         precision: str = "fp32",
         keep_raw_maps: bool = False,
+        device_boxes: str = "auto",
     ):
         choice("precision", precision, PRECISIONS)
         self.model = model
@@ -86,8 +89,15 @@ class Localizer:
         self.views = views or Views()
         self.precision = precision
         self.keep_raw_maps = keep_raw_maps
+        choice("device_boxes", device_boxes, DEVICE_BOXES)
         self.device = next(model.net.parameters(), torch.empty(0)).device
         self.mapping = (mapping or ClassMapping.identity(model)).to(self.device)
+        # Boxes found on the device: the largest component only (one box per map), on
+        # CUDA where CuPy labels components; "on" forces it (scipy labels on a CPU).
+        self.boxes_on_device = boxes.components == "largest" and (
+            device_boxes == "on"
+            or (device_boxes == "auto" and self.device.type == "cuda" and has_cupy())
+        )
         self._mean = torch.tensor(model.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(model.std, device=self.device).view(1, 3, 1, 1)
         self._taus = None
@@ -144,11 +154,14 @@ class Localizer:
         sizes: Sequence[tuple[int, int]],
         labels: Sequence[np.ndarray] | None = None,
         regions: Sequence[tuple[float, float]] | None = None,
+        keep_maps: bool = True,
     ) -> MapBatch:
         """The device stage of :meth:`__call__` (same arguments): forward passes, targets,
         maps, upsampling, normalization and cuts, then one copy to the host. What is
         left (:meth:`boxes_for`) is per-image host work, which a run overlaps with the
-        next batch's device stage."""
+        next batch's device stage. Without ``keep_maps``, when boxes are found on the
+        device, the normalized maps never leave it (``ClassResult.norm_map`` is None:
+        nothing can score them)."""
         if len(sizes) != len(images):
             raise ValueError(f"{len(images)} images but {len(sizes)} sizes")
         x = self.normalize(images)
@@ -175,7 +188,7 @@ class Localizer:
                 ) as fp:
                     every.append(fp.maps(model_targets))
             maps = fuse_maps(every, [m for _, m in views], self.views.fuse)
-        return self._to_host(maps, chosen, model_targets, probs, list(sizes), regions)
+        return self._to_host(maps, chosen, model_targets, probs, list(sizes), regions, keep_maps)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """``uint8 [B, 3, H, W]`` -> the model's float input on the device."""
@@ -208,21 +221,36 @@ class Localizer:
         probs: torch.Tensor,
         sizes: list[tuple[int, int]],
         regions: Sequence[tuple[float, float]] | None,
+        keep_maps: bool = True,
     ) -> MapBatch:
         """Maps ``[B, K, h, w]`` of dataset classes ``chosen [B, K]`` (model classes
-        ``model_targets [B, K]``) -> upsampled, normalized and cut, on the host."""
+        ``model_targets [B, K]``) -> upsampled, normalized and cut, on the host (and
+        boxed, if boxes are found on the device)."""
         p = self.boxes
         if self._taus is not None:  # calibrated: an absolute cut per dataset class
             mode, tau = "absolute", self._taus[chosen.clamp(min=0)]
         else:
             mode, tau = p.threshold_mode, p.threshold
         loc_sizes = [localize_size(s, p.max_side) for s in sizes]
+        found: list = [None] * len(sizes)
+        on_device = None
+        if self.boxes_on_device:
+            class_probs = probs.gather(1, chosen.clamp(min=0))  # [B, K]
+
+            def on_device(idx, norm, cuts, _problems):
+                boxes, scores, empty = detect_largest(norm, cuts, class_probs[idx], p.score)
+                boxes, scores, empty = boxes.cpu().numpy(), scores.cpu().numpy(), empty.cpu()
+                for j, i in enumerate(idx):
+                    found[i] = (boxes[j], scores[j], empty[j].numpy())
+
         prepared = prepare_maps(
             smooth_maps(maps, p.smooth),
             loc_sizes,
             mode,
             tau,
             list(regions) if regions is not None else None,
+            on_device,
+            to_host=keep_maps or not self.boxes_on_device,
         )
         return MapBatch(
             prepared,
@@ -232,6 +260,7 @@ class Localizer:
             maps.cpu().numpy() if self.keep_raw_maps else None,
             sizes,
             loc_sizes,
+            found if self.boxes_on_device else None,
         )
 
     def boxes_for(self, batch: MapBatch, map_fn=map) -> list[ImageResult]:
@@ -256,12 +285,16 @@ class Localizer:
                 det = Detections.empty(MAP_REASONS[int(pm.problems[j])])
                 res.classes.append(ClassResult(d, prob, det, None, cut, scale, **extra))
                 continue
-            det = detect(
-                pm.norm[j], cut, prob, p.components, p.min_area, p.score, p.merge, p.nms_iou
-            )
+            if batch.found is not None:
+                det = found_detections(*batch.found[i], j)
+            else:
+                det = detect(
+                    pm.norm[j], cut, prob, p.components, p.min_area, p.score, p.merge, p.nms_iou
+                )
             if scale != (1.0, 1.0):
                 det = det.scaled(*scale)
-            res.classes.append(ClassResult(d, prob, det, pm.norm[j], cut, scale, **extra))
+            norm = pm.norm[j] if pm.norm is not None else None
+            res.classes.append(ClassResult(d, prob, det, norm, cut, scale, **extra))
         return res
 
 
@@ -279,3 +312,14 @@ class MapBatch:
     raw: np.ndarray | None
     sizes: list[tuple[int, int]]
     loc_sizes: list[tuple[int, int]]
+    # per image, the boxes found on the device: (boxes [K, 4], scores [K], empty [K])
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+
+
+def found_detections(boxes: np.ndarray, scores: np.ndarray, empty: np.ndarray, j: int):
+    """Map ``j``'s largest-component box found on the device, as the host's
+    :func:`~wsol.localize.components.detect` would return it."""
+    if empty[j]:
+        return Detections.empty("no pixel above the threshold")
+    box = boxes[j : j + 1].astype(np.float64)
+    return Detections(box, scores[j : j + 1].astype(np.float64), None, box.copy())

@@ -13,6 +13,7 @@ same tau.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -172,10 +173,11 @@ def normalized_threshold(
 @dataclass
 class PreparedMaps:
     """One image's maps after the device stage, on the host: normalized maps
-    ``[K, H, W]`` (float32), their cuts ``[K]`` (float64) and ``problems [K]``
-    (``MAP_OK`` or the index of the reason in ``MAP_REASONS``)."""
+    ``[K, H, W]`` (float32; None when they stayed on the device), their cuts ``[K]``
+    (float64) and ``problems [K]`` (``MAP_OK`` or the index of the reason in
+    ``MAP_REASONS``)."""
 
-    norm: np.ndarray
+    norm: np.ndarray | None
     cuts: np.ndarray
     problems: np.ndarray
 
@@ -211,10 +213,16 @@ def prepare_maps(
     mode: str,
     tau: float | torch.Tensor,
     regions: list[tuple[float, float]] | None = None,
+    on_device: Callable[[list[int], torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
+    to_host: bool = True,
 ) -> list[PreparedMaps]:
     """The device stage for a batch: upsample ``maps [B, K, h, w]`` to each image's
     ``(H, W)``, min-max normalize, cut, then copy to the host once per image size.
     A map that is constant, NaN or Inf before upsampling is flagged and zeroed.
+
+    ``on_device(idx, norm, cuts, problems)`` sees each group of same-size images while
+    its maps are still on the device (boxes found there: :mod:`wsol.localize.device_boxes`);
+    without ``to_host`` the normalized maps stay there and ``PreparedMaps.norm`` is None.
 
     ``tau`` is a number or a ``[B, K]`` tensor of per-map thresholds (calibrated cuts).
     ``regions``: per image, the ``(fy, fx)`` top-left fraction of the input that holds the
@@ -244,7 +252,11 @@ def prepare_maps(
             norm.masked_fill_(bad[..., None, None], 0.0)
         t = tau[idx] if isinstance(tau, torch.Tensor) else tau
         cuts = normalized_threshold(mode, t, lo, hi, norm)
-        norm_h, cuts_h, prob_h = norm.cpu().numpy(), cuts.cpu().numpy(), problems.cpu().numpy()
+        if on_device is not None:
+            on_device(idx, norm, cuts, problems)
+        cuts_h, prob_h = cuts.cpu().numpy(), problems.cpu().numpy()
+        norm_h = norm.cpu().numpy() if to_host else None
         for j, i in enumerate(idx):  # copies: a kept map must not pin the whole group
-            out[i] = PreparedMaps(norm_h[j].copy(), cuts_h[j].copy(), prob_h[j].copy())
+            kept = norm_h[j].copy() if norm_h is not None else None
+            out[i] = PreparedMaps(kept, cuts_h[j].copy(), prob_h[j].copy())
     return out  # type: ignore[return-value]

@@ -13,6 +13,8 @@ from wsol.localize.components import COMPONENT_MODES, MERGE_MODES, SCORE_MODES
 from wsol.localize.maps import THRESHOLD_MODES
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+# Where the largest component's box is found: auto (on a CUDA device with CuPy), on, off
+DEVICE_BOXES = ("auto", "on", "off")
 
 
 def choice(what: str, value: str, valid) -> None:

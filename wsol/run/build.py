@@ -205,6 +205,7 @@ def plan_run(cfg: Config, status: Status | None = None) -> RunPlan:
             layer=cfg.model.target_layer or None,
             views=Views(tuple(cfg.cam.scales), cfg.cam.flip, cfg.cam.fuse),
             precision=cfg.model.precision,
+            device_boxes=cfg.boxes.device_components,
         )
         _dry_forward(localizer)
     except CamError as e:  # a method that cannot work on this model, said before any work

@@ -22,6 +22,7 @@ _NEUTRAL = {
     ("chunk_seconds",),
     ("threads",),
     ("host_threads",),
+    ("boxes", "device_components"),  # the same boxes wherever they are found
     ("export",),  # what the files are written as: finalize reads it, no chunk does
 }
 

@@ -158,7 +158,11 @@ def _loop(
             with clock.timing("model"):
                 maps = (
                     localizer.maps(
-                        batch.images, batch.orig_sizes, [s.labels for s in samples], batch.regions
+                        batch.images,
+                        batch.orig_sizes,
+                        [s.labels for s in samples],
+                        batch.regions,
+                        keep_maps=plan.evaluators is not None,  # else no one reads them
                     )
                     if samples
                     else None

@@ -1,0 +1,302 @@
+"""Connected components and boxes of a batch of cut maps, on the maps' device.
+
+The batched twin of :mod:`wsol.localize.components`: masks ``[N, H, W]`` (one per
+(image, class) map of one size) are labelled in one call, and every component's mask
+index, area, box and score come from scatter reductions over the foreground pixels, with
+no Python loop over masks or components.
+
+Conventions (those of :mod:`wsol.boxes` and of the host path):
+
+- 8-connectivity; pixel ``(i, j)`` covers ``[j, j + 1) x [i, i + 1)``, so a component
+  spanning columns ``a..b`` and rows ``c..d`` has the box ``(a, c, b + 1, d + 1)``.
+- Components come in **cv2's label order** within each mask, and masks in order. cv2's
+  default 8-connected labeller (Spaghetti, built on 2x2 blocks) numbers components by the
+  first 2x2 block (in raster order of blocks) that holds one of their pixels, *not* by
+  their first pixel: in ``[[0, 0, 0, 1], [1, 0, 0, 0]]`` the pixel at row 1, column 0
+  gets label 1. A 2x2 block lies in at most one 8-connected component, so the key
+  ``(row // 2) * ceil(W / 2) + col // 2`` of a component's first block orders them
+  uniquely; it is computed here, so the result does not depend on the labeller's order.
+- Scores are those of :func:`wsol.localize.components.detect`: the mean (or max) of the
+  normalized map over the component's *pixels* (not over its box), in float64, times
+  the class probability.
+
+Labelling backends (:data:`LABEL_BACKENDS`): ``cupy`` (``cupyx.scipy.ndimage.label``
+on the CUDA stream torch is using, data shared through DLPack), ``scipy`` and ``cv2``
+(on the host; a CUDA batch makes one round trip). Each labels the stack ``[N, H, W]`` in
+one call with a 3x3x3 structure whose only ones are in the middle plane, so labels never
+join two masks and are unique across the batch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import torch
+
+from wsol.errors import unknown_choice
+
+LABEL_BACKENDS = ("cupy", "scipy", "cv2")
+SCORE_MODES = ("mean", "max")
+
+# 8-connectivity inside each [H, W] slice of a [N, H, W] stack, none across slices.
+_STACK_STRUCTURE = np.zeros((3, 3, 3), dtype=bool)
+_STACK_STRUCTURE[1] = True
+
+# cupyx's labeller indexes pixels with int32, so a stack is labelled in chunks below this.
+_MAX_LABEL_ELEMENTS = 2**31 - 1
+
+
+def has_cupy() -> bool:
+    """Whether CuPy can be imported (it is never imported at wsol's import time)."""
+    return importlib.util.find_spec("cupy") is not None
+
+
+def default_backend(device: torch.device) -> str:
+    """The labeller :func:`label_components` picks for masks on ``device``: ``cupy`` for
+    CUDA with CuPy installed, else ``scipy`` when installed, else ``cv2``."""
+    if device.type == "cuda" and has_cupy():
+        return "cupy"
+    return "scipy" if importlib.util.find_spec("scipy") is not None else "cv2"
+
+
+def cut_masks(norm: torch.Tensor, cuts: torch.Tensor | float) -> torch.Tensor:
+    """The regions ``norm >= cut`` of maps ``[..., H, W]`` as bool ``[..., H, W]``.
+
+    ``cuts`` is a number or a tensor ``[...]`` (float64, as
+    :func:`wsol.localize.maps.normalized_threshold` gives). The comparison is exactly the
+    host's ``norm_map >= np.float64(cut)`` (float32 values against a float64 cut) but
+    stays in the map's float32: for float32 ``x``, ``x >= c`` holds iff ``x >= c'`` with
+    ``c'`` the smallest float32 not below ``c``. (Plain ``norm >= cut`` would round the
+    cut to float32 and could move pixels that lie within half an ulp of it.)
+    """
+    c = torch.as_tensor(cuts, dtype=torch.float64, device=norm.device)
+    if norm.dtype == torch.float64:
+        return norm >= c[..., None, None]
+    x = norm.float()  # exact for half types
+    c32 = c.float()
+    up = torch.nextafter(c32, torch.full_like(c32, float("inf")))
+    c32 = torch.where(c32.double() < c, up, c32)
+    return x >= c32[..., None, None]
+
+
+def _label_host(masks: np.ndarray, backend: str) -> tuple[np.ndarray, int]:
+    if backend == "scipy":
+        from scipy import ndimage
+
+        labels = np.empty(masks.shape, np.int32)
+        count = ndimage.label(masks, structure=_STACK_STRUCTURE, output=labels)
+        return labels, int(count)
+    import cv2
+
+    labels = np.empty(masks.shape, np.int32)
+    total = 0
+    for k, m in enumerate(masks):  # cv2 labels one 2-D image per call
+        n, lab = cv2.connectedComponents(m.view(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+        labels[k] = np.where(lab > 0, lab + total, 0)
+        total += n - 1
+    return labels, total
+
+
+def _label_cupy(masks: torch.Tensor) -> tuple[torch.Tensor, int]:
+    import cupy
+    from cupyx.scipy import ndimage
+
+    stream = torch.cuda.current_stream(masks.device)
+    # Run on torch's stream, so no extra synchronization is needed either side.
+    with cupy.cuda.Device(masks.device.index), cupy.cuda.ExternalStream(stream.cuda_stream):
+        x = cupy.from_dlpack(masks.contiguous().view(torch.uint8))  # no copy
+        labels, count = ndimage.label(x, structure=_STACK_STRUCTURE)
+        out = torch.from_dlpack(labels)
+    return out, int(count)
+
+
+def label_components(masks: torch.Tensor, backend: str | None = None) -> tuple[torch.Tensor, int]:
+    """8-connected components of each mask of ``masks [N, H, W]`` (bool), in one call.
+
+    Returns ``(labels, count)``: ``labels`` int64 ``[N, H, W]`` on the masks' device,
+    0 for background and ``1..count`` for components, unique across the whole batch (a
+    label never spans two masks). The numbering is the backend's (not cv2's order);
+    :func:`component_stats` restores cv2's order.
+
+    ``backend``: one of :data:`LABEL_BACKENDS`, or None for :func:`default_backend`.
+    ``cupy`` needs CUDA masks; the host backends copy CUDA masks to the host and the
+    labels back.
+    """
+    if masks.ndim != 3:
+        raise ValueError(f"expected masks [N, H, W], got shape {tuple(masks.shape)}")
+    backend = backend or default_backend(masks.device)
+    if backend not in LABEL_BACKENDS:
+        raise ValueError(unknown_choice("labelling backend", backend, LABEL_BACKENDS))
+    if backend == "cupy" and masks.device.type != "cuda":
+        raise ValueError("the cupy labelling backend needs masks on a CUDA device")
+    masks = masks.bool()
+    n, h, w = masks.shape
+    if masks.numel() == 0:
+        return torch.zeros(masks.shape, dtype=torch.int64, device=masks.device), 0
+    step = max(1, _MAX_LABEL_ELEMENTS // max(1, h * w))
+    parts, total = [], 0
+    for start in range(0, n, step):
+        chunk = masks[start : start + step]
+        if backend == "cupy":
+            lab, count = _label_cupy(chunk)
+            lab = lab.long()
+        else:
+            lab_np, count = _label_host(chunk.cpu().numpy(), backend)
+            lab = torch.from_numpy(lab_np).long().to(masks.device)
+        if total:
+            lab = torch.where(lab > 0, lab + total, lab)
+        parts.append(lab)
+        total += count
+    return (parts[0] if len(parts) == 1 else torch.cat(parts)), total
+
+
+def _segment_sum(seg: torch.Tensor, src: torch.Tensor, count: int) -> torch.Tensor:
+    """``out[s] = sum of src where seg == s``, ``[count]``, in ``src``'s dtype.
+
+    On the CPU the sum runs in the order of ``src`` (``torch.bincount``'s sequential
+    loop, as ``np.bincount`` on the host), so float64 sums match the host bit for bit.
+    On CUDA it is a ``scatter_add_`` (atomics, no device sync): the order is not fixed,
+    which only matters where a partial sum is not exactly representable.
+    """
+    if seg.device.type == "cpu":
+        if src.is_floating_point():
+            return torch.bincount(seg, weights=src, minlength=count).to(src.dtype)
+        return torch.bincount(seg, minlength=count).to(src.dtype)
+    return torch.zeros(count, dtype=src.dtype, device=seg.device).scatter_add_(0, seg, src)
+
+
+def component_stats(
+    labels: torch.Tensor, count: int, values: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """Every component of a labelled batch ``labels [N, H, W]`` (from
+    :func:`label_components`, ``count`` labels), on the labels' device.
+
+    Returns a dict of ``[M]`` tensors (``M = count``), sorted by mask and, within a mask,
+    in cv2's label order (see the module docstring), so that the rows of mask ``n`` are
+    exactly ``wsol.localize.components.component_boxes(masks[n])`` in order:
+
+    - ``index`` int64: which of the ``N`` masks holds the component (nondecreasing);
+    - ``area`` int64: its number of pixels;
+    - ``boxes`` float64 ``[M, 4]``: continuous xyxy ``(min col, min row, max col + 1,
+      max row + 1)``;
+    - ``order`` int64: the cv2 ordering key, ``index * B + first 2x2 block`` (``B`` =
+      blocks per mask);
+    - with ``values [N, H, W]`` (the normalized maps): ``sum`` float64, the sum of the
+      values over the component's pixels (in raster order, as ``np.bincount`` adds
+      them on the host), ``mean`` = ``sum / area`` and ``max`` float64 (the max of the
+      values and 0, like the host's ``np.maximum.at`` on zeros).
+    """
+    if labels.ndim != 3:
+        raise ValueError(f"expected labels [N, H, W], got shape {tuple(labels.shape)}")
+    _, h, w = labels.shape
+    dev = labels.device
+    flat = labels.reshape(-1)
+    # Foreground pixels in raster order (nonzero is sorted), so sums add as the host does.
+    pix = torch.nonzero(flat, as_tuple=True)[0]
+    lab = flat[pix] - 1
+    mask_i, rest = torch.div(pix, h * w, rounding_mode="floor"), pix % (h * w)
+    row, col = torch.div(rest, w, rounding_mode="floor"), rest % w
+    blocks_w, blocks = (w + 1) // 2, ((h + 1) // 2) * ((w + 1) // 2)
+    key = mask_i * blocks + torch.div(row, 2, rounding_mode="floor") * blocks_w
+    key += torch.div(col, 2, rounding_mode="floor")
+
+    def reduce(src: torch.Tensor, how: str) -> torch.Tensor:
+        fill = torch.iinfo(torch.int64).max if how == "amin" else -1
+        out = torch.full((count,), fill, dtype=torch.int64, device=dev)
+        return out.scatter_reduce_(0, lab, src, how, include_self=False)
+
+    area = _segment_sum(lab, torch.ones_like(lab), count)
+    order = reduce(key, "amin")
+    x1, y1 = reduce(col, "amin"), reduce(row, "amin")
+    x2, y2 = reduce(col, "amax") + 1, reduce(row, "amax") + 1
+    boxes = torch.stack([x1, y1, x2, y2], 1).double()
+    stats = {"index": reduce(mask_i, "amin"), "area": area, "boxes": boxes, "order": order}
+    if values is not None:
+        if values.shape != labels.shape:
+            raise ValueError(
+                f"values {tuple(values.shape)} and labels {tuple(labels.shape)} differ"
+            )
+        v = values.reshape(-1)[pix].double()
+        total = _segment_sum(lab, v, count)
+        peak = torch.zeros(count, dtype=torch.float64, device=dev)
+        peak.scatter_reduce_(0, lab, v, "amax", include_self=True)
+        stats.update(sum=total, mean=total / area.clamp(min=1).double(), max=peak)
+    perm = torch.argsort(order)
+    return {k: t[perm] for k, t in stats.items()}
+
+
+def largest_components(stats: dict[str, torch.Tensor], num_masks: int) -> torch.Tensor:
+    """Per mask, the row in ``stats`` (from :func:`component_stats`) of its largest
+    component, the first in cv2's order on ties (the host's ``np.argmax(areas)``), or -1
+    for a mask with no component: int64 ``[num_masks]``."""
+    index, area = stats["index"], stats["area"]
+    dev = area.device
+    best = torch.full((num_masks,), -1, dtype=torch.int64, device=dev)
+    best.scatter_reduce_(0, index, area, "amax", include_self=True)
+    rows = torch.arange(len(area), device=dev)
+    big = torch.iinfo(torch.int64).max
+    cand = torch.where(area == best[index], rows, torch.full_like(rows, big))
+    first = torch.full((num_masks,), big, dtype=torch.int64, device=dev)
+    first.scatter_reduce_(0, index, cand, "amin", include_self=True)
+    return torch.where(first == big, torch.full_like(first, -1), first)
+
+
+def largest_boxes(
+    stats: dict[str, torch.Tensor],
+    num_masks: int,
+    score: str = "mean",
+    class_probs: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per mask, the largest component's box and score, batched.
+
+    Returns ``(boxes float64 [N, 4] xyxy, scores float64 [N], empty bool [N])``; a mask
+    with no pixel gets a zero box, score 0 and ``empty = True``. ``score`` is ``"mean"``
+    or ``"max"`` of the values over the component's pixels (``stats`` must then hold
+    them), times ``class_probs [N]`` when given. Equals, per mask, what
+    ``wsol.localize.components.detect(norm, cut, prob, "largest", score=score)`` returns
+    as its one box, ``Detections.largest`` and score (see :func:`detect_largest`).
+    """
+    if score not in SCORE_MODES:
+        raise ValueError(unknown_choice("boxes.score", score, SCORE_MODES))
+    pick = largest_components(stats, num_masks)
+    empty = pick < 0
+    safe = pick.clamp(min=0)
+    boxes = stats["boxes"].new_zeros((num_masks, 4))
+    scores = torch.zeros(num_masks, dtype=torch.float64, device=pick.device)
+    if len(stats["area"]):
+        boxes = torch.where(empty[:, None], boxes, stats["boxes"][safe])
+        if score in stats:
+            scores = torch.where(empty, scores, stats[score][safe])
+    if class_probs is not None:
+        # float64 like the host's ``stat * float(class_prob)``: float32 probs widen exactly.
+        scores = scores * class_probs.to(device=scores.device, dtype=torch.float64)
+    return boxes, scores, empty
+
+
+def detect_largest(
+    norm: torch.Tensor,
+    cuts: torch.Tensor | float,
+    class_probs: torch.Tensor | None = None,
+    score: str = "mean",
+    backend: str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The largest component's box and score for each normalized map of ``norm
+    [..., H, W]`` (float32, from :func:`wsol.localize.maps.minmax_normalize`) at its cut
+    (``cuts [...]`` float64 or a number); ``class_probs [...]`` scales the scores.
+
+    Returns ``(boxes float64 [..., 4], scores float64 [...], empty bool [...])``, the
+    batched form of ``detect(norm_map, cut, class_prob, components="largest",
+    score=score)``: where ``empty`` is False, ``boxes`` is its box (and
+    ``Detections.largest``) and ``scores`` its score; where True it found "no pixel
+    above the threshold".
+    """
+    lead, (h, w) = norm.shape[:-2], norm.shape[-2:]
+    flat = norm.reshape(-1, h, w)
+    c = torch.as_tensor(cuts, dtype=torch.float64, device=norm.device)
+    masks = cut_masks(flat, torch.broadcast_to(c, lead).reshape(-1))
+    labels, count = label_components(masks, backend)
+    stats = component_stats(labels, count, flat)
+    probs = None if class_probs is None else class_probs.reshape(-1)
+    boxes, scores, empty = largest_boxes(stats, flat.shape[0], score, probs)
+    return boxes.reshape(*lead, 4), scores.reshape(lead), empty.reshape(lead)
