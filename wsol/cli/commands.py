@@ -58,6 +58,7 @@ def cmd_demo(args) -> int:
 def cmd_run(args) -> int:
     from wsol.config import load_config
     from wsol.run import run
+    from wsol.run.distributed import is_main_process
 
     cfg = load_config(args.config, args.overrides)
     result = run(
@@ -66,6 +67,8 @@ def cmd_run(args) -> int:
         overwrite=args.overwrite,
         status=status_printer(args.quiet),
     )
+    if not is_main_process():  # under torchrun, rank 0 reports for all
+        return EXIT_OK
     print(_outcome({cfg.cam.method: result.metrics}))
     print(f"\nOutputs in {result.out_dir}/")
     return exit_status(result.metrics)

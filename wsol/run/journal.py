@@ -28,6 +28,7 @@ from wsol.run.fingerprint import FORMAT_VERSION, digest, fingerprint, input_part
 STATE_FILE = "run_state.json"
 FINISHED_MARKER = "metrics.json"
 CHUNK_DIR = "chunks"
+RANK_DIR = "ranks"  # a sharded run's per-process journals, ranks/<r>/ (run.distributed)
 RECORDS = ("images", "annotations", "failures")
 CHECKSUM = "sha256"  # of the chunk's JSON without this key (sorted keys)
 CHUNK_KEYS = {"start", "end", *RECORDS, CHECKSUM}
@@ -44,6 +45,7 @@ OUTPUTS = (
     "calibration.json",
     STATE_FILE,
     CHUNK_DIR,
+    RANK_DIR,
     "overlays",  # written by runs before the report inlined its pictures
 )
 _CHUNK_NAME = re.compile(r"chunk_(\d+)_(\d+)\.json")
@@ -147,6 +149,7 @@ class Journal:
             written = json.loads((self.out / STATE_FILE).read_text()).get("written", [])
         except (OSError, json.JSONDecodeError, AttributeError):
             written = []
+        self._clear_ranks()
         root = self.out.resolve()
         folders = set()
         for rel in written:
@@ -165,6 +168,26 @@ class Journal:
                 p.unlink()
             elif p.is_dir() and not any(p.iterdir()):
                 p.rmdir()
+
+    def _clear_ranks(self) -> None:
+        """Remove the rank journals of a sharded run (``ranks/<r>/``), each cleared as
+        :meth:`_clear` clears a folder, under its own lock."""
+        ranks = self.out / RANK_DIR
+        for folder in sorted(ranks.iterdir()) if ranks.is_dir() else []:
+            if not (folder.is_dir() and folder.name.isdigit()):
+                continue
+            journal = Journal(folder)
+            try:
+                journal._lock.acquire()
+            except FolderBusyError as e:
+                raise RunExistsError(f"{e}; wait for it to finish") from None
+            try:
+                journal._clear()
+            finally:
+                journal.close()
+            (folder / LOCK_FILE).unlink(missing_ok=True)
+            if not any(folder.iterdir()):
+                folder.rmdir()
 
     def _clean_temp_files(self) -> None:
         """Remove the temp files a killed atomic write of this run may have left: those

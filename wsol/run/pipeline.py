@@ -27,6 +27,7 @@ from wsol.evaluate import Evaluators
 from wsol.export import annotations_for, image_entry
 from wsol.fileio import atomic_write_text, fault_point
 from wsol.run.build import RunPlan, Status, plan_run
+from wsol.run.distributed import run_sharded, world_size
 from wsol.run.finalize import finalize
 from wsol.run.fingerprint import fingerprint, input_parts
 from wsol.run.journal import Journal
@@ -92,6 +93,8 @@ def run_config(
     torch.manual_seed(cfg.seed)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    if world_size() > 1:  # under torchrun: this process does one shard
+        return run_sharded(cfg, progress, overwrite, say)
     plan = plan_run(cfg, say)
     cfg = plan.cfg  # resolved: absolute paths, the model's defaults spelled out
     journal = Journal(cfg.out)
