@@ -302,6 +302,14 @@ def test_sweep_components_equals_one_labelling_per_threshold():
                 np.testing.assert_array_equal(comps.boxes[largest[j]], boxes[k])
             else:
                 assert largest[j] == -1
+    # cv2 numbers components by 2x2 blocks: a crop starting on an odd row would reorder
+    # these two single pixels and break the area tie the other way than detect does.
+    norm = np.zeros((4, 6))
+    norm[2, 1] = norm[1, 4] = 1.0
+    comps = sweep_components(norm, np.array([0.5]))
+    want = detect(norm, 0.5, 1.0).largest[0]
+    np.testing.assert_array_equal(comps.boxes[comps.largest()[0]], want)
+    np.testing.assert_array_equal(want, [4, 1, 5, 2])
     # Thresholds above the maximum give nothing, and no error.
     comps = sweep_components(np.full((3, 3), 0.5), np.array([0.6, 0.7]))
     assert len(comps.boxes) == 0 and comps.largest().tolist() == [-1, -1]

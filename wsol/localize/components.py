@@ -172,15 +172,16 @@ def sweep_components(norm_map: np.ndarray, thresholds: np.ndarray) -> SweepCompo
     is first cropped to the rows and columns holding a pixel ``>= tau`` (from the row and
     column maxima, for all taus at once), so the labelling touches fewer pixels as tau
     rises; taus above the map's maximum are skipped; boxes are assembled once at the end.
-    Cropping keeps the raster order of the pixels, so the label order (and the ties of
-    :func:`select_components`) is unchanged.
+    cv2's 8-connected labeller numbers components by the 2x2 pixel blocks they first
+    touch, so crops start on even rows and columns: the blocks, hence the label order
+    and the ties of :func:`select_components`, are those of the whole map.
     """
     taus = np.asarray(thresholds, np.float64).reshape(-1)
     h, w = norm_map.shape
     rows = norm_map.max(axis=1)[None, :] >= taus[:, None]  # [T, H]
     cols = norm_map.max(axis=0)[None, :] >= taus[:, None]  # [T, W]
-    y0, y1 = rows.argmax(1), h - rows[:, ::-1].argmax(1)
-    x0, x1 = cols.argmax(1), w - cols[:, ::-1].argmax(1)
+    y0, y1 = rows.argmax(1) & ~1, h - rows[:, ::-1].argmax(1)  # & ~1: even, see above
+    x0, x1 = cols.argmax(1) & ~1, w - cols[:, ::-1].argmax(1)
     present = np.flatnonzero(rows.any(1))
     if len(present) == 0:
         return SweepComponents(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), len(taus))
