@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from wsol.localize.components import detect, sweep_components
-from wsol.localize.localizer import Localizer, MapBatch
+from wsol.localize.localizer import Localizer
 from wsol.localize.maps import MAP_REASONS, prepare_maps
 from wsol.localize.params import PRECISIONS, BoxParams, TargetPolicy
-from wsol.localize.results import ClassResult, Detections, ImageResult
+from wsol.localize.results import ClassResult, Detections, ImageResult, MapBatch
 from wsol.localize.views import Views
 
 __all__ = [

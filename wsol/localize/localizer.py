@@ -14,7 +14,6 @@ the device stage (:mod:`wsol.localize.maps`) and the per-map host stage
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -28,7 +27,6 @@ from wsol.localize.device_boxes import detect_largest, has_cupy
 from wsol.localize.maps import (
     MAP_OK,
     MAP_REASONS,
-    PreparedMaps,
     localize_size,
     prepare_maps,
     smooth_maps,
@@ -42,7 +40,13 @@ from wsol.localize.params import (
     TargetPolicy,
     choice,
 )
-from wsol.localize.results import ClassResult, Detections, ImageResult
+from wsol.localize.results import (
+    ClassResult,
+    Detections,
+    ImageResult,
+    MapBatch,
+    found_detections,
+)
 from wsol.localize.views import Views, fuse_maps, view_input
 from wsol.models import ModelSpec
 from wsol.models.spec import model_input
@@ -296,30 +300,3 @@ class Localizer:
             norm = pm.norm[j] if pm.norm is not None else None
             res.classes.append(ClassResult(d, prob, det, norm, cut, scale, **extra))
         return res
-
-
-@dataclass
-class MapBatch:
-    """A batch after the device stage, on the host: each image's prepared maps, the
-    target classes ``chosen [B, K]`` (dataset classes, -1 for none) and ``model_targets
-    [B, K]``, the class probabilities ``[B, C]``, the raw maps when kept, and the
-    original and localization sizes."""
-
-    prepared: list[PreparedMaps]
-    chosen: np.ndarray
-    model_targets: np.ndarray
-    probs: np.ndarray
-    raw: np.ndarray | None
-    sizes: list[tuple[int, int]]
-    loc_sizes: list[tuple[int, int]]
-    # per image, the boxes found on the device: (boxes [K, 4], scores [K], empty [K])
-    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
-
-
-def found_detections(boxes: np.ndarray, scores: np.ndarray, empty: np.ndarray, j: int):
-    """Map ``j``'s largest-component box found on the device, as the host's
-    :func:`~wsol.localize.components.detect` would return it."""
-    if empty[j]:
-        return Detections.empty("no pixel above the threshold")
-    box = boxes[j : j + 1].astype(np.float64)
-    return Detections(box, scores[j : j + 1].astype(np.float64), None, box.copy())

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from wsol.localize.maps import PreparedMaps
+
 
 def _no_boxes() -> np.ndarray:
     return np.zeros((0, 4))
@@ -74,3 +76,30 @@ class ImageResult:
     def targets(self) -> list[int]:
         """The dataset classes that got a map, in target order."""
         return [c.dataset_class for c in self.classes]
+
+
+@dataclass
+class MapBatch:
+    """A batch after the device stage, on the host: each image's prepared maps, the
+    target classes ``chosen [B, K]`` (dataset classes, -1 for none) and ``model_targets
+    [B, K]``, the class probabilities ``[B, C]``, the raw maps when kept, and the
+    original and localization sizes."""
+
+    prepared: list[PreparedMaps]
+    chosen: np.ndarray
+    model_targets: np.ndarray
+    probs: np.ndarray
+    raw: np.ndarray | None
+    sizes: list[tuple[int, int]]
+    loc_sizes: list[tuple[int, int]]
+    # per image, the boxes found on the device: (boxes [K, 4], scores [K], empty [K])
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]] | None = None
+
+
+def found_detections(boxes: np.ndarray, scores: np.ndarray, empty: np.ndarray, j: int):
+    """Map ``j``'s largest-component box found on the device, as the host's
+    :func:`~wsol.localize.components.detect` would return it."""
+    if empty[j]:
+        return Detections.empty("no pixel above the threshold")
+    box = boxes[j : j + 1].astype(np.float64)
+    return Detections(box, scores[j : j + 1].astype(np.float64), None, box.copy())
