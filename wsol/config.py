@@ -84,6 +84,9 @@ class DataConfig(Section):
     limit: int | None = field(default=None, metadata=between(0))  # only the first N images
     # decoding processes (0: the main one; null: 1 on a CPU, about half the cores on a GPU)
     num_workers: int | None = field(default=None, metadata=between(0))
+    # cpu: decode and resize in the loader's processes; device: the loader only reads the
+    # files, which are decoded (nvjpeg on a GPU) and resized on the model's device
+    decode: Literal["cpu", "device"] = "cpu"
     # image files larger than this are recorded failures, never read
     max_file_mb: float = field(default=256.0, metadata=between(0, lo_open=True))
     # images named by annotations, split or labels files must lie inside data.root (else

@@ -104,3 +104,38 @@ def test_boxes_found_on_the_device_are_the_hosts(tmp_path, voc_root, mode):
     assert (device.out_dir / "pseudo_labels.json").read_bytes() == (
         host.out_dir / "pseudo_labels.json"
     ).read_bytes()
+
+
+def test_decoding_on_the_device_gives_the_same_boxes_within_a_pixel(tmp_path, shapes_root):
+    """data.decode=device: the loader only reads files; they are decoded and resized on
+    the model's device (here torchvision's CPU decoder). Pixels differ by a few grey
+    levels from cv2's resize, so boxes may move by about a pixel; a corrupt file is a
+    recorded failure as with the CPU loader."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for p in sorted((shapes_root / "JPEGImages").glob("*.jpg"))[:6]:
+        shutil.copy(p, images / p.name)
+    (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    common = [
+        "data.format=folder",
+        f"data.root={images}",
+        "model.arch=shapes_net",
+        "model.weights=DEFAULT",
+        "cam.targets=topk",
+        "report.enabled=false",
+    ]
+    cpu = run(None, [*common, f"out={tmp_path / 'cpu'}"])
+    dev = run(None, [*common, f"out={tmp_path / 'dev'}", "data.decode=device"])
+    assert dev.metrics["num_images"] == cpu.metrics["num_images"] == 6
+    assert dev.metrics["num_failed"] == cpu.metrics["num_failed"] == 1
+    failure = json.loads((dev.out_dir / "failures.jsonl").read_text())
+    assert failure["stage"] == "decode" and failure["path"].endswith("broken.jpg")
+    a = json.loads((cpu.out_dir / "pseudo_labels.json").read_text())["annotations"]
+    b = json.loads((dev.out_dir / "pseudo_labels.json").read_text())["annotations"]
+    assert [x["category_id"] for x in a] == [x["category_id"] for x in b]
+    np.testing.assert_allclose([x["bbox"] for x in a], [x["bbox"] for x in b], atol=2.0)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +42,9 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 from torchvision.io import ImageReadMode, decode_jpeg
 
+from wsol.data.base import Sample
 from wsol.data.decode import MAX_FILE_BYTES, DecodeError, read_regular_file
+from wsol.data.loader import Batch, Failure, FileBatch
 
 # Above this many pixels a JPEG goes to the CPU decoder, which drafts it at reduced scale
 # (a 12000 x 9000 photo would need 324 MB of device memory at full size).
@@ -265,17 +268,20 @@ def _decode_many(tensors: list[torch.Tensor], device: torch.device) -> list[torc
     """One batched decode; if it fails, each on its own (None where that fails too)."""
     if not tensors:
         return []
-    try:
-        return list(decode_jpeg(tensors, mode=ImageReadMode.RGB, device=device))
-    except (RuntimeError, ValueError):
-        pass
-    results: list[torch.Tensor | None] = []
-    for t in tensors:
+    with warnings.catch_warnings():
+        # torchvision 0.29 points to TorchCodec; decode_jpeg works as documented meanwhile
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvision")
         try:
-            results.append(decode_jpeg(t, mode=ImageReadMode.RGB, device=device))
+            return list(decode_jpeg(tensors, mode=ImageReadMode.RGB, device=device))
         except (RuntimeError, ValueError):
-            results.append(None)
-    return results
+            pass
+        results: list[torch.Tensor | None] = []
+        for t in tensors:
+            try:
+                results.append(decode_jpeg(t, mode=ImageReadMode.RGB, device=device))
+            except (RuntimeError, ValueError):
+                results.append(None)
+        return results
 
 
 def resize_on_device(images: list[torch.Tensor], size: tuple[int, int]) -> torch.Tensor:
@@ -313,3 +319,33 @@ def resize_on_device(images: list[torch.Tensor], size: tuple[int, int]) -> torch
             batch = x.round_().clamp_(0, 255).to(torch.uint8)
         out[idx] = batch
     return out
+
+
+def decode_batch(
+    files: FileBatch,
+    samples: list[Sample],
+    device: torch.device | str,
+    input_size: tuple[int, int],
+    max_bytes: int = MAX_FILE_BYTES,
+) -> Batch:
+    """A loader's :class:`~wsol.data.loader.FileBatch` decoded on ``device`` and
+    stretched to ``input_size``: the :class:`~wsol.data.loader.Batch` the CPU loader
+    would give (pixels within a few grey levels of it, see :func:`resize_on_device`),
+    with its images already on the device. ``samples[k]`` is the sample of
+    ``files.indices[k]``; a file that cannot be decoded becomes a failure."""
+    decoded = decode_jpegs(files.data, device, max(input_size), max_bytes)
+    failures = list(files.failures)
+    ok: list[tuple[int, DecodedImage]] = []
+    for index, sample, d in zip(files.indices, samples, decoded, strict=True):
+        if isinstance(d, DecodeError):
+            failures.append(Failure(sample.image_id, sample.path, "decode", str(d)))
+        else:
+            ok.append((index, d))
+    return Batch(
+        images=resize_on_device([d.pixels for _, d in ok], input_size).to(device),
+        indices=[i for i, _ in ok],
+        orig_sizes=[d.orig_size for _, d in ok],
+        failures=failures,
+        warnings=[],
+        regions=[(1.0, 1.0)] * len(ok),
+    )

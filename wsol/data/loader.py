@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from wsol.data.base import Sample
-from wsol.data.decode import MAX_FILE_BYTES, DecodeError, decode_image
+from wsol.data.decode import MAX_FILE_BYTES, DecodeError, decode_image, read_regular_file
 from wsol.errors import unknown_choice
 
 RESIZE_POLICIES = ("stretch", "letterbox")
@@ -119,6 +119,43 @@ class ImageDataset(torch.utils.data.Dataset):
         return {"index": i, "image": x, "orig": orig, "warning": warning, "region": region}
 
 
+class FileDataset(torch.utils.data.Dataset):
+    """Reads ``samples[i]``'s file bytes (for decoding on the model's device), or a
+    failure record: what ``data.decode=device`` asks the loader for."""
+
+    def __init__(self, samples: list[Sample], max_bytes: int = MAX_FILE_BYTES):
+        self.samples = samples
+        self.max_bytes = max_bytes
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> dict:
+        s = self.samples[i]
+        try:
+            return {"index": i, "data": read_regular_file(s.path, self.max_bytes)}
+        except DecodeError as e:
+            return {"index": i, "failure": Failure(s.image_id, s.path, "decode", str(e))}
+
+
+@dataclass
+class FileBatch:
+    """File bytes, their dataset positions, and the failures met reading them."""
+
+    data: list[bytes]
+    indices: list[int]
+    failures: list[Failure]
+
+
+def collate_files(items: list[dict]) -> FileBatch:
+    ok = [it for it in items if "data" in it]
+    return FileBatch(
+        [it["data"] for it in ok],
+        [it["index"] for it in ok],
+        [it["failure"] for it in items if "failure" in it],
+    )
+
+
 def collate(items: list[dict]) -> Batch:
     ok = [it for it in items if "image" in it]
     h, w = ok[0]["image"].shape[1:] if ok else (0, 0)
@@ -143,19 +180,27 @@ def make_loader(
     fill: tuple[int, int, int] = (0, 0, 0),
     max_bytes: int = MAX_FILE_BYTES,
     pin_memory: bool = False,
+    files_only: bool = False,
 ) -> torch.utils.data.DataLoader:
     """Batches of :class:`Batch` in dataset order (deterministic output), decoded by
     ``num_workers`` processes (0: in this one).
 
     ``policy``: ``stretch`` the image to ``input_size``, or ``letterbox`` it (aspect kept,
     padded with ``fill``, the model's mean colour). ``pin_memory`` (for a CUDA model)
-    puts batches in page-locked memory, so the copy to the device can overlap."""
+    puts batches in page-locked memory, so the copy to the device can overlap.
+    ``files_only``: batches of :class:`FileBatch` (file bytes) instead, for decoding on
+    the device (:func:`wsol.data.gpu_decode.decode_batch`)."""
+    dataset = (
+        FileDataset(samples, max_bytes)
+        if files_only
+        else ImageDataset(samples, input_size, policy, fill, max_bytes)
+    )
     return torch.utils.data.DataLoader(
-        ImageDataset(samples, input_size, policy, fill, max_bytes),
+        dataset,
         batch_size=batch_size,
         shuffle=False,
         num_workers=num_workers,
-        collate_fn=collate,
+        collate_fn=collate_files if files_only else collate,
         persistent_workers=False,
         prefetch_factor=4 if num_workers else None,
         pin_memory=pin_memory,

@@ -210,6 +210,11 @@ def plan_run(cfg: Config, status: Status | None = None) -> RunPlan:
         _dry_forward(localizer)
     except CamError as e:  # a method that cannot work on this model, said before any work
         raise ConfigError(f"cam.method={cfg.cam.method}: {e}") from None
+    if cfg.data.decode == "device" and spec.resize != "stretch":
+        raise ConfigError(
+            f"data.decode=device stretches images to the input size; model.resize="
+            f"{spec.resize} needs data.decode=cpu"
+        )
     cfg = resolved(cfg, spec, localizer.method.layer, _split_read(cfg.data))
     if calibration is not None:
         check_source(calibration, calibration_source(cfg))

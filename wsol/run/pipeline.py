@@ -22,7 +22,8 @@ import torch
 
 from wsol.config import Config, dump_config
 from wsol.data import Dataset
-from wsol.data.loader import make_loader
+from wsol.data.gpu_decode import decode_batch
+from wsol.data.loader import FileBatch, make_loader
 from wsol.evaluate import Evaluators
 from wsol.export import annotations_for, image_entry
 from wsol.fileio import atomic_write_text, fault_point
@@ -146,7 +147,8 @@ def _loop(
         localizer.model.resize,
         localizer.letterbox_fill,
         int(cfg.data.max_file_mb * 2**20),
-        pin_memory=localizer.device.type == "cuda",
+        pin_memory=localizer.device.type == "cuda" and cfg.data.decode == "cpu",
+        files_only=cfg.data.decode == "device",
     )
     clock = StageClock()
     chunks = _Chunks(plan, journal, totals, progress, clock, start)
@@ -155,6 +157,14 @@ def _loop(
         for b in itertools.count():
             with clock.timing("decode"):
                 batch = next(batches, None)
+                if isinstance(batch, FileBatch):  # data.decode=device
+                    batch = decode_batch(
+                        batch,
+                        [dataset.samples[start + i] for i in batch.indices],
+                        localizer.device,
+                        localizer.input_size,
+                        int(cfg.data.max_file_mb * 2**20),
+                    )
             if batch is None:
                 break
             samples = [dataset.samples[start + i] for i in batch.indices]
