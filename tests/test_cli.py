@@ -120,7 +120,7 @@ def test_bench_reports_wsol_and_reference_side_by_side():
     assert all(v > 0 for v in rows.values())
 
 
-def test_bench_views_times_each_view_setting(capsys):
+def test_bench_views_times_each_view_setting(capsys, tmp_path):
     assert (
         main(
             [
@@ -133,6 +133,11 @@ def test_bench_views_times_each_view_setting(capsys):
                 "32",
                 "--repeats",
                 "1",
+                "--images",
+                "2",
+                "--no-glue",
+                "--out",
+                str(tmp_path),
                 "--views",
             ]
         )

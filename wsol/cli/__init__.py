@@ -29,7 +29,7 @@ from wsol.cli.commands import (
     cmd_train,
 )
 from wsol.cli.console import format_table
-from wsol.cli.tools import EXPLAIN_DEFAULTS, cmd_bench, cmd_eval, cmd_explain
+from wsol.cli.tools import BENCH_IMAGES, EXPLAIN_DEFAULTS, cmd_bench, cmd_eval, cmd_explain
 from wsol.errors import WsolError
 from wsol.fileio import deferring
 
@@ -88,21 +88,65 @@ def build_parser() -> argparse.ArgumentParser:
         "--overwrite", action="store_true", help="start afresh instead of resuming a run in out"
     )
     t.set_defaults(func=cmd_train)
-    b = command("bench", help="measure throughput (img/s) against pytorch-grad-cam")
+    b = command(
+        "bench",
+        help="measure throughput (img/s): the forward floor, wsol on the device and end to "
+        "end from JPEG files to COCO JSON, and the pytorch-grad-cam + cv2 glue, side by side",
+    )
     b.add_argument("--arch", default="resnet50")
     b.add_argument("--method", default="gradcam")
     b.add_argument("--batch-size", type=int, default=16)
-    b.add_argument("--size", type=int, default=224)
-    b.add_argument("--repeats", type=int, default=3)
+    b.add_argument("--size", type=int, default=224, help="input size in pixels (square)")
+    b.add_argument("--repeats", type=int, default=3, help="timed batches of the on-device rows (3)")
     b.add_argument("--device", default="cpu")
     b.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    b.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="a folder of images, or a VOC root (its JPEGImages/); default: synthetic "
+        "500x375 JPEG files written to --out",
+    )
+    b.add_argument(
+        "--images",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"synthetic files to write (default {BENCH_IMAGES}), or the first N of --data "
+        "(default all)",
+    )
+    b.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="decoding processes of both end-to-end pipelines (default: as wsol run chooses)",
+    )
+    b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
+    b.add_argument(
+        "--no-glue", action="store_true", help="leave out the pytorch-grad-cam + cv2 glue row"
+    )
+    b.add_argument(
+        "--maps",
+        action="store_true",
+        help="also time maps only (no boxes): wsol's against pytorch-grad-cam's",
+    )
     b.add_argument("--demo", action="store_true", help="also time the demo pipeline end to end")
     b.add_argument(
         "--views",
         action="store_true",
         help="also time maps to boxes with each test-time view setting (scales, flip)",
     )
-    b.add_argument("--out", default="runs/bench", help="scratch folder for --demo")
+    b.add_argument(
+        "--out",
+        default="runs/bench",
+        help="scratch folder: synthetic files, the runs' outputs, bench.json (runs/bench)",
+    )
+    b.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted overrides of the timed wsol run, e.g. host_threads=4",
+    )
     b.set_defaults(func=cmd_bench)
 
     e = command("eval", help="score a COCO-format pseudo-label file against ground truth")

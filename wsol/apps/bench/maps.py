@@ -1,33 +1,45 @@
-"""Throughput benchmarks behind ``wsol bench``: maps per second, and the pipeline end to end.
-
-Speed targets live here and in ``docs/benchmarks.md``, never in timed tests.
-"""
+"""Inputs already on the device: the bare forward (the floor), wsol's maps against
+pytorch-grad-cam's, and maps to boxes for each test-time view setting."""
 
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from wsol.apps.bench.timing import Status, synchronizer, timed
 from wsol.cams import build_method
-from wsol.models import build_model
-
-Status = Callable[[str], None]  # hears of each measurement as it starts
-ProgressFactory = Callable[[str], Callable[[int, int], None] | None]
+from wsol.localize import PRECISIONS
+from wsol.models import ModelSpec, build_model
 
 
-def _timed(fn: Callable[[], object], repeats: int, sync: Callable[[], None]) -> float:
-    fn()  # warm-up: allocator, cuDNN autotuning, lazy inits
-    sync()
-    start = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    sync()
-    return (time.perf_counter() - start) / repeats
+def model_on(arch: str, size: int, device: torch.device) -> ModelSpec:
+    """``arch`` with random weights (throughput does not depend on them), seeded, in
+    eval mode on ``device`` and fed ``size x size`` inputs; channels-last on CUDA, as
+    ``wsol run`` puts it there."""
+    torch.manual_seed(0)
+    spec = build_model(arch, "none")
+    spec.net.eval().to(device)
+    if device.type == "cuda":
+        spec.net.to(memory_format=torch.channels_last)
+    spec.input_size = (size, size)
+    return spec
+
+
+def forward_floor(spec: ModelSpec, x: torch.Tensor, precision: str) -> Callable[[], None]:
+    """The bare forward of ``x`` ``[B, 3, H, W]``: no gradients, under autocast for
+    ``bf16``/``fp16``, channels-last on CUDA. No CAM method can be faster than this."""
+    dtype = PRECISIONS[precision]
+    if x.device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+
+    def forward() -> None:
+        with torch.no_grad(), torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+            spec.net(x)
+
+    return forward
 
 
 def bench_maps(
@@ -40,28 +52,23 @@ def bench_maps(
     precision: str = "fp32",
     reference: bool = True,
     status: Status | None = None,
+    ours: bool = True,
 ) -> dict:
-    """Images per second for the bare forward, wsol's maps, and (if installed and
-    ``reference``) pytorch-grad-cam's maps of the same model, inputs already on the device.
-    ``status(line)`` hears of each measurement as it starts.
+    """Images per second for the bare forward and wsol's maps (if ``ours``), and (if
+    installed and ``reference``) pytorch-grad-cam's maps of the same model, inputs already
+    on the device. ``status(line)`` hears of each measurement as it starts.
 
     Random weights (``weights=none``): throughput does not depend on them.
     """
     say = status or (lambda line: None)
     say(f"building {arch} (random weights) on {device}")
-    torch.manual_seed(0)
     dev = torch.device(device)
-    spec = build_model(arch, "none")
-    spec.net.eval().to(dev)
+    spec = model_on(arch, size, dev)
     x = torch.randn(batch_size, 3, size, size, device=dev)
     targets = torch.zeros(batch_size, 1, dtype=torch.long, device=dev)
-    dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    dtype = PRECISIONS[precision]
+    sync = synchronizer(dev)
     cam = build_method(method, spec)
-
-    def forward():
-        with torch.no_grad():
-            spec.net(x)
 
     def upsampled():
         # The same output as pytorch-grad-cam's API: maps at input size, min-max normalized.
@@ -74,12 +81,12 @@ def bench_maps(
 
     rows = {}
     for name, fn in (
-        ("forward", forward),
+        ("forward", forward_floor(spec, x, precision)),
         (f"wsol {method}", lambda: cam(x, targets, dtype)),
         (f"wsol {method} + upsample", upsampled),
-    ):
+    )[: 3 if ours else 0]:
         say(f"timing {name} ({repeats} batches of {batch_size} after a warm-up)")
-        rows[name] = batch_size / _timed(fn, repeats, sync)
+        rows[name] = batch_size / timed(fn, repeats, sync)
     if reference and method == "gradcam":
         try:
             from pytorch_grad_cam import GradCAM
@@ -94,7 +101,7 @@ def bench_maps(
             ref_targets = [ClassifierOutputTarget(0)] * batch_size
             say("timing pytorch-grad-cam GradCAM")
             with GradCAM(model=ref_net, target_layers=[layer]) as ref:
-                rows["pytorch-grad-cam GradCAM"] = batch_size / _timed(
+                rows["pytorch-grad-cam GradCAM"] = batch_size / timed(
                     lambda: ref(input_tensor=x, targets=ref_targets), repeats, sync
                 )
     return {
@@ -134,48 +141,20 @@ def bench_views(
     ``settings``: what each test-time view setting costs."""
     from wsol.localize import Localizer, Views
 
-    torch.manual_seed(0)
     dev = torch.device(device)
-    spec = build_model(arch, "none")
-    spec.net.eval().to(dev)
-    spec.input_size = (size, size)
-    sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+    spec = model_on(arch, size, dev)
+    sync = synchronizer(dev)
     rows = {}
     sizes = [original] * batch_size
     for scales, flip in settings:
         loc = Localizer(
             spec, method, targets="topk", views=Views(scales, flip), precision=precision
         )
-        images = torch.randint(0, 256, (batch_size, 3, *loc.input_size), dtype=torch.uint8)
+        images = torch.randint(
+            0, 256, (batch_size, 3, *loc.input_size), dtype=torch.uint8, device=dev
+        )
         name = f"wsol {method} to boxes, scales {list(scales)}{' + flip' if flip else ''}"
         if status is not None:
             status(f"timing {name}")
-        rows[name] = batch_size / _timed(lambda loc=loc, im=images: loc(im, sizes), repeats, sync)
+        rows[name] = batch_size / timed(lambda loc=loc, im=images: loc(im, sizes), repeats, sync)
     return rows
-
-
-def bench_demo(
-    out: str | Path,
-    images: int = 300,
-    progress: ProgressFactory | None = None,
-    status: Status | None = None,
-) -> dict:
-    """End-to-end images per second of the demo pipeline (decode to boxes to metrics);
-    ``progress(method)`` makes a ``(done, total)`` callback for each run."""
-    from wsol.apps.demo import demo_config, make_demo_data
-    from wsol.run.pipeline import run_config
-
-    out = Path(out)
-    if status is not None:
-        status(f"rendering {images} demo images")
-    root = make_demo_data(out / "data", {"test": images})
-    rows = {}
-    for method in ("gradcam", "cam"):
-        cfg = demo_config(out / method, method, root, overrides=["report.enabled=false"])
-        start = time.perf_counter()
-        result = run_config(
-            cfg, progress(method) if progress else None, overwrite=True, status=status
-        )
-        rows[f"demo {method} (loop)"] = result.metrics["images_per_second"]
-        rows[f"demo {method} (incl. scoring)"] = images / (time.perf_counter() - start)
-    return {"images": images, "images_per_second": rows}
