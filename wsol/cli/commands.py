@@ -100,7 +100,11 @@ def cmd_train(args) -> int:
     if m["failures"]:
         print(f"\n{len(m['failures'])} images could not be read (see train_metrics.json)")
     print(f"\nCheckpoint: {result.checkpoint}")
-    print(f"Use it:     wsol run CONFIG model.weights={shlex.quote(str(result.checkpoint))}")
+    print(
+        "Use it: in a run config, set model.weights to it and leave model.arch empty (the "
+        "checkpoint names its architecture, classes and preprocessing), e.g.\n  "
+        + shlex.join(["wsol", "explain", "IMAGE.jpg", "--weights", str(result.checkpoint)])
+    )
     return EXIT_OK
 
 

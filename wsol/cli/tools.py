@@ -216,6 +216,8 @@ def cmd_eval(args) -> int:
         raise UsageError(f"--iou must be in (0, 1], got {args.iou}")
     if args.out and Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out {args.out} is a file, not a folder")
+    say = status_printer(args.quiet) or (lambda line: None)
+    say(f"reading the ground truth in {args.gt}")
     dataset = load_ground_truth(args.gt, args.gt_format, args.split)
     try:
         doc = json.loads(Path(args.pred).read_text())
@@ -230,6 +232,7 @@ def cmd_eval(args) -> int:
     except ValueError as e:  # malformed predictions
         print(f"wsol: error: {args.pred}: {e}", file=sys.stderr)
         return EXIT_USAGE
+    say(f"scoring {len(preds)} boxes on {len(dataset)} images (CorLoc, COCO AP)")
     metrics, per_class = evaluate_predictions(dataset, preds, args.iou)
     metrics.update(counts)
     metrics["classes"] = classes
