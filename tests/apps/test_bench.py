@@ -17,7 +17,7 @@ from tests.helpers import REPO
 from wsol.apps.bench import image_folder, list_images, row_names, write_jpegs
 from wsol.apps.bench.glue import largest_box
 from wsol.cli import EXIT_OK, main
-from wsol.cli.tools import format_bench
+from wsol.cli.bench import format_bench
 
 HAS_GRAD_CAM = find_spec("pytorch_grad_cam") is not None
 TINY = ["--arch", "resnet18", "--size", "32", "--batch-size", "2", "--repeats", "1"]

@@ -1,6 +1,7 @@
 """The pipeline's subcommands (``demo``, ``run``, ``calibrate``, ``train``): each takes
 the parsed arguments, calls the library, prints the outcome and returns the exit code
-(see :mod:`wsol.cli`). The inspection tools are in :mod:`wsol.cli.tools`."""
+(see :mod:`wsol.cli`). The inspection tools are in :mod:`wsol.cli.tools` and
+:mod:`wsol.cli.bench`."""
 
 from __future__ import annotations
 

@@ -1,0 +1,206 @@
+"""The ``wsol`` command line: one subparser per command, each bound to its function."""
+
+from __future__ import annotations
+
+import argparse
+
+from wsol.cli.bench import BENCH_IMAGES, cmd_bench
+from wsol.cli.commands import cmd_calibrate, cmd_demo, cmd_run, cmd_train
+from wsol.cli.tools import EXPLAIN_DEFAULTS, cmd_eval, cmd_explain
+
+
+def _console_flags(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", default=default, help="also log details"
+    )
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="no progress or status lines"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="wsol",
+        description="Weakly supervised object localization:"
+        " class activation maps to boxes to COCO pseudo-labels.",
+    )
+    _console_flags(p, False)
+    # -q and -v also after the subcommand (`wsol run C -q`); SUPPRESS keeps the value
+    # given before it when they are not repeated there.
+    flags = argparse.ArgumentParser(add_help=False)
+    _console_flags(flags, argparse.SUPPRESS)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[flags])
+
+    d = command("demo", help="run the whole pipeline on the embedded shapes dataset")
+    d.add_argument("--out", default="runs/demo", help="output folder (default: runs/demo)")
+    d.set_defaults(func=cmd_demo)
+
+    r = command("run", help="run the pipeline from a YAML config")
+    r.add_argument("config", help="YAML config (see configs/)")
+    r.add_argument("overrides", nargs="*", help="dotted overrides, e.g. cam.method=cam out=DIR")
+    r.add_argument("--overwrite", action="store_true", help="replace results already in out")
+    r.set_defaults(func=cmd_run)
+
+    t = command("train", help="train a CAM-ready classifier on a dataset's image-level labels")
+    t.add_argument("config", help="YAML train config, e.g. configs/train_voc_lite0.yaml")
+    t.add_argument("overrides", nargs="*", help="dotted overrides, e.g. train.epochs=5 out=DIR")
+    t.add_argument(
+        "--overwrite", action="store_true", help="start afresh instead of resuming a run in out"
+    )
+    t.set_defaults(func=cmd_train)
+    b = command(
+        "bench",
+        help="measure throughput (img/s): the forward floor, wsol on the device and end to "
+        "end from JPEG files to COCO JSON, and the pytorch-grad-cam + cv2 glue, side by side",
+    )
+    b.add_argument("--arch", default="resnet50")
+    b.add_argument("--method", default="gradcam")
+    b.add_argument("--batch-size", type=int, default=16)
+    b.add_argument("--size", type=int, default=224, help="input size in pixels (square)")
+    b.add_argument("--repeats", type=int, default=3, help="timed batches of the on-device rows (3)")
+    b.add_argument("--device", default="cpu")
+    b.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    b.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="a folder of images, or a VOC root (its JPEGImages/); default: synthetic "
+        "500x375 JPEG files written to --out",
+    )
+    b.add_argument(
+        "--images",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"synthetic files to write (default {BENCH_IMAGES}), or the first N of --data "
+        "(default all)",
+    )
+    b.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="decoding processes of both end-to-end pipelines (default: as wsol run chooses)",
+    )
+    b.add_argument("--threads", type=int, default=None, help="torch CPU threads (default torch's)")
+    b.add_argument(
+        "--no-glue", action="store_true", help="leave out the pytorch-grad-cam + cv2 glue row"
+    )
+    b.add_argument(
+        "--maps",
+        action="store_true",
+        help="also time maps only (no boxes): wsol's against pytorch-grad-cam's",
+    )
+    b.add_argument("--demo", action="store_true", help="also time the demo pipeline end to end")
+    b.add_argument(
+        "--views",
+        action="store_true",
+        help="also time maps to boxes with each test-time view setting (scales, flip)",
+    )
+    b.add_argument(
+        "--out",
+        default="runs/bench",
+        help="scratch folder: synthetic files, the runs' outputs, bench.json (runs/bench)",
+    )
+    b.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="dotted overrides of the timed wsol run, e.g. host_threads=4",
+    )
+    b.set_defaults(func=cmd_bench)
+
+    e = command("eval", help="score a COCO-format pseudo-label file against ground truth")
+    e.add_argument("--gt", required=True, help="COCO instances JSON, or a VOC root folder")
+    e.add_argument(
+        "--pred",
+        required=True,
+        help="COCO JSON: a dataset dict with annotations, or a results list",
+    )
+    e.add_argument(
+        "--gt-format",
+        default="auto",
+        choices=("auto", "coco", "voc"),
+        help="auto: VOC for a folder, COCO for a file",
+    )
+    e.add_argument("--split", default=None, help="VOC split (needed if the root has several)")
+    e.add_argument("--iou", type=float, default=0.5, help="IoU for corloc (default 0.5)")
+    e.add_argument(
+        "--match-ids",
+        action="store_true",
+        help="match prediction images to GT images by id, not by file name",
+    )
+    e.add_argument(
+        "--classes",
+        default="all",
+        metavar="all|pred|NAME,...",
+        help="which GT classes to score: all (default), pred (those the prediction file's "
+        "categories name, as the run that wrote it scored), or names",
+    )
+    e.add_argument("--out", default=None, help="write metrics.json and metrics_per_class.json")
+    e.set_defaults(func=cmd_eval)
+
+    x = command("explain", help="why did the model say that? maps and boxes for images")
+    x.add_argument("images", nargs="+", metavar="IMAGE", help="image files")
+    x.add_argument(
+        "--config",
+        default=None,
+        help="take the model, method, class map and box settings from a run config",
+    )
+    x.add_argument(
+        "--model",
+        default=EXPLAIN_DEFAULTS["model"],
+        help="architecture (default efficientnet_lite0, ImageNet, offline)",
+    )
+    x.add_argument(
+        "--weights",
+        default=EXPLAIN_DEFAULTS["weights"],
+        help="DEFAULT (pretrained), none, or a checkpoint path (one from wsol train "
+        "brings its own architecture and classes)",
+    )
+    x.add_argument("--method", default=EXPLAIN_DEFAULTS["method"], help="CAM method")
+    which = x.add_mutually_exclusive_group()
+    which.add_argument(
+        "--class", dest="cls", default=None, metavar="NAME", help="explain this class"
+    )
+    which.add_argument("--topk", type=int, default=3, help="explain the K top classes (3)")
+    x.add_argument("--out", default="runs/explain", help="output folder (runs/explain)")
+    x.set_defaults(func=cmd_explain)
+
+    c = command("calibrate", help="choose the box threshold on a split that has boxes")
+    c.add_argument("config", help="YAML config; its data split is the calibration split")
+    c.add_argument("overrides", nargs="*", help="dotted overrides, e.g. data.split=val out=DIR")
+    from wsol.evaluate.calibration import METRICS
+
+    c.add_argument(
+        "--metric",
+        default="maxboxacc",
+        choices=METRICS,
+        help="what tau maximizes (default maxboxacc)",
+    )
+    c.add_argument("--per-class", action="store_true", help="one tau per class")
+    c.add_argument(
+        "--min-pairs",
+        type=int,
+        default=1,
+        help="classes with fewer boxed pairs use the global tau (default 1)",
+    )
+    c.add_argument(
+        "--search",
+        action="append",
+        metavar="KEY=[V1, V2, ...]",
+        help="also choose this key among these values (repeat for a grid), e.g. "
+        "'cam.method=[gradcam, layercam]'; writes search.json and best.yaml",
+    )
+    c.add_argument("--grid", default=None, help="a YAML file of keys -> lists of values")
+    c.add_argument(
+        "--rank-by",
+        default=None,
+        choices=tuple(dict.fromkeys(("maxboxacc", "maxboxacc_v2", *METRICS))),
+        help="with --search: what ranks the candidates (default: --metric)",
+    )
+    c.add_argument("--overwrite", action="store_true", help="replace results already in out")
+    c.set_defaults(func=cmd_calibrate)
+    return p
