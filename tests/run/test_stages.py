@@ -139,3 +139,12 @@ def test_decoding_on_the_device_gives_the_same_boxes_within_a_pixel(tmp_path, sh
     b = json.loads((dev.out_dir / "pseudo_labels.json").read_text())["annotations"]
     assert [x["category_id"] for x in a] == [x["category_id"] for x in b]
     np.testing.assert_allclose([x["bbox"] for x in a], [x["bbox"] for x in b], atol=2.0)
+
+
+def test_free_heap_memory_is_handed_back():
+    # glibc (Linux CI): the call exists and runs; elsewhere it says it did nothing.
+    import platform
+
+    from wsol.run.memory import release_free_memory
+
+    assert release_free_memory() is (platform.libc_ver()[0] == "glibc")

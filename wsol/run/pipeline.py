@@ -32,6 +32,7 @@ from wsol.run.distributed import run_sharded, world_size
 from wsol.run.finalize import finalize
 from wsol.run.fingerprint import fingerprint, input_parts
 from wsol.run.journal import Journal
+from wsol.run.memory import release_free_memory
 from wsol.run.stages import HostStage, StageClock, plan_threads
 
 logger = logging.getLogger(__name__)
@@ -222,6 +223,7 @@ class _Chunks:
             with self.clock.timing("score"):
                 self.evaluators.update(samples, results)
         self.done += len(samples) + len(fails)
+        release_free_memory()  # the batch's freed maps go back: memory stays flat
         fault_point(f"batch:{b}")
         now = time.perf_counter()
         if (
