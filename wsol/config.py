@@ -107,6 +107,9 @@ class ModelConfig(Section):
     arch: str = ""
     weights: str = "none"  # none | path | DEFAULT | a torchvision weight name
     target_layer: str = ""  # empty: the architecture's default
+    # the last stride-2 stage dilated instead: maps at stride 16, twice as fine (torchvision
+    # ResNets and timm models; pretrained weights are used as they are)
+    dilate_last: bool = False
     class_map: str = ""  # empty: dataset classes are the model's classes (by name)
     skip_unmapped: bool = False  # drop dataset classes the class map lacks (else: error)
     # [H, W]; empty: the model's own

@@ -148,3 +148,33 @@ def test_free_heap_memory_is_handed_back():
     from wsol.run.memory import release_free_memory
 
     assert release_free_memory() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_model_dilate_last_gives_maps_twice_as_fine(shapes_root):
+    """model.dilate_last: the last stride-2 stage dilated, pretrained weights as they are
+    (EfficientNet-Lite0 at 224: 14x14 maps instead of 7x7)."""
+    import torch
+
+    from wsol.config import load_config
+    from wsol.run.build import plan_run
+
+    grids = {}
+    for dilate in (False, True):
+        cfg = load_config(
+            None,
+            [
+                "data.format=folder",
+                f"data.root={shapes_root / 'JPEGImages'}",
+                "data.limit=1",
+                "model.arch=efficientnet_lite0",
+                "model.weights=none",
+                "cam.targets=topk",
+                f"model.dilate_last={str(dilate).lower()}",
+                "out=/tmp/unused-by-plan",
+            ],
+        )
+        loc = plan_run(cfg).localizer
+        loc.keep_raw_maps = True
+        images = torch.zeros(1, 3, *loc.input_size, dtype=torch.uint8)
+        grids[dilate] = loc.maps(images, [(100, 100)]).raw.shape[-2:]
+    assert grids == {False: (7, 7), True: (14, 14)}

@@ -167,7 +167,7 @@ def build_model(
     """
     trained = trained_checkpoint(weights)
     if trained is not None:
-        spec = _build_trained(arch, weights, *trained)
+        spec = _build_trained(arch, weights, *trained, dilate_last=dilate_last)
     elif not arch:
         raise ModelError(
             f"model.arch is not set, and model.weights={weights!r} is not a checkpoint "
@@ -209,8 +209,12 @@ def build_classifier(
     return fit_head(spec, arch, list(classes), multi_label)
 
 
-def _build_trained(arch: str, path: str, state: dict, meta: dict) -> ModelSpec:
-    """A ``wsol train`` checkpoint: rebuild its network from its own description."""
+def _build_trained(
+    arch: str, path: str, state: dict, meta: dict, dilate_last: bool = False
+) -> ModelSpec:
+    """A ``wsol train`` checkpoint: rebuild its network from its own description
+    (dilated if it was trained so, or if ``dilate_last`` asks for it: the weights fit
+    either way)."""
     trained = meta["arch"]
     if arch and arch != trained:
         raise ModelError(
@@ -222,7 +226,7 @@ def _build_trained(arch: str, path: str, state: dict, meta: dict) -> ModelSpec:
         meta["class_names"],
         weights="none",
         multi_label=meta["multi_label"],
-        dilate_last=meta["dilate_last"],
+        dilate_last=meta["dilate_last"] or dilate_last,
     )
     load_into(
         spec.net, {k: v.float() if v.is_floating_point() else v for k, v in state.items()}, path

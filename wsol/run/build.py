@@ -55,7 +55,11 @@ def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping, 
     """The model (with config overrides of its preprocessing), its class mapping, and the
     dataset restricted to mappable classes when ``model.skip_unmapped`` asks for it."""
     spec = build_model(
-        cfg.model.arch, cfg.model.weights, dataset.classes or None, cfg.model.target_layer or None
+        cfg.model.arch,
+        cfg.model.weights,
+        dataset.classes or None,
+        cfg.model.target_layer or None,
+        dilate_last=cfg.model.dilate_last,
     )
     if cfg.model.input_size:
         spec.input_size = tuple(cfg.model.input_size)
