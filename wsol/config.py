@@ -119,6 +119,9 @@ class ModelConfig(Section):
     std: list[float] | None = field(default=None, metadata=between(0, lo_open=True, length=3))
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Literal["fp32", "bf16", "fp16"] = "fp32"  # bf16/fp16: autocast
+    # the model and its inputs in channels-last memory: faster convolutions on CPUs
+    # (oneDNN: about 1.5x for ResNet-50 and EfficientNet-Lite2 here) and on GPUs
+    channels_last: bool = True
 
     def check(self) -> None:
         check_device(self.device)

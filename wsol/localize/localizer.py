@@ -49,7 +49,7 @@ from wsol.localize.results import (
 )
 from wsol.localize.views import Views, fuse_maps, view_input
 from wsol.models import ModelSpec
-from wsol.models.spec import model_input
+from wsol.models.spec import channels_last, model_input
 
 
 class Localizer:
@@ -102,6 +102,7 @@ class Localizer:
             device_boxes == "on"
             or (device_boxes == "auto" and self.device.type == "cuda" and has_cupy())
         )
+        self._channels_last = channels_last(model.net)
         self._mean = torch.tensor(model.mean, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(model.std, device=self.device).view(1, 3, 1, 1)
         self._taus = None
@@ -195,9 +196,10 @@ class Localizer:
         return self._to_host(maps, chosen, model_targets, probs, list(sizes), regions, keep_maps)
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """``uint8 [B, 3, H, W]`` -> the model's float input on the device."""
+        """``uint8 [B, 3, H, W]`` -> the model's float input on the device, in the
+        memory format of the model's convolutions (channels-last when they are)."""
         x = model_input(images.to(self.device, non_blocking=True), self._mean, self._std)
-        if self.device.type == "cuda":
+        if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 

@@ -71,6 +71,15 @@ def model_input(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> 
     return (images.float().div_(255.0) - mean) / std
 
 
+def channels_last(net: nn.Module) -> bool:
+    """Whether ``net``'s convolutions are in channels-last memory (after
+    ``net.to(memory_format=torch.channels_last)``), so that inputs should be too."""
+    for p in net.parameters():
+        if p.ndim == 4 and p.shape[-1] * p.shape[-2] > 1 and p.shape[1] > 1:
+            return p.is_contiguous(memory_format=torch.channels_last) and not p.is_contiguous()
+    return False
+
+
 def resolve_module(net: nn.Module, name: str) -> nn.Module:
     """The submodule called ``name`` (dotted), or an error naming close matches, the
     top-level layers, and this model's own last convolutional stages as examples."""

@@ -196,7 +196,7 @@ def plan_run(cfg: Config, status: Status | None = None) -> RunPlan:
     )
     spec, mapping, dataset = build_spec(cfg, dataset)
     spec.net.to(device)
-    if device.type == "cuda":
+    if cfg.model.channels_last:
         spec.net.to(memory_format=torch.channels_last)
     taus = calibration.thresholds_for(dataset.classes) if calibration is not None else None
     try:

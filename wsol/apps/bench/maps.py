@@ -13,26 +13,26 @@ from wsol.apps.bench.timing import Status, synchronizer, timed
 from wsol.cams import build_method
 from wsol.localize import PRECISIONS
 from wsol.models import ModelSpec, build_model
+from wsol.models.spec import channels_last
 
 
 def model_on(arch: str, size: int, device: torch.device) -> ModelSpec:
     """``arch`` with random weights (throughput does not depend on them), seeded, in
-    eval mode on ``device`` and fed ``size x size`` inputs; channels-last on CUDA, as
-    ``wsol run`` puts it there."""
+    eval mode on ``device`` and fed ``size x size`` inputs; channels-last, as ``wsol run``
+    puts it by default (``model.channels_last``)."""
     torch.manual_seed(0)
     spec = build_model(arch, "none")
-    spec.net.eval().to(device)
-    if device.type == "cuda":
-        spec.net.to(memory_format=torch.channels_last)
+    spec.net.eval().to(device).to(memory_format=torch.channels_last)
     spec.input_size = (size, size)
     return spec
 
 
 def forward_floor(spec: ModelSpec, x: torch.Tensor, precision: str) -> Callable[[], None]:
     """The bare forward of ``x`` ``[B, 3, H, W]``: no gradients, under autocast for
-    ``bf16``/``fp16``, channels-last on CUDA. No CAM method can be faster than this."""
+    ``bf16``/``fp16``, channels-last like the model. No CAM method can be faster than
+    this."""
     dtype = PRECISIONS[precision]
-    if x.device.type == "cuda":
+    if channels_last(spec.net):
         x = x.contiguous(memory_format=torch.channels_last)
 
     def forward() -> None:
