@@ -269,8 +269,9 @@ def test_run_says_what_it_does(tmp_path, shapes_root, capsys):
     assert main(args) == EXIT_OK
     err = capsys.readouterr().err
     lines = [ln for ln in err.splitlines() if ln.startswith("wsol: ")]
-    assert lines[0] == f"wsol: reading the voc dataset in {shapes_root}"
-    assert lines[1] == "wsol: 16 images, 6 classes; building shapes_net on cpu"
+    assert lines[0] == f"wsol: gradcam on {shapes_root} into {tmp_path / 'o'}; loading torch"
+    assert lines[1] == f"wsol: reading the voc dataset in {shapes_root}"
+    assert lines[2] == "wsol: 16 images, 6 classes; building shapes_net on cpu"
     assert lines[-1] == "wsol: writing the outputs"
     assert main([*args, "--overwrite", "-q"]) == EXIT_OK
     assert "wsol: " not in capsys.readouterr().err

@@ -62,11 +62,14 @@ def cmd_run(args) -> int:
     from wsol.run.distributed import is_main_process
 
     cfg = load_config(args.config, args.overrides)
+    say = status_printer(args.quiet)
+    if say is not None:  # before torch is imported, which takes seconds
+        say(f"{cfg.cam.method} on {cfg.data.root or 'data.root?'} into {cfg.out}; loading torch")
     result = run(
         cfg,
         progress=None if args.quiet else progress_bar(cfg.cam.method),
         overwrite=args.overwrite,
-        status=status_printer(args.quiet),
+        status=say,
     )
     if not is_main_process():  # under torchrun, rank 0 reports for all
         return EXIT_OK
