@@ -33,7 +33,7 @@ from wsol.run.finalize import finalize
 from wsol.run.fingerprint import fingerprint, input_parts
 from wsol.run.journal import Journal
 from wsol.run.memory import release_free_memory
-from wsol.run.stages import HostStage, StageClock, plan_threads
+from wsol.run.stages import HostStage, StageClock, plan_threads, single_threaded_cv2
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +154,7 @@ def _loop(
     clock = StageClock()
     chunks = _Chunks(plan, journal, totals, progress, clock, start)
     batches = iter(loader)
-    with HostStage(host_threads) as host:
+    with single_threaded_cv2(), HostStage(host_threads) as host:
         for b in itertools.count():
             with clock.timing("decode"):
                 batch = next(batches, None)

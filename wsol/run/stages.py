@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 
+import cv2
+
 STAGES = ("decode", "model", "boxes", "score", "write")
 
 
@@ -46,6 +48,20 @@ def plan_threads(
     else:
         auto_workers, auto_host = (1 if cpus >= 2 else 0), 1
     return (auto_workers if workers is None else workers), (host or auto_host)
+
+
+@contextmanager
+def single_threaded_cv2() -> Iterator[None]:
+    """cv2 without its own thread pool inside the block (and as it was after): the host
+    stage spreads images over its threads instead, and the model keeps the cores.
+    Decoding processes forked inside the block inherit the setting (calling
+    ``cv2.setNumThreads`` in a forked child can hang on the parent's thread pool)."""
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 class StageClock:
