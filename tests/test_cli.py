@@ -346,3 +346,18 @@ def test_eval_says_which_classes_and_can_score_the_runs_own(tmp_path, voc_root, 
     assert own["corloc"] == 1.0 and every["corloc"] < 0.5  # unpredicted classes count as misses
     assert main([*base, "--classes", "dog,unicorn"]) == EXIT_USAGE
     assert "unicorn" in capsys.readouterr().err
+
+
+def test_the_command_line_answers_without_loading_torch():
+    """`wsol --help` and the parser import nothing heavy (torch takes seconds to load);
+    the calibration metrics it lists are the library's."""
+    code = (
+        "import sys; from wsol.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'cv2', 'numpy') if m in sys.modules))"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.stdout.strip() == "[]", p.stdout + p.stderr
+    from wsol.cli.parser import CALIBRATION_METRICS
+    from wsol.evaluate.calibration import METRICS
+
+    assert CALIBRATION_METRICS == METRICS
