@@ -59,7 +59,6 @@ def cmd_demo(args) -> int:
 def cmd_run(args) -> int:
     from wsol.config import load_config
     from wsol.run import run
-    from wsol.run.distributed import is_main_process
 
     cfg = load_config(args.config, args.overrides)
     say = status_printer(args.quiet)
@@ -71,6 +70,8 @@ def cmd_run(args) -> int:
         overwrite=args.overwrite,
         status=say,
     )
+    from wsol.run.distributed import is_main_process  # (imports torch: after the run)
+
     if not is_main_process():  # under torchrun, rank 0 reports for all
         return EXIT_OK
     print(_outcome({cfg.cam.method: result.metrics}))
