@@ -102,3 +102,15 @@ def test_max_heat_takes_the_pixelwise_maximum_of_usable_maps():
     heat = max_heat(_result(4, 6), (4, 6))
     assert heat.shape == (4, 6) and heat[0, 0] == 1.0 and heat[0, -1] == 1.0
     assert max_heat(ImageResult((4, 6), np.zeros(1)), (4, 6)) is None
+
+
+def test_small_scores_keep_two_significant_digits():
+    from wsol.report.gallery import score_text
+
+    assert [score_text(v) for v in (0.91, 0.1, 0.0032, 0.04567, 0.0)] == [
+        "0.91",
+        "0.10",
+        "0.0032",
+        "0.046",
+        "0",
+    ]

@@ -57,10 +57,10 @@ def class_lines(
     lines = []
     for c in result.classes:
         det = c.detections
-        line = f"{classes[c.dataset_class]} p={c.prob:.2f}: "
+        line = f"{classes[c.dataset_class]} p={score_text(c.prob)}: "
         if len(det.scores):
             n = len(det.boxes)
-            line += f"box {det.scores[0]:.2f}" + (f" (+{n - 1} more)" if n > 1 else "")
+            line += f"box {score_text(det.scores[0])}" + (f" (+{n - 1} more)" if n > 1 else "")
             if c.dataset_class in gt:
                 line += f", IoU {box_iou(det.boxes, gt[c.dataset_class]).max():.2f}"
         else:
@@ -95,7 +95,9 @@ def render_tile(
         det = c.detections
         for j, box in enumerate(det.boxes):
             boxes.append(box * to_thumb)
-            texts.append(f"{classes[c.dataset_class]} {det.scores[j]:.2f}" if j == 0 else "")
+            texts.append(
+                f"{classes[c.dataset_class]} {score_text(det.scores[j])}" if j == 0 else ""
+            )
     gt = sample.boxes * to_thumb if show_gt else np.zeros((0, 4))
     pred = np.array(boxes).reshape(-1, 4)
     picture = overlay(pixels, heat, pred, gt, pred_labels=texts, side=TILE_SIDE)
@@ -148,3 +150,8 @@ def render_gallery(
             )
         )
     return tiles
+
+
+def score_text(value: float) -> str:
+    """A probability or score in 2 significant digits (0.0032, not 0.00; 0.91)."""
+    return f"{value:.2f}" if value >= 0.1 else f"{value:.2g}"

@@ -45,6 +45,9 @@ EXPLAIN = {
     "images_per_second": "Throughput of the main pass (maps, boxes and scoring).",
     "num_bad_maps": "Maps that gave no box because they were constant or held NaN or Inf.",
     "empty_detections": "Maps that gave no box, by reason.",
+    "stage_seconds": "Busy seconds of each stage of the main pass: decode, model (the device "
+    "stage), boxes, score (the sweep), write; they overlap, so they can add up to more "
+    "than the pass took.",
     "calibrated_threshold": "The global cut calibration chose on its own split.",
     "calibration_overlap_images": "Images of this run that calibration also used (should "
     "be 0: a cut tuned on the test images flatters every metric at it).",
@@ -70,8 +73,10 @@ COUNTS = (
     "images_per_second",
     "num_bad_maps",
     "empty_detections",
+    "stage_seconds",
 )
 CALIBRATION = ("calibrated_threshold", "calibration_overlap_images")
+STAGE_KEYS = ("decode", "model", "boxes", "score", "write")  # stage_seconds' keys
 # What says which metric is which (see wsol.run.finalize), not metrics themselves.
 META = ("cut", "metrics_at_cut", "metrics_over_sweep")
 
@@ -88,6 +93,8 @@ def format_value(value, key: str = "") -> str:
             return str(value)
         if key.endswith("threshold") or key == "images_per_second":
             return f"{value:.3g}"
+        if key in STAGE_KEYS:
+            return f"{value:.1f} s"
         return f"{value:.4f}"
     if isinstance(value, dict):
         return "; ".join(f"{k}: {format_value(v, str(k))}" for k, v in value.items()) or "none"
