@@ -62,8 +62,8 @@ def cmd_run(args) -> int:
 
     cfg = load_config(args.config, args.overrides)
     say = status_printer(args.quiet)
-    if say is not None:  # before torch is imported, which takes seconds
-        say(f"{cfg.cam.method} on {cfg.data.root or 'data.root?'} into {cfg.out}; loading torch")
+    if say is not None and cfg.data.root:  # before torch loads, which takes seconds
+        say(f"{cfg.cam.method} on {cfg.data.root} into {cfg.out}; loading torch")
     result = run(
         cfg,
         progress=None if args.quiet else progress_bar(cfg.cam.method),
