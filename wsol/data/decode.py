@@ -94,10 +94,17 @@ def decode_image(
         DecodeError: missing, empty, truncated or undecodable file, not a regular file,
             or over ``max_bytes``.
     """
-    data = read_regular_file(path, max_bytes)
+    return decode_bytes(read_regular_file(path, max_bytes), max_side)
+
+
+def decode_bytes(
+    data: bytes, max_side: int | None = None, apply_exif: bool = True
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`decode_image` of a file's bytes (``apply_exif=False``: as stored, not
+    turned upright)."""
     try:
         im = Image.open(io.BytesIO(data))
-        orientation = im.getexif().get(0x0112, 1)
+        orientation = im.getexif().get(0x0112, 1) if apply_exif else 1
         width, height = im.size
         if orientation in _EXIF_SWAPS_AXES:
             width, height = height, width
@@ -105,7 +112,8 @@ def decode_image(
             scale = _DRAFT_FACTOR * max_side / max(width, height)
             im.draft("RGB", (int(im.size[0] * scale) + 1, int(im.size[1] * scale) + 1))
         im.load()  # raises on truncated data, unlike cv2, which only warns
-        im = ImageOps.exif_transpose(im)
+        if apply_exif:
+            im = ImageOps.exif_transpose(im)
         pixels = _to_rgb_array(im)
     except DecodeError:
         raise

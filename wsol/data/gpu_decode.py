@@ -30,30 +30,22 @@ TorchCodec and emits a ``DeprecationWarning`` (hidden by default outside ``__mai
 
 from __future__ import annotations
 
-import io
-import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from wsol.data.base import Sample
-from wsol.data.decode import MAX_FILE_BYTES, DecodeError, read_regular_file
+from wsol.data.decode import MAX_FILE_BYTES, DecodeError, decode_bytes, read_regular_file
+from wsol.data.jpeg_header import JpegInfo, jpeg_info
 from wsol.data.loader import Batch, Failure, FileBatch
 
 # Above this many pixels a JPEG goes to the CPU decoder, which drafts it at reduced scale
 # (a 12000 x 9000 photo would need 324 MB of device memory at full size).
 MAX_GPU_PIXELS = 2**26
-_DRAFT_FACTOR = 2  # as wsol.data.decode: draft when the long side is over 2x max_side
-_EXIF_SWAPS_AXES = {5, 6, 7, 8}
-# SOF markers nvjpeg decodes: baseline, extended sequential and progressive Huffman.
-_SOF_GPU = {0xC0, 0xC1, 0xC2}
-_SOF_ALL = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
 @dataclass
@@ -66,90 +58,6 @@ class DecodedImage:
     pixels: torch.Tensor
     orig_size: tuple[int, int]
     decoder: str
-
-
-@dataclass
-class JpegInfo:
-    """What a JPEG's header says: stored size, components, SOF marker, EXIF orientation
-    and whether an end-of-image marker follows the scan data."""
-
-    height: int
-    width: int
-    components: int
-    precision: int
-    sof: int
-    orientation: int
-    complete: bool
-
-    @property
-    def gpu_ok(self) -> bool:
-        """Whether nvjpeg can decode it as RGB (8-bit Huffman, gray or YCbCr)."""
-        return (
-            self.sof in _SOF_GPU
-            and self.precision == 8
-            and self.components in (1, 3)
-            and self.complete
-            and self.height > 0
-            and self.width > 0
-        )
-
-
-def _exif_orientation(seg: bytes) -> int:
-    """The orientation tag (0x0112) of IFD0 in an APP1 Exif segment body, or 1."""
-    if not seg.startswith(b"Exif\x00\x00") or len(seg) < 14:
-        return 1
-    tiff = seg[6:]
-    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
-    if order is None:
-        return 1
-    try:
-        (ifd,) = struct.unpack_from(order + "I", tiff, 4)
-        (n,) = struct.unpack_from(order + "H", tiff, ifd)
-        for k in range(n):
-            tag, kind, _count, value = struct.unpack_from(order + "HHI4s", tiff, ifd + 2 + 12 * k)
-            if tag == 0x0112 and kind == 3:  # SHORT, stored left-aligned in the value field
-                (o,) = struct.unpack_from(order + "H", value)
-                return o if 1 <= o <= 8 else 1
-    except struct.error:
-        return 1
-    return 1
-
-
-def jpeg_info(data: bytes) -> JpegInfo | None:
-    """Parse a JPEG's markers up to its first scan (no pixel decoding, a few
-    microseconds); None when ``data`` is not a JPEG or its header is cut short."""
-    if not data.startswith(b"\xff\xd8"):
-        return None
-    pos, orientation, sof, seen_exif = 2, 1, None, False
-    n = len(data)
-    while pos + 4 <= n:
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in (0x01, *range(0xD0, 0xD8)):  # standalone markers
-            pos += 2
-            continue
-        (length,) = struct.unpack_from(">H", data, pos + 2)
-        body = data[pos + 4 : pos + 2 + length]
-        if length < 2 or len(body) != length - 2:
-            return None
-        if marker == 0xE1 and not seen_exif and body.startswith(b"Exif\x00\x00"):
-            orientation, seen_exif = _exif_orientation(body), True  # the first, as PIL
-        elif marker in _SOF_ALL and sof is None and len(body) >= 6:
-            precision, h, w, comps = struct.unpack_from(">BHHB", body)
-            sof = (h, w, comps, precision, marker)
-        elif marker == 0xDA:  # start of scan: the header is over
-            if sof is None:
-                return None
-            # A truncated file has no end-of-image marker; trailing padding is tolerated.
-            complete = data.rfind(b"\xff\xd9", max(pos, n - 1024)) >= 0
-            h, w, comps, precision, kind = sof
-            return JpegInfo(h, w, comps, precision, kind, orientation, complete)
-        pos += 2 + length
-    return None
 
 
 def apply_orientation(pixels: torch.Tensor, orientation: int) -> torch.Tensor:
@@ -172,33 +80,6 @@ def apply_orientation(pixels: torch.Tensor, orientation: int) -> torch.Tensor:
     else:
         return pixels
     return out.contiguous()
-
-
-def _decode_cpu(
-    data: bytes, max_side: int | None, apply_exif: bool
-) -> tuple[np.ndarray, tuple[int, int]]:
-    """The CPU decoder of :func:`wsol.data.decode.decode_image`, from bytes."""
-    # Mirrors decode_image after its read; a bytes entry point there would remove this.
-    from wsol.data.decode import _to_rgb_array
-
-    try:
-        im = Image.open(io.BytesIO(data))
-        orientation = im.getexif().get(0x0112, 1) if apply_exif else 1
-        width, height = im.size
-        if orientation in _EXIF_SWAPS_AXES:
-            width, height = height, width
-        if max_side and im.format == "JPEG" and max(width, height) > _DRAFT_FACTOR * max_side:
-            scale = _DRAFT_FACTOR * max_side / max(width, height)
-            im.draft("RGB", (int(im.size[0] * scale) + 1, int(im.size[1] * scale) + 1))
-        im.load()
-        if apply_exif:
-            im = ImageOps.exif_transpose(im)
-        pixels = _to_rgb_array(im)
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        raise DecodeError(f"cannot decode image: {str(e) or type(e).__name__}") from None
-    if pixels.ndim != 3 or pixels.shape[0] == 0 or pixels.shape[1] == 0:
-        raise DecodeError(f"decoded to an empty array of shape {pixels.shape}")
-    return np.ascontiguousarray(pixels), (height, width)
 
 
 def _as_tensor(data: bytes) -> torch.Tensor:
@@ -255,7 +136,7 @@ def decode_jpegs(
         if out[i] is not None or data is None:
             continue
         try:
-            arr, orig = _decode_cpu(data, max_side, apply_exif)
+            arr, orig = decode_bytes(data, max_side, apply_exif)
         except DecodeError as e:
             out[i] = e
             continue
