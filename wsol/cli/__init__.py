@@ -56,7 +56,7 @@ def resume_hint(command: str, argv: list[str]) -> str:
     if command not in ("run", "train", "calibrate", "demo"):
         return ""
     again = shlex.join(["wsol", *(a for a in argv if a != "--overwrite")])
-    from wsol.run.distributed import world_size
+    from wsol.run.process_group import world_size
 
     if world_size() > 1:  # one of torchrun's processes: wsol alone would be refused
         return "; what was finished is on disk, and the same torchrun command resumes it"

@@ -70,7 +70,7 @@ def cmd_run(args) -> int:
         overwrite=args.overwrite,
         status=say,
     )
-    from wsol.run.distributed import is_main_process  # (imports torch: after the run)
+    from wsol.run.process_group import is_main_process  # (imports torch: after the run)
 
     if not is_main_process():  # under torchrun, rank 0 reports for all
         return EXIT_OK

@@ -27,59 +27,37 @@ number is refused (its shards would cover other images).
 
 from __future__ import annotations
 
-import atexit
 import dataclasses
 import itertools
 import json
 import logging
-import os
 import time
-from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
-import torch.distributed as dist
 
-from wsol.config import Config, ConfigError, dump_config
+from wsol.config import Config, dump_config
 from wsol.errors import WsolError
 from wsol.fileio import atomic_write_text
-from wsol.models.spec import resolve_device
 from wsol.run.build import RunPlan, Status, plan_run
 from wsol.run.finalize import finalize
 from wsol.run.fingerprint import fingerprint, input_parts
 from wsol.run.journal import RANK_DIR, STATE_FILE, Journal, RunExistsError
+from wsol.run.process_group import (
+    barrier,
+    broadcast_json,
+    join_group,
+    rank,
+    world_size,
+)
 
 if TYPE_CHECKING:
     from wsol.run.pipeline import Progress, RunResult, Totals
 
 logger = logging.getLogger(__name__)
 
-TIMEOUT_ENV = "WSOL_DIST_TIMEOUT_HOURS"
-# A rank that is done waits at the barrier for the slowest one: after a killed rank is
-# resumed, that can be the whole of its shard, so the default is long.
-DEFAULT_TIMEOUT_HOURS = 168.0
-_POLL_SECONDS = 0.1
 LISTING_GRACE_SECONDS = 60.0  # NFS caches a folder's listing for up to acdirmax (60 s)
-
-
-def world_size() -> int:
-    """How many processes share the run: torchrun's ``WORLD_SIZE``, else 1."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_world_size()
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def rank() -> int:
-    """This process's rank: torchrun's ``RANK``, else 0."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank()
-    return int(os.environ.get("RANK", "0"))
-
-
-def is_main_process() -> bool:
-    """True on rank 0 and in a plain run: the process that owns the console."""
-    return rank() == 0
 
 
 def shard_bounds(num_images: int, world_size: int, batch_size: int) -> list[tuple[int, int]]:
@@ -140,7 +118,7 @@ def run_sharded(cfg: Config, progress: Progress | None, overwrite: bool, say: St
 
     if rank() != 0:  # the console is rank 0's
         progress, say = None, (lambda line: None)
-    device = _join_group(cfg)
+    device = join_group(cfg)
     plan = plan_run(cfg, say)
     shards = shard_bounds(len(plan.dataset), world_size(), plan.cfg.cam.batch_size)
     journal = ShardedJournal(plan.cfg.out, shards)
@@ -149,13 +127,13 @@ def run_sharded(cfg: Config, progress: Progress | None, overwrite: bool, say: St
         mine = _run_shard(plan, journal, fp, progress, say)
         if len(shards) > 1:
             say("waiting for the other ranks to finish their shards")
-        _barrier(device)
+        barrier(device)
         if rank() == 0:
             report = plan.cfg.report
             drawing = f", drawing the report ({report.num_images} images)" if report.enabled else ""
             say(f"merging the {len(shards)} shards, writing the outputs{drawing}")
             metrics, sweep = _merge(plan, journal, mine.stages)
-        _barrier(device)  # rank 0's outputs are in place
+        barrier(device)  # rank 0's outputs are in place
     finally:
         journal.close()  # (only rank 0 holds its lock)
     if rank() != 0:
@@ -246,7 +224,7 @@ def _open_on_rank0(
     raise too. Returns the fingerprint."""
     cfg, size = plan.cfg, len(journal.shards)
     if rank() != 0:
-        answer = _broadcast_json(None, device)
+        answer = broadcast_json(None, device)
         if "error" in answer:
             raise RunExistsError(answer["error"])
         return answer["fingerprint"]
@@ -260,9 +238,9 @@ def _open_on_rank0(
             raise RunExistsError(_other_world_size(journal.out, fp) or str(e)) from None
         atomic_write_text(journal.out / "config.yaml", dump_config(cfg))
     except WsolError as e:
-        _broadcast_json({"error": str(e)}, device)
+        broadcast_json({"error": str(e)}, device)
         raise
-    _broadcast_json({"fingerprint": fp}, device)
+    broadcast_json({"fingerprint": fp}, device)
     return fp
 
 
@@ -282,65 +260,3 @@ def _other_world_size(out: Path, fp: dict[str, str]) -> str | None:
         f"{before} (torchrun's --nnodes times --nproc_per_node), or pass --overwrite to "
         f"start afresh with {fp['world size']}"
     )
-
-
-def _join_group(cfg: Config) -> torch.device:
-    """Join torchrun's process group (NCCL when the model runs on CUDA, gloo on the CPU),
-    on ``cuda:LOCAL_RANK`` for ``model.device=auto|cuda``; the device for collectives."""
-    device = resolve_device(cfg.model.device)
-    if device.type == "cuda":
-        local = int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
-        if device.index is not None and int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:
-            raise ConfigError(
-                f"model.device={cfg.model.device} would put every process of this node on "
-                "one GPU; use model.device=auto or cuda (rank r takes cuda:LOCAL_RANK)"
-            )
-        index = device.index if device.index is not None else local
-        if index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"LOCAL_RANK={local} but this node has {torch.cuda.device_count()} GPUs; "
-                "start at most that many processes per node"
-            )
-        torch.cuda.set_device(index)  # "cuda" now means this rank's GPU
-        device = torch.device("cuda", index)
-    if not dist.is_initialized():
-        try:
-            hours = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_HOURS))
-        except ValueError:
-            raise ConfigError(f"{TIMEOUT_ENV} must be a number of hours") from None
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        dist.init_process_group(backend, timeout=timedelta(hours=hours))
-        atexit.register(_leave_group)
-        logger.info("rank %d of %d joined the %s group", rank(), world_size(), backend)
-    return device
-
-
-def _leave_group() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
-
-
-def _wait(work) -> None:
-    """Wait for a collective in short Python steps: a signal (torchrun's SIGTERM when
-    another rank failed, Ctrl-C) is handled at once, not after the group's timeout."""
-    while not work.is_completed():
-        time.sleep(_POLL_SECONDS)
-    work.wait()
-
-
-def _barrier(device: torch.device) -> None:
-    if world_size() > 1:
-        _wait(dist.all_reduce(torch.zeros(1, device=device), async_op=True))
-
-
-def _broadcast_json(obj: Any, device: torch.device) -> Any:
-    """Rank 0's ``obj`` on every rank (the others pass None)."""
-    data = json.dumps(obj).encode() if rank() == 0 else b""
-    size = torch.tensor([len(data)], dtype=torch.int64, device=device)
-    _wait(dist.broadcast(size, 0, async_op=True))
-    if rank() == 0:
-        buf = torch.frombuffer(bytearray(data), dtype=torch.uint8).to(device)
-    else:
-        buf = torch.empty(int(size.item()), dtype=torch.uint8, device=device)
-    _wait(dist.broadcast(buf, 0, async_op=True))
-    return json.loads(buf.cpu().numpy().tobytes())

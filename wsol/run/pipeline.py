@@ -28,11 +28,12 @@ from wsol.evaluate import Evaluators
 from wsol.export import annotations_for, image_entry
 from wsol.fileio import atomic_write_text, fault_point
 from wsol.run.build import RunPlan, Status, plan_run
-from wsol.run.distributed import run_sharded, world_size
+from wsol.run.distributed import run_sharded
 from wsol.run.finalize import finalize
 from wsol.run.fingerprint import fingerprint, input_parts
 from wsol.run.journal import Journal
 from wsol.run.memory import release_free_memory
+from wsol.run.process_group import world_size
 from wsol.run.stages import HostStage, StageClock, plan_threads, single_threaded_cv2
 
 logger = logging.getLogger(__name__)
