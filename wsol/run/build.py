@@ -27,6 +27,7 @@ from wsol.evaluate.calibration import Calibration, check_source, load_calibratio
 from wsol.localize import BoxParams, Localizer, TargetPolicy, Views
 from wsol.models import ModelSpec, build_model
 from wsol.models.class_maps import load_class_map
+from wsol.models.fold import fold_model
 from wsol.models.spec import resolve_device
 from wsol.run.resolve import absolute_paths, resolved
 
@@ -211,6 +212,10 @@ def plan_run(cfg: Config, status: Status | None = None) -> RunPlan:
             precision=cfg.model.precision,
             device_boxes=cfg.boxes.device_components,
         )
+        if cfg.model.fold_bn:
+            folded = fold_model(spec, [localizer.method.layer], localizer.input_size)
+            if folded.undone:
+                logger.warning("model.fold_bn: BatchNorm left unfolded: %s", folded.undone)
         _dry_forward(localizer)
     except CamError as e:  # a method that cannot work on this model, said before any work
         raise ConfigError(f"cam.method={cfg.cam.method}: {e}") from None

@@ -3,7 +3,6 @@ pytorch-grad-cam's, and maps to boxes for each test-time view setting."""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import torch
@@ -13,17 +12,22 @@ from wsol.apps.bench.timing import Status, synchronizer, timed
 from wsol.cams import build_method
 from wsol.localize import PRECISIONS
 from wsol.models import ModelSpec, build_model
+from wsol.models.fold import fold_model
 from wsol.models.spec import channels_last
 
 
-def model_on(arch: str, size: int, device: torch.device) -> ModelSpec:
+def model_on(arch: str, size: int, device: torch.device, prepared: bool = True) -> ModelSpec:
     """``arch`` with random weights (throughput does not depend on them), seeded, in
-    eval mode on ``device`` and fed ``size x size`` inputs; channels-last, as ``wsol run``
-    puts it by default (``model.channels_last``)."""
+    eval mode on ``device`` and fed ``size x size`` inputs; channels-last. ``prepared``:
+    also its BatchNorms folded, as ``wsol run`` runs a model by default
+    (``model.channels_last``, ``model.fold_bn``); without it, the model as a peer
+    library gets it."""
     torch.manual_seed(0)
     spec = build_model(arch, "none")
     spec.net.eval().to(device).to(memory_format=torch.channels_last)
     spec.input_size = (size, size)
+    if prepared:
+        fold_model(spec, [spec.target_layer], spec.input_size)
     return spec
 
 
@@ -96,7 +100,7 @@ def bench_maps(
         else:
             from wsol.models import resolve_module
 
-            ref_net = copy.deepcopy(spec.net)  # its hooks never touch the model wsol times
+            ref_net = model_on(arch, size, dev, prepared=False).net  # the same weights
             layer = resolve_module(ref_net, spec.target_layer)
             ref_targets = [ClassifierOutputTarget(0)] * batch_size
             say("timing pytorch-grad-cam GradCAM")
