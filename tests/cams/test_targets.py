@@ -35,6 +35,15 @@ def test_combine_rule_takes_the_best_mapped_class_for_probability_and_map():
     assert t.tolist() == [[1, 2, -1]]
 
 
+def test_dataset_probs_is_the_largest_member_and_zero_for_a_class_without_members():
+    gen = torch.Generator().manual_seed(0)
+    groups = [[3, 7, 1], [], [0], [7, 2], [5]]
+    m = ClassMapping(groups, 8, multi_label=False)
+    probs = torch.rand(4, 8, generator=gen)
+    want = torch.stack([probs[:, g].amax(1) if g else torch.zeros(4) for g in groups], dim=1)
+    assert torch.equal(m.dataset_probs(probs), want)
+
+
 def test_ranking_does_not_favour_classes_with_many_model_classes():
     # "dog" has three breeds at 0.2 each (sum 0.6); "cat" one class at 0.3. A sum would
     # rank dog first; the image's best single class is the cat, and top-1 picks cat.

@@ -46,6 +46,9 @@ class ClassMapping:
         self.matrix = torch.zeros(len(groups), num_model_classes, dtype=torch.bool)
         for d, members in enumerate(groups):
             self.matrix[d, members] = True
+        # the same as flat lists: model class members[i] belongs to dataset class owner[i]
+        self.members = torch.tensor([c for g in groups for c in g], dtype=torch.long)
+        self.owner = torch.tensor([d for d, g in enumerate(groups) for _ in g], dtype=torch.long)
         self.multi_label = multi_label
         self.names = (
             list(names) if names is not None else [f"class_{d}" for d in range(len(groups))]
@@ -89,14 +92,22 @@ class ClassMapping:
 
     def to(self, device: torch.device) -> ClassMapping:
         self.matrix = self.matrix.to(device)
+        self.members, self.owner = self.members.to(device), self.owner.to(device)
         return self
 
     def dataset_probs(self, model_probs: torch.Tensor) -> torch.Tensor:
         """``[B, C]`` model probabilities -> ``[B, D]`` dataset-class probabilities: each
         class's largest mapped probability (see the module docstring for why not the sum)."""
-        m = self.matrix.to(model_probs.device)
-        masked = torch.where(m[None], model_probs[:, None, :], torch.zeros(()).to(model_probs))
-        return masked.amax(dim=2)
+        dev = model_probs.device
+        members, owner = self.members.to(dev), self.owner.to(dev)
+        out = model_probs.new_zeros(len(model_probs), len(self.names))  # no member: 0
+        return out.scatter_reduce_(
+            1,
+            owner.expand(len(model_probs), -1),
+            model_probs[:, members],
+            reduce="amax",
+            include_self=False,
+        )
 
     def model_targets(self, logits: torch.Tensor, dataset_targets: torch.Tensor) -> torch.Tensor:
         """For dataset classes ``[B, K]`` (``-1`` pads), the mapped model class with the
