@@ -87,8 +87,11 @@ def test_bench_prints_the_header_every_row_and_the_ratios(tmp_path, capsys):
         assert f"\n{names['glue']} " in printed and "wsol end to end / glue: " in printed
     else:
         assert f"{names['glue']}: skipped, pytorch-grad-cam is not installed" in printed
+    assert "the whole call after a warm-up run, the fastest of 2" in printed
     doc = json.loads((tmp_path / "bench.json").read_text())
     assert doc["rows"][names["wsol"]]["images"] == 3
+    times = doc["rows"][names["wsol"]]["all_seconds"]  # two rounds, the fastest counts
+    assert len(times) == 2 and doc["rows"][names["wsol"]]["seconds"] == min(times)
     assert doc["rows"][names["wsol"]]["images_per_second"] > 0
     assert json.loads((tmp_path / "wsol" / "pseudo_labels.json").read_text())["images"]
 
@@ -184,3 +187,10 @@ def test_peak_rss_tool_runs_with_tiny_sizes(tmp_path):
     assert set(runs) == {"2", "4"} and all(r["peak_rss_bytes"] > 2**20 for r in runs.values())
     assert doc["ratio"] == pytest.approx(runs["4"]["peak_rss_bytes"] / runs["2"]["peak_rss_bytes"])
     assert len(list((tmp_path / "images").glob("*.jpg"))) == 4
+
+
+@pytest.mark.parametrize("flag", ["--rounds", "--repeats", "--batch-size"])
+def test_bench_refuses_counts_below_one(flag, tmp_path, capsys):
+    assert main(["bench", *TINY, flag, "0", "--out", str(tmp_path)]) == 2
+    assert f"bench {flag} must be at least 1, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "bench.json").exists()

@@ -23,6 +23,7 @@ def _check_bench_args(args) -> None:
     for flag, value, low in (
         ("--batch-size", args.batch_size, 1),
         ("--repeats", args.repeats, 1),
+        ("--rounds", args.rounds, 1),
         ("--size", args.size, 32),
         ("--images", args.images, 1),
         ("--workers", args.workers, 0),
@@ -66,7 +67,7 @@ def format_bench(result: dict) -> str:
         f"{s['folder']}",
         f"job: top-1 class, boxes at {s['boxes']}; random weights; on-device rows: mean of "
         f"{s['repeats']} batches after a warm-up; end-to-end rows: the whole call after a "
-        "warm-up run",
+        f"warm-up run, the fastest of {s.get('rounds', 1)}",
         "",
     ]
     rows = {
@@ -157,6 +158,7 @@ def cmd_bench(args) -> int:
         overrides=args.overrides,
         progress=progress,
         status=say,
+        rounds=args.rounds,
     )
     if args.maps:
         maps.update(bench_maps(*settings, ours=False, status=say)["images_per_second"])

@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--batch-size", type=int, default=16)
     b.add_argument("--size", type=int, default=224, help="input size in pixels (square)")
     b.add_argument("--repeats", type=int, default=3, help="timed batches of the on-device rows (3)")
+    b.add_argument(
+        "--rounds",
+        type=int,
+        default=2,
+        help="timed runs of each end-to-end row; the fastest counts (2)",
+    )
     b.add_argument("--device", default="cpu")
     b.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     b.add_argument(

@@ -158,6 +158,7 @@ def bench_pipeline(
     overrides: list[str] | None = None,
     progress: ProgressFactory | None = None,
     status: Status | None = None,
+    rounds: int = 2,
 ) -> dict:
     """Time the four rows (see the module docstring) on the first ``images`` files of
     ``folder`` (all when None), scratch outputs in ``out``. ``workers`` decoding
@@ -166,9 +167,12 @@ def bench_pipeline(
 
     The on-device rows are the mean of ``repeats`` batches after a warm-up batch. The
     end-to-end rows each run once on the first batch of files (untimed warm-up: CUDA
-    kernels, autotuning) and then on all the files, timed from the call to the JSON on
-    disk, model build and loader start included. Every file is read once first, so
-    both end-to-end rows find them in the OS page cache.
+    kernels, autotuning) and then ``rounds`` times on all the files, each timed from the
+    call to the JSON on disk, model build and loader start included; the fastest round
+    counts (a shared machine's slow spells only ever add time), all of them are kept in
+    ``all_seconds``. wsol's rounds come first, the glue's last: pytorch-grad-cam is never
+    run before a wsol row (timings taken after it in one process come out faster). Every
+    file is read once first, so both end-to-end rows find them in the OS page cache.
 
     Returns ``{"settings", "machine", "rows", "skipped", "ratios", "stage_seconds"}``:
     ``rows[key]`` holds ``images_per_second`` (and for the end-to-end rows ``seconds``,
@@ -179,8 +183,14 @@ def bench_pipeline(
     from wsol.config import load_config, with_overrides
     from wsol.run.pipeline import run_config
 
+    if rounds < 1:
+        raise UsageError(f"bench: rounds must be at least 1, got {rounds}")
     say = status or (lambda line: None)
     folder, out = Path(folder), Path(out)
+
+    def _of(r: int) -> str:
+        return f" (round {r + 1} of {rounds})" if rounds > 1 else ""
+
     files = list_images(folder, images)
     if not files:
         raise UsageError(f"bench: no image files in {folder}")
@@ -197,16 +207,22 @@ def bench_pipeline(
     warm = {**base, "out": str(out / "wsol-warmup"), "data.limit": min(n, batch_size)}
     say(f"wsol run: a warm-up run on {warm['data.limit']} files")
     run_config(with_overrides(load_config(None, warm), overrides), overwrite=True)
-    say(f"timing wsol run on {n} files: JPEG files to boxes and pseudo_labels.json")
     cfg = with_overrides(load_config(None, base), overrides)
-    start = time.perf_counter()
-    result = run_config(
-        cfg, progress("wsol run") if progress else None, overwrite=True, status=status
-    )
-    seconds = time.perf_counter() - start
+    times = []
+    for r in range(rounds):
+        say(f"timing wsol run on {n} files: JPEG files to boxes and pseudo_labels.json{_of(r)}")
+        start = time.perf_counter()
+        result = run_config(
+            cfg, progress("wsol run") if progress else None, overwrite=True, status=status
+        )
+        times.append(time.perf_counter() - start)
+        if r == 0 or times[-1] == min(times):
+            best = result
+    result, seconds = best, min(times)
     rows["wsol"] = {
         "images_per_second": n / seconds,
         "seconds": seconds,
+        "all_seconds": times,
         "images": n,
         "boxes": result.num_annotations,
         "loop_images_per_second": result.metrics.get("images_per_second"),
@@ -235,11 +251,15 @@ def bench_pipeline(
         }
         say(f"glue: a warm-up run on {min(n, batch_size)} files")
         glue_pipeline(files[:batch_size], out / "glue-warmup.json", arch, **options)
-        say(f"timing the glue on {n} files (pytorch-grad-cam + cv2, fp32)")
-        peer = glue_pipeline(files, out / "glue.json", arch, **options)
+        runs = []
+        for r in range(rounds):
+            say(f"timing the glue on {n} files (pytorch-grad-cam + cv2, fp32){_of(r)}")
+            runs.append(glue_pipeline(files, out / "glue.json", arch, **options))
+        peer = min(runs, key=lambda run: run["seconds"])
         rows["glue"] = {
             "images_per_second": n / peer["seconds"],
             "seconds": peer["seconds"],
+            "all_seconds": [run["seconds"] for run in runs],
             "images": n,
             "boxes": peer["boxes"],
         }
@@ -268,6 +288,7 @@ def bench_pipeline(
             "automatic_workers": cfg.data.num_workers is None,
             "overrides": list(overrides or []),
             "repeats": repeats,
+            "rounds": rounds,
             "images": n,
             "megabytes": megabytes,
             "folder": str(folder),
