@@ -523,3 +523,26 @@ def test_class_agnostic_scores_one_pair_per_image_against_any_class():
     # One pair: the cat map's box equals the dog box (IoU 1) -> a hit.
     assert m["num_pairs"] == 1 and m["corloc"] == 1.0 and m["maxboxacc"] == 1.0
     assert "gt_known_loc" not in m
+
+
+def test_max_box_acc_state_is_the_same_whether_pairs_are_swept_in_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(0)
+    samples, results = [], []
+    for i in range(12):
+        m = rng.random((6, 8))
+        s = _sample(i, [[1, 1, 4 + i % 3, 3], [5, 2, 7, 5]], [0, i % 2])
+        samples.append(s)
+        results.append(_result(s, m / m.max(), 0.5, probs=(1.0, 1.0))[1])
+    sweep = dict(components="largest")
+    serial = MaxBoxAcc(2, sweep_thresholds(0.05), corloc_sweep=sweep)
+    threaded = serial.empty()
+    serial.update(samples, results)
+    with ThreadPoolExecutor(4) as pool:
+        threaded.update(samples, results, pool.map)
+    a, b = serial.state_dict(), threaded.state_dict()
+    assert a.keys() == b.keys() and serial.pairs == 18  # class 1 in every other image
+    for k in a:
+        np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
+    assert serial.v2_hits.sum() > 0 and serial.top_hits.sum() > 0  # something was hit

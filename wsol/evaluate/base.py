@@ -15,7 +15,7 @@ difficult object is not penalised) is at least ``delta``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -93,7 +93,11 @@ class Evaluator:
     def reset(self) -> None:
         raise NotImplementedError
 
-    def update(self, samples: Sequence[Sample], results: Sequence[ImageResult]) -> None:
+    def update(
+        self, samples: Sequence[Sample], results: Sequence[ImageResult], map_fn: Callable = map
+    ) -> None:
+        """Add a batch. ``map_fn`` may run independent per-pair work (``map``, or a thread
+        pool's); the state must not depend on it."""
         raise NotImplementedError
 
     def compute(self) -> dict:
@@ -131,9 +135,11 @@ class Evaluators(Evaluator):
         for e in self.members.values():
             e.reset()
 
-    def update(self, samples: Sequence[Sample], results: Sequence[ImageResult]) -> None:
+    def update(
+        self, samples: Sequence[Sample], results: Sequence[ImageResult], map_fn: Callable = map
+    ) -> None:
         for e in self.members.values():
-            e.update(samples, results)
+            e.update(samples, results, map_fn)
 
     def compute(self) -> dict:
         out: dict = {}

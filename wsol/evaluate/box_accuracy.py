@@ -12,7 +12,7 @@ The threshold sweep (MaxBoxAcc) is :mod:`wsol.evaluate.max_box_acc`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -69,7 +69,9 @@ class BoxAccuracy(Evaluator):
     def pairs(self) -> int:
         return int(self.class_pairs.sum())
 
-    def update(self, samples: Sequence[Sample], results: Sequence[ImageResult]) -> None:
+    def update(
+        self, samples: Sequence[Sample], results: Sequence[ImageResult], map_fn: Callable = map
+    ) -> None:
         for sample, r in zip(samples, results, strict=True):
             gt = scored_pairs(sample, r, self.class_agnostic)
             if not gt:

@@ -12,7 +12,7 @@ value for the whole dataset, not one per image.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -80,7 +80,15 @@ class MaxBoxAcc(Evaluator):
     def pairs(self) -> int:
         return int(self.class_pairs.sum())
 
-    def update(self, samples: Sequence[Sample], results: Sequence[ImageResult]) -> None:
+    def update(
+        self,
+        samples: Sequence[Sample],
+        results: Sequence[ImageResult],
+        map_fn: Callable = map,
+    ) -> None:
+        """Sweep every scored pair; ``map_fn`` (``map``, or a thread pool's: cv2 and numpy
+        release the GIL) runs the pairs' sweeps, whose hits are then added in order."""
+        jobs = []
         for sample, r in zip(samples, results, strict=True):
             by_class = {c.dataset_class: c for c in r.classes}
             for cls, gt_boxes in scored_pairs(sample, r, self.class_agnostic).items():
@@ -88,22 +96,37 @@ class MaxBoxAcc(Evaluator):
                 res = by_class.get(cls)
                 if res is not None and res.norm_map is not None:
                     # An unusable map misses at every threshold.
-                    self._sweep(cls, res.norm_map, res.to_map(gt_boxes))
+                    jobs.append((cls, res.norm_map, res.to_map(gt_boxes)))
+        for (cls, _, _), (v2, v1, top) in zip(jobs, map_fn(self._hits, jobs), strict=True):
+            self.v2_hits[cls] += v2
+            self.v1_hits[cls] += v1
+            if top is not None:
+                self.top_hits[cls] += top
 
-    def _sweep(self, cls: int, norm_map: np.ndarray, gt_boxes: np.ndarray) -> None:
+    def _hits(
+        self, job: tuple[int, np.ndarray, np.ndarray]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """One pair's hits at every threshold: V2 ``[T, 3]``, V1 ``[T]`` and, if swept,
+        CorLoc ``[T]``."""
+        _, norm_map, gt_boxes = job
+        t = len(self.thresholds)
+        v2, v1 = np.zeros((t, len(V2_DELTAS)), bool), np.zeros(t, bool)
         comps = sweep_components(norm_map, self.thresholds)
         if len(comps.areas):
             iou = box_iou(comps.boxes, gt_boxes).max(axis=1)  # [M] best GT overlap per box
-            best = np.zeros(len(self.thresholds))
+            best = np.zeros(t)
             np.maximum.at(best, comps.index, iou)  # [T] best over all components (V2)
-            self.v2_hits[cls] += best[:, None] >= np.asarray(V2_DELTAS)[None, :]
+            v2 = best[:, None] >= np.asarray(V2_DELTAS)[None, :]
             largest = comps.largest()
             has = largest >= 0
-            self.v1_hits[cls, has] += iou[largest[has]] >= self.iou
+            v1[has] = iou[largest[has]] >= self.iou
+        top = None
         if self.corloc_sweep is not None:
+            top = np.zeros(t, bool)
             for j, tau in enumerate(self.thresholds):
                 det = detect(norm_map, float(tau), 1.0, **self.corloc_sweep)
-                self.top_hits[cls, j] += any_hit(det.boxes[:1], gt_boxes, self.iou)
+                top[j] = any_hit(det.boxes[:1], gt_boxes, self.iou)
+        return v2, v1, top
 
     def curve(self) -> dict:
         """The sweep: thresholds and the global box accuracies at each, for the report."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
@@ -51,7 +51,9 @@ class PixelAP(Evaluator):
         hist = np.bincount(k, minlength=len(self.thresholds) + 1)
         return hist[::-1].cumsum()[::-1][1:]
 
-    def update(self, samples: Sequence[Sample], results: Sequence[ImageResult]) -> None:
+    def update(
+        self, samples: Sequence[Sample], results: Sequence[ImageResult], map_fn: Callable = map
+    ) -> None:
         for sample, r in zip(samples, results, strict=True):
             gt = gt_pairs(sample)
             for c in r.classes:

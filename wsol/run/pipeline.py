@@ -222,7 +222,7 @@ class _Chunks:
         self.records["failures"] += fails
         if self.evaluators is not None:
             with self.clock.timing("score"):
-                self.evaluators.update(samples, results)
+                self.evaluators.update(samples, results, map_fn)
         self.done += len(samples) + len(fails)
         release_free_memory()  # the batch's freed maps go back: memory stays flat
         fault_point(f"batch:{b}")
