@@ -20,6 +20,7 @@ from wsol.localize.components import (
     detect,
     nms,
     select_components,
+    sweep_by_labelling,
     sweep_components,
 )
 from wsol.localize.maps import (
@@ -285,13 +286,14 @@ def test_overlap_merge():
     assert det.scores[0] == pytest.approx((7 * 1.0 + 6 * 0.5) / 13)
 
 
-def test_sweep_components_equals_one_labelling_per_threshold():
+@pytest.mark.parametrize("sweep", [sweep_components, sweep_by_labelling])
+def test_sweep_components_equals_one_labelling_per_threshold(sweep):
     rng = np.random.default_rng(3)
     taus = np.arange(0.0, 1.0, 0.05)
     for shape in [(9, 13), (16, 16), (5, 31)]:
         # Coarse levels make plateaus and equal-area components (ties).
         norm = rng.integers(0, 6, size=shape) / 5.0
-        comps = sweep_components(norm, taus)
+        comps = sweep(norm, taus)
         largest = comps.largest()
         for j, tau in enumerate(taus):
             boxes, areas, _ = component_boxes(norm >= tau)
@@ -306,13 +308,42 @@ def test_sweep_components_equals_one_labelling_per_threshold():
     # these two single pixels and break the area tie the other way than detect does.
     norm = np.zeros((4, 6))
     norm[2, 1] = norm[1, 4] = 1.0
-    comps = sweep_components(norm, np.array([0.5]))
+    comps = sweep(norm, np.array([0.5]))
     want = detect(norm, 0.5, 1.0).largest[0]
     np.testing.assert_array_equal(comps.boxes[comps.largest()[0]], want)
     np.testing.assert_array_equal(want, [4, 1, 5, 2])
     # Thresholds above the maximum give nothing, and no error.
-    comps = sweep_components(np.full((3, 3), 0.5), np.array([0.6, 0.7]))
+    comps = sweep(np.full((3, 3), 0.5), np.array([0.6, 0.7]))
     assert len(comps.boxes) == 0 and comps.largest().tolist() == [-1, -1]
+
+
+def test_the_component_tree_gives_what_labelling_each_threshold_gives():
+    from wsol.localize.component_tree import sweep_tree
+
+    assert sweep_tree is not None  # numba is a dependency: the fast path is the one used
+    rng = np.random.default_rng(7)
+    taus = np.round(np.arange(100) * 0.01, 12)
+    for i in range(60):
+        h, w = (int(v) for v in rng.integers(1, 70, 2))
+        if i % 3 == 0:  # noise: many small components and ties
+            norm = rng.random((h, w))
+        elif i % 3 == 1:  # a CAM-like map: a coarse grid upsampled
+            small = torch.rand(1, 1, max(2, h // 8), max(2, w // 8))
+            norm = F.interpolate(small, size=(h, w), mode="bilinear").numpy()[0, 0]
+        else:  # plateaus
+            norm = np.round(rng.random((h, w)) * 5) / 5
+        norm = norm.astype(np.float32)
+        fast, ref = sweep_components(norm, taus), sweep_by_labelling(norm, taus)
+        np.testing.assert_array_equal(fast.index, ref.index)
+        np.testing.assert_array_equal(fast.boxes, ref.boxes)
+        np.testing.assert_array_equal(fast.areas, ref.areas)
+        np.testing.assert_array_equal(fast.largest(), ref.largest())
+    # Thresholds that do not ascend are labelled one by one, with the same result.
+    norm, down = rng.random((12, 9)), taus[::-1][:50]
+    comps, ref = sweep_components(norm, down), sweep_by_labelling(norm, down)
+    np.testing.assert_array_equal(comps.boxes, ref.boxes)
+    np.testing.assert_array_equal(comps.index, ref.index)
+    assert comps.index.max() == 49  # the last tau, 0.50, is the lowest: it has components
 
 
 @pytest.mark.parametrize(
