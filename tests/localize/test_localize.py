@@ -19,6 +19,7 @@ from wsol.localize.components import (
     component_boxes,
     detect,
     nms,
+    prepare_sweep,
     select_components,
     sweep_by_labelling,
     sweep_components,
@@ -286,7 +287,14 @@ def test_overlap_merge():
     assert det.scores[0] == pytest.approx((7 * 1.0 + 6 * 0.5) / 13)
 
 
-@pytest.mark.parametrize("sweep", [sweep_components, sweep_by_labelling])
+def _tree_sweep(norm_map, thresholds):
+    """sweep_components once the component tree is compiled (it labels each tau until
+    then)."""
+    prepare_sweep().join()
+    return sweep_components(norm_map, thresholds)
+
+
+@pytest.mark.parametrize("sweep", [_tree_sweep, sweep_by_labelling])
 def test_sweep_components_equals_one_labelling_per_threshold(sweep):
     rng = np.random.default_rng(3)
     taus = np.arange(0.0, 1.0, 0.05)
@@ -318,9 +326,10 @@ def test_sweep_components_equals_one_labelling_per_threshold(sweep):
 
 
 def test_the_component_tree_gives_what_labelling_each_threshold_gives():
-    from wsol.localize.component_tree import sweep_tree
+    import wsol.localize.components as components
 
-    assert sweep_tree is not None  # numba is a dependency: the fast path is the one used
+    prepare_sweep().join()
+    assert components._compiled_sweep is not None  # numba is a dependency
     rng = np.random.default_rng(7)
     taus = np.round(np.arange(100) * 0.01, 12)
     for i in range(60):

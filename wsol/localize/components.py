@@ -7,6 +7,7 @@ x2 = b + 1``, in the map's pixels.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -170,17 +171,46 @@ def sweep_components(norm_map: np.ndarray, thresholds: np.ndarray) -> SweepCompo
     exactly what :func:`component_boxes` gives at each tau, in cv2's label order.
 
     One pass over the pixels feeds every tau (:mod:`wsol.localize.component_tree`, four
-    to five times faster than labelling each tau's mask); without numba, or for taus
-    that do not ascend, each tau's mask is labelled (:func:`sweep_by_labelling`).
+    to five times faster than labelling each tau's mask) once it is compiled; until
+    then (see :func:`prepare_sweep`), without numba, or for taus that do not ascend,
+    each tau's mask is labelled (:func:`sweep_by_labelling`). Both give the same arrays.
     """
     taus = np.asarray(thresholds, np.float64).reshape(-1)
-    # imported here: numba's import is for runs that score, not for every start of wsol
+    tree = _compiled_sweep
+    if tree is None:
+        prepare_sweep()
+    if tree is None or not (len(taus) < 2 or bool(np.all(np.diff(taus) > 0))):
+        return sweep_by_labelling(norm_map, taus)
+    st, index = tree(np.asarray(norm_map), taus)
+    return SweepComponents(st[:, :4], st[:, 4], index, len(taus))
+
+
+_compiled_sweep = None  # the component tree's sweep, once compiled or loaded from cache
+_sweep_loader: threading.Thread | None = None
+_sweep_lock = threading.Lock()
+
+
+def prepare_sweep() -> threading.Thread:
+    """Import and compile the component tree (or load it from numba's cache, under a
+    second) on a daemon thread, once per process; sweeps label each tau until it is
+    ready, with the same results. The first run on a machine compiles for about 10 s,
+    so a scoring run starts this early (:func:`wsol.run.build.plan_run`)."""
+    global _sweep_loader
+    with _sweep_lock:
+        if _sweep_loader is None:
+            _sweep_loader = threading.Thread(target=_load_sweep, name="wsol-sweep", daemon=True)
+            _sweep_loader.start()
+    return _sweep_loader
+
+
+def _load_sweep() -> None:
+    global _compiled_sweep
+    # imported here: numba's import and compilation are for runs that score
     from wsol.localize.component_tree import sweep_tree
 
-    if sweep_tree is None or not (len(taus) < 2 or bool(np.all(np.diff(taus) > 0))):
-        return sweep_by_labelling(norm_map, taus)
-    st, index = sweep_tree(np.asarray(norm_map), taus)
-    return SweepComponents(st[:, :4], st[:, 4], index, len(taus))
+    if sweep_tree is not None:
+        sweep_tree(np.zeros((2, 2)), np.array([0.5]))
+        _compiled_sweep = sweep_tree
 
 
 def sweep_by_labelling(norm_map: np.ndarray, thresholds: np.ndarray) -> SweepComponents:

@@ -25,6 +25,7 @@ from wsol.data.masks import has_masks
 from wsol.evaluate import BoxAccuracy, Evaluators, MaxBoxAcc, PixelAP, sweep_thresholds
 from wsol.evaluate.calibration import Calibration, check_source, load_calibration
 from wsol.localize import BoxParams, Localizer, TargetPolicy, Views
+from wsol.localize.components import prepare_sweep
 from wsol.models import ModelSpec, build_model
 from wsol.models.class_maps import load_class_map
 from wsol.models.fold import fold_model
@@ -189,6 +190,8 @@ def plan_run(cfg: Config, status: Status | None = None) -> RunPlan:
         raise ConfigError(f"no images to process in {cfg.data.root}: {why}{failed}")
     if cfg.cam.targets == "gt" and not any(len(s.labels) for s in dataset.samples):
         raise ConfigError("cam.targets=gt but the dataset has no labels; use topk or prob")
+    if cfg.eval.enabled and dataset.has_boxes:
+        prepare_sweep()  # the scoring sweep compiles while the model is built
     device = resolve_device(cfg.model.device)
     classes = f", {len(dataset.classes)} classes" if dataset.classes else ""
     say(
