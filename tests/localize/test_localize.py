@@ -484,3 +484,22 @@ def test_smooth_maps_is_a_normalized_symmetric_blur():
     torch.testing.assert_close(smooth_maps(const, 0.3), const)
     nan = torch.full((1, 1, 4, 4), float("nan"))
     assert torch.isnan(smooth_maps(nan, 0.1)).all()
+
+
+def test_a_component_tree_that_fails_to_compile_leaves_the_labelling_sweep(monkeypatch, caplog):
+    import wsol.localize.component_tree as tree
+    import wsol.localize.components as components
+
+    def broken(norm_map, taus):
+        raise RuntimeError("no LLVM here")
+
+    monkeypatch.setattr(tree, "sweep_tree", broken)
+    monkeypatch.setattr(components, "_compiled_sweep", None)
+    with caplog.at_level("WARNING", logger="wsol.localize.components"):
+        components._load_sweep()
+    assert components._compiled_sweep is None
+    assert "did not compile (no LLVM here)" in caplog.text
+    norm = np.zeros((5, 5))
+    norm[1:3, 1:4] = 1.0
+    comps = sweep_components(norm, np.array([0.5]))  # labelled, the same answer
+    np.testing.assert_array_equal(comps.boxes, [[1, 1, 4, 3]])

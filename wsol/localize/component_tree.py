@@ -137,8 +137,13 @@ def _tree(levels: np.ndarray, num_thresholds: int):
 
 
 if numba is not None:
-    _find = numba.njit(cache=True, nogil=True)(_find)
-    _tree = numba.njit(cache=True, nogil=True)(_tree)
+    _find_py, _tree_py = _find, _tree
+    try:
+        _find = numba.njit(cache=True, nogil=True)(_find_py)
+        _tree = numba.njit(cache=True, nogil=True)(_tree_py)
+    except RuntimeError:  # numba finds no writable folder for its cache: compile per process
+        _find = numba.njit(nogil=True)(_find_py)
+        _tree = numba.njit(nogil=True)(_tree_py)
 
 
 def levels_of(norm_map: np.ndarray, taus: np.ndarray) -> np.ndarray:

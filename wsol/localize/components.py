@@ -7,6 +7,7 @@ x2 = b + 1``, in the map's pixels.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 
@@ -16,6 +17,8 @@ import numpy as np
 from wsol.boxes import box_iou, group_boxes
 from wsol.errors import unknown_choice
 from wsol.localize.results import Detections
+
+logger = logging.getLogger(__name__)
 
 COMPONENT_MODES = ("largest", "all")
 SCORE_MODES = ("mean", "max")
@@ -170,7 +173,7 @@ def sweep_components(norm_map: np.ndarray, thresholds: np.ndarray) -> SweepCompo
     """All components of ``norm_map [H, W] >= tau`` for each tau in ``thresholds [T]``:
     exactly what :func:`component_boxes` gives at each tau, in cv2's label order.
 
-    One pass over the pixels feeds every tau (:mod:`wsol.localize.component_tree`, four
+    One pass over the pixels feeds every tau (:mod:`wsol.localize.component_tree`, three
     to five times faster than labelling each tau's mask) once it is compiled; until
     then (see :func:`prepare_sweep`), without numba, or for taus that do not ascend,
     each tau's mask is labelled (:func:`sweep_by_labelling`). Both give the same arrays.
@@ -205,12 +208,15 @@ def prepare_sweep() -> threading.Thread:
 
 def _load_sweep() -> None:
     global _compiled_sweep
-    # imported here: numba's import and compilation are for runs that score
-    from wsol.localize.component_tree import sweep_tree
+    try:
+        # imported here: numba's import and compilation are for runs that score
+        from wsol.localize.component_tree import sweep_tree
 
-    if sweep_tree is not None:
-        sweep_tree(np.zeros((2, 2)), np.array([0.5]))
-        _compiled_sweep = sweep_tree
+        if sweep_tree is not None:
+            sweep_tree(np.zeros((2, 2)), np.array([0.5]))
+            _compiled_sweep = sweep_tree
+    except Exception as e:  # a broken numba: every sweep labels each threshold instead
+        logger.warning("the component tree did not compile (%s); sweeps label each threshold", e)
 
 
 def sweep_by_labelling(norm_map: np.ndarray, thresholds: np.ndarray) -> SweepComponents:
