@@ -13,7 +13,6 @@ and their ratios. Random weights, seeded: throughput does not depend on them.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import cv2
@@ -26,6 +25,7 @@ from wsol.apps.bench.maps import forward_floor, model_on
 from wsol.apps.bench.timing import (
     ProgressFactory,
     Status,
+    fastest,
     machine_info,
     synchronizer,
     timed,
@@ -166,13 +166,11 @@ def bench_pipeline(
     ``overrides`` (``["section.key=value", ...]``) change the timed run's config.
 
     The on-device rows are the mean of ``repeats`` batches after a warm-up batch. The
-    end-to-end rows each run once on the first batch of files (untimed warm-up: CUDA
-    kernels, autotuning) and then ``rounds`` times on all the files, each timed from the
-    call to the JSON on disk, model build and loader start included; the fastest round
-    counts (a shared machine's slow spells only ever add time), all of them are kept in
-    ``all_seconds``. wsol's rounds come first, the glue's last: pytorch-grad-cam is never
-    run before a wsol row (timings taken after it in one process come out faster). Every
-    file is read once first, so both end-to-end rows find them in the OS page cache.
+    end-to-end rows run once on the first batch of files (untimed warm-up: CUDA kernels,
+    autotuning), then ``rounds`` times on all of them, each timed from the call to the JSON
+    on disk; the fastest counts (slow spells of a shared machine only add time) and all
+    are in ``all_seconds``. The glue runs last: timings taken after pytorch-grad-cam in
+    one process come out faster. Every file is read once first (the OS page cache).
 
     Returns ``{"settings", "machine", "rows", "skipped", "ratios", "stage_seconds"}``:
     ``rows[key]`` holds ``images_per_second`` (and for the end-to-end rows ``seconds``,
@@ -208,17 +206,14 @@ def bench_pipeline(
     say(f"wsol run: a warm-up run on {warm['data.limit']} files")
     run_config(with_overrides(load_config(None, warm), overrides), overwrite=True)
     cfg = with_overrides(load_config(None, base), overrides)
-    times = []
-    for r in range(rounds):
-        say(f"timing wsol run on {n} files: JPEG files to boxes and pseudo_labels.json{_of(r)}")
-        start = time.perf_counter()
-        result = run_config(
+    result, times = fastest(
+        lambda: run_config(
             cfg, progress("wsol run") if progress else None, overwrite=True, status=status
-        )
-        times.append(time.perf_counter() - start)
-        if r == 0 or times[-1] == min(times):
-            best = result
-    result, seconds = best, min(times)
+        ),
+        rounds,
+        lambda r: say(f"timing wsol run on {n} files: JPEG files to boxes and JSON{_of(r)}"),
+    )
+    seconds = min(times)
     rows["wsol"] = {
         "images_per_second": n / seconds,
         "seconds": seconds,
@@ -251,15 +246,15 @@ def bench_pipeline(
         }
         say(f"glue: a warm-up run on {min(n, batch_size)} files")
         glue_pipeline(files[:batch_size], out / "glue-warmup.json", arch, **options)
-        runs = []
-        for r in range(rounds):
-            say(f"timing the glue on {n} files (pytorch-grad-cam + cv2, fp32){_of(r)}")
-            runs.append(glue_pipeline(files, out / "glue.json", arch, **options))
-        peer = min(runs, key=lambda run: run["seconds"])
+        peer, times = fastest(
+            lambda: glue_pipeline(files, out / "glue.json", arch, **options),
+            rounds,
+            lambda r: say(f"timing the glue on {n} files (pytorch-grad-cam + cv2, fp32){_of(r)}"),
+        )
         rows["glue"] = {
-            "images_per_second": n / peer["seconds"],
-            "seconds": peer["seconds"],
-            "all_seconds": [run["seconds"] for run in runs],
+            "images_per_second": n / min(times),
+            "seconds": min(times),
+            "all_seconds": times,
             "images": n,
             "boxes": peer["boxes"],
         }

@@ -86,3 +86,17 @@ def machine_info(device: torch.device) -> dict:
         info["cuda"] = torch.version.cuda
         info["cudnn"] = torch.backends.cudnn.version()
     return info
+
+
+def fastest(job: Callable[[], object], rounds: int, announce: Callable[[int], None]):
+    """Run ``job`` ``rounds`` times, timing each call: ``(the fastest call's result,
+    every call's seconds)``."""
+    best, times = None, []
+    for r in range(rounds):
+        announce(r)
+        start = time.perf_counter()
+        result = job()
+        times.append(time.perf_counter() - start)
+        if times[-1] == min(times):
+            best = result
+    return best, times
