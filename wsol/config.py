@@ -122,9 +122,8 @@ class ModelConfig(Section):
     # the model and its inputs in channels-last memory: faster convolutions on CPUs
     # (oneDNN: about 1.5x for ResNet-50 and EfficientNet-Lite2 here) and on GPUs
     channels_last: bool = True
-    # inference only: each BatchNorm that only normalizes a convolution's output is folded
-    # into that convolution (the same function, one operator less: about 1.2x for
-    # ResNet-50 on a CPU); checked on a test input, and left as is where it does not fold
+    # BatchNorms after a convolution folded into it for the run (same function, fewer ops;
+    # checked, else left as is): see wsol/models/fold.py
     fold_bn: bool = True
 
     def check(self) -> None:
