@@ -10,13 +10,20 @@ area, bounding box and the first 2x2 block it touches (which orders components a
 labeller numbers them). The work is one pass over the pixels plus, per tau, one look at
 each component, instead of one labelling of the whole mask per tau.
 
-Compiled with numba; :func:`sweep_tree` is None where numba is missing, and the caller
+The tree reads a map's *levels* (:func:`wsol.localize.cut.levels_of`): per pixel, how
+many of the ascending thresholds it reaches. A run computes them on the model's device
+(:func:`wsol.localize.cut.device_levels`) and sends those small integers to the host
+instead of the float map.
+
+Compiled with numba; :data:`sweep_tree` is None where numba is missing, and the caller
 then labels each tau's mask with cv2 (:func:`wsol.localize.components.sweep_components`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from wsol.localize.cut import levels_of
 
 try:
     import numba
@@ -25,85 +32,108 @@ except ImportError:  # pragma: no cover - numba is a dependency; this keeps a fa
 
 
 def _find(parent: np.ndarray, p: int) -> int:
-    while parent[p] != p:
-        parent[p] = parent[parent[p]]  # path halving
-        p = parent[p]
+    """The root of ``p``, halving the path on the way (no write when ``p``'s parent is
+    already the root, the common case)."""
+    q = parent[p]
+    while q != p:
+        g = parent[q]
+        if g == q:
+            return q
+        parent[p] = g
+        p = g
+        q = parent[p]
     return p
 
 
 def _tree(levels: np.ndarray, num_thresholds: int):
-    """``levels [H, W]`` int64: how many thresholds each pixel reaches (0: none).
-    Returns ``(stats [M, 5], key [M], index [M])``: per component and tau, ``left, top,
-    right, bottom`` (exclusive) and area, the first 2x2 block it touches, and the tau,
-    from the highest tau down."""
+    """``levels [H, W]`` (integers in ``0..num_thresholds``): how many thresholds each
+    pixel reaches. Returns ``(stats [M, 5], key [M], index [M])``: per component and
+    tau, ``left, top, right, bottom`` (exclusive) and area, the first 2x2 block it
+    touches, and the tau, from the highest tau down.
+
+    The union-find runs on a grid padded by one never-reached pixel on every side, so a
+    neighbour needs no bounds check; a component's statistics live at its root."""
     h, w = levels.shape
     n = h * w
-    flat = levels.reshape(-1)
-    # counting sort of the pixels by level
+    # counting sort of the pixels by level (stable: raster order within a level)
     counts = np.zeros(num_thresholds + 2, np.int64)
-    for p in range(n):
-        counts[flat[p]] += 1
+    for y in range(h):
+        for x in range(w):
+            counts[levels[y, x]] += 1
     starts = np.zeros(num_thresholds + 2, np.int64)
     for lev in range(1, num_thresholds + 2):
         starts[lev] = starts[lev - 1] + counts[lev - 1]
-    order = np.empty(n, np.int64)
+    order = np.empty(n, np.int32)
     fill = starts.copy()
-    for p in range(n):
-        order[fill[flat[p]]] = p
-        fill[flat[p]] += 1
+    for y in range(h):
+        for x in range(w):
+            lev = levels[y, x]
+            order[fill[lev]] = y * w + x
+            fill[lev] += 1
 
-    parent = np.full(n, -1, np.int32)  # -1: not yet reached
-    area = np.zeros(n, np.int32)
-    x0 = np.zeros(n, np.int32)
-    y0 = np.zeros(n, np.int32)
-    x1 = np.zeros(n, np.int32)
-    y1 = np.zeros(n, np.int32)
-    block = np.zeros(n, np.int64)  # first 2x2 block (raster order of blocks)
+    pw = w + 2  # padded row length
+    size = (h + 2) * pw
+    parent = np.full(size, -1, np.int32)  # -1: not reached (the border never is)
+    area = np.empty(size, np.int32)
+    x0 = np.empty(size, np.int32)
+    y0 = np.empty(size, np.int32)
+    x1 = np.empty(size, np.int32)
+    y1 = np.empty(size, np.int32)
+    block = np.empty(size, np.int32)  # first 2x2 block (raster order of blocks)
+    offsets = np.array([-pw - 1, -pw, -pw + 1, -1, 1, pw - 1, pw, pw + 1], np.int64)
     blocks_per_row = (w + 1) // 2
-    roots = np.empty(n, np.int32)
+    roots = np.empty(max(n, 1), np.int32)
     num_roots = 0
-    out_stats = np.empty((16, 5), np.int64)
-    out_key = np.empty(16, np.int64)
-    out_index = np.empty(16, np.int64)
+    cap = 64
+    out_stats = np.empty((cap, 5), np.int64)
+    out_key = np.empty(cap, np.int64)
+    out_index = np.empty(cap, np.int64)
     m = 0
     for j in range(num_thresholds - 1, -1, -1):
         lev = j + 1  # pixels that reach tau_j and no higher arrive now
         for k in range(starts[lev], starts[lev] + counts[lev]):
             p = order[k]
-            y, x = p // w, p % w
-            parent[p] = p
-            area[p] = 1
-            x0[p] = x
-            y0[p] = y
-            x1[p] = x
-            y1[p] = y
-            block[p] = (y // 2) * blocks_per_row + x // 2
-            roots[num_roots] = p
-            num_roots += 1
-            rp = p  # p's root as p joins its reached neighbours
-            for dy in range(-1, 2):
-                yy = y + dy
-                if yy < 0 or yy >= h:
+            y = p // w
+            x = p - y * w
+            q0 = (y + 1) * pw + x + 1
+            bk = (y // 2) * blocks_per_row + x // 2
+            r = -1  # the root p joins: its first reached neighbour's, merged with the rest
+            for d in offsets:
+                q = q0 + d
+                pq = parent[q]
+                if pq < 0 or pq == r:
                     continue
-                for dx in range(-1, 2):
-                    xx = x + dx
-                    if (dy == 0 and dx == 0) or xx < 0 or xx >= w:
-                        continue
-                    q = yy * w + xx
-                    if parent[q] < 0:
-                        continue
-                    rq = _find(parent, q)
-                    if rq == rp:
-                        continue
-                    a, b = (rp, rq) if area[rp] >= area[rq] else (rq, rp)
-                    parent[b] = a
-                    area[a] += area[b]
-                    x0[a] = min(x0[a], x0[b])
-                    y0[a] = min(y0[a], y0[b])
-                    x1[a] = max(x1[a], x1[b])
-                    y1[a] = max(y1[a], y1[b])
-                    block[a] = min(block[a], block[b])
-                    rp = a
+                rq = _find(parent, q)
+                if r < 0:
+                    r = rq
+                elif rq != r:  # two components meet at p: the smaller joins the larger
+                    if area[rq] > area[r]:
+                        r, rq = rq, r
+                    parent[rq] = r
+                    area[r] += area[rq]
+                    x0[r] = min(x0[r], x0[rq])
+                    y0[r] = min(y0[r], y0[rq])
+                    x1[r] = max(x1[r], x1[rq])
+                    y1[r] = max(y1[r], y1[rq])
+                    block[r] = min(block[r], block[rq])
+            if r < 0:  # a new component
+                parent[q0] = q0
+                area[q0] = 1
+                x0[q0] = x
+                y0[q0] = y
+                x1[q0] = x
+                y1[q0] = y
+                block[q0] = bk
+                roots[num_roots] = q0
+                num_roots += 1
+            else:
+                parent[q0] = r
+                area[r] += 1
+                x0[r] = min(x0[r], x)
+                y0[r] = min(y0[r], y)
+                x1[r] = max(x1[r], x)
+                y1[r] = max(y1[r], y)
+                block[r] = min(block[r], bk)
         # the components at tau_j: the roots still roots
         live = 0
         for i in range(num_roots):
@@ -112,15 +142,15 @@ def _tree(levels: np.ndarray, num_thresholds: int):
                 roots[live] = r
                 live += 1
         num_roots = live
-        if m + live > len(out_key):
-            size = max(2 * len(out_key), m + live)
-            grown = np.empty((size, 5), np.int64)
+        if m + live > cap:
+            cap = max(2 * cap, m + live)
+            grown = np.empty((cap, 5), np.int64)
             grown[:m] = out_stats[:m]
             out_stats = grown
-            key = np.empty(size, np.int64)
+            key = np.empty(cap, np.int64)
             key[:m] = out_key[:m]
             out_key = key
-            idx = np.empty(size, np.int64)
+            idx = np.empty(cap, np.int64)
             idx[:m] = out_index[:m]
             out_index = idx
         for i in range(live):
@@ -146,19 +176,22 @@ if numba is not None:
         _tree = numba.njit(nogil=True)(_tree_py)
 
 
-def levels_of(norm_map: np.ndarray, taus: np.ndarray) -> np.ndarray:
-    """``[H, W]`` int64: how many of the ascending ``taus`` each pixel is ``>=`` (NaN: 0)."""
-    levels = np.searchsorted(taus, norm_map, side="right").astype(np.int64)
-    levels[np.isnan(norm_map)] = 0
-    return levels
+def sweep_levels(levels: np.ndarray, num_thresholds: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(stats [M, 5] float64, index [M] int64)``: every tau's components from a map's
+    levels (see :func:`_tree`), tau ascending and, within a tau, in cv2's label order."""
+    levels = np.ascontiguousarray(levels)
+    if levels.ndim != 2:
+        raise ValueError(f"expected levels [H, W], got shape {levels.shape}")
+    if levels.size and (int(levels.min()) < 0 or int(levels.max()) > num_thresholds):
+        raise ValueError(f"levels must lie in 0..{num_thresholds}")
+    stats, key, index = _tree(levels, num_thresholds)
+    order = np.lexsort((key, index))  # tau ascending; within a tau, cv2's label order
+    return stats[order].astype(np.float64), index[order]
 
 
 def _sweep_tree(norm_map: np.ndarray, taus: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(stats [M, 5] float64, index [M] int64)`` of every tau's components (see
-    :func:`_tree`); ``taus`` strictly ascending."""
-    stats, key, index = _tree(levels_of(norm_map, taus), len(taus))
-    order = np.lexsort((key, index))  # tau ascending; within a tau, cv2's label order
-    return stats[order].astype(np.float64), index[order]
+    """:func:`sweep_levels` of a normalized map at strictly ascending ``taus``."""
+    return sweep_levels(levels_of(norm_map, taus), len(taus))
 
 
 sweep_tree = _sweep_tree if numba is not None else None

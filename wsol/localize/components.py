@@ -16,6 +16,7 @@ import numpy as np
 
 from wsol.boxes import box_iou, group_boxes
 from wsol.errors import unknown_choice
+from wsol.localize.cut import cut_mask, levels_of
 from wsol.localize.results import Detections
 
 logger = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ def boxes_at(
     norm_map: np.ndarray, cut: float, components: str = "largest", min_area_px: float = 0.0
 ) -> np.ndarray:
     """Boxes ``[N, 4]`` of the region ``norm_map >= cut`` (no scores)."""
-    boxes, areas, _ = component_boxes(norm_map >= np.float64(cut))
+    boxes, areas, _ = component_boxes(cut_mask(norm_map, cut))
     return boxes[select_components(areas, components, min_area_px)]
 
 
@@ -104,7 +105,7 @@ def detect(
         raise ValueError(unknown_choice("boxes.score", score, SCORE_MODES))
     if merge not in MERGE_MODES:
         raise ValueError(unknown_choice("boxes.merge", merge, MERGE_MODES))
-    boxes, areas, labels = component_boxes(norm_map >= np.float64(cut))
+    boxes, areas, labels = component_boxes(cut_mask(norm_map, cut))
     largest = boxes[select_components(areas, "largest", 0.0)]
     keep = select_components(areas, components, min_area * norm_map.size)
     if len(keep) == 0:
@@ -169,22 +170,30 @@ class SweepComponents:
         return out
 
 
-def sweep_components(norm_map: np.ndarray, thresholds: np.ndarray) -> SweepComponents:
+def sweep_components(
+    norm_map: np.ndarray | None, thresholds: np.ndarray, levels: np.ndarray | None = None
+) -> SweepComponents:
     """All components of ``norm_map [H, W] >= tau`` for each tau in ``thresholds [T]``:
     exactly what :func:`component_boxes` gives at each tau, in cv2's label order.
 
+    ``levels [H, W]`` (:func:`wsol.localize.cut.levels_of` of the map at the
+    ascending ``thresholds``, e.g. computed on the model's device) replaces the map.
     One pass over the pixels feeds every tau (:mod:`wsol.localize.component_tree`, three
     to five times faster than labelling each tau's mask) once it is compiled; until
-    then (see :func:`prepare_sweep`), without numba, or for taus that do not ascend,
-    each tau's mask is labelled (:func:`sweep_by_labelling`). Both give the same arrays.
+    then (see :func:`prepare_sweep`) or without numba each level's mask is labelled
+    (:func:`label_levels`), and thresholds that do not ascend go to
+    :func:`sweep_by_labelling`. All give the same arrays.
     """
     taus = np.asarray(thresholds, np.float64).reshape(-1)
+    if levels is None:
+        if not (len(taus) < 2 or bool(np.all(np.diff(taus) > 0))):
+            return sweep_by_labelling(norm_map, taus)
+        levels = levels_of(norm_map, taus)
     tree = _compiled_sweep
     if tree is None:
         prepare_sweep()
-    if tree is None or not (len(taus) < 2 or bool(np.all(np.diff(taus) > 0))):
-        return sweep_by_labelling(norm_map, taus)
-    st, index = tree(np.asarray(norm_map), taus)
+        return label_levels(levels, len(taus))
+    st, index = tree(levels, len(taus))
     return SweepComponents(st[:, :4], st[:, 4], index, len(taus))
 
 
@@ -210,38 +219,56 @@ def _load_sweep() -> None:
     global _compiled_sweep
     try:
         # imported here: numba's import and compilation are for runs that score
-        from wsol.localize.component_tree import sweep_tree
+        from wsol.localize.component_tree import sweep_levels, sweep_tree
 
         if sweep_tree is not None:
-            sweep_tree(np.zeros((2, 2)), np.array([0.5]))
-            _compiled_sweep = sweep_tree
+            # 100 thresholds: levels in uint8, the type a run's sweep compiles for
+            sweep_tree(np.zeros((2, 2), np.float32), np.arange(100) / 100)
+            _compiled_sweep = sweep_levels
     except Exception as e:  # a broken numba: every sweep labels each threshold instead
         logger.warning("the component tree did not compile (%s); sweeps label each threshold", e)
 
 
 def sweep_by_labelling(norm_map: np.ndarray, thresholds: np.ndarray) -> SweepComponents:
-    """:func:`sweep_components` by one cv2 labelling per tau (the reference).
+    """:func:`sweep_components` by one cv2 labelling per tau (the reference), for
+    thresholds in any order: each tau's region is ``norm_map >= tau``
+    (:func:`wsol.localize.cut.cut_mask`'s rule, through the map's levels at the sorted
+    thresholds), labelled by :func:`label_levels`."""
+    taus = np.asarray(thresholds, np.float64).reshape(-1)
+    order = np.argsort(taus, kind="stable")
+    comps = label_levels(levels_of(norm_map, taus[order]), len(taus))
+    if np.array_equal(order, np.arange(len(taus))):
+        return comps
+    back = order[comps.index]  # each component's tau in the caller's order
+    perm = np.argsort(back, kind="stable")
+    return SweepComponents(comps.boxes[perm], comps.areas[perm], back[perm], len(taus))
 
-    Each tau's mask is first cropped to the rows and columns holding a pixel ``>= tau``
-    (from the row and column maxima, for all taus at once), so the labelling touches
+
+def label_levels(levels: np.ndarray, num_thresholds: int) -> SweepComponents:
+    """:func:`sweep_components` from a map's levels by one cv2 labelling per threshold:
+    tau_j's region is ``levels > j``.
+
+    Each mask is first cropped to the rows and columns holding a pixel of it (from the
+    row and column maxima of the levels, for all taus at once), so the labelling touches
     fewer pixels as tau rises; taus above the map's maximum are skipped; boxes are
     assembled once at the end. cv2's 8-connected labeller numbers components by the 2x2
     pixel blocks they first touch, so crops start on even rows and columns: the blocks,
     hence the label order and the ties of :func:`select_components`, are those of the
     whole map.
     """
-    taus = np.asarray(thresholds, np.float64).reshape(-1)
-    h, w = norm_map.shape
-    rows = norm_map.max(axis=1)[None, :] >= taus[:, None]  # [T, H]
-    cols = norm_map.max(axis=0)[None, :] >= taus[:, None]  # [T, W]
+    levels = np.asarray(levels)
+    h, w = levels.shape
+    t = np.arange(num_thresholds)[:, None]
+    rows = levels.max(axis=1, initial=0)[None, :] > t  # [T, H]
+    cols = levels.max(axis=0, initial=0)[None, :] > t  # [T, W]
     y0, y1 = rows.argmax(1) & ~1, h - rows[:, ::-1].argmax(1)  # & ~1: even, see above
     x0, x1 = cols.argmax(1) & ~1, w - cols[:, ::-1].argmax(1)
     present = np.flatnonzero(rows.any(1))
     if len(present) == 0:
-        return SweepComponents(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), len(taus))
+        return SweepComponents(np.zeros((0, 4)), np.zeros(0), np.zeros(0, np.int64), num_thresholds)
     stats, counts = [], np.empty(len(present), np.int64)
     for k, j in enumerate(present):
-        crop = norm_map[y0[j] : y1[j], x0[j] : x1[j]] >= taus[j]
+        crop = levels[y0[j] : y1[j], x0[j] : x1[j]] > j
         n, _, st, _ = cv2.connectedComponentsWithStats(
             crop.view(np.uint8), connectivity=8, ltype=cv2.CV_32S
         )
@@ -252,4 +279,4 @@ def sweep_by_labelling(norm_map: np.ndarray, thresholds: np.ndarray) -> SweepCom
     st[:, 0] += x0[index]  # back from crop to image coordinates
     st[:, 1] += y0[index]
     boxes = np.stack([st[:, 0], st[:, 1], st[:, 0] + st[:, 2], st[:, 1] + st[:, 3]], 1)
-    return SweepComponents(boxes, st[:, 4], index, len(taus))
+    return SweepComponents(boxes, st[:, 4], index, num_thresholds)
