@@ -18,6 +18,7 @@ from wsol.localize.device_boxes import (
     detect_largest,
     label_components,
     largest_boxes,
+    largest_dense,
 )
 from wsol.localize.maps import minmax_normalize, normalized_threshold
 
@@ -89,7 +90,7 @@ def test_labels_are_unique_across_masks(backend):
     masks[1, 2:, 2:] = True
     masks[2, 1, 1] = True  # touches (0, 0) diagonally: joins it
     labels, count = label_components(masks, backend)
-    assert labels.dtype == torch.int64 and count == 4
+    assert labels.dtype == torch.int32 and count == 4
     assert labels[0, 0, 0] != labels[1, 0, 0] != labels[2, 0, 0]
     assert labels[2, 1, 1] == labels[2, 0, 0]
     assert sorted(labels.unique().tolist()) == [0, 1, 2, 3, 4]
@@ -211,3 +212,28 @@ def test_chunked_labelling_keeps_labels_unique(backend, monkeypatch):
     a, b = component_stats(whole, count, norm), component_stats(chunked, count, norm)
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def test_the_gpus_dense_sums_agree_with_the_ordered_ones():
+    """On a GPU the mean's sum is a tree reduction (no atomics): the same scores to the
+    last bits of float64, the same boxes."""
+    for norm, cuts in _cases():
+        labels, count = label_components(cut_masks(norm, cuts))
+        a = largest_dense(labels, count, norm, "mean", ordered_sums=True)
+        b = largest_dense(labels, count, norm, "mean", ordered_sums=False)
+        assert torch.equal(a[0], b[0]) and torch.equal(a[2], b[2])
+        torch.testing.assert_close(a[1], b[1], rtol=1e-12, atol=0)
+
+
+def test_padding_is_in_no_component():
+    """A canvas pads smaller maps with -inf: below every cut, even a cut of 0 (and
+    below none of the map's own pixels)."""
+    norm, cuts = _cases()[6]  # blobs
+    h, w = norm.shape[-2:]
+    pad = torch.full((len(norm), h + 7, w + 4), float("-inf"))
+    pad[:, :h, :w] = norm
+    for c in (cuts, torch.zeros_like(cuts)):
+        want = detect_largest(norm, c, score="max")
+        got = detect_largest(pad, c, score="max")
+        for x, y in zip(want, got, strict=True):
+            assert torch.equal(x, y)

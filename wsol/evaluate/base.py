@@ -68,6 +68,18 @@ class Evaluator:
 
     state_fields: tuple[str, ...] = ()
 
+    @property
+    def needs_maps(self) -> bool:
+        """Whether :meth:`update` reads ``ClassResult.norm_map`` (the float maps on the
+        host); a run then asks the Localizer for them."""
+        return False
+
+    @property
+    def sweep_thresholds(self) -> np.ndarray | None:
+        """The ascending thresholds at which :meth:`update` reads each map's levels
+        (``ClassResult.sweep``, made on the model's device), or None."""
+        return None
+
     def init_args(self) -> dict:
         """Constructor arguments that build an empty evaluator like this one."""
         raise NotImplementedError
@@ -120,6 +132,24 @@ class Evaluators(Evaluator):
 
     def __contains__(self, name: str) -> bool:
         return name in self.members
+
+    @property
+    def sweep_thresholds(self) -> np.ndarray | None:
+        """The first member's sweep (members built from one config share it)."""
+        return next(
+            (e.sweep_thresholds for e in self.members.values() if e.sweep_thresholds is not None),
+            None,
+        )
+
+    @property
+    def needs_maps(self) -> bool:
+        """A member reads the float maps, or sweeps other thresholds than the first."""
+        sweep = self.sweep_thresholds
+        return any(
+            e.needs_maps
+            or (e.sweep_thresholds is not None and not np.array_equal(e.sweep_thresholds, sweep))
+            for e in self.members.values()
+        )
 
     def __getitem__(self, name: str) -> Evaluator:
         return self.members[name]

@@ -60,6 +60,16 @@ class MaxBoxAcc(Evaluator):
         self.class_agnostic = class_agnostic
         self.reset()
 
+    @property
+    def needs_maps(self) -> bool:
+        """The swept CorLoc boxes each map at every threshold; the sweep alone reads
+        the maps' levels."""
+        return self.corloc_sweep is not None
+
+    @property
+    def sweep_thresholds(self) -> np.ndarray:
+        return self.thresholds
+
     def init_args(self) -> dict:
         return {
             "num_classes": self.num_classes,
@@ -94,24 +104,28 @@ class MaxBoxAcc(Evaluator):
             for cls, gt_boxes in scored_pairs(sample, r, self.class_agnostic).items():
                 self.class_pairs[cls] += 1
                 res = by_class.get(cls)
-                if res is not None and res.norm_map is not None:
+                if res is None:
+                    continue
+                levels = res.sweep.levels if res.sweep is not None else None
+                if levels is not None and not res.sweep.matches(self.thresholds):
+                    levels = None
+                if levels is not None or res.norm_map is not None:
                     # An unusable map misses at every threshold.
-                    jobs.append((cls, res.norm_map, res.to_map(gt_boxes)))
-        for (cls, _, _), (v2, v1, top) in zip(jobs, map_fn(self._hits, jobs), strict=True):
+                    jobs.append((cls, res.norm_map, levels, res.to_map(gt_boxes)))
+        for (cls, *_), (v2, v1, top) in zip(jobs, map_fn(self._hits, jobs), strict=True):
             self.v2_hits[cls] += v2
             self.v1_hits[cls] += v1
             if top is not None:
                 self.top_hits[cls] += top
 
-    def _hits(
-        self, job: tuple[int, np.ndarray, np.ndarray]
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _hits(self, job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """One pair's hits at every threshold: V2 ``[T, 3]``, V1 ``[T]`` and, if swept,
-        CorLoc ``[T]``."""
-        _, norm_map, gt_boxes = job
+        CorLoc ``[T]``. The job is ``(class, norm_map or None, levels or None, GT boxes in
+        map pixels)``."""
+        _, norm_map, levels, gt_boxes = job
         t = len(self.thresholds)
         v2, v1 = np.zeros((t, len(V2_DELTAS)), bool), np.zeros(t, bool)
-        comps = sweep_components(norm_map, self.thresholds)
+        comps = sweep_components(norm_map, self.thresholds, levels)
         if len(comps.areas):
             iou = box_iou(comps.boxes, gt_boxes).max(axis=1)  # [M] best GT overlap per box
             best = np.zeros(t)

@@ -11,6 +11,7 @@ import numpy as np
 from wsol.data.base import Sample
 from wsol.data.masks import class_mask
 from wsol.evaluate.base import Evaluator, gt_pairs
+from wsol.localize.cut import levels_of
 from wsol.localize.results import ImageResult
 
 logger = logging.getLogger(__name__)
@@ -45,10 +46,14 @@ class PixelAP(Evaluator):
         self.fp = np.zeros((c, t), np.int64)
         self.fg = np.zeros(c, np.int64)
 
-    def _passes(self, scores: np.ndarray) -> np.ndarray:
-        """``[T]``: how many of ``scores`` are ``>= tau_j`` for each j."""
-        k = np.searchsorted(self.thresholds, scores, side="right")  # thresholds <= score
-        hist = np.bincount(k, minlength=len(self.thresholds) + 1)
+    @property
+    def sweep_thresholds(self) -> np.ndarray:
+        """PxAP reads each map's levels at its thresholds (made on the device in a run)."""
+        return self.thresholds
+
+    def _passes(self, levels: np.ndarray) -> np.ndarray:
+        """``[T]``: how many pixels of ``levels`` (thresholds reached) are ``>= tau_j``."""
+        hist = np.bincount(levels.ravel(), minlength=len(self.thresholds) + 1)
         return hist[::-1].cumsum()[::-1][1:]
 
     def update(
@@ -59,10 +64,13 @@ class PixelAP(Evaluator):
             for c in r.classes:
                 if c.dataset_class not in gt:
                     continue
+                levels = c.sweep.levels if c.sweep is not None else None
+                if levels is not None and not c.sweep.matches(self.thresholds):
+                    levels = None
+                if levels is None and c.norm_map is not None:
+                    levels = levels_of(c.norm_map, self.thresholds)
                 shape = (
-                    c.norm_map.shape
-                    if c.norm_map is not None
-                    else (sample.height or 0, sample.width or 0)
+                    levels.shape if levels is not None else (sample.height or 0, sample.width or 0)
                 )
                 if not shape[0] or not shape[1]:
                     continue  # an unusable map of an image whose size is unknown
@@ -87,10 +95,11 @@ class PixelAP(Evaluator):
                 if masks is None:
                     continue
                 fg, ign = masks
-                score = c.norm_map if c.norm_map is not None else np.zeros(shape, np.float64)
+                if levels is None:  # an unusable map scores 0 everywhere
+                    levels = levels_of(np.zeros(shape), self.thresholds)
                 keep = ~ign
-                self.tp[c.dataset_class] += self._passes(score[fg])
-                self.fp[c.dataset_class] += self._passes(score[keep & ~fg])
+                self.tp[c.dataset_class] += self._passes(levels[fg])
+                self.fp[c.dataset_class] += self._passes(levels[keep & ~fg])
                 self.fg[c.dataset_class] += int(fg.sum())
 
     @staticmethod

@@ -1,9 +1,13 @@
 """Connected components and boxes of a batch of cut maps, on the maps' device.
 
 The batched twin of :mod:`wsol.localize.components`: masks ``[N, H, W]`` (one per
-(image, class) map of one size) are labelled in one call, and every component's mask
-index, area, box and score come from scatter reductions over the foreground pixels, with
-no Python loop over masks or components.
+(image, class) map; maps of images of other sizes sit on one padded canvas, see
+:mod:`wsol.localize.canvas`) are labelled in one call. What a run needs from them, each
+map's largest component with its box and score (:func:`largest_dense`), then comes from
+one histogram of the labels and dense reductions over the maps: no Python loop over
+masks or components, and no scatter of every foreground pixel into a few components
+(atomic operations that contend on the same addresses, the old bottleneck on a GPU).
+:func:`component_stats` gives every component (scatter reductions) for checks.
 
 Conventions (those of :mod:`wsol.boxes` and of the host path):
 
@@ -16,9 +20,12 @@ Conventions (those of :mod:`wsol.boxes` and of the host path):
   gets label 1. A 2x2 block lies in at most one 8-connected component, so the key
   ``(row // 2) * ceil(W / 2) + col // 2`` of a component's first block orders them
   uniquely; it is computed here, so the result does not depend on the labeller's order.
+  Ties in area go to the first component in that order (the host's ``np.argmax``).
 - Scores are those of :func:`wsol.localize.components.detect`: the mean (or max) of the
   normalized map over the component's *pixels* (not over its box), in float64, times
-  the class probability.
+  the class probability. On the CPU the mean's sum runs in raster order, as the host's
+  ``np.bincount`` does, so it is the same to the bit; on a GPU it is a tree reduction,
+  which can differ in the last bit.
 
 Labelling backends (:data:`LABEL_BACKENDS`): ``cupy`` (``cupyx.scipy.ndimage.label``
 on the CUDA stream torch is using, data shared through DLPack), ``scipy`` and ``cv2``
@@ -35,6 +42,7 @@ import numpy as np
 import torch
 
 from wsol.errors import unknown_choice
+from wsol.localize.cut import cut_masks
 
 LABEL_BACKENDS = ("cupy", "scipy", "cv2")
 SCORE_MODES = ("mean", "max")
@@ -58,26 +66,6 @@ def default_backend(device: torch.device) -> str:
     if device.type == "cuda" and has_cupy():
         return "cupy"
     return "scipy" if importlib.util.find_spec("scipy") is not None else "cv2"
-
-
-def cut_masks(norm: torch.Tensor, cuts: torch.Tensor | float) -> torch.Tensor:
-    """The regions ``norm >= cut`` of maps ``[..., H, W]`` as bool ``[..., H, W]``.
-
-    ``cuts`` is a number or a tensor ``[...]`` (float64, as
-    :func:`wsol.localize.maps.normalized_threshold` gives). The comparison is exactly the
-    host's ``norm_map >= np.float64(cut)`` (float32 values against a float64 cut) but
-    stays in the map's float32: for float32 ``x``, ``x >= c`` holds iff ``x >= c'`` with
-    ``c'`` the smallest float32 not below ``c``. (Plain ``norm >= cut`` would round the
-    cut to float32 and could move pixels that lie within half an ulp of it.)
-    """
-    c = torch.as_tensor(cuts, dtype=torch.float64, device=norm.device)
-    if norm.dtype == torch.float64:
-        return norm >= c[..., None, None]
-    x = norm.float()  # exact for half types
-    c32 = c.float()
-    up = torch.nextafter(c32, torch.full_like(c32, float("inf")))
-    c32 = torch.where(c32.double() < c, up, c32)
-    return x >= c32[..., None, None]
 
 
 def _label_host(masks: np.ndarray, backend: str) -> tuple[np.ndarray, int]:
@@ -114,7 +102,8 @@ def _label_cupy(masks: torch.Tensor) -> tuple[torch.Tensor, int]:
 def label_components(masks: torch.Tensor, backend: str | None = None) -> tuple[torch.Tensor, int]:
     """8-connected components of each mask of ``masks [N, H, W]`` (bool), in one call.
 
-    Returns ``(labels, count)``: ``labels`` int64 ``[N, H, W]`` on the masks' device,
+    Returns ``(labels, count)``: ``labels`` int32 ``[N, H, W]`` on the masks' device
+    (int64 past 2**31 - 1 labels),
     0 for background and ``1..count`` for components, unique across the whole batch (a
     label never spans two masks). The numbering is the backend's (not cv2's order);
     :func:`component_stats` restores cv2's order.
@@ -133,18 +122,19 @@ def label_components(masks: torch.Tensor, backend: str | None = None) -> tuple[t
     masks = masks.bool()
     n, h, w = masks.shape
     if masks.numel() == 0:
-        return torch.zeros(masks.shape, dtype=torch.int64, device=masks.device), 0
+        return torch.zeros(masks.shape, dtype=torch.int32, device=masks.device), 0
     step = max(1, _MAX_LABEL_ELEMENTS // max(1, h * w))
     parts, total = [], 0
     for start in range(0, n, step):
         chunk = masks[start : start + step]
         if backend == "cupy":
             lab, count = _label_cupy(chunk)
-            lab = lab.long()
         else:
             lab_np, count = _label_host(chunk.cpu().numpy(), backend)
-            lab = torch.from_numpy(lab_np).long().to(masks.device)
+            lab = torch.from_numpy(lab_np).to(masks.device)
+        lab = lab.to(torch.int32 if total + count < 2**31 else torch.int64)
         if total:
+            parts = [p.to(lab.dtype) for p in parts]
             lab = torch.where(lab > 0, lab + total, lab)
         parts.append(lab)
         total += count
@@ -191,7 +181,7 @@ def component_stats(
         raise ValueError(f"expected labels [N, H, W], got shape {tuple(labels.shape)}")
     _, h, w = labels.shape
     dev = labels.device
-    flat = labels.reshape(-1)
+    flat = labels.reshape(-1).long()
     # Foreground pixels in raster order (nonzero is sorted), so sums add as the host does.
     pix = torch.nonzero(flat, as_tuple=True)[0]
     lab = flat[pix] - 1
@@ -274,6 +264,100 @@ def largest_boxes(
     return boxes, scores, empty
 
 
+def _block_keys(h: int, w: int, device: torch.device) -> torch.Tensor:
+    """``[H * W]`` int32: each pixel's 2x2 block in raster order of blocks (cv2's order)."""
+    rows = torch.arange(h, device=device, dtype=torch.int32).div_(2, rounding_mode="floor")
+    cols = torch.arange(w, device=device, dtype=torch.int32).div_(2, rounding_mode="floor")
+    return (rows[:, None] * ((w + 1) // 2) + cols[None, :]).reshape(-1)
+
+
+def _first_true(rows: torch.Tensor) -> torch.Tensor:
+    """``[N, L]`` bool -> ``[N]`` int64, the first True position (0 where none)."""
+    return rows.to(torch.uint8).argmax(1)
+
+
+def _masked_sums(values: torch.Tensor, sel: torch.Tensor, ordered: bool) -> torch.Tensor:
+    """``[N]`` float64: per row of ``values [N, P]``, the sum over ``sel [N, P]``.
+    ``ordered``: added one by one in raster order (the host's ``np.bincount``, bit for
+    bit); else a dense reduction (a GPU's: no atomics, the last bit may differ)."""
+    if ordered:
+        rows = torch.nonzero(sel, as_tuple=True)[0]  # raster order
+        picked = values[sel].double()
+        return torch.bincount(rows, weights=picked, minlength=len(values)).double()
+    return torch.where(sel, values, torch.zeros((), dtype=values.dtype, device=values.device)).sum(
+        1, dtype=torch.float64
+    )
+
+
+def largest_dense(
+    labels: torch.Tensor,
+    count: int,
+    values: torch.Tensor | None = None,
+    score: str = "mean",
+    class_probs: torch.Tensor | None = None,
+    ordered_sums: bool | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per mask of a labelled batch ``labels [N, H, W]`` (from :func:`label_components`,
+    ``count`` labels), its largest component's box and score, on the labels' device.
+
+    One histogram of the labels gives every component's area; each pixel looks up its
+    component's area, and per mask the largest area is a dense max. The chosen component
+    is the one owning the first 2x2 block (cv2's order) among the pixels of largest
+    components, so ties go where the host sends them. Its box and score are dense
+    reductions of ``labels == chosen``: rows and columns that hold it, the sum (or max)
+    of ``values [N, H, W]`` over it.
+
+    Returns ``(boxes float64 [N, 4] xyxy, scores float64 [N], empty bool [N])`` as
+    :func:`largest_boxes` does (``score`` and ``class_probs [N]`` likewise; without
+    ``values`` the scores are 0). ``ordered_sums``: see :func:`_masked_sums`; default
+    ordered on the CPU, dense elsewhere.
+    """
+    if score not in SCORE_MODES:
+        raise ValueError(unknown_choice("boxes.score", score, SCORE_MODES))
+    if labels.ndim != 3:
+        raise ValueError(f"expected labels [N, H, W], got shape {tuple(labels.shape)}")
+    n, h, w = labels.shape
+    dev = labels.device
+    if n == 0 or h * w == 0:
+        zeros = torch.zeros(n, dtype=torch.float64, device=dev)
+        return zeros.new_zeros((n, 4)), zeros, torch.ones(n, dtype=torch.bool, device=dev)
+    flat = labels.reshape(n, h * w)
+    areas = torch.bincount(flat.reshape(-1), minlength=count + 1).to(torch.int32)
+    areas[0] = 0  # background
+    pixel_area = areas[flat]  # [N, HW]: each pixel's component area
+    best = pixel_area.amax(1)
+    empty = best == 0
+    big = torch.iinfo(torch.int32).max
+    keys = _block_keys(h, w, dev)
+    candidate = torch.where(
+        (pixel_area == best[:, None]) & ~empty[:, None], keys[None, :], torch.full_like(keys, big)
+    )
+    first = candidate.argmin(1)
+    chosen = flat.gather(1, first[:, None]).masked_fill_(empty[:, None], -1)  # [N, 1]
+    sel = flat == chosen  # [N, HW]; -1 matches nothing
+    grid = sel.view(n, h, w)
+    rows, cols = grid.any(2), grid.any(1)
+    y1, x1 = _first_true(rows), _first_true(cols)
+    y2, x2 = h - _first_true(rows.flip(1)), w - _first_true(cols.flip(1))
+    boxes = torch.stack([x1, y1, x2, y2], 1).double().masked_fill_(empty[:, None], 0.0)
+    scores = torch.zeros(n, dtype=torch.float64, device=dev)
+    if values is not None:
+        if values.shape != labels.shape:
+            raise ValueError(
+                f"values {tuple(values.shape)} and labels {tuple(labels.shape)} differ"
+            )
+        v = values.reshape(n, h * w)
+        if score == "mean":
+            ordered = dev.type == "cpu" if ordered_sums is None else ordered_sums
+            scores = _masked_sums(v, sel, ordered) / best.clamp(min=1).double()
+        else:  # the max of the values and 0, as the host's np.maximum.at on zeros
+            zero = torch.zeros((), dtype=v.dtype, device=dev)
+            scores = torch.where(sel, v, zero).amax(1).double()
+    if class_probs is not None:
+        scores = scores * class_probs.to(device=dev, dtype=torch.float64)
+    return boxes, scores, empty
+
+
 def detect_largest(
     norm: torch.Tensor,
     cuts: torch.Tensor | float,
@@ -296,7 +380,6 @@ def detect_largest(
     c = torch.as_tensor(cuts, dtype=torch.float64, device=norm.device)
     masks = cut_masks(flat, torch.broadcast_to(c, lead).reshape(-1))
     labels, count = label_components(masks, backend)
-    stats = component_stats(labels, count, flat)
     probs = None if class_probs is None else class_probs.reshape(-1)
-    boxes, scores, empty = largest_boxes(stats, flat.shape[0], score, probs)
+    boxes, scores, empty = largest_dense(labels, count, flat, score, probs)
     return boxes.reshape(*lead, 4), scores.reshape(lead), empty.reshape(lead)

@@ -23,12 +23,13 @@ from wsol.cams.targets import ClassMapping, pad_labels, select_dataset_targets
 from wsol.data.loader import letterbox, resize
 from wsol.errors import UsageError
 from wsol.localize.components import detect
+from wsol.localize.cut import device_levels
 from wsol.localize.device_boxes import detect_largest, has_cupy
 from wsol.localize.maps import (
     MAP_OK,
     MAP_REASONS,
+    device_maps,
     localize_size,
-    prepare_maps,
     smooth_maps,
 )
 from wsol.localize.params import (
@@ -45,8 +46,10 @@ from wsol.localize.results import (
     Detections,
     ImageResult,
     MapBatch,
+    SweepLevels,
     found_detections,
 )
+from wsol.localize.to_host import HostCopies
 from wsol.localize.views import Views, fuse_maps, view_input
 from wsol.models import ModelSpec
 from wsol.models.spec import channels_last, model_input
@@ -160,13 +163,18 @@ class Localizer:
         labels: Sequence[np.ndarray] | None = None,
         regions: Sequence[tuple[float, float]] | None = None,
         keep_maps: bool = True,
+        sweep: np.ndarray | None = None,
     ) -> MapBatch:
         """The device stage of :meth:`__call__` (same arguments): forward passes, targets,
-        maps, upsampling, normalization and cuts, then one copy to the host. What is
-        left (:meth:`boxes_for`) is per-image host work, which a run overlaps with the
-        next batch's device stage. Without ``keep_maps``, when boxes are found on the
-        device, the normalized maps never leave it (``ClassResult.norm_map`` is None:
-        nothing can score them)."""
+        maps, upsampling, normalization and cuts, boxes when they are found on the device,
+        then copies to the host that it does not wait for. What is left
+        (:meth:`boxes_for`, which waits for them) is per-image host work, which a run
+        overlaps with the next batch's device stage.
+
+        Without ``keep_maps``, when boxes are found on the device, the normalized maps
+        never leave it (``ClassResult.norm_map`` is None). ``sweep``: ascending
+        thresholds ``[T]`` for which each map's levels are made on the device and sent
+        instead (``ClassResult.sweep``; a MaxBoxAcc sweep reads those, not the map)."""
         if len(sizes) != len(images):
             raise ValueError(f"{len(images)} images but {len(sizes)} sizes")
         x = self.normalize(images)
@@ -193,7 +201,9 @@ class Localizer:
                 ) as fp:
                     every.append(fp.maps(model_targets))
             maps = fuse_maps(every, [m for _, m in views], self.views.fuse)
-        return self._to_host(maps, chosen, model_targets, probs, list(sizes), regions, keep_maps)
+        return self._to_host(
+            maps, chosen, model_targets, probs, list(sizes), regions, keep_maps, sweep
+        )
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """``uint8 [B, 3, H, W]`` -> the model's float input on the device, in the
@@ -227,52 +237,66 @@ class Localizer:
         probs: torch.Tensor,
         sizes: list[tuple[int, int]],
         regions: Sequence[tuple[float, float]] | None,
-        keep_maps: bool = True,
+        keep_maps: bool,
+        sweep: np.ndarray | None,
     ) -> MapBatch:
         """Maps ``[B, K, h, w]`` of dataset classes ``chosen [B, K]`` (model classes
-        ``model_targets [B, K]``) -> upsampled, normalized and cut, on the host (and
-        boxed, if boxes are found on the device)."""
+        ``model_targets [B, K]``) -> upsampled, normalized and cut on canvases, boxed
+        there if boxes are found on the device, and on their way to the host."""
         p = self.boxes
         if self._taus is not None:  # calibrated: an absolute cut per dataset class
             mode, tau = "absolute", self._taus[chosen.clamp(min=0)]
         else:
             mode, tau = p.threshold_mode, p.threshold
         loc_sizes = [localize_size(s, p.max_side) for s in sizes]
-        found: list = [None] * len(sizes)
-        on_device = None
-        if self.boxes_on_device:
-            class_probs = probs.gather(1, chosen.clamp(min=0))  # [B, K]
-
-            def on_device(idx, norm, cuts, _problems):
-                boxes, scores, empty = detect_largest(norm, cuts, class_probs[idx], p.score)
-                boxes, scores, empty = boxes.cpu().numpy(), scores.cpu().numpy(), empty.cpu()
-                for j, i in enumerate(idx):
-                    found[i] = (boxes[j], scores[j], empty[j].numpy())
-
-        prepared = prepare_maps(
+        canvases = device_maps(
             smooth_maps(maps, p.smooth),
             loc_sizes,
             mode,
             tau,
             list(regions) if regions is not None else None,
-            on_device,
-            to_host=keep_maps or not self.boxes_on_device,
         )
+        if sweep is not None:
+            sweep = np.asarray(sweep, np.float64)
+            if len(sweep) > 1 and not bool(np.all(np.diff(sweep) > 0)):
+                raise ValueError("sweep thresholds must ascend strictly")
+        class_probs = probs.gather(1, chosen.clamp(min=0))  # [B, K]
+        send: dict[str, torch.Tensor | None] = {
+            "chosen": chosen,
+            "model_targets": model_targets,
+            "probs": probs,
+            "raw": maps if self.keep_raw_maps else None,
+        }
+        to_host = keep_maps or not self.boxes_on_device
+        for c, cv in enumerate(canvases):
+            boxes = scores = empty = None
+            if self.boxes_on_device:
+                idx = torch.as_tensor(cv.index, device=class_probs.device)
+                boxes, scores, empty = detect_largest(cv.norm, cv.cuts, class_probs[idx], p.score)
+            send |= {
+                f"norm{c}": cv.norm if to_host else None,
+                f"levels{c}": device_levels(cv.norm, sweep) if sweep is not None else None,
+                f"cuts{c}": cv.cuts,
+                f"problems{c}": cv.problems,
+                f"boxes{c}": boxes,
+                f"scores{c}": scores,
+                f"empty{c}": empty,
+            }
         return MapBatch(
-            prepared,
-            chosen.cpu().numpy(),
-            model_targets.cpu().numpy(),
-            probs.cpu().numpy(),
-            maps.cpu().numpy() if self.keep_raw_maps else None,
             sizes,
             loc_sizes,
-            found if self.boxes_on_device else None,
+            HostCopies(send),
+            [(cv.index, cv.sizes) for cv in canvases],
+            sweep,
+            self.boxes_on_device,
         )
 
     def boxes_for(self, batch: MapBatch, map_fn=map) -> list[ImageResult]:
         """The host stage: each image's components and boxes, from :meth:`maps`.
         ``map_fn`` runs the per-image step over the images in order (e.g. a thread
-        pool's ``map``: cv2 releases the GIL); the results do not depend on it."""
+        pool's ``map``: cv2 releases the GIL); the results do not depend on it. Waits for
+        the batch's copies from the device first."""
+        batch.wait()
         return list(map_fn(lambda i: self._image_boxes(batch, i), range(len(batch.sizes))))
 
     def _image_boxes(self, batch: MapBatch, i: int) -> ImageResult:
@@ -291,6 +315,8 @@ class Localizer:
                 det = Detections.empty(MAP_REASONS[int(pm.problems[j])])
                 res.classes.append(ClassResult(d, prob, det, None, cut, scale, **extra))
                 continue
+            if pm.levels is not None:
+                extra["sweep"] = SweepLevels(pm.levels[j], batch.sweep)
             if batch.found is not None:
                 det = found_detections(*batch.found[i], j)
             else:

@@ -1,19 +1,18 @@
-"""The device stage: maps ``[B, K, h, w]`` -> upsampled, normalized, cut, then to the host.
+"""The device stage: maps ``[B, K, h, w]`` -> upsampled, normalized and cut, on the device.
 
 Maps stay on the device through smoothing, upsampling, min-max normalization and the
-choice of cut; only the normalized map of each (image, class) leaves it, once per image
-size, for the connected-components step (:mod:`wsol.localize.components`).
+choice of cut (:func:`device_maps`), laid on padded canvases so that what follows runs
+once per batch rather than once per image size (:mod:`wsol.localize.canvas`). The
+Localizer then finds boxes there or sends the maps to the host
+(:func:`prepare_maps` is the plain host copy).
 
 Every cut is on the min-max normalized map: a pixel belongs to the region when
-``norm >= cut``, compared in float64 (a float32 map against a float64 cut), so the
-operating threshold, the sweep and the calibrated cuts draw the same regions for the
-same tau.
+``norm >= cut``, compared in float64 (:mod:`wsol.localize.cut`), so the operating
+threshold, the sweep and the calibrated cuts draw the same regions for the same tau.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from wsol.errors import unknown_choice
+from wsol.localize.canvas import PAD, Canvas, plan_canvases
 
 THRESHOLD_MODES = ("fraction", "absolute", "otsu")
 OTSU_BINS = 256
@@ -94,18 +94,16 @@ def minmax_normalize(maps: torch.Tensor) -> tuple[torch.Tensor, ...]:
     max together, subtract, divide): NaN propagates through min and max and an Inf lands
     in them, so a non-finite ``lo`` or ``hi`` is how a NaN/Inf map shows. Not-ok maps are
     zeros and get ``lo = hi = 0``. No clamp is needed: rounding is monotone, so
-    ``x <= hi`` gives ``(x - lo) / (hi - lo) <= 1`` exactly."""
+    ``x <= hi`` gives ``(x - lo) / (hi - lo) <= 1`` exactly. No step waits for the
+    device (no ``if`` on a tensor's value)."""
     flat = maps.flatten(-2)
     lo, hi = torch.aminmax(flat, dim=-1)
     ok = torch.isfinite(lo) & torch.isfinite(hi) & (hi > lo)
-    all_ok = bool(ok.all())
-    if not all_ok:
-        lo = torch.where(ok, lo, torch.zeros_like(lo))
-        hi = torch.where(ok, hi, torch.zeros_like(hi))
+    lo = torch.where(ok, lo, torch.zeros_like(lo))
+    hi = torch.where(ok, hi, torch.zeros_like(hi))
     span = torch.where(ok, hi - lo, torch.ones_like(hi))
     norm = flat.sub(lo[..., None]).div_(span[..., None])
-    if not all_ok:
-        norm.masked_fill_(~ok[..., None], 0.0)
+    norm.masked_fill_(~ok[..., None], 0.0)
     return norm.view_as(maps), lo, hi, ok
 
 
@@ -170,18 +168,6 @@ def normalized_threshold(
     raise ValueError(unknown_choice("boxes.threshold_mode", mode, THRESHOLD_MODES))
 
 
-@dataclass
-class PreparedMaps:
-    """One image's maps after the device stage, on the host: normalized maps
-    ``[K, H, W]`` (float32; None when they stayed on the device), their cuts ``[K]``
-    (float64) and ``problems [K]`` (``MAP_OK`` or the index of the reason in
-    ``MAP_REASONS``)."""
-
-    norm: np.ndarray | None
-    cuts: np.ndarray
-    problems: np.ndarray
-
-
 def resample_region(
     maps: torch.Tensor, size: tuple[int, int], region: tuple[float, float]
 ) -> torch.Tensor:
@@ -207,56 +193,103 @@ def resample_region(
     )
 
 
+@dataclass
+class PreparedMaps:
+    """One image's maps after the device stage, on the host: normalized maps
+    ``[K, H, W]`` (float32; None when they stayed on the device), their cuts ``[K]``
+    (float64), ``problems [K]`` (``MAP_OK`` or the index of the reason in
+    ``MAP_REASONS``) and, when a sweep asked for them, the maps' levels ``[K, H, W]``
+    (:func:`wsol.localize.cut.levels_of`)."""
+
+    norm: np.ndarray | None
+    cuts: np.ndarray
+    problems: np.ndarray
+    levels: np.ndarray | None = None
+
+
+def _prepare_group(
+    low: torch.Tensor,
+    size: tuple[int, int],
+    region: tuple[float, float],
+    mode: str,
+    tau: float | torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Maps ``[G, K, h, w]`` of same-size images -> ``(norm [G, K, H, W], cuts [G, K],
+    problems [G, K])`` at ``size``."""
+    low = low.float()
+    # Judge the maps as computed: interpolation weights do not sum to exactly 1, so a
+    # constant map can come out of upsampling as rounding noise that min-max
+    # normalization would blow up to [0, 1].
+    problems = map_problems(low)
+    if region == (1.0, 1.0):
+        up = F.interpolate(low, size=size, mode="bilinear", align_corners=False)
+    else:
+        up = resample_region(low, size, region)
+    norm, lo, hi, ok = minmax_normalize(up)  # [G, K, H, W], [G, K] x 3
+    problems = torch.where((problems == MAP_OK) & ~ok, MAP_CONSTANT, problems)
+    norm.masked_fill_((problems != MAP_OK)[..., None, None], 0.0)
+    return norm, normalized_threshold(mode, tau, lo, hi, norm), problems
+
+
+def device_maps(
+    maps: torch.Tensor,
+    sizes: list[tuple[int, int]],
+    mode: str,
+    tau: float | torch.Tensor,
+    regions: list[tuple[float, float]] | None = None,
+) -> list[Canvas]:
+    """The device stage for a batch: upsample ``maps [B, K, h, w]`` to each image's
+    ``(H, W)``, min-max normalize and cut, on the maps' device; a map that is constant,
+    NaN or Inf before upsampling is flagged and zeroed.
+
+    ``tau`` is a number or a ``[B, K]`` tensor of per-map thresholds (calibrated cuts).
+    ``regions``: per image, the ``(fy, fx)`` top-left fraction of the input that holds the
+    image (letterboxing); only that part of each map is resampled. Images of the same
+    size (and region) are upsampled in one call, then laid on the canvases of
+    :func:`wsol.localize.canvas.plan_canvases`, so the number of device calls after
+    this does not grow with the number of sizes. Nothing here waits for the device.
+    """
+    regions = regions or [(1.0, 1.0)] * len(sizes)
+    canvases = []
+    for plan in plan_canvases(sizes):
+        groups: dict[tuple, list[int]] = {}
+        for i in plan:
+            groups.setdefault((tuple(sizes[i]), tuple(regions[i])), []).append(i)
+        index = [i for idx in groups.values() for i in idx]
+        height = max(h for (h, _), _ in groups)
+        width = max(w for (_, w), _ in groups)
+        parts = []
+        for (size, region), idx in groups.items():
+            t = tau[idx] if isinstance(tau, torch.Tensor) else tau
+            parts.append((size, _prepare_group(maps[idx], size, region, mode, t)))
+        if len(parts) == 1 and parts[0][0] == (height, width):
+            norm = parts[0][1][0]
+        else:
+            norm = maps.new_full(
+                (len(index), maps.shape[1], height, width), PAD, dtype=torch.float32
+            )
+            start = 0
+            for (h, w), (part, _, _) in parts:
+                norm[start : start + len(part), :, :h, :w] = part
+                start += len(part)
+        cuts = torch.cat([p[1][1] for p in parts])
+        problems = torch.cat([p[1][2] for p in parts])
+        canvases.append(Canvas(index, [tuple(sizes[i]) for i in index], norm, cuts, problems))
+    return canvases
+
+
 def prepare_maps(
     maps: torch.Tensor,
     sizes: list[tuple[int, int]],
     mode: str,
     tau: float | torch.Tensor,
     regions: list[tuple[float, float]] | None = None,
-    on_device: Callable[[list[int], torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
-    to_host: bool = True,
 ) -> list[PreparedMaps]:
-    """The device stage for a batch: upsample ``maps [B, K, h, w]`` to each image's
-    ``(H, W)``, min-max normalize, cut, then copy to the host once per image size.
-    A map that is constant, NaN or Inf before upsampling is flagged and zeroed.
-
-    ``on_device(idx, norm, cuts, problems)`` sees each group of same-size images while
-    its maps are still on the device (boxes found there: :mod:`wsol.localize.device_boxes`);
-    without ``to_host`` the normalized maps stay there and ``PreparedMaps.norm`` is None.
-
-    ``tau`` is a number or a ``[B, K]`` tensor of per-map thresholds (calibrated cuts).
-    ``regions``: per image, the ``(fy, fx)`` top-left fraction of the input that holds the
-    image (letterboxing); only that part of each map is resampled.
-    Images of the same size are processed as one tensor, so the number of device calls
-    and transfers does not grow with the batch.
-    """
+    """:func:`device_maps`, copied to the host: one :class:`PreparedMaps` per image."""
     out: list[PreparedMaps | None] = [None] * len(sizes)
-    regions = regions or [(1.0, 1.0)] * len(sizes)
-    groups: dict[tuple, list[int]] = defaultdict(list)
-    for i, (s, r) in enumerate(zip(sizes, regions, strict=True)):
-        groups[(tuple(s), tuple(r))].append(i)
-    for (size, region), idx in groups.items():
-        low = maps[idx].float()
-        # Judge the maps as computed: interpolation weights do not sum to exactly 1, so a
-        # constant map can come out of upsampling as rounding noise that min-max
-        # normalization would blow up to [0, 1].
-        problems = map_problems(low)
-        if region == (1.0, 1.0):
-            up = F.interpolate(low, size=size, mode="bilinear", align_corners=False)
-        else:
-            up = resample_region(low, size, region)
-        norm, lo, hi, ok = minmax_normalize(up)  # [G, K, H, W], [G, K] x 3
-        problems = torch.where((problems == MAP_OK) & ~ok, MAP_CONSTANT, problems)
-        bad = problems != MAP_OK
-        if bool(bad.any()):
-            norm.masked_fill_(bad[..., None, None], 0.0)
-        t = tau[idx] if isinstance(tau, torch.Tensor) else tau
-        cuts = normalized_threshold(mode, t, lo, hi, norm)
-        if on_device is not None:
-            on_device(idx, norm, cuts, problems)
-        cuts_h, prob_h = cuts.cpu().numpy(), problems.cpu().numpy()
-        norm_h = norm.cpu().numpy() if to_host else None
-        for j, i in enumerate(idx):  # copies: a kept map must not pin the whole group
-            kept = norm_h[j].copy() if norm_h is not None else None
-            out[i] = PreparedMaps(kept, cuts_h[j].copy(), prob_h[j].copy())
+    for canvas in device_maps(maps, sizes, mode, tau, regions):
+        norm = canvas.norm.cpu().numpy()
+        cuts, problems = canvas.cuts.cpu().numpy(), canvas.problems.cpu().numpy()
+        for j, (i, (h, w)) in enumerate(zip(canvas.index, canvas.sizes, strict=True)):
+            out[i] = PreparedMaps(norm[j, :, :h, :w].copy(), cuts[j].copy(), problems[j].copy())
     return out  # type: ignore[return-value]

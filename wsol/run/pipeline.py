@@ -154,6 +154,10 @@ def _loop(
     )
     clock = StageClock()
     chunks = _Chunks(plan, journal, totals, progress, clock, start)
+    # What the scores read on the host: the maps' levels for the sweeps (small, made on
+    # the device), the float maps only where an evaluator needs them.
+    needs_maps = plan.evaluators is not None and plan.evaluators.needs_maps
+    sweep = plan.evaluators.sweep_thresholds if plan.evaluators is not None else None
     batches = iter(loader)
     with single_threaded_cv2(), HostStage(host_threads) as host:
         for b in itertools.count():
@@ -177,7 +181,8 @@ def _loop(
                         batch.orig_sizes,
                         [s.labels for s in samples],
                         batch.regions,
-                        keep_maps=plan.evaluators is not None,  # else no one reads them
+                        keep_maps=needs_maps,
+                        sweep=sweep,
                     )
                     if samples
                     else None
