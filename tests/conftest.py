@@ -13,6 +13,20 @@ COCO_ROOT = SHARED / "coco128"
 COCO_ANN = COCO_ROOT / "annotations" / "instances_train2017.json"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` skip, with the reason, where no CUDA device is usable."""
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch.cuda.is_available() is False)")
+    for item in gpu:
+        item.add_marker(skip)
+
+
 def _need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"real data not found at {path} (../shared/data is beside the repo in CI)")

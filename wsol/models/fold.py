@@ -10,11 +10,18 @@ BatchNorm whose input is the very tensor a convolution returned). A forward pass
 see every other use of that tensor, so the folded network is checked against the
 original on the same input (logits and the activations of the layers a method hooks);
 anything beyond float rounding undoes every fold.
+
+The check must see the fold's rounding, not the device's: a GPU runs float32
+convolutions in TF32 by default (10 bits of mantissa), whose error through a deep
+network is far above the fold's. So off the CPU both passes of the check run in float64
+(the network is converted for them and back, which is exact), where nothing rounds to
+TF32; on the CPU float32 is IEEE float32 and the check runs as the model does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -112,8 +119,33 @@ class _Tracer:
         return out
 
 
+def check_dtype(device: torch.device) -> torch.dtype:
+    """The precision the fold is checked in on ``device``: float32 on the CPU, float64
+    elsewhere (see the module docstring)."""
+    return torch.float32 if device.type == "cpu" else torch.float64
+
+
+@contextmanager
+def _in_dtype(net: nn.Module, dtype: torch.dtype) -> Iterator[None]:
+    """``net``'s floating parameters and buffers in ``dtype`` inside the block, each back
+    in its own type after it (float32 -> float64 -> float32 is exact)."""
+    tensors = [t for t in [*net.parameters(), *net.buffers()] if t.is_floating_point()]
+    before = [t.dtype for t in tensors]
+    if all(d == dtype for d in before):
+        yield
+        return
+    for t in tensors:
+        t.data = t.data.to(dtype)
+    try:
+        yield
+    finally:
+        for t, d in zip(tensors, before, strict=True):
+            t.data = t.data.to(d)
+
+
 def _outputs(net: nn.Module, example: torch.Tensor, layers: list[str]) -> list[torch.Tensor]:
-    """The logits and the outputs of ``layers`` for ``example``."""
+    """The logits and the outputs of ``layers`` for ``example``, in ``example``'s
+    precision (the network is converted to it for the pass)."""
     seen: dict[str, torch.Tensor] = {}
     handles = [
         resolve_module(net, name).register_forward_hook(
@@ -122,7 +154,7 @@ def _outputs(net: nn.Module, example: torch.Tensor, layers: list[str]) -> list[t
         for name in layers
     ]
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _in_dtype(net, example.dtype):
             logits = net(example)
     finally:
         for h in handles:
@@ -173,7 +205,8 @@ def fold_batchnorm(net: nn.Module, example: torch.Tensor, keep: Iterable[str] = 
 
     Args:
         net: the network, on the device of ``example``.
-        example: an input ``[1, 3, H, W]`` for the traced and the checking pass.
+        example: an input ``[1, 3, H, W]`` for the traced and the checking pass, in the
+            precision the check runs in (see :func:`check_dtype`).
         keep: layer names whose outputs must stay as they are (the layers a method
             hooks): a convolution among them is not folded, and their outputs are
             checked along with the logits.
@@ -216,13 +249,15 @@ def fold_batchnorm(net: nn.Module, example: torch.Tensor, keep: Iterable[str] = 
 def fold_model(spec: ModelSpec, layers: Iterable[str], input_size: tuple[int, int]) -> FoldReport:
     """:func:`fold_batchnorm` on ``spec.net`` (in eval mode, on its device, in its memory
     format), keeping ``layers`` (the method's hooked layer) and the model's CAM and
-    classifier layers as they are; the example is seeded noise at ``input_size``, and
-    the global random state is left alone."""
+    classifier layers as they are; the example is seeded noise at ``input_size`` (the
+    same values on every device, in :func:`check_dtype`), and the global random state is
+    left alone."""
     param = next(spec.net.parameters(), None)
     if param is None:
         return FoldReport(0)
     gen = torch.Generator().manual_seed(0)
-    example = torch.randn(1, 3, *input_size, generator=gen).to(param.device)
+    example = torch.randn(1, 3, *input_size, generator=gen, dtype=torch.float64)
+    example = example.to(param.device, check_dtype(param.device))
     if channels_last(spec.net):
         example = example.contiguous(memory_format=torch.channels_last)
     spec.net.eval()
