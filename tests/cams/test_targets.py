@@ -81,3 +81,53 @@ def test_select_targets_modes():
         select_dataset_targets("gt", probs, None)
     with pytest.raises(TargetError, match="valid"):
         select_dataset_targets("every", probs, None)
+
+
+def _ranked(probs: torch.Tensor, tiebreak: torch.Tensor | None, k: int) -> list[list[int]]:
+    """By hand: classes by probability, then tiebreak (higher first), then index."""
+    out = []
+    for i in range(len(probs)):
+        keys = [
+            (-float(probs[i, d]), -float(tiebreak[i, d]) if tiebreak is not None else 0.0, d)
+            for d in range(probs.shape[1])
+        ]
+        out.append([d for *_, d in sorted(keys)[:k]])
+    return out
+
+
+def test_topk_breaks_saturated_ties_by_logit_then_by_class():
+    # two sigmoids at exactly 1.0 in float32: the larger logit is the more probable class
+    logits = torch.tensor([[18.0, -3.0, 25.0, 30.0], [40.0, 40.0, 1.0, 2.0]])
+    probs = torch.sigmoid(logits)
+    assert probs[0, 2] == probs[0, 3] == probs[1, 0] == 1.0
+    got = select_dataset_targets("topk", probs, None, 2, tiebreak=logits)
+    assert got.tolist() == [[3, 2], [0, 1]]
+    # without a tiebreak, equal probabilities go to the lower class
+    assert select_dataset_targets("topk", probs, None, 3).tolist() == [[0, 2, 3], [0, 1, 3]]
+    rng = torch.Generator().manual_seed(0)
+    for _ in range(20):  # many ties: the same order as by hand
+        p = torch.randint(0, 3, (5, 7), generator=rng).float() / 2
+        t = torch.randint(0, 3, (5, 7), generator=rng).float()
+        for k in (1, 3, 7):
+            assert select_dataset_targets("topk", p, None, k, tiebreak=t).tolist() == _ranked(
+                p, t, k
+            )
+            assert select_dataset_targets("topk", p, None, k).tolist() == _ranked(p, None, k)
+
+
+def test_dataset_logits_rank_as_dataset_probs():
+    spec = _spec(["a", "b", "c", "d"], multi_label=True)
+    mapping = ClassMapping.build(["x", "y", "z"], spec, {"x": [0, 2], "y": [1], "z": []})
+    logits = torch.tensor([[1.0, -2.0, 3.0, 0.5]])
+    assert mapping.dataset_logits(logits).tolist() == [[3.0, -2.0, float("-inf")]]
+    probs = mapping.dataset_probs(torch.sigmoid(logits))
+    assert probs[0, 0] == torch.sigmoid(torch.tensor(3.0)) and probs[0, 2] == 0.0
+
+
+@pytest.mark.gpu
+def test_cpu_and_cuda_choose_the_same_classes():
+    logits = torch.randn(64, 30) * 20  # many saturated sigmoids
+    probs = torch.sigmoid(logits)
+    cpu = select_dataset_targets("topk", probs, None, 3, tiebreak=logits)
+    cuda = select_dataset_targets("topk", probs.cuda(), None, 3, tiebreak=logits.cuda())
+    assert torch.equal(cpu, cuda.cpu())

@@ -98,13 +98,23 @@ class ClassMapping:
     def dataset_probs(self, model_probs: torch.Tensor) -> torch.Tensor:
         """``[B, C]`` model probabilities -> ``[B, D]`` dataset-class probabilities: each
         class's largest mapped probability (see the module docstring for why not the sum)."""
-        dev = model_probs.device
+        return self._largest_member(model_probs, 0.0)
+
+    def dataset_logits(self, logits: torch.Tensor) -> torch.Tensor:
+        """``[B, C]`` logits -> ``[B, D]``: each dataset class's largest mapped logit
+        (``-inf`` for a class with no member). It ranks a class as its probability does,
+        and still tells classes apart where probabilities saturate (two sigmoids at 1.0
+        in float32)."""
+        return self._largest_member(logits.float(), float("-inf"))
+
+    def _largest_member(self, values: torch.Tensor, empty: float) -> torch.Tensor:
+        dev = values.device
         members, owner = self.members.to(dev), self.owner.to(dev)
-        out = model_probs.new_zeros(len(model_probs), len(self.names))  # no member: 0
+        out = values.new_full((len(values), len(self.names)), empty)  # no member
         return out.scatter_reduce_(
             1,
-            owner.expand(len(model_probs), -1),
-            model_probs[:, members],
+            owner.expand(len(values), -1),
+            values[:, members],
             reduce="amax",
             include_self=False,
         )
@@ -135,6 +145,7 @@ def select_dataset_targets(
     gt: torch.Tensor | None,
     topk: int = 1,
     min_prob: float = 0.5,
+    tiebreak: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Dataset classes to map per image, ``[B, K]`` with ``-1`` pads.
 
@@ -143,6 +154,10 @@ def select_dataset_targets(
             ``prob`` (every class with probability ``>= min_prob``).
         dataset_probs: ``[B, D]`` class probabilities.
         gt: ``[B, K]`` ground-truth classes (``-1`` pads), for ``gt``.
+        tiebreak: ``[B, D]`` ranks classes of equal probability (e.g.
+            :meth:`ClassMapping.dataset_logits`), the higher first; then the lower class.
+            The order is the same on every device (``topk`` breaks ties as each device's
+            kernel happens to: CPU and CUDA disagree on saturated probabilities).
     """
     if mode == "gt":
         if gt is None:
@@ -150,7 +165,13 @@ def select_dataset_targets(
         return gt
     if mode == "topk":
         k = min(topk, dataset_probs.shape[1])
-        return dataset_probs.topk(k, dim=1).indices
+        order = torch.arange(dataset_probs.shape[1], device=dataset_probs.device)
+        order = order.expand_as(dataset_probs)
+        if tiebreak is not None:  # stable sorts: the last key sorted is the first key
+            order = tiebreak.sort(dim=1, descending=True, stable=True).indices
+        keys = dataset_probs.gather(1, order)
+        again = keys.sort(dim=1, descending=True, stable=True).indices
+        return order.gather(1, again[:, :k])
     if mode == "prob":
         keep = dataset_probs >= min_prob
         k = int(keep.sum(1).max()) if keep.numel() else 0

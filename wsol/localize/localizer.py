@@ -189,7 +189,12 @@ class Localizer:
             logits = fp.logits.detach().float()
             probs = self.mapping.dataset_probs(self.model.probabilities(logits))
             chosen = select_dataset_targets(
-                self.targets.mode, probs, gt, self.targets.topk, self.targets.min_prob
+                self.targets.mode,
+                probs,
+                gt,
+                self.targets.topk,
+                self.targets.min_prob,
+                self.mapping.dataset_logits(logits),
             )
             model_targets = self.mapping.model_targets(logits, chosen)
             maps = fp.maps(model_targets)
