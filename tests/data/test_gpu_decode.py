@@ -16,6 +16,7 @@ from wsol.data.decode import DecodeError, decode_image
 from wsol.data.gpu_decode import (
     DecodedImage,
     apply_orientation,
+    area_weights,
     decode_jpegs,
     jpeg_info,
     resize_on_device,
@@ -156,7 +157,9 @@ def test_resize_keeps_same_size_and_batches_mixed_sizes():
     [
         ((75, 100), (150, 220), 0.5, 1),  # enlarge: cv2 INTER_LINEAR
         ((75, 100), (100, 60), 0.5, 2),  # mixed: INTER_LINEAR as well
-        ((375, 500), (224, 224), 2.0, 60),  # shrink: cv2 INTER_AREA vs antialiased bilinear
+        ((375, 500), (224, 224), 0.05, 1),  # shrink: cv2 INTER_AREA, by area weights
+        ((400, 600), (200, 300), 0.05, 1),  # shrink by a whole factor (cv2's fast path)
+        ((500, 333), (520, 300), 0.5, 2),  # mixed: INTER_LINEAR
     ],
 )
 def test_resize_is_close_to_cpu_loader(src, dst, mean_tol, max_tol):
@@ -166,6 +169,24 @@ def test_resize_is_close_to_cpu_loader(src, dst, mean_tol, max_tol):
     got = resize_on_device([x], dst)[0].permute(1, 2, 0).numpy().astype(np.int64)
     diff = np.abs(got - ref)
     assert diff.mean() <= mean_tol and diff.max() <= max_tol, (diff.mean(), diff.max())
+
+
+def test_area_weights_average_the_input_under_each_output_pixel():
+    w = area_weights(5, 2)  # each output pixel covers 2.5 input pixels
+    torch.testing.assert_close(w, torch.tensor([[0.4, 0.4, 0.2, 0, 0], [0, 0, 0.2, 0.4, 0.4]]))
+    torch.testing.assert_close(area_weights(6, 3).sum(1), torch.ones(3))
+
+
+def test_resize_shrink_on_real_photos_is_the_cpu_loaders(voc_root):
+    from wsol.data.decode import decode_image
+
+    for path in sorted((voc_root / "JPEGImages").glob("*.jpg"))[:8]:
+        pixels, _ = decode_image(path)
+        for dst in [(224, 224), (260, 260), (112, 160)]:
+            ref = resize(pixels, dst).astype(np.int64)
+            x = torch.from_numpy(pixels).permute(2, 0, 1).contiguous()
+            got = resize_on_device([x], dst)[0].permute(1, 2, 0).numpy().astype(np.int64)
+            assert np.abs(got - ref).max() <= 1, (path.name, dst)
 
 
 def test_resize_shrink_is_closer_to_area_than_plain_bilinear():

@@ -106,10 +106,13 @@ def test_boxes_found_on_the_device_are_the_hosts(tmp_path, voc_root, mode):
     ).read_bytes()
 
 
-def test_decoding_on_the_device_gives_the_same_boxes_within_a_pixel(tmp_path, shapes_root):
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
+def test_decoding_on_the_device_gives_the_same_boxes_within_a_pixel(tmp_path, shapes_root, device):
     """data.decode=device: the loader only reads files; they are decoded and resized on
-    the model's device (here torchvision's CPU decoder). Pixels differ by a few grey
-    levels from cv2's resize, so boxes may move by about a pixel; a corrupt file is a
+    the model's device (torchvision's libjpeg on the CPU, nvjpeg on CUDA), against the
+    CPU loader with the model on the same device. nvjpeg's pixels differ from libjpeg's
+    by a few grey levels, so boxes may move by a pixel; the classes are the same (ties
+    in saturated probabilities go the same way on every device); a corrupt file is a
     recorded failure as with the CPU loader."""
     import json
     import shutil
@@ -128,6 +131,7 @@ def test_decoding_on_the_device_gives_the_same_boxes_within_a_pixel(tmp_path, sh
         "model.weights=DEFAULT",
         "cam.targets=topk",
         "report.enabled=false",
+        f"model.device={device}",
     ]
     cpu = run(None, [*common, f"out={tmp_path / 'cpu'}"])
     dev = run(None, [*common, f"out={tmp_path / 'dev'}", "data.decode=device"])
@@ -138,7 +142,7 @@ def test_decoding_on_the_device_gives_the_same_boxes_within_a_pixel(tmp_path, sh
     a = json.loads((cpu.out_dir / "pseudo_labels.json").read_text())["annotations"]
     b = json.loads((dev.out_dir / "pseudo_labels.json").read_text())["annotations"]
     assert [x["category_id"] for x in a] == [x["category_id"] for x in b]
-    np.testing.assert_allclose([x["bbox"] for x in a], [x["bbox"] for x in b], atol=2.0)
+    np.testing.assert_allclose([x["bbox"] for x in a], [x["bbox"] for x in b], atol=1.0)
 
 
 def test_free_heap_memory_is_handed_back():
