@@ -132,11 +132,15 @@ def _device_rows(
     pixels, sizes = _first_batch(files, batch_size, loc)
     pixels = pixels.to(dev)
     h, w = sizes[0]
+
+    def to_boxes() -> None:  # as a run without scoring: no map leaves the device for boxes
+        loc.boxes_for(loc.maps(pixels, sizes, keep_maps=False))
+
     say(f"timing wsol {method} from uint8 on the device to boxes at {w}x{h}")
     return {
         "forward": {"images_per_second": floor},
         "device": {
-            "images_per_second": batch_size / timed(lambda: loc(pixels, sizes), repeats, sync),
+            "images_per_second": batch_size / timed(to_boxes, repeats, sync),
             "original_size": sizes[0],
         },
     }
