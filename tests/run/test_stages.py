@@ -18,6 +18,10 @@ def test_thread_plan_keeps_the_model_s_cores_on_a_cpu_and_shares_them_on_a_gpu()
     assert plan_threads("cuda", cpus=4) == (2, 2)
     assert plan_threads("cuda", workers=3, host=5, cpus=16) == (3, 5)  # explicit wins
     assert plan_threads("cpu", workers=0, cpus=8) == (0, 1)
+    # decoding on the device: the workers only read files; the host stage sweeps
+    assert plan_threads("cuda", cpus=16, decode="device") == (4, 11)
+    assert plan_threads("cuda", cpus=2, decode="device") == (1, 1)
+    assert plan_threads("cpu", cpus=2, decode="device") == (1, 1)
 
 
 def test_host_stage_runs_batches_in_order_beside_the_caller_and_raises_their_errors():

@@ -139,7 +139,7 @@ def _loop(
     batch overlaps the host stage of the one before (:mod:`wsol.run.stages`)."""
     cfg, dataset, localizer = plan.cfg, plan.dataset, plan.localizer
     workers, host_threads = plan_threads(
-        localizer.device.type, cfg.data.num_workers, cfg.host_threads
+        localizer.device.type, cfg.data.num_workers, cfg.host_threads, decode=cfg.data.decode
     )
     loader = make_loader(
         dataset.samples[start:],

@@ -31,18 +31,28 @@ def usable_cpus() -> int:
 
 
 def plan_threads(
-    device: str, workers: int | None = None, host: int = 0, cpus: int | None = None
+    device: str,
+    workers: int | None = None,
+    host: int = 0,
+    cpus: int | None = None,
+    decode: str = "cpu",
 ) -> tuple[int, int]:
     """``(decoding worker processes, host threads)`` for a run on ``device`` (``cpu`` or
     ``cuda``), where ``workers=None`` and ``host=0`` ask for the automatic choice.
 
     On a CPU the model's own threads use every core, and decoding and boxes are a small
     part of the work: one worker and one host thread keep them off the model's path
-    without crowding it. On a GPU the CPU does nothing but decode and box, so they
-    share the cores: about half for decoding, the rest (at most 8) for boxes.
+    without crowding it. On a GPU the CPU does nothing but decode and box (and sweep
+    the thresholds of a scored run), so they share the cores: about half for decoding,
+    the rest (at most 8) for the host stage. With ``decode="device"`` the workers only
+    read files: a quarter of the cores (at most 4) read, and the host stage gets the
+    rest but one (the main thread's, which drives the device).
     """
     cpus = cpus or usable_cpus()
-    if device == "cuda":
+    if device == "cuda" and decode == "device":
+        auto_workers = max(1, min(4, cpus // 4))
+        auto_host = max(1, min(16, cpus - auto_workers - 1))
+    elif device == "cuda":
         auto_workers = max(1, min(16, cpus // 2))
         auto_host = max(1, min(8, cpus - auto_workers))
     else:
