@@ -194,3 +194,47 @@ def test_bench_refuses_counts_below_one(flag, tmp_path, capsys):
     assert main(["bench", *TINY, flag, "0", "--out", str(tmp_path)]) == 2
     assert f"bench {flag} must be at least 1, got 0" in capsys.readouterr().err
     assert not (tmp_path / "bench.json").exists()
+
+
+@pytest.mark.slow
+def test_bench_config_times_a_config_against_its_own_floor(tmp_path, capsys, shapes_root):
+    """``wsol bench --config``: the config's model as wsol runs it (gt targets, its
+    views), the floor, the Localizer on the device and the run, with shares of the floor."""
+    from wsol.apps.demo import DEMO_CONFIG
+
+    rc = main(
+        [
+            "-q",
+            "bench",
+            "--config",
+            str(DEMO_CONFIG),
+            "--repeats",
+            "1",
+            "--rounds",
+            "1",
+            "--out",
+            str(tmp_path),
+            f"data.root={shapes_root}",
+            "data.limit=8",
+            "cam.batch_size=4",
+        ]
+    )
+    assert rc == EXIT_OK
+    text = capsys.readouterr().out
+    result = json.loads((tmp_path / "bench.json").read_text())
+    rows = result["rows"]
+    assert list(rows) == [
+        "forward, no grad (the floor)",
+        "wsol, uint8 on the device to boxes",
+        "wsol run, files to COCO JSON (whole call)",
+        "wsol run, its loop (metrics.json)",
+    ]
+    assert rows["forward, no grad (the floor)"]["of_floor"] == 1.0
+    assert rows["wsol run, files to COCO JSON (whole call)"]["images"] == 8
+    assert all(r["images_per_second"] > 0 for r in rows.values())
+    assert result["settings"]["batch_size"] == 4 and "x floor" in text
+    assert (
+        not (tmp_path / "run" / "metrics.json").exists()
+        or json.loads((tmp_path / "run" / "metrics.json").read_text()).get("maxboxacc") is None
+    )  # unscored
+    assert main(["bench", "--config", str(DEMO_CONFIG), "--data", str(tmp_path)]) == 2

@@ -94,6 +94,36 @@ def format_bench(result: dict) -> str:
     return "\n".join(lines)
 
 
+def format_config_bench(result: dict) -> str:
+    """The header, the table and the ratios of a
+    :func:`wsol.apps.bench.config_run.bench_config` result."""
+    s, m = result["settings"], result["machine"]
+    h, w = s["input_size"]
+    lines = [
+        f"wsol bench --config {s['config']}"
+        + (f" {' '.join(s['overrides'])}" if s["overrides"] else ""),
+        f"job: {s['arch']} {s['method']}, views {s['scales']} (fed at {w}x{h}), batch "
+        f"{s['batch_size']}, {s['precision']}, decoding on the {s['decode']}, {s['images']} "
+        f"images, unscored, no report",
+        f"device: {m['device_name']}; torch {m['torch']}, python {m['python']}",
+        "",
+        format_table(
+            {
+                name: {col: row.get(key) for key, col in BENCH_COLUMNS if key in row}
+                for name, row in result["rows"].items()
+            },
+            keys=[col for _, col in BENCH_COLUMNS],
+        ),
+        "",
+    ]
+    lines += [f"{name}: {value:.2f}x" for name, value in result["ratios"].items()]
+    if result.get("stage_seconds"):
+        lines.append(
+            f"wsol run stage seconds (busy; stages overlap): {_seconds(result['stage_seconds'])}"
+        )
+    return "\n".join(lines)
+
+
 def _img_s_table(rows: dict[str, float]) -> str:
     return format_table({k: {"img/s": v} for k, v in rows.items()}, keys=("img/s",))
 
@@ -119,6 +149,18 @@ def cmd_bench(args) -> int:
     say = status_printer(args.quiet)
     progress = None if args.quiet else progress_bar
     out = Path(args.out)
+    if args.config is not None:
+        from wsol.apps.bench.config_run import bench_config
+
+        if args.data is not None:
+            raise UsageError("bench --config reads the config's data: give data.root=DIR")
+        result = bench_config(
+            args.config, out, args.overrides, args.repeats, args.rounds, progress, say
+        )
+        print(format_config_bench(result))
+        atomic_write_json(out / "bench.json", result)
+        print(f"\nResults in {out / 'bench.json'}")
+        return EXIT_OK
     if args.data is None:
         count = args.images or BENCH_IMAGES
         if say:

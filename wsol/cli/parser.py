@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure throughput (img/s): the forward floor, wsol on the device and end to "
         "end from JPEG files to COCO JSON, and the pytorch-grad-cam + cv2 glue, side by side",
     )
+    b.add_argument(
+        "--config",
+        default=None,
+        help="time this run config (its model, method, views, batch size and precision, on "
+        "its data; KEY=VALUE overrides change it) against its own forward floor, instead of "
+        "the --arch/--method/--size comparison with the glue",
+    )
     b.add_argument("--arch", default="resnet50")
     b.add_argument("--method", default="gradcam")
     b.add_argument("--batch-size", type=int, default=16)
@@ -125,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         "overrides",
         nargs="*",
         metavar="KEY=VALUE",
-        help="dotted overrides of the timed wsol run, e.g. host_threads=4",
+        help="dotted overrides of the timed wsol run (of --config), e.g. host_threads=4",
     )
     b.set_defaults(func=cmd_bench)
 
