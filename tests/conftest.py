@@ -27,6 +27,21 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True)
+def _cpu_unless_marked_gpu(request, monkeypatch):
+    """Tests not marked ``gpu`` run as on CI, on the CPU, also on a machine with a GPU:
+    their pinned numbers were measured there (``model.device=auto`` would otherwise take
+    the GPU, whose TF32 and bf16 kernels round differently). Subprocesses see no GPU
+    either. The ``gpu`` tests are the ones that check CUDA."""
+    if request.node.get_closest_marker("gpu") is not None:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
 def _need(path: Path) -> Path:
     if not path.exists():
         pytest.skip(f"real data not found at {path} (../shared/data is beside the repo in CI)")

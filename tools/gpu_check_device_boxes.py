@@ -3,15 +3,18 @@
     python tools/gpu_check_device_boxes.py [--batch 256] [--height 375] [--width 500]
                                            [--threads 16] [--images DIR]
 
-1. Equivalence: on CUDA with CuPy, the largest box and score of each map (and every
-   component's box, area and cv2 order) against the host path
-   (``wsol.localize.components``, cv2), on maps of assorted sizes, cuts, ties and empty
-   regions. Boxes must be equal; scores are reported as the largest difference (float64
-   atomic sums can differ in the last bit from the host's sequential sum).
+1. Equivalence: on CUDA with CuPy, the largest box and score of each map (what a run
+   uses, :func:`largest_dense`) and every component's box, area and cv2 order
+   (:func:`component_stats`) against the host path (``wsol.localize.components``, cv2),
+   on maps of assorted sizes, cuts (values exactly at the cut among them), ties, empty
+   regions and padded canvases. Boxes and areas must be equal; scores are reported as
+   the largest difference (the GPU's float64 sums are tree reductions, the host's run in
+   raster order). The host's masks follow :func:`wsol.localize.cut.cut_mask` (a float32
+   map against a Python float compares in float32 under NumPy 2: not the rule).
 2. Timing of a batch of ``--batch`` maps of ``--height`` x ``--width``, already
-   upsampled and normalized on the device: labelling, component stats and largest boxes
-   on the device, against the host path (copy to the host, ``detect`` per map on a pool
-   of ``--threads`` threads).
+   upsampled and normalized on the device: labelling and largest boxes on the device,
+   against the host path (copy to the host, ``detect`` per map on a pool of
+   ``--threads`` threads).
 3. With ``--images``: nvjpeg decode of the JPEGs there against the CPU decoder.
 
 Exits 0 with a message where CUDA or CuPy is missing; 1 if an equivalence check fails.
@@ -31,13 +34,13 @@ import torch
 import torch.nn.functional as F
 
 from wsol.localize.components import component_boxes, detect
+from wsol.localize.cut import cut_mask, cut_masks
 from wsol.localize.device_boxes import (
     component_stats,
-    cut_masks,
     detect_largest,
     has_cupy,
     label_components,
-    largest_boxes,
+    largest_dense,
 )
 from wsol.localize.maps import minmax_normalize, normalized_threshold
 
@@ -59,20 +62,30 @@ def _cases(device) -> list[tuple[torch.Tensor, torch.Tensor]]:
         taus = torch.tensor(rng.uniform(0.1, 0.9, 16), device=device)
         cuts = normalized_threshold("fraction", taus, flat.amin(1), flat.amax(1))
         cuts[0], cuts[1] = 1.5, 0.0  # empty, everything
+        flat = norm.reshape(16, -1)
+        pick = torch.as_tensor(rng.integers(0, h * w, 4), device=device)
+        cuts[2:6] = flat[torch.arange(2, 6, device=device), pick].double()  # at a pixel
         out.append((norm, cuts))
+    # a padded canvas: a 375 x 500 map among 500 x 375 ones, -inf around it
+    canvas = torch.full((8, 500, 500), float("-inf"), device=device)
+    canvas[:4, :375, :500] = _maps(rng, 4, 375, 500, device)
+    canvas[4:, :500, :375] = _maps(rng, 4, 500, 375, device)
+    out.append((canvas, torch.full((8,), 0.4, dtype=torch.float64, device=device)))
     sparse = torch.from_numpy(rng.random((32, 40, 50))).float().to(device)
     out.append((sparse, torch.full((32,), 0.85, dtype=torch.float64, device=device)))
     return out
 
 
-def check_equivalence(device) -> bool:
+def check_equivalence(device, backend: str = "cupy") -> bool:
     ok, worst, maps = True, 0.0, 0
     for norm, cuts in _cases(device):
-        labels, count = label_components(cut_masks(norm, cuts), "cupy")
+        labels, count = label_components(cut_masks(norm, cuts), backend)
         stats = {k: v.cpu() for k, v in component_stats(labels, count, norm).items()}
         probs = torch.rand(len(norm), device=device)
         for score in ("mean", "max"):
-            boxes, scores, empty = largest_boxes(stats, len(norm), score, probs.cpu())
+            boxes, scores, empty = (
+                t.cpu() for t in largest_dense(labels, count, norm, score, probs)
+            )
             for k in range(len(norm)):
                 host_norm, cut = norm[k].cpu().numpy(), cuts[k].item()
                 host = detect(host_norm, cut, probs[k].item(), "largest", score=score)
@@ -82,7 +95,7 @@ def check_equivalence(device) -> bool:
                 ok &= not bool(empty[k]) and np.array_equal(boxes[k].numpy(), host.boxes[0])
                 worst = max(worst, abs(scores[k].item() - host.scores[0]))
         for k in range(len(norm)):
-            hb, ha, _ = component_boxes(norm[k].cpu().numpy() >= cuts[k].item())
+            hb, ha, _ = component_boxes(cut_mask(norm[k].cpu().numpy(), cuts[k].item()))
             rows = stats["index"] == k
             ok &= np.array_equal(stats["boxes"][rows].numpy(), hb)
             ok &= np.array_equal(stats["area"][rows].numpy(), ha)
@@ -109,7 +122,6 @@ def time_batch(device, n: int, h: int, w: int, threads: int) -> None:
     cuts = torch.full((n,), 0.5, dtype=torch.float64, device=device)
     masks = cut_masks(norm, cuts)
     labels, count = label_components(masks, "cupy")
-    stats = component_stats(labels, count, norm)
     pool = ThreadPoolExecutor(threads)
 
     def host_path():
@@ -119,8 +131,8 @@ def time_batch(device, n: int, h: int, w: int, threads: int) -> None:
     rows = [
         ("cut masks", _time(lambda: cut_masks(norm, cuts))),
         ("label (cupy)", _time(lambda: label_components(masks, "cupy"))),
-        ("component stats", _time(lambda: component_stats(labels, count, norm))),
-        ("largest boxes", _time(lambda: largest_boxes(stats, n))),
+        ("largest boxes (dense)", _time(lambda: largest_dense(labels, count, norm))),
+        ("component stats (scatter)", _time(lambda: component_stats(labels, count, norm))),
         ("device total", _time(lambda: detect_largest(norm, cuts, backend="cupy"))),
         ("device, scipy on host", _time(lambda: detect_largest(norm, cuts, backend="scipy"), 1)),
         (f"host cv2 detect, {threads} threads", _time(host_path)),
@@ -163,7 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--width", type=int, default=500)
     ap.add_argument("--threads", type=int, default=16)
     ap.add_argument("--images", type=Path, default=None)
+    ap.add_argument(
+        "--cpu", action="store_true", help="the equivalence check on the CPU (scipy labels)"
+    )
     args = ap.parse_args(argv)
+    if args.cpu:
+        return 0 if check_equivalence(torch.device("cpu"), "scipy") else 1
     if not torch.cuda.is_available():
         print("no CUDA device: nothing to check (the CPU path is covered by the tests)")
         return 0
