@@ -302,6 +302,8 @@ class Localizer:
         pool's ``map``: cv2 releases the GIL); the results do not depend on it. Waits for
         the batch's copies from the device first."""
         batch.wait()
+        if batch.found is not None:  # boxes came from the device: only records are left
+            map_fn = map
         return list(map_fn(lambda i: self._image_boxes(batch, i), range(len(batch.sizes))))
 
     def _image_boxes(self, batch: MapBatch, i: int) -> ImageResult:
