@@ -324,7 +324,7 @@ def largest_dense(
     flat = labels.reshape(n, h * w)
     areas = torch.bincount(flat.reshape(-1), minlength=count + 1).to(torch.int32)
     areas[0] = 0  # background
-    pixel_area = areas[flat]  # [N, HW]: each pixel's component area
+    pixel_area = areas.index_select(0, flat.reshape(-1)).view(n, h * w)  # each pixel's area
     best = pixel_area.amax(1)
     empty = best == 0
     big = torch.iinfo(torch.int32).max
