@@ -38,10 +38,9 @@ from wsol.localize.cut import cut_mask, cut_masks
 from wsol.localize.device_boxes import (
     component_stats,
     detect_largest,
-    has_cupy,
-    label_components,
     largest_dense,
 )
+from wsol.localize.labelling import has_cupy, label_components
 from wsol.localize.maps import minmax_normalize, normalized_threshold
 
 

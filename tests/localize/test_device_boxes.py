@@ -12,14 +12,13 @@ import torch
 
 from wsol.localize.components import component_boxes, detect
 from wsol.localize.device_boxes import (
-    LABEL_BACKENDS,
     component_stats,
     cut_masks,
     detect_largest,
-    label_components,
     largest_boxes,
     largest_dense,
 )
+from wsol.localize.labelling import LABEL_BACKENDS, label_components
 from wsol.localize.maps import minmax_normalize, normalized_threshold
 
 HOST_BACKENDS = [b for b in LABEL_BACKENDS if b != "cupy"]
@@ -206,7 +205,7 @@ def test_chunked_labelling_keeps_labels_unique(backend, monkeypatch):
     norm, cuts = _cases()[5]
     masks = cut_masks(norm, cuts)
     whole, count = label_components(masks, backend)
-    monkeypatch.setattr("wsol.localize.device_boxes._MAX_LABEL_ELEMENTS", 2 * masks[0].numel())
+    monkeypatch.setattr("wsol.localize.labelling._MAX_LABEL_ELEMENTS", 2 * masks[0].numel())
     chunked, count_chunked = label_components(masks, backend)
     assert count_chunked == count
     a, b = component_stats(whole, count, norm), component_stats(chunked, count, norm)

@@ -90,31 +90,23 @@ def _tree(levels: np.ndarray, num_thresholds: int):
     out_index = np.empty(cap, np.int64)
     m = 0
     # Where every pixel reaches the lowest tau (tau_0 = 0 on a normalized map), its region
-    # is the whole map: one component, found without feeding those pixels one by one (a
-    # rectified map's zeros are often half of it).
+    # is the whole map: one component, set down as a root of its own instead of feeding
+    # those pixels one by one (a rectified map's zeros are often half of it). The root is
+    # the last padding cell, which no pixel ever reaches.
     whole = counts[0] == 0 and num_thresholds > 0
     for j in range(num_thresholds - 1, -1, -1):
         if j == 0 and whole:
-            if m + 1 > cap:
-                cap = 2 * cap
-                grown = np.empty((cap, 5), np.int64)
-                grown[:m] = out_stats[:m]
-                out_stats = grown
-                key = np.empty(cap, np.int64)
-                key[:m] = out_key[:m]
-                out_key = key
-                idx = np.empty(cap, np.int64)
-                idx[:m] = out_index[:m]
-                out_index = idx
-            out_stats[m, 0] = 0
-            out_stats[m, 1] = 0
-            out_stats[m, 2] = w
-            out_stats[m, 3] = h
-            out_stats[m, 4] = n
-            out_key[m] = 0
-            out_index[m] = 0
-            m += 1
-            break
+            r = size - 1
+            parent[r] = r
+            area[r] = n
+            x0[r] = 0
+            y0[r] = 0
+            x1[r] = w - 1
+            y1[r] = h - 1
+            block[r] = 0
+            roots[0] = r
+            num_roots = 1
+            counts[1] = 0  # the pixels of tau_0 need not arrive
         lev = j + 1  # pixels that reach tau_j and no higher arrive now
         for k in range(starts[lev], starts[lev] + counts[lev]):
             p = order[k]

@@ -24,7 +24,8 @@ from wsol.data.loader import letterbox, resize
 from wsol.errors import UsageError
 from wsol.localize.components import detect
 from wsol.localize.cut import device_levels
-from wsol.localize.device_boxes import detect_largest, has_cupy
+from wsol.localize.device_boxes import detect_largest
+from wsol.localize.labelling import has_cupy
 from wsol.localize.maps import (
     MAP_OK,
     MAP_REASONS,

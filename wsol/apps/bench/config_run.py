@@ -22,7 +22,14 @@ import numpy as np
 import torch
 
 from wsol.apps.bench.maps import forward_floor
-from wsol.apps.bench.timing import Status, fastest, machine_info, synchronizer, timed
+from wsol.apps.bench.pipeline import time_runs
+from wsol.apps.bench.timing import (
+    Status,
+    end_to_end_row,
+    machine_info,
+    synchronizer,
+    timed,
+)
 from wsol.errors import UsageError
 
 ROWS = {
@@ -66,7 +73,6 @@ def bench_config(
     "stage_seconds"}``."""
     from wsol.config import load_config
     from wsol.run.build import plan_run
-    from wsol.run.pipeline import run_config
 
     if rounds < 1 or repeats < 1:
         raise UsageError("bench: --rounds and --repeats must be at least 1")
@@ -94,22 +100,8 @@ def bench_config(
     rows["device"] = {"images_per_second": batch / timed(to_boxes, repeats, sync)}
     n = len(plan.dataset.samples)
     warm = load_config(config, [*keys, f"out={out / 'warmup'}", f"data.limit={min(n, batch)}"])
-    say(f"wsol run: a warm-up run on {min(n, batch)} images")
-    run_config(warm, overwrite=True)
-    result, times = fastest(
-        lambda: run_config(
-            cfg, progress("wsol run") if progress else None, overwrite=True, status=status
-        ),
-        rounds,
-        lambda r: say(f"timing wsol run on {n} images (round {r + 1} of {rounds})"),
-    )
-    rows["wsol"] = {
-        "images_per_second": n / min(times),
-        "seconds": min(times),
-        "all_seconds": times,
-        "images": n,
-        "boxes": result.num_annotations,
-    }
+    result, times = time_runs(warm, cfg, rounds, progress, status, f"{n} images")
+    rows["wsol"] = end_to_end_row(n, times, result.num_annotations)
     loop = result.metrics.get("images_per_second")
     if loop:
         rows["loop"] = {"images_per_second": loop, "images": n}

@@ -25,6 +25,7 @@ from wsol.apps.bench.maps import forward_floor, model_on
 from wsol.apps.bench.timing import (
     ProgressFactory,
     Status,
+    end_to_end_row,
     fastest,
     machine_info,
     synchronizer,
@@ -146,6 +147,28 @@ def _device_rows(
     }
 
 
+def time_runs(
+    warm, cfg, rounds: int, progress: ProgressFactory | None, status: Status | None, what: str
+):
+    """``wsol run`` of the config ``warm`` (untimed: CUDA kernels, autotuning, numba),
+    then ``rounds`` timed runs of ``cfg``: ``(the fastest run's result, every round's
+    seconds)``, from the call to the files on disk."""
+    from wsol.run.pipeline import run_config
+
+    say = status or (lambda line: None)
+    say(f"wsol run: a warm-up run on {warm.data.limit} images")
+    run_config(warm, overwrite=True)
+    return fastest(
+        lambda: run_config(
+            cfg, progress("wsol run") if progress else None, overwrite=True, status=status
+        ),
+        rounds,
+        lambda r: say(
+            f"timing wsol run on {what}" + (f" (round {r + 1} of {rounds})" if rounds > 1 else "")
+        ),
+    )
+
+
 def bench_pipeline(
     folder: str | Path,
     out: str | Path,
@@ -183,7 +206,6 @@ def bench_pipeline(
     writes them, ``stage_seconds["glue"]`` the glue's.
     """
     from wsol.config import load_config, with_overrides
-    from wsol.run.pipeline import run_config
 
     if rounds < 1:
         raise UsageError(f"bench: rounds must be at least 1, got {rounds}")
@@ -207,25 +229,17 @@ def bench_pipeline(
         folder, out / "wsol", n, arch, method, batch_size, size, device, precision, workers
     )
     warm = {**base, "out": str(out / "wsol-warmup"), "data.limit": min(n, batch_size)}
-    say(f"wsol run: a warm-up run on {warm['data.limit']} files")
-    run_config(with_overrides(load_config(None, warm), overrides), overwrite=True)
     cfg = with_overrides(load_config(None, base), overrides)
-    result, times = fastest(
-        lambda: run_config(
-            cfg, progress("wsol run") if progress else None, overwrite=True, status=status
-        ),
+    result, times = time_runs(
+        with_overrides(load_config(None, warm), overrides),
+        cfg,
         rounds,
-        lambda r: say(f"timing wsol run on {n} files: JPEG files to boxes and JSON{_of(r)}"),
+        progress,
+        status,
+        f"{n} files: JPEG files to boxes and JSON",
     )
-    seconds = min(times)
-    rows["wsol"] = {
-        "images_per_second": n / seconds,
-        "seconds": seconds,
-        "all_seconds": times,
-        "images": n,
-        "boxes": result.num_annotations,
-        "loop_images_per_second": result.metrics.get("images_per_second"),
-    }
+    rows["wsol"] = end_to_end_row(n, times, result.num_annotations)
+    rows["wsol"]["loop_images_per_second"] = result.metrics.get("images_per_second")
     stages = result.metrics.get("stage_seconds")
     stage_seconds = {"wsol": dict(stages) if isinstance(stages, dict) else None, "glue": None}
 
@@ -255,13 +269,7 @@ def bench_pipeline(
             rounds,
             lambda r: say(f"timing the glue on {n} files (pytorch-grad-cam + cv2, fp32){_of(r)}"),
         )
-        rows["glue"] = {
-            "images_per_second": n / min(times),
-            "seconds": min(times),
-            "all_seconds": times,
-            "images": n,
-            "boxes": peer["boxes"],
-        }
+        rows["glue"] = end_to_end_row(n, times, peer["boxes"])
         stage_seconds["glue"] = peer["stage_seconds"]
 
     original = rows["device"].pop("original_size")
