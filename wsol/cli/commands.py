@@ -35,9 +35,21 @@ def empty_maps_line(name: str, metrics: dict) -> str | None:
     return f"{name}: {total} maps gave no box ({why}); see empty_detections in metrics.json"
 
 
+def warnings_line(name: str, metrics: dict) -> str | None:
+    """A console line for labels that were read but looked wrong; None when none did."""
+    n = metrics.get("num_warnings") or 0
+    if not n:
+        return None
+    return (
+        f"{name}: {n} warnings about the labels read (dropped GT boxes, repeated "
+        "images); see warnings.jsonl"
+    )
+
+
 def _outcome(rows: dict[str, dict]) -> str:
     lines = [format_summary(rows)]
     lines += [line for name, m in rows.items() if (line := empty_maps_line(name, m))]
+    lines += [line for name, m in rows.items() if (line := warnings_line(name, m))]
     return "\n".join(lines)
 
 
