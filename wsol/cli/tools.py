@@ -157,6 +157,8 @@ def cmd_explain(args) -> int:
             if files
             else "  nothing to draw"
         )
+    if failed and failed == len(args.images):
+        return EXIT_USAGE  # nothing could be explained: as a wrong command, exit 2
     return EXIT_PARTIAL if failed else EXIT_OK
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from wsol.errors import WsolError
+from wsol.errors import WsolError, quote
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -55,13 +55,22 @@ class ModelSpec:
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when there is one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+def resolve_device(name: str, what: str = "model.device") -> torch.device:
+    """``auto`` (CUDA when there is one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``;
+    ``what`` names the setting in errors (``--device`` for a flag).
+
+    Raises:
+        ModelError: a name torch does not take (``cpu:abc``), or CUDA without a GPU.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"model.device={name} but no CUDA device is available")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ModelError(f"{what} must be auto, cpu, cuda or cuda:N, got {quote(name)}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"{what}={name} but no CUDA device is available")
+    return device
 
 
 def model_input(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
