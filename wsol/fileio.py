@@ -82,9 +82,27 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
             handler(signum, None)
 
 
+_TEMP_TAIL = 8 + len(".tmp")  # mkstemp's random letters, and the suffix
+
+
+def temp_prefix(path: Path) -> str:
+    """The prefix of ``path``'s temp files, ``.<name>.``: cut (at a character) so that a
+    temp name fits the file system's name limit whenever the final name does. A legal
+    253-byte name would otherwise make a temp name of 267 bytes, refused on every try."""
+    try:
+        name_max = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    room = name_max - _TEMP_TAIL - 2
+    name = path.name.encode()
+    if len(name) > room:
+        name = name[:room].decode(errors="ignore").encode()  # no half of a character
+    return f".{name.decode()}."
+
+
 def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
     try:
         # mkstemp makes the file private (0600); give it the mode a plain open() would.
         os.fchmod(fd, _file_mode())
@@ -94,6 +112,11 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             os.fsync(f.fileno())
         fault_point(f"atomic:{path.name}")
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.errno == errno.ENOSPC and not e.filename:  # say which file could not be written
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -184,3 +184,18 @@ def test_voc_export_never_writes_two_images_to_one_file(tmp_path):
     }
     written = write_formats(doc, tmp_path, ["voc"])
     assert [p.name for p in written] == ["x_1.xml", "x_2.xml", "x_3.xml", "y.xml"]
+
+
+@pytest.mark.parametrize("fmt", ["voc", "yolo"])
+def test_a_legal_long_file_name_is_written_and_rewritten(tmp_path, fmt):
+    stem = "漢" * 83  # 249 bytes: with .xml or .txt the longest name most file systems take
+    doc = {
+        "categories": [{"id": 1, "name": "a"}],
+        "images": [{"id": 1, "file_name": f"{stem}.jpg", "height": 5, "width": 5}],
+        "annotations": [{"image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2], "score": 1.0}],
+    }
+    for _ in range(2):  # a rerun replaces the file: a temp name of the same length again
+        written = write_formats(doc, tmp_path, [fmt])
+        assert any(p.name == stem + (".xml" if fmt == "voc" else ".txt") for p in written)
+        assert all(p.is_file() for p in written)
+    assert not list(tmp_path.rglob("*.tmp"))
