@@ -22,14 +22,27 @@ from typing import BinaryIO, ClassVar
 from wsol.errors import UsageError
 
 FAULT_ENV = "WSOL_FAULT"
+FAULT_TRACE_ENV = "WSOL_FAULT_TRACE"
+_reached: dict[str, int] = {}  # how many times this process passed each fault point
 
 
 def fault_point(name: str) -> None:
     """Test hook: ``WSOL_FAULT=name`` kills the process here with SIGKILL, as a crash or
     an out-of-memory kill would, so tests can interrupt a run at an exact point;
-    ``name@R`` kills only the process of rank ``R`` (torchrun's ``RANK``, 0 elsewhere)."""
-    point, _, rank = os.environ.get(FAULT_ENV, "").partition("@")
-    if point == name and rank in ("", os.environ.get("RANK", "0")):
+    ``name#N`` kills the N-th time the point is reached (``atomic:last.pt#2``: in the
+    second epoch), ``name@R`` only the process of rank ``R`` (torchrun's ``RANK``, 0
+    elsewhere). ``WSOL_FAULT_TRACE=FILE`` appends ``name#N`` for each point passed, so
+    a test can list every point of a run and then kill it at each."""
+    count = _reached[name] = _reached.get(name, 0) + 1
+    trace = os.environ.get(FAULT_TRACE_ENV)
+    if trace:
+        with open(trace, "a") as f:
+            f.write(f"{name}#{count}\n")
+    spec, _, rank = os.environ.get(FAULT_ENV, "").partition("@")
+    point, _, nth = spec.rpartition("#")
+    if not nth.isdigit():  # no count (a file name may hold a '#')
+        point, nth = spec, ""
+    if point == name and rank in ("", os.environ.get("RANK", "0")) and nth in ("", str(count)):
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -114,8 +114,13 @@ def cmd_train(args) -> int:
         }
     }
     print(format_table(rows, keys=("epoch", "val_map", "train_images", "val_images")))
-    if m["failures"]:
-        print(f"\n{len(m['failures'])} images could not be read (see train_metrics.json)")
+    if m.get("num_failed"):
+        reasons = ", ".join(f"{why}: {n}" for why, n in list(m["failure_reasons"].items())[:3])
+        more = ", ..." if len(m["failure_reasons"]) > 3 else ""
+        print(
+            f"\n{m['num_failed']} of {m['num_listed']} images could not be read and were left "
+            f"out ({reasons}{more}); see failures in train_metrics.json"
+        )
     print(f"\nCheckpoint: {result.checkpoint}")
     print(
         "Use it: in a run config, set model.weights to it and leave model.arch empty (the "
