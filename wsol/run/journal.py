@@ -55,11 +55,16 @@ _CHUNK_NAME = re.compile(r"chunk_(\d+)_(\d+)\.json")
 logger = logging.getLogger(__name__)
 
 
-__all__ = ["Journal", "RunExistsError", "fingerprint", "input_parts"]
+__all__ = ["FinishedRunError", "Journal", "RunExistsError", "fingerprint", "input_parts"]
 
 
 class RunExistsError(WsolError, RuntimeError):
     """The output folder holds results that this run must not touch."""
+
+
+class FinishedRunError(RunExistsError):
+    """The output folder holds this very run, finished (same fingerprint): a command
+    that only reads its results (``calibrate``) may take them from there."""
 
 
 class Journal:
@@ -122,13 +127,14 @@ class Journal:
                     "another out="
                 )
             if (self.out / FINISHED_MARKER).exists():
-                raise RunExistsError(
+                raise FinishedRunError(
                     f"{self.out} already holds this finished run; pass --overwrite to run it again"
                 )
             self._clean_temp_files()
             return True
         if existing:
             self._clear()
+        self._clean_temp_files()  # (a kill while run_state.json was first written)
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(state_path, {"fingerprint": fp, "version": FORMAT_VERSION})
         return False
