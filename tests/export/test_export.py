@@ -88,10 +88,31 @@ def test_coco_and_results_files_evaluate_in_pycocotools(small_doc, tmp_path):
     written = write_formats(small_doc, tmp_path, ["coco", "results"])
     assert written == [tmp_path / "pseudo_labels.json", tmp_path / "results.json"]
     results = json.loads((tmp_path / "results.json").read_text())
+    # Each box names its image and category too (issue 23): pycocotools ignores them.
+    names = {1: {"file_name": "sub/a.jpg", "category_name": "cat & dog"}}
+    names[2] = {"file_name": "sub/a.jpg", "category_name": "bird"}
     assert results == [
-        {"image_id": 1, "category_id": 1, "bbox": [20.0, 10.0, 50.0, 30.0], "score": 0.9},
-        {"image_id": 1, "category_id": 2, "bbox": [0.0, 0.0, 200.0, 100.0], "score": 0.5},
-        {"image_id": 1, "category_id": 1, "bbox": [100.0, 50.0, 40.0, 20.0], "score": 0.3},
+        {
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [20.0, 10.0, 50.0, 30.0],
+            "score": 0.9,
+            **names[1],
+        },
+        {
+            "image_id": 1,
+            "category_id": 2,
+            "bbox": [0.0, 0.0, 200.0, 100.0],
+            "score": 0.5,
+            **names[2],
+        },
+        {
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [100.0, 50.0, 40.0, 20.0],
+            "score": 0.3,
+            **names[1],
+        },
     ]
     # The pseudo-labels as ground truth, their own results as detections: a perfect score.
     gt = COCO(str(tmp_path / "pseudo_labels.json"))
