@@ -275,30 +275,32 @@ def load_voc(
     if limit is not None:
         ids = ids[:limit]
     parsed: list[dict | None] = []
-    failures, warnings = [], []
+    failures: list[dict] = []
+    warnings: list[dict] = []
     first: dict[str, int] = {}
     for i, stem in enumerate(ids):
         xml_path = root / ann_dir / f"{stem}.xml"
-
-        def record(into: list, stage: str, reason: str, image_id=i + 1, path=xml_path) -> None:
-            into.append({"image_id": image_id, "path": str(path), "stage": stage, "reason": reason})
-            parsed.append(None)
-
+        problem = None  # (the list it goes to, stage, reason), for an image not read
         if stem in first:
             logger.warning("%s lists %r twice; it is read once", listing, stem)
-            record(warnings, "split", f"listed again in {listing} (image {first[stem]}); read once")
-            continue
-        first[stem] = i + 1
-        if not allow_outside_root and not _inside(xml_path, root):
+            why = f"listed again in {listing} (image {first[stem]}); read once"
+            problem = (warnings, "split", why)
+        elif not allow_outside_root and not _inside(xml_path, root):
             logger.warning("%s: outside data.root; image skipped", xml_path)
-            record(failures, "path", "outside data.root (data.allow_outside_root=true allows it)")
-            continue
-        try:
-            parsed.append(parse_voc_xml(read_text(xml_path)))
-        except (InputFileError, AnnotationError) as e:
-            # One bad annotation costs one image, not the run.
-            logger.warning("%s: %s; image skipped", xml_path, e)
-            record(failures, "annotation", str(e))
+            why = "outside data.root (data.allow_outside_root=true allows it)"
+            problem = (failures, "path", why)
+        else:
+            first[stem] = i + 1
+            try:
+                parsed.append(parse_voc_xml(read_text(xml_path)))
+                continue
+            except (InputFileError, AnnotationError) as e:
+                # One bad annotation costs one image, not the run.
+                logger.warning("%s: %s; image skipped", xml_path, e)
+                problem = (failures, "annotation", str(e))
+        into, stage, reason = problem
+        into.append({"image_id": i + 1, "path": str(xml_path), "stage": stage, "reason": reason})
+        parsed.append(None)
     names = sorted({o["name"] for p in parsed if p for o in p["objects"]})
     if classes is None:
         classes = list(VOC_CLASSES) if set(names) <= set(VOC_CLASSES) else names
