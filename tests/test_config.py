@@ -284,6 +284,9 @@ def test_values_quoted_in_errors_are_cut_short():
     with pytest.raises(ConfigError) as e:
         load_config(None, [f"cam.method={'x' * 10_000}"])
     assert len(str(e.value)) < 400
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [f"model.device={'x' * 10_000}"])
+    assert len(str(e.value)) < 400
 
 
 def test_a_config_file_that_is_a_fifo_is_refused_at_once(tmp_path):

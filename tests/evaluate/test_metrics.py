@@ -660,3 +660,12 @@ def test_categories_that_share_a_name_are_scored_apart(tmp_path):
     per_class = json.loads((tmp_path / "o" / "metrics_per_class.json").read_text())
     assert sorted(per_class) == ["cat (1)", "cat (2)"]
     assert all(row["pairs"] == 1 and row["corloc"] == 1.0 for row in per_class.values())
+
+
+def test_a_huge_malformed_box_is_refused_in_a_short_line(caplog):
+    bad = {"image_id": 1, "category_id": 3, "bbox": list(range(100_000)), "score": 1.0}
+    ok = {"image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4], "score": 1.0}
+    _, counts = load_predictions([bad, ok], _dataset(), match_ids=True)
+    assert counts["num_invalid"] == 1
+    (line,) = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(line) < 200

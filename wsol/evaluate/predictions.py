@@ -78,7 +78,7 @@ def load_ground_truth(
         return load_voc(p, split, classes)
     if fmt == "coco":
         return load_coco(p.parent, p, classes)
-    raise UsageError(f"unknown GT format {fmt!r}; valid: auto, coco, voc")
+    raise UsageError(f"unknown GT format {quote(fmt)}; valid: auto, coco, voc")
 
 
 _INT64 = 2**63
@@ -99,14 +99,14 @@ def _bad_annotation(a) -> str | None:
         return "not an object"
     for key in ("image_id", "category_id"):
         if not _is_id(a.get(key)):
-            return f"{key} {a.get(key)!r} is not an integer id"
+            return f"{key} {quote(a.get(key), 40)} is not an integer id"
     box = a.get("bbox")
     if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
-        return f"bbox {box!r} is not 4 finite numbers"
+        return f"bbox {quote(box, 60)} is not 4 finite numbers"
     if box[2] < 0 or box[3] < 0:
-        return f"bbox {box!r} has a negative width or height"
+        return f"bbox {quote(box, 60)} has a negative width or height"
     if "score" in a and not _is_number(a["score"]):
-        return f"score {a['score']!r} is not a finite number"
+        return f"score {quote(a['score'], 40)} is not a finite number"
     return None
 
 

@@ -98,7 +98,7 @@ def resolve_module(net: nn.Module, name: str) -> nn.Module:
         close = difflib.get_close_matches(name, [n for n in modules if n], n=3)
         guess = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
         raise ModelError(
-            f"model has no layer {name!r}{guess}. Top-level layers: {', '.join(top)}; "
+            f"model has no layer {quote(name)}{guess}. Top-level layers: {', '.join(top)}; "
             f"nested ones have dotted names, e.g. {', '.join(map(repr, conv_stages(net)))}"
         )
     return modules[name]
