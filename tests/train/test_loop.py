@@ -356,6 +356,7 @@ def test_a_full_disk_at_every_write_is_one_line_and_resumes(tmp_path, monkeypatc
         calls.update(n=0, fail_at=0)
         assert main([*cmd, *_train_args(out)]) == 0, k
         _same_run(straight, out)
+    print(f"a full disk at each of {total} writes, each resumed")
 
 
 _FULL_DISK = """
