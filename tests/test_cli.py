@@ -217,6 +217,23 @@ def test_explain_goes_on_past_a_bad_file(tmp_path, capsys):
     assert any(p.name.startswith("good_1_") for p in out.iterdir())
 
 
+def test_explain_on_nothing_but_a_non_image_is_a_one_line_exit_2(tmp_path, capsys):
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"not an image")
+    code = main(["explain", str(bad), "--model", "shapes_net", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert err == f"wsol: error: {bad}: cannot decode image: not an image format PIL can read\n"
+
+
+@pytest.mark.parametrize("device", ["cpu:abc", "cuda:x", "gpu"])
+def test_bench_with_a_device_torch_does_not_know_is_a_one_line_exit_2(tmp_path, capsys, device):
+    code = main(["bench", "--device", device, "--out", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE and err.count("\n") == 1
+    assert f"bench --device must be auto, cpu, cuda or cuda:N, got {device!r}" in err
+
+
 def test_overrides_may_follow_flags(tmp_path, shapes_root, capsys):
     out = tmp_path / "o"
     args = [

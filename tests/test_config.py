@@ -196,3 +196,104 @@ def test_command_line_strings_stay_strings():
 def test_ranges_are_checked_as_the_config_loads(override, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, [override])
+
+
+# --- Issue 23: a config file is read strictly, and its errors stay short -----------------
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"- a\n- b\n", "a mapping of sections .*not a list"),
+        (b"5\n", "a mapping of sections .*not a single value \\(5\\)"),
+        (b"out: \xff\xfe\n", "not UTF-8 text"),
+        (b"data:\n  root: a\ndata:\n  split: b\n", "duplicate key 'data' at line 3"),
+        (b"cam:\n  method: cam\n  method: gradcam\n", "duplicate key 'method'"),
+    ],
+)
+def test_config_files_that_are_not_a_mapping_of_sections_are_one_line_errors(
+    tmp_path, content, message
+):
+    (tmp_path / "c.yaml").write_bytes(content)
+    with pytest.raises(ConfigError, match=message) as e:
+        load_config(tmp_path / "c.yaml")
+    assert "\n" not in str(e.value)
+
+
+def test_yaml_merge_keys_are_not_duplicates(tmp_path):
+    (tmp_path / "c.yaml").write_text(
+        "base: &b {method: cam, batch_size: 4}\ncam:\n  <<: *b\n  batch_size: 8\n"
+    )
+    with pytest.raises(ConfigError, match="unknown config key 'base'"):
+        load_config(tmp_path / "c.yaml")  # (base is no key of a run; the merge itself is fine)
+    from wsol.strict_yaml import load_yaml
+
+    assert load_yaml((tmp_path / "c.yaml").read_text())["cam"] == {"method": "cam", "batch_size": 8}
+
+
+def _bomb(item: str = "x") -> str:
+    """A YAML flow list of 9**9 items made of nested aliases: a few hundred bytes."""
+    text = f"&a0 [{', '.join([item] * 9)}]"
+    for i in range(1, 9):
+        text = f"&a{i} [{text}, " + ", ".join([f"*a{i - 1}"] * 8) + "]"
+    return text
+
+
+@pytest.mark.parametrize("key", ["data.classes", "model.mean", "eval.thresholds"])
+def test_a_yaml_alias_bomb_is_refused_while_loading(tmp_path, key):
+    import resource
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers import REPO
+
+    section, name = key.split(".")
+    item = "x" if key == "data.classes" else "0.5"
+    (tmp_path / "c.yaml").write_text(f"{section}:\n  {name}: {_bomb(item)}\n")
+
+    def cap_memory():  # the unbounded expansion is a MemoryError, not a machine that swaps
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
+
+    started = time.monotonic()
+    p = subprocess.run(
+        [sys.executable, "-m", "wsol", "run", str(tmp_path / "c.yaml")],
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        preexec_fn=cap_memory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 2, p.stderr[-2000:]
+    assert p.stderr.startswith("wsol: error: ") and "aliases expand" in p.stderr
+    assert len(p.stderr) < 400
+    # (it took 9 GB and SIGTERM could not stop it; now it ends at once, on its own)
+    assert time.monotonic() - started < 30
+
+
+def test_an_alias_bomb_in_an_override_is_refused_too():
+    with pytest.raises(ConfigError, match="aliases expand") as e:
+        load_config(None, [f"data.classes={_bomb()}"])
+    assert len(str(e.value)) < 300
+
+
+def test_values_quoted_in_errors_are_cut_short():
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [f"model.mean=[{', '.join(['0.5'] * 5000)}]"])
+    assert "model.mean must have 3 values" in str(e.value) and len(str(e.value)) < 300
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [f"cam.method={'x' * 10_000}"])
+    assert len(str(e.value)) < 400
+    with pytest.raises(ConfigError) as e:
+        load_config(None, [f"model.device={'x' * 10_000}"])
+    assert len(str(e.value)) < 400
+
+
+def test_a_config_file_that_is_a_fifo_is_refused_at_once(tmp_path):
+    import os
+
+    from tests.data.test_readers import within
+
+    os.mkfifo(tmp_path / "c.yaml")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        within(10, load_config, tmp_path / "c.yaml")

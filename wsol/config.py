@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 
+from wsol.errors import quote
 from wsol.schema import (
     ConfigError,
     Section,
@@ -54,7 +55,7 @@ METHOD_NAMES = Literal[
 def check_device(device: str) -> None:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N``."""
     if device not in ("auto", "cpu") and not device.startswith("cuda"):
-        raise ConfigError(f"model.device must be auto, cpu or cuda[:N], got {device!r}")
+        raise ConfigError(f"model.device must be auto, cpu or cuda[:N], got {quote(device)}")
 
 
 def check_out(out: str) -> None:

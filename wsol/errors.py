@@ -7,6 +7,7 @@ else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import reprlib
 from collections.abc import Iterable
 
 
@@ -21,4 +22,19 @@ class UsageError(WsolError, ValueError):
 def unknown_choice(what: str, value: object, valid: Iterable[str]) -> str:
     """``"unknown cam.method 'x'; valid: cam, gradcam, ..."``: the message for a name
     that is not one of ``valid`` (listed sorted)."""
-    return f"unknown {what} {value!r}; valid: {', '.join(sorted(valid))}"
+    return f"unknown {what} {quote(value)}; valid: {', '.join(sorted(valid))}"
+
+
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxlist, _QUOTE.maxtuple, _QUOTE.maxdict = 3, 8, 8, 4
+_QUOTE.maxset, _QUOTE.maxstring, _QUOTE.maxother, _QUOTE.maxlong = 8, 60, 60, 40
+
+
+def quote(value: object, limit: int = 120) -> str:
+    """``repr(value)`` cut to a short prefix, for a value quoted in an error message.
+
+    Built piece by piece (:mod:`reprlib`) rather than cut after the fact: a config list
+    made of YAML aliases can hold billions of items that a full ``repr`` would spell out.
+    """
+    text = _QUOTE.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -22,14 +22,27 @@ from typing import BinaryIO, ClassVar
 from wsol.errors import UsageError
 
 FAULT_ENV = "WSOL_FAULT"
+FAULT_TRACE_ENV = "WSOL_FAULT_TRACE"
+_reached: dict[str, int] = {}  # how many times this process passed each fault point
 
 
 def fault_point(name: str) -> None:
     """Test hook: ``WSOL_FAULT=name`` kills the process here with SIGKILL, as a crash or
     an out-of-memory kill would, so tests can interrupt a run at an exact point;
-    ``name@R`` kills only the process of rank ``R`` (torchrun's ``RANK``, 0 elsewhere)."""
-    point, _, rank = os.environ.get(FAULT_ENV, "").partition("@")
-    if point == name and rank in ("", os.environ.get("RANK", "0")):
+    ``name#N`` kills the N-th time the point is reached (``atomic:last.pt#2``: in the
+    second epoch), ``name@R`` only the process of rank ``R`` (torchrun's ``RANK``, 0
+    elsewhere). ``WSOL_FAULT_TRACE=FILE`` appends ``name#N`` for each point passed, so
+    a test can list every point of a run and then kill it at each."""
+    count = _reached[name] = _reached.get(name, 0) + 1
+    trace = os.environ.get(FAULT_TRACE_ENV)
+    if trace:
+        with open(trace, "a") as f:
+            f.write(f"{name}#{count}\n")
+    spec, _, rank = os.environ.get(FAULT_ENV, "").partition("@")
+    point, _, nth = spec.rpartition("#")
+    if not nth.isdigit():  # no count (a file name may hold a '#')
+        point, nth = spec, ""
+    if point == name and rank in ("", os.environ.get("RANK", "0")) and nth in ("", str(count)):
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -82,9 +95,27 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
             handler(signum, None)
 
 
+_TEMP_TAIL = 8 + len(".tmp")  # mkstemp's random letters, and the suffix
+
+
+def temp_prefix(path: Path) -> str:
+    """The prefix of ``path``'s temp files, ``.<name>.``: cut (at a character) so that a
+    temp name fits the file system's name limit whenever the final name does. A legal
+    253-byte name would otherwise make a temp name of 267 bytes, refused on every try."""
+    try:
+        name_max = os.pathconf(path.parent, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        name_max = 255
+    room = name_max - _TEMP_TAIL - 2
+    name = path.name.encode()
+    if len(name) > room:
+        name = name[:room].decode(errors="ignore").encode()  # no half of a character
+    return f".{name.decode()}."
+
+
 def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path), suffix=".tmp")
     try:
         # mkstemp makes the file private (0600); give it the mode a plain open() would.
         os.fchmod(fd, _file_mode())
@@ -94,6 +125,11 @@ def _atomic_write(path: Path, write: Callable[[BinaryIO], object]) -> None:
             os.fsync(f.fileno())
         fault_point(f"atomic:{path.name}")
         os.replace(tmp, path)
+    except OSError as e:
+        Path(tmp).unlink(missing_ok=True)
+        if e.errno == errno.ENOSPC and not e.filename:  # say which file could not be written
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path)) from e
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

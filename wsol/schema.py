@@ -18,7 +18,9 @@ from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 
-from wsol.errors import UsageError, unknown_choice
+from wsol.errors import UsageError, quote, unknown_choice
+from wsol.readfile import MAX_CONFIG_BYTES, InputFileError, InputMissingError, read_text
+from wsol.strict_yaml import AliasBombError, load_yaml
 
 T = TypeVar("T")
 
@@ -93,7 +95,7 @@ def _check_value(value: Any, tp: Any, meta: typing.Mapping, key: str) -> None:
         words = next((_choices(a) for a in args if _choices(a)), None)
         if words is not None and isinstance(value, str) and value not in words:
             raise ConfigError(
-                f"{key}: expected {' or '.join(map(_type_name, args))}, got {value!r}"
+                f"{key}: expected {' or '.join(map(_type_name, args))}, got {quote(value)}"
             )
         if isinstance(value, str):
             return
@@ -108,11 +110,11 @@ def _check_value(value: Any, tp: Any, meta: typing.Mapping, key: str) -> None:
         and isinstance(value, list)
         and (len(value) != meta["length"])
     ):
-        raise ConfigError(f"{key} must have {meta['length']} values, got {value!r}")
+        raise ConfigError(f"{key} must have {meta['length']} values, got {quote(value)}")
     if "range" in meta:
         for v in items:
             if isinstance(v, int | float) and not _in_range(v, *meta["range"]):
-                raise ConfigError(f"{key} must be {_describe(*meta['range'])}, got {v!r}")
+                raise ConfigError(f"{key} must be {_describe(*meta['range'])}, got {quote(v)}")
 
 
 def _field_types(cls) -> dict[str, Any]:
@@ -147,41 +149,42 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
             except ConfigError:
                 pass
         names = [_type_name(a) for a in args]
-        raise ConfigError(f"{key}: expected {' or '.join(names)}, got {value!r}")
+        raise ConfigError(f"{key}: expected {' or '.join(names)}, got {quote(value)}")
     if origin is Literal:
         if isinstance(value, str):
             return value
-        raise ConfigError(f"{key}: expected one of {', '.join(typing.get_args(tp))}, got {value!r}")
+        choices = ", ".join(typing.get_args(tp))
+        raise ConfigError(f"{key}: expected one of {choices}, got {quote(value)}")
     if origin is list:
         (item,) = typing.get_args(tp)
         if isinstance(value, str):
             value = [v for v in value.split(",") if v]
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
+            raise ConfigError(f"{key}: expected a list, got {quote(value)}")
         return [_coerce(v, item, key) for v in value]
     if tp is bool:
         if isinstance(value, bool):
             return value
         if isinstance(value, str) and value.lower() in ("true", "false", "1", "0", "yes", "no"):
             return value.lower() in ("true", "1", "yes")
-        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        raise ConfigError(f"{key}: expected true or false, got {quote(value)}")
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int | str):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+            raise ConfigError(f"{key}: expected an integer, got {quote(value)}")
         try:
             return int(value)
         except ValueError:
-            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
+            raise ConfigError(f"{key}: expected an integer, got {quote(value)}") from None
     if tp is float:
         if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
+            raise ConfigError(f"{key}: expected a number, got {quote(value)}")
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
+            raise ConfigError(f"{key}: expected a number, got {quote(value)}") from None
     if tp is str:
         if isinstance(value, dict | list):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
+            raise ConfigError(f"{key}: expected a string, got {quote(value)}")
         return "" if value is None else str(value)
     return value
 
@@ -196,13 +199,13 @@ def _type_name(tp: Any) -> str:
 
 def build(cls: type[T], data: dict, prefix: str = "") -> T:
     if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {quote(data)}")
     types_ = _field_types(cls)
     unknown = sorted(set(data) - set(types_))
     if unknown:
         where = prefix.rstrip(".") or "top level"
         raise ConfigError(
-            f"unknown config key {prefix + unknown[0]!r} ({where}); valid keys: "
+            f"unknown config key {quote(prefix + str(unknown[0]))} ({where}); valid keys: "
             + ", ".join(prefix + k for k in types_)
         )
     kwargs = {}
@@ -222,17 +225,19 @@ def _set_dotted(tree: dict, key: str, value: Any) -> None:
     for p in parts[:-1]:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
-            raise ConfigError(f"override {key!r}: {p!r} is not a section")
+            raise ConfigError(f"override {quote(key)}: {quote(p)} is not a section")
     node[parts[-1]] = value
 
 
 def _split_override(item: str) -> tuple[str, str, Any]:
     """``"a.b=1"`` -> ``("a.b", "1", 1)``: the key, the text and the text read as YAML."""
     if "=" not in item:
-        raise ConfigError(f"override {item!r} is not of the form key=value")
+        raise ConfigError(f"override {quote(item)} is not of the form key=value")
     key, raw = item.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw else ""
+        value = load_yaml(raw) if raw else ""
+    except AliasBombError as e:
+        raise ConfigError(f"override {quote(key.strip())}: {e}") from None
     except yaml.YAMLError:
         value = raw
     return key.strip(), raw, value
@@ -278,14 +283,41 @@ def load(
     """
     tree: dict = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            tree = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        tree = read_config_file(path)
     return build(cls, _merge(tree, _override_tree(overrides)))
+
+
+def read_config_file(path: str | Path) -> dict:
+    """The mapping a YAML config file holds (empty for an empty file).
+
+    Raises:
+        ConfigError: missing or unreadable, not UTF-8, not valid YAML (a duplicate key
+            and runaway aliases included), or not a mapping of sections.
+    """
+    p = Path(path)
+    try:
+        text = read_text(p, MAX_CONFIG_BYTES)
+    except InputMissingError:
+        raise ConfigError(f"config file not found: {p}") from None
+    except InputFileError as e:
+        raise ConfigError(f"config file {p}: {e}") from None
+    try:
+        tree = load_yaml(text)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML: {one_line(e)}") from None
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        kind = "a list" if isinstance(tree, list) else f"a single value ({quote(tree, 40)})"
+        raise ConfigError(
+            f"{p}: a config file is a mapping of sections (data:, model:, ...), not {kind}"
+        )
+    return tree
+
+
+def one_line(error: Exception) -> str:
+    """A YAML error (which spans lines, with a caret under the place) as one line."""
+    return " ".join(str(error).split())
 
 
 def with_overrides(cfg: T, overrides: list[str] | dict[str, Any] | None) -> T:

@@ -81,6 +81,34 @@ def test_unusual_modes(tmp_path, mode):
     assert pixels[20, 60].mean() > 200 and pixels[50, 10].mean() < 60
 
 
+@pytest.mark.parametrize(("white", "grey"), [(1.0, 0.5), (255.0, 127.5), (65535.0, 32767.5)])
+def test_float_tiffs_are_scaled_by_their_range(tmp_path, white, grey):
+    arr = np.zeros((60, 90), np.float32)
+    arr[10:30, 50:70] = white
+    arr[40:, :20] = grey
+    Image.fromarray(arr, mode="F").save(tmp_path / "x.tif")
+    pixels, size = decode_image(tmp_path / "x.tif")
+    assert size == (60, 90) and pixels.dtype == np.uint8
+    assert pixels[20, 60].min() == 255 and pixels[50, 10].max() in (127, 128)
+    assert pixels[0, 0].max() == 0
+
+
+@pytest.mark.parametrize(("value", "why"), [(float("nan"), "NaN"), (-2.0, "values in")])
+def test_float_tiffs_no_scale_fits_are_failures(tmp_path, value, why):
+    arr = np.full((8, 8), 0.5, np.float32)
+    arr[0, 0] = value
+    Image.fromarray(arr, mode="F").save(tmp_path / "x.tif")
+    with pytest.raises(DecodeError, match=why):
+        decode_image(tmp_path / "x.tif")
+
+
+def test_a_file_that_is_no_image_says_so_without_python_internals(tmp_path):
+    (tmp_path / "x.jpg").write_text("hello")
+    with pytest.raises(DecodeError, match="not an image format") as e:
+        decode_image(tmp_path / "x.jpg")
+    assert "BytesIO" not in str(e.value) and "0x" not in str(e.value)
+
+
 def test_large_jpeg_is_drafted_but_reports_full_size(tmp_path):
     big = np.zeros((3000, 4000, 3), np.uint8)
     big[1000:2000, 2000:3000] = 255

@@ -285,3 +285,206 @@ def test_folder_csv_labels_may_hold_spaces_when_separated_by_semicolons(tmp_path
         ["cat", "dog"],
         ["teddy bear"],
     ]
+
+
+# --- Issue 23: no hang, no label lost without a word, nothing read outside the root ------
+
+
+def within(seconds: float, fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``, failing the test (not hanging it) if it takes longer."""
+    import threading
+
+    box = {}
+
+    def call():
+        try:
+            box["value"] = fn(*args, **kwargs)
+        except BaseException as e:
+            box["error"] = e
+
+    worker = threading.Thread(target=call, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    assert not worker.is_alive(), f"still reading after {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
+
+
+def test_a_fifo_or_dev_zero_annotation_is_a_failure_not_a_hang(tmp_path):
+    import os
+
+    size = "<size><width>20</width><height>10</height></size>"
+    root = _voc_tree(
+        tmp_path, {"good": f"<annotation>{size}{_obj('cat', 1, 1, 5, 5)}</annotation>"}
+    )
+    os.mkfifo(root / "Annotations" / "fifo.xml")
+    (root / "Annotations" / "zero.xml").symlink_to("/dev/zero")
+    (root / "ImageSets" / "Main" / "s.txt").write_text("good\nfifo\nzero\n")
+    ds = within(10, load_voc, root, "s")  # nothing waits on the FIFO or reads /dev/zero
+    assert [s.image_id for s in ds.samples] == [1]
+    assert [(f["image_id"], f["reason"]) for f in ds.failures] == [
+        (2, "not a regular file (a FIFO, device or socket)"),
+        (3, "not a regular file (a FIFO, device or socket)"),
+    ]
+
+
+def test_split_and_coco_files_that_are_fifos_are_one_line_errors(tmp_path):
+    import os
+
+    from wsol.data.base import DataError
+
+    root = _voc_tree(tmp_path, {})
+    (root / "ImageSets" / "Main" / "s.txt").unlink()
+    os.mkfifo(root / "ImageSets" / "Main" / "s.txt")
+    with pytest.raises(DataError, match="not a regular file"):
+        within(10, load_voc, root, "s")
+    os.mkfifo(tmp_path / "ann.json")
+    with pytest.raises(DataError, match="ann.json: not a regular file"):
+        within(10, load_coco, tmp_path, tmp_path / "ann.json")
+    os.mkfifo(tmp_path / "labels.csv")
+    with pytest.raises(DataError, match="labels.csv: not a regular file"):
+        within(10, load_folder, tmp_path, str(tmp_path / "labels.csv"))
+
+
+def test_a_split_line_that_leaves_the_root_is_not_read(tmp_path):
+    size = "<size><width>20</width><height>10</height></size>"
+    root = _voc_tree(
+        tmp_path, {"good": f"<annotation>{size}{_obj('cat', 1, 1, 5, 5)}</annotation>"}
+    )
+    (tmp_path / "evil.xml").write_text(f"<annotation>{size}{_obj('dog', 1, 1, 9, 9)}</annotation>")
+    (root / "ImageSets" / "Main" / "s.txt").write_text(f"good\n../../evil\n{tmp_path / 'evil'}\n")
+    ds = load_voc(root, "s")
+    assert ds.classes == ["cat", "dog"] or ds.classes == list(VOC_CLASSES)
+    assert [s.image_id for s in ds.samples] == [1]
+    assert [(f["image_id"], f["stage"]) for f in ds.failures] == [(2, "path"), (3, "path")]
+    assert "outside data.root" in ds.failures[0]["reason"]
+    allowed = load_voc(root, "s", allow_outside_root=True)
+    assert [s.image_id for s in allowed.samples] == [1, 2, 3]
+    # build_dataset passes data.allow_outside_root on
+    cfg = DataConfig(format="voc", root=str(root), split="s")
+    assert [s.image_id for s in build_dataset(cfg).samples] == [1]
+
+
+def test_voc_image_extensions_are_matched_whatever_their_case(tmp_path):
+    import cv2
+
+    size = "<size><width>8</width><height>8</height></size>"
+    xml = "<annotation><filename>{}</filename>" + size + _obj("cat", 1, 1, 5, 5) + "</annotation>"
+    root = _voc_tree(
+        tmp_path, {"a": xml.format("a.jpg"), "b": xml.format("b.jpeg"), "c": "<annotation/>"}
+    )
+    for name in ("a.JPG", "b.JPEG", "c.Png", "C.png"):
+        cv2.imwrite(str(root / "JPEGImages" / name), np.zeros((8, 8, 3), np.uint8))
+    ds = load_voc(root, "s")
+    assert [s.file_name for s in ds.samples] == ["a.JPG", "b.JPEG", "c.Png"]  # not C.png
+    assert all((root / "JPEGImages" / s.file_name).is_file() for s in ds.samples)
+
+
+def test_a_voc_box_with_swapped_corners_or_nan_keeps_the_label_and_names_the_file(tmp_path):
+    size = "<size><width>20</width><height>10</height></size>"
+    root = _voc_tree(
+        tmp_path,
+        {
+            "swapped": f"<annotation>{size}{_obj('dog', 9, 1, 2, 5)}</annotation>",
+            "nan": f"<annotation>{size}{_obj('cat', 'nan', 1, 5, 5)}{_obj('dog', 1, 1, 5, 5)}"
+            "</annotation>",
+        },
+    )
+    ds = load_voc(root, "s", classes=["cat", "dog"])
+    swapped, nan = ds.samples
+    assert [ds.classes[c] for c in swapped.labels] == ["dog"] and len(swapped.boxes) == 0
+    assert [ds.classes[c] for c in nan.labels] == ["cat", "dog"]
+    assert [ds.classes[c] for c in nan.box_labels] == ["dog"]
+    assert [(w["image_id"], w["path"].rsplit("/", 1)[1]) for w in ds.warnings] == [
+        (1, "swapped.xml"),
+        (2, "nan.xml"),
+    ]
+    assert "swapped corners" in ds.warnings[0]["reason"] and "'dog'" in ds.warnings[0]["reason"]
+    assert "not a finite number" in ds.warnings[1]["reason"]
+    assert all("label kept" in w["reason"] for w in ds.warnings)
+
+
+def test_an_id_listed_twice_in_a_split_is_read_once_with_a_warning(tmp_path):
+    size = "<size><width>20</width><height>10</height></size>"
+    root = _voc_tree(tmp_path, {"a": f"<annotation>{size}{_obj('cat', 1, 1, 5, 5)}</annotation>"})
+    (root / "ImageSets" / "Main" / "s.txt").write_text("a\na\n")
+    ds = load_voc(root, "s")
+    assert [s.image_id for s in ds.samples] == [1]
+    assert [(w["image_id"], w["stage"]) for w in ds.warnings] == [(2, "split")]
+    assert "listed again in s.txt (image 1)" in ds.warnings[0]["reason"]
+
+
+def _coco_doc(**more):
+    doc = {
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "height": 10, "width": 20},
+            {"id": 2, "file_name": "b.jpg", "height": 10, "width": 20},
+        ],
+        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "dog"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [1, 1, 4, 4]},
+            {"id": 2, "image_id": 2, "category_id": 2, "bbox": [2, 2, 5, 5]},
+        ],
+    }
+    return {**doc, **more}
+
+
+def test_one_coco_file_under_two_image_ids_is_read_once_with_a_warning(tmp_path):
+    doc = _coco_doc()
+    doc["images"][1]["file_name"] = "a.jpg"
+    (tmp_path / "ann.json").write_text(json.dumps(doc))
+    ds = load_coco(tmp_path, tmp_path / "ann.json")
+    assert [s.image_id for s in ds.samples] == [1]
+    (w,) = ds.warnings
+    assert w["image_id"] == 2 and "the same file as image 1" in w["reason"]
+
+
+def test_coco_categories_that_share_a_name_stay_apart(tmp_path):
+    doc = _coco_doc(categories=[{"id": 1, "name": "cat"}, {"id": 2, "name": "cat"}])
+    (tmp_path / "ann.json").write_text(json.dumps(doc))
+    ds = load_coco(tmp_path, tmp_path / "ann.json")
+    assert ds.classes == ["cat (1)", "cat (2)"] and ds.category_ids == [1, 2]
+    assert [list(s.labels) for s in ds.samples] == [[0], [1]]
+
+
+@pytest.mark.parametrize("where", ["category", "image"])
+def test_coco_ids_that_pycocotools_cannot_hold_are_refused(tmp_path, where):
+    doc = _coco_doc()
+    if where == "category":
+        doc["categories"][1]["id"] = 2**63
+        doc["annotations"][1]["category_id"] = 2**63
+    else:
+        doc["images"][1]["id"] = 2**63
+        doc["annotations"][1]["image_id"] = 2**63
+    (tmp_path / "ann.json").write_text(json.dumps(doc))
+    with pytest.raises(AnnotationError, match=f"{where} id 9223372036854775808 does not fit") as e:
+        load_coco(tmp_path, tmp_path / "ann.json")
+    assert "\n" not in str(e.value)
+
+
+def test_a_coco_box_with_no_area_keeps_the_label_and_names_the_file(tmp_path):
+    doc = _coco_doc()
+    doc["annotations"][1]["bbox"] = [5, 5, -3, 4]
+    (tmp_path / "ann.json").write_text(json.dumps(doc))
+    ds = load_coco(tmp_path, tmp_path / "ann.json")
+    assert [ds.classes[c] for c in ds.samples[1].labels] == ["dog"]
+    assert len(ds.samples[1].boxes) == 0
+    (w,) = ds.warnings
+    assert w["path"].endswith("b.jpg") and "swapped corners" in w["reason"]
+
+
+def test_a_long_labels_csv_merges_its_rows(tmp_path):
+    import cv2
+
+    for name in ("a.jpg", "b.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "labels.csv").write_text(
+        "file,labels\na.jpg,circle\na.jpg,square\nb.jpg,square\na.jpg,circle;ring\n"
+    )
+    ds = load_folder(tmp_path, str(tmp_path / "labels.csv"))
+    assert ds.classes == ["circle", "ring", "square"]
+    assert [[ds.classes[i] for i in s.labels] for s in ds.samples] == [
+        ["circle", "ring", "square"],
+        ["square"],
+    ]

@@ -546,3 +546,126 @@ def test_max_box_acc_state_is_the_same_whether_pairs_are_swept_in_threads():
     for k in a:
         np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
     assert serial.v2_hits.sum() > 0 and serial.top_hits.sum() > 0  # something was hit
+
+
+# --- Issue 23: a results list is tied to the GT's images and categories, or refused ------
+
+
+def _named(image_id, file_name, category_id, category_name, box=(10, 10, 10, 10)):
+    return {
+        "image_id": image_id,
+        "category_id": category_id,
+        "bbox": list(box),
+        "score": 0.9,
+        "file_name": file_name,
+        "category_name": category_name,
+    }
+
+
+def test_a_named_results_list_is_tied_by_its_names_not_its_ids():
+    ds = _dataset()  # cat is category 3, dog 9; images 1.jpg and 2.jpg
+    # A run that numbered them otherwise: dog 1, cat 2; 2.jpg as image 1, 1.jpg as image 7
+    preds, counts = load_predictions(
+        [_named(7, "1.jpg", 2, "cat"), _named(1, "2.jpg", 2, "cat", (0, 0, 30, 30))], ds
+    )
+    assert [(p["image_id"], p["category_id"]) for p in preds] == [(1, 3), (2, 3)]
+    assert counts["num_dropped"] == 0
+    metrics, _ = evaluate_predictions(ds, preds)
+    assert metrics["corloc"] == pytest.approx(2 / 3)  # both cats found, the dog not
+
+
+def test_a_named_results_list_of_another_split_needs_match_ids():
+    ds = _dataset()
+    other = [_named(1, "x_1.jpg", 3, "cat"), _named(2, "x_2.jpg", 3, "cat")]
+    with pytest.raises(WsolError, match="no image file name .* pass --match-ids"):
+        load_predictions(other, ds)
+    preds, _ = load_predictions(other, ds, match_ids=True)
+    assert [(p["image_id"], p["category_id"]) for p in preds] == [(1, 3), (2, 3)]
+
+
+@pytest.mark.parametrize(
+    ("results", "message"),
+    [
+        ([_named(1, "1.jpg", 3, "horse")], "no category_name of the predictions is a class"),
+        (
+            [_named(1, "1.jpg", 3, "cat"), {"image_id": 1, "category_id": 3}],
+            "1 of 2 results have no 'category_name'",
+        ),
+        ([_named(1, "1.jpg", 3, "cat"), _named(1, "2.jpg", 3, "cat")], "image_id 1 is named both"),
+        (
+            [{"image_id": 70, "category_id": 3, "bbox": [0, 0, 1, 1], "score": 1.0}],
+            "none of the 1 predictions is on an image and a category of the ground truth",
+        ),
+    ],
+)
+def test_a_results_list_that_cannot_be_tied_to_the_gt_is_refused(results, message):
+    with pytest.raises(WsolError, match=message):
+        load_predictions(results, _dataset())
+
+
+def test_a_results_list_without_names_is_scored_by_id_with_a_warning(caplog):
+    preds, _ = load_predictions(
+        [{"image_id": 1, "category_id": 9, "bbox": [1, 2, 3, 4], "score": 0.1}], _dataset()
+    )
+    assert preds[0]["category_id"] == 9
+    assert (
+        "names no category or image" in caplog.text and "taken as the ground truth" in caplog.text
+    )
+
+
+def test_a_voc_runs_results_scored_against_the_coco_json_of_the_same_data(tmp_path, shapes_root):
+    """The run numbers classes in its own order, the COCO JSON in another: the results
+    list scores as the run's pseudo_labels.json does, and another split is refused."""
+    from wsol.apps.demo import DEMO_CONFIG
+    from wsol.cli import main
+    from wsol.run import run
+
+    out = tmp_path / "run"
+    data = [f"data.root={shapes_root}", "data.split=val", "export.formats=[coco, results]"]
+    m = run(DEMO_CONFIG, [*data, f"out={out}", "report.enabled=false"]).metrics
+    gt = shapes_root / "annotations" / "instances_val.json"
+    run_ids = {
+        c["name"]: c["id"]
+        for c in json.loads((out / "pseudo_labels.json").read_text())["categories"]
+    }
+    gt_ids = {c["name"]: c["id"] for c in json.loads(gt.read_text())["categories"]}
+    assert run_ids != gt_ids  # the case: ids differ, names agree
+    scores = {}
+    for name in ("results.json", "pseudo_labels.json"):
+        args = ["-q", "eval", "--gt", str(gt), "--pred", str(out / name)]
+        assert main([*args, "--out", str(tmp_path / name)]) == 0
+        scores[name] = json.loads((tmp_path / name / "metrics.json").read_text())
+    assert scores["results.json"]["corloc"] == scores["pseudo_labels.json"]["corloc"] == m["corloc"]
+    assert scores["results.json"]["coco_ap"] == pytest.approx(m["coco_ap"], abs=1e-12)
+    test_gt = shapes_root / "annotations" / "instances_test.json"
+    assert main(["-q", "eval", "--gt", str(test_gt), "--pred", str(out / "results.json")]) == 2
+
+
+def test_categories_that_share_a_name_are_scored_apart(tmp_path):
+    from wsol.cli import main
+
+    doc = {
+        "images": [{"id": i, "file_name": f"{i}.jpg", "height": 50, "width": 50} for i in (1, 2)],
+        "categories": [{"id": 1, "name": "cat"}, {"id": 2, "name": "cat"}],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "bbox": [5, 5, 20, 20]},
+            {"id": 2, "image_id": 2, "category_id": 2, "bbox": [10, 10, 20, 20]},
+        ],
+    }
+    (tmp_path / "gt.json").write_text(json.dumps(doc))
+    pred = {**doc, "annotations": [{**a, "score": 1.0} for a in doc["annotations"]]}
+    (tmp_path / "pred.json").write_text(json.dumps(pred))
+    args = ["-q", "eval", "--gt", str(tmp_path / "gt.json"), "--pred", str(tmp_path / "pred.json")]
+    assert main([*args, "--out", str(tmp_path / "o")]) == 0
+    per_class = json.loads((tmp_path / "o" / "metrics_per_class.json").read_text())
+    assert sorted(per_class) == ["cat (1)", "cat (2)"]
+    assert all(row["pairs"] == 1 and row["corloc"] == 1.0 for row in per_class.values())
+
+
+def test_a_huge_malformed_box_is_refused_in_a_short_line(caplog):
+    bad = {"image_id": 1, "category_id": 3, "bbox": list(range(100_000)), "score": 1.0}
+    ok = {"image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4], "score": 1.0}
+    _, counts = load_predictions([bad, ok], _dataset(), match_ids=True)
+    assert counts["num_invalid"] == 1
+    (line,) = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(line) < 200

@@ -88,10 +88,31 @@ def test_coco_and_results_files_evaluate_in_pycocotools(small_doc, tmp_path):
     written = write_formats(small_doc, tmp_path, ["coco", "results"])
     assert written == [tmp_path / "pseudo_labels.json", tmp_path / "results.json"]
     results = json.loads((tmp_path / "results.json").read_text())
+    # Each box names its image and category too (issue 23): pycocotools ignores them.
+    names = {1: {"file_name": "sub/a.jpg", "category_name": "cat & dog"}}
+    names[2] = {"file_name": "sub/a.jpg", "category_name": "bird"}
     assert results == [
-        {"image_id": 1, "category_id": 1, "bbox": [20.0, 10.0, 50.0, 30.0], "score": 0.9},
-        {"image_id": 1, "category_id": 2, "bbox": [0.0, 0.0, 200.0, 100.0], "score": 0.5},
-        {"image_id": 1, "category_id": 1, "bbox": [100.0, 50.0, 40.0, 20.0], "score": 0.3},
+        {
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [20.0, 10.0, 50.0, 30.0],
+            "score": 0.9,
+            **names[1],
+        },
+        {
+            "image_id": 1,
+            "category_id": 2,
+            "bbox": [0.0, 0.0, 200.0, 100.0],
+            "score": 0.5,
+            **names[2],
+        },
+        {
+            "image_id": 1,
+            "category_id": 1,
+            "bbox": [100.0, 50.0, 40.0, 20.0],
+            "score": 0.3,
+            **names[1],
+        },
     ]
     # The pseudo-labels as ground truth, their own results as detections: a perfect score.
     gt = COCO(str(tmp_path / "pseudo_labels.json"))
@@ -184,3 +205,18 @@ def test_voc_export_never_writes_two_images_to_one_file(tmp_path):
     }
     written = write_formats(doc, tmp_path, ["voc"])
     assert [p.name for p in written] == ["x_1.xml", "x_2.xml", "x_3.xml", "y.xml"]
+
+
+@pytest.mark.parametrize("fmt", ["voc", "yolo"])
+def test_a_legal_long_file_name_is_written_and_rewritten(tmp_path, fmt):
+    stem = "漢" * 83  # 249 bytes: with .xml or .txt the longest name most file systems take
+    doc = {
+        "categories": [{"id": 1, "name": "a"}],
+        "images": [{"id": 1, "file_name": f"{stem}.jpg", "height": 5, "width": 5}],
+        "annotations": [{"image_id": 1, "category_id": 1, "bbox": [1, 1, 2, 2], "score": 1.0}],
+    }
+    for _ in range(2):  # a rerun replaces the file: a temp name of the same length again
+        written = write_formats(doc, tmp_path, [fmt])
+        assert any(p.name == stem + (".xml" if fmt == "voc" else ".txt") for p in written)
+        assert all(p.is_file() for p in written)
+    assert not list(tmp_path.rglob("*.tmp"))

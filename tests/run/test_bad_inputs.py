@@ -108,3 +108,41 @@ def test_huge_image_is_bounded_in_memory(tmp_path):
     assert (doc["images"][0]["height"], doc["images"][0]["width"]) == (9000, 12000)
     (ann,) = doc["annotations"]
     np.testing.assert_allclose(ann["bbox"], [6000, 3000, 3000, 3000], atol=30)
+
+
+@pytest.mark.slow
+def test_a_fifo_annotation_and_a_repeated_id_neither_hang_nor_count_twice(tmp_path, shapes_root):
+    import os
+    import shutil
+
+    from tests.helpers import REPO
+
+    root = tmp_path / "data"
+    shutil.copytree(shapes_root, root)
+    os.mkfifo(root / "Annotations" / "fifo.xml")
+    (root / "Annotations" / "zero.xml").symlink_to("/dev/zero")
+    lines = "val_00000\nfifo\nzero\nval_00001\nval_00001\n../../evil\n"
+    (root / "ImageSets" / "Main" / "odd.txt").write_text(lines)
+    (tmp_path / "evil.xml").write_text((root / "Annotations" / "val_00002.xml").read_text())
+    out = tmp_path / "out"
+    args = [str(REPO / "wsol" / "assets" / "demo.yaml"), f"data.root={root}", "data.split=odd"]
+    args += ["model.weights=DEFAULT", "report.enabled=false", f"out={out}"]
+    p = subprocess.run(
+        [sys.executable, "-m", "wsol", "-q", "run", *args],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,  # the FIFO used to hang the run forever, printing nothing
+    )
+    assert p.returncode == 3, p.stderr  # some images failed
+    failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
+    assert [(f["image_id"], f["stage"]) for f in failures] == [
+        (2, "annotation"),
+        (3, "annotation"),
+        (6, "path"),
+    ]
+    (warning,) = [json.loads(line) for line in (out / "warnings.jsonl").read_text().splitlines()]
+    assert warning["image_id"] == 5 and "listed again in odd.txt (image 4)" in warning["reason"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["num_images"] == 2 and metrics["num_warnings"] == 1
+    assert "1 warnings about the labels read" in p.stdout and "warnings.jsonl" in p.stdout

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -156,3 +157,246 @@ def test_bf16_autocast_trains_on_cpu_too(tmp_path):
     assert all(
         torch.isfinite(v).all() for v in _weights(r.checkpoint).values() if v.is_floating_point()
     )
+
+
+# --- Issue 23: no exit 0 with a useless model; every kill and full disk resumes ----------
+
+
+def _folder(tmp_path, labels: dict[str, list[str]], missing=(), corrupt=()):
+    """A folder dataset of 64 x 64 noise images with a labels file; names in ``missing``
+    get no file, those in ``corrupt`` a file that is no image."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "images"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for name in labels:
+        if name in corrupt:
+            (root / name).write_bytes(b"not an image")
+        elif name not in missing:
+            Image.fromarray(rng.integers(0, 255, (64, 64, 3), np.uint8)).save(root / name)
+    (tmp_path / "labels.json").write_text(json.dumps(labels))
+    return [
+        "data.format=folder",
+        f"data.root={root}",
+        f"data.labels_file={tmp_path / 'labels.json'}",
+        "model.arch=shapes_net",
+        "model.weights=none",
+        "model.input_size=[64, 64]",
+        "train.epochs=1",
+        "train.batch_size=4",
+        "train.threads=1",
+        f"out={tmp_path / 'out'}",
+    ]
+
+
+def _two_classes(n=20):
+    return {f"{i}.png": ["circle" if i % 2 else "square"] for i in range(n)}
+
+
+def test_no_readable_image_is_refused_in_one_line(tmp_path, capsys):
+    from wsol.cli import main
+
+    labels = _two_classes()
+    args = _folder(tmp_path, labels, missing=set(labels))
+    code = main(["-q", "train", str(REPO / "configs" / "demo_train.yaml"), *args])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.startswith(
+        "wsol: error: 20 of 20 images could not be read: file not found (20, e.g."
+    )
+    assert err.count("\n") == 1
+    assert not (tmp_path / "out").exists()  # nothing written, not even the folder
+
+
+def test_images_that_open_but_never_decode_are_refused_before_a_checkpoint(tmp_path):
+    from wsol.data import DataError
+
+    labels = _two_classes()
+    args = _folder(tmp_path, labels, corrupt=set(labels))
+    cfg = load_config(REPO / "configs" / "demo_train.yaml", args, cls=TrainConfig)
+    # (the last two of 18 training images fall in no batch of 4: they are never read)
+    with pytest.raises(
+        DataError,
+        match="no training image could be decoded in epoch 1; 18 of 20 images could not "
+        "be read: cannot decode",
+    ):
+        train(cfg)
+    assert not (tmp_path / "out" / "model.pt").exists()
+
+
+def test_a_half_readable_set_trains_and_says_what_was_lost(tmp_path, capsys):
+    from wsol.cli import main
+
+    labels = _two_classes(24)
+    args = _folder(tmp_path, labels, missing={"1.png", "2.png", "3.png"}, corrupt={"4.png"})
+    code = main(["-q", "train", str(REPO / "configs" / "demo_train.yaml"), *args])
+    out = capsys.readouterr().out
+    assert code == 0
+    m = json.loads((tmp_path / "out" / "train_metrics.json").read_text())
+    assert m["num_listed"] == 24 and m["num_failed"] == 4
+    assert m["num_train"] + m["num_val"] == 21  # the three missing files are known at once
+    assert m["failure_reasons"] == {
+        "file not found": 3,
+        "cannot decode image: not an image format PIL can read": 1,
+    }
+    assert [f.rsplit("/", 1)[1] for f in m["failures"]] == [
+        "1.png: file not found",
+        "2.png: file not found",
+        "3.png: file not found",
+        "4.png: cannot decode image: not an image format PIL can read",
+    ]
+    assert "4 of 24 images could not be read and were left out (file not found: 3" in out
+
+
+def test_one_class_with_no_negative_is_refused_saying_what_is_needed(tmp_path):
+    from wsol.data import DataError
+
+    labels = {f"{i}.png": ["circle"] for i in range(12)}
+    args = _folder(tmp_path, labels)
+    cfg = load_config(REPO / "configs" / "demo_train.yaml", args, cls=TrainConfig)
+    with pytest.raises(DataError, match="one class with no negative image cannot be learned") as e:
+        train(cfg)
+    assert "images without 'circle'" in str(e.value) and "second class" in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_class_with_negatives_trains_as_a_binary_classifier(tmp_path):
+    labels = {f"{i}.png": ["circle"] if i % 2 else [] for i in range(12)}
+    args = _folder(tmp_path, labels)
+    cfg = load_config(REPO / "configs" / "demo_train.yaml", args, cls=TrainConfig)
+    r = train(cfg)
+    assert r.metrics["classes"] == ["circle"] and r.metrics["labels"] == "multi"
+
+
+def _train_args(out):
+    return [*TINY_ARGS, "shapes.num_images=32", "shapes.val_images=8", f"out={out}"]
+
+
+def _train_cli(args, fault=None, trace=None):
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for key in ("WSOL_FAULT", "WSOL_FAULT_TRACE"):
+        env.pop(key, None)
+    if fault:
+        env["WSOL_FAULT"] = fault
+    if trace:
+        env["WSOL_FAULT_TRACE"] = str(trace)
+    cmd = [sys.executable, "-m", "wsol", "-q", "train", str(REPO / "configs" / "demo_train.yaml")]
+    return subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=300)
+
+
+def _same_run(a, b) -> None:
+    """Two training folders hold the same weights and the same history."""
+    for name in ("model.pt", "last.pt"):
+        assert _same(_weights(a / name), _weights(b / name)), name
+    timing = ("seconds", "train_img_per_s")
+    rows = [
+        [
+            {k: v for k, v in r.items() if k not in timing}
+            for r in json.loads(p.read_text())["epochs"]
+        ]
+        for p in (a / "train_metrics.json", b / "train_metrics.json")
+    ]
+    assert rows[0] == rows[1]
+    saved = torch.load(b / "model.pt", map_location="cpu", weights_only=True)
+    best = json.loads((b / "train_metrics.json").read_text())["best"]["epoch"]
+    assert saved["train_metrics"]["epoch"] == best
+    assert not list(b.glob(".*.tmp"))
+
+
+@pytest.mark.slow
+def test_a_kill_at_every_write_resumes_to_the_same_model(tmp_path):
+    straight = tmp_path / "straight"
+    trace = tmp_path / "points.txt"
+    assert _train_cli(_train_args(straight), trace=trace).returncode == 0
+    points = trace.read_text().split()
+    assert {"atomic:last.pt#2", "atomic:model.pt#1", "atomic:train_metrics.json#2"} <= set(points)
+    for k, point in enumerate(points):
+        out = tmp_path / f"k{k}"
+        killed = _train_cli(_train_args(out), fault=point)
+        assert killed.returncode == -9, (point, killed.stderr)
+        resumed = _train_cli(_train_args(out))  # the same command
+        assert resumed.returncode == 0, (point, resumed.stderr)
+        _same_run(straight, out)
+    print(f"killed at and resumed from {len(points)} fault points: {' '.join(points)}")
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_every_write_is_one_line_and_resumes(tmp_path, monkeypatch, capsys):
+    import errno
+
+    from wsol import fileio
+    from wsol.cli import main
+
+    straight = tmp_path / "straight"
+    cmd = ["-q", "train", str(REPO / "configs" / "demo_train.yaml")]
+    assert main([*cmd, *_train_args(straight)]) == 0
+    real_fsync = fileio.os.fsync
+    calls = {"n": 0, "fail_at": 0}
+
+    def fsync(fd):
+        calls["n"] += 1
+        if calls["n"] == calls["fail_at"]:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(fileio.os, "fsync", fsync)
+    assert main([*cmd, *_train_args(tmp_path / "count")]) == 0
+    total = calls["n"]  # every atomic write fsyncs once: config, and 3 files per epoch
+    assert total >= 7
+    capsys.readouterr()
+    for k in range(1, total + 1):
+        out = tmp_path / f"full{k}"
+        calls.update(n=0, fail_at=k)
+        assert main([*cmd, *_train_args(out)]) == 1, k
+        err = capsys.readouterr().err
+        assert err.startswith("wsol: error: disk full while writing ") and err.count("\n") == 1, err
+        assert "free space and run the same command again to resume" in err
+        calls.update(n=0, fail_at=0)
+        assert main([*cmd, *_train_args(out)]) == 0, k
+        _same_run(straight, out)
+    print(f"a full disk at each of {total} writes, each resumed")
+
+
+_FULL_DISK = """
+set -u
+mount -t tmpfs -o size={size} tmpfs {mnt}
+{train} > {log}.1 2>&1; echo $? > {log}.rc1
+mount -o remount,size=64m {mnt}
+{train} > {log}.2 2>&1; echo $? > {log}.rc2
+cp -r {mnt}/out {dest}
+"""
+
+
+def _can_mount_tmpfs(tmp_path) -> bool:
+    probe = f"mount -t tmpfs -o size=64k tmpfs {tmp_path}"
+    try:
+        return subprocess.run(["unshare", "-rm", "sh", "-c", probe], timeout=30).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("size", ["600k", "3000k", "3400k"])  # last.pt, model.pt, epoch 2
+def test_a_real_full_disk_during_training_is_one_line_and_resumes(tmp_path, size):
+    """A small tmpfs (in a user and mount namespace) fills up in torch.save."""
+    import shlex
+
+    if not _can_mount_tmpfs(tmp_path):
+        pytest.skip("no user namespace to mount a small tmpfs in")
+    straight = tmp_path / "straight"
+    assert _train_cli(_train_args(straight)).returncode == 0
+    mnt, log = tmp_path / "mnt", tmp_path / "log"
+    mnt.mkdir()
+    cmd = [sys.executable, "-m", "wsol", "-q", "train", str(REPO / "configs" / "demo_train.yaml")]
+    train_line = f"PYTHONPATH={REPO} " + shlex.join([*cmd, *_train_args(mnt / "out")])
+    script = _FULL_DISK.format(
+        size=size, mnt=mnt, train=train_line, log=log, dest=tmp_path / "resumed"
+    )
+    subprocess.run(["unshare", "-rm", "bash", "-c", script], timeout=600, check=True)
+    first = Path(f"{log}.1").read_text()
+    assert Path(f"{log}.rc1").read_text().strip() == "1", first
+    assert first.startswith("wsol: error: disk full while writing ") and first.count("\n") == 1
+    assert Path(f"{log}.rc2").read_text().strip() == "0", Path(f"{log}.2").read_text()
+    _same_run(straight, tmp_path / "resumed")

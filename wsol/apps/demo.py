@@ -12,10 +12,14 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from wsol.config import Config, load_config
+from wsol.config import Config, ConfigError, load_config
 from wsol.data.synthetic import write_dataset
+from wsol.errors import UsageError
 from wsol.models import DEMO_CHECKPOINT
+from wsol.run.journal import OUTPUTS, STATE_FILE
 from wsol.run.pipeline import RunResult, run_config
+from wsol.schema import read_config_file
+from wsol.train.state import WRITTEN as TRAIN_FILES
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 CHECKPOINT = DEMO_CHECKPOINT
@@ -56,6 +60,40 @@ def make_demo_data(root: Path, splits: dict[str, int]) -> Path:
     return write_dataset(root, splits, seed=DATA_SEED)
 
 
+def _demo_root(folder: Path) -> Path | None:
+    """The data root the run in ``folder`` read, from its ``config.yaml``; None when
+    there is none, or it cannot be read."""
+    try:
+        root = (read_config_file(folder / "config.yaml").get("data") or {}).get("root")
+    except (ConfigError, AttributeError):
+        return None
+    return Path(str(root)).resolve() if root else None
+
+
+def check_demo_out(folder: Path, data_root: Path) -> None:
+    """Refuse a folder that holds another command's results: the demo replaces only
+    its own earlier runs (those that read its rendered ``data_root``).
+
+    Raises:
+        UsageError: ``folder`` holds a ``wsol train`` run, or files a run writes whose
+            ``config.yaml`` names other data.
+    """
+    trained = [n for n in TRAIN_FILES if (folder / n).exists()]
+    if trained:
+        raise UsageError(
+            f"--out {folder} holds a `wsol train` run ({', '.join(trained)}); the demo "
+            "never writes over another command's results: choose another --out"
+        )
+    present = [n for n in OUTPUTS if (folder / n).exists()]
+    if not present or present == [STATE_FILE]:  # (a run killed before it wrote anything)
+        return
+    if _demo_root(folder) != data_root.resolve():
+        raise UsageError(
+            f"--out {folder} holds another command's run ({', '.join(present[:3])}); the "
+            "demo replaces only its own earlier results: choose another --out"
+        )
+
+
 def run_demo(
     out: str | Path,
     progress: ProgressFactory | None = None,
@@ -64,11 +102,15 @@ def run_demo(
 ) -> dict[str, RunResult]:
     """Grad-CAM results go to ``out``; CAM's to ``out/cam``. Returns both runs.
     ``progress(method)`` makes each run's ``(done, total)`` callback; ``status(line)``
-    hears of each phase."""
+    hears of each phase. An earlier demo there is replaced; another command's results
+    are refused (:func:`check_demo_out`)."""
     out = Path(out)
+    data_root = out / "data" / "shapes"
+    for method in METHODS:
+        check_demo_out(out if method == METHODS[0] else out / method, data_root)
     if status is not None:
         status(f"the shapes dataset: {TEST_IMAGES} test images in {out / 'data' / 'shapes'}")
-    data_root = make_demo_data(out / "data" / "shapes", {"test": TEST_IMAGES})
+    data_root = make_demo_data(data_root, {"test": TEST_IMAGES})
     results = {}
     for method in METHODS:
         method_out = out if method == METHODS[0] else out / method

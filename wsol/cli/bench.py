@@ -143,7 +143,7 @@ def cmd_bench(args) -> int:
     from wsol.models.spec import resolve_device
 
     _check_bench_args(args)
-    resolve_device(args.device)  # cuda without a GPU: one line, exit 2
+    resolve_device(args.device, "bench --device")  # cuda without a GPU: one line, exit 2
     if args.threads:
         torch.set_num_threads(args.threads)
     say = status_printer(args.quiet)

@@ -35,9 +35,21 @@ def empty_maps_line(name: str, metrics: dict) -> str | None:
     return f"{name}: {total} maps gave no box ({why}); see empty_detections in metrics.json"
 
 
+def warnings_line(name: str, metrics: dict) -> str | None:
+    """A console line for labels that were read but looked wrong; None when none did."""
+    n = metrics.get("num_warnings") or 0
+    if not n:
+        return None
+    return (
+        f"{name}: {n} warnings about the labels read (dropped GT boxes, repeated "
+        "images); see warnings.jsonl"
+    )
+
+
 def _outcome(rows: dict[str, dict]) -> str:
     lines = [format_summary(rows)]
     lines += [line for name, m in rows.items() if (line := empty_maps_line(name, m))]
+    lines += [line for name, m in rows.items() if (line := warnings_line(name, m))]
     return "\n".join(lines)
 
 
@@ -102,8 +114,13 @@ def cmd_train(args) -> int:
         }
     }
     print(format_table(rows, keys=("epoch", "val_map", "train_images", "val_images")))
-    if m["failures"]:
-        print(f"\n{len(m['failures'])} images could not be read (see train_metrics.json)")
+    if m.get("num_failed"):
+        reasons = ", ".join(f"{why}: {n}" for why, n in list(m["failure_reasons"].items())[:3])
+        more = ", ..." if len(m["failure_reasons"]) > 3 else ""
+        print(
+            f"\n{m['num_failed']} of {m['num_listed']} images could not be read and were left "
+            f"out ({reasons}{more}); see failures in train_metrics.json"
+        )
     print(f"\nCheckpoint: {result.checkpoint}")
     print(
         "Use it: in a run config, set model.weights to it and leave model.arch empty (the "

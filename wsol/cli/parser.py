@@ -141,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--pred",
         required=True,
-        help="COCO JSON: a dataset dict with annotations, or a results list",
+        help="COCO JSON: a dataset dict with annotations, or a results list (matched by "
+        "the file_name and category_name of each box where it gives them, as wsol writes it)",
     )
     e.add_argument(
         "--gt-format",
@@ -154,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--match-ids",
         action="store_true",
-        help="match prediction images to GT images by id, not by file name",
+        help="match prediction images to GT images by id, not by file name (a results "
+        "list without file_name is always matched by id, with a warning)",
     )
     e.add_argument(
         "--classes",

@@ -47,6 +47,7 @@ def cmd_eval(args) -> int:
         scored_classes,
     )
     from wsol.fileio import atomic_write_json
+    from wsol.readfile import MAX_JSON_BYTES, InputFileError, read_text
 
     if not 0.0 < args.iou <= 1.0:  # NaN fails this too
         raise UsageError(f"--iou must be in (0, 1], got {args.iou}")
@@ -56,8 +57,8 @@ def cmd_eval(args) -> int:
     say(f"reading the ground truth in {args.gt}")
     dataset = load_ground_truth(args.gt, args.gt_format, args.split)
     try:
-        doc = json.loads(Path(args.pred).read_text())
-    except (ValueError, OSError) as e:  # malformed JSON, unreadable file
+        doc = json.loads(read_text(args.pred, MAX_JSON_BYTES))
+    except (ValueError, InputFileError) as e:  # malformed JSON, unreadable file
         print(f"wsol: error: {args.pred}: {e}", file=sys.stderr)
         return EXIT_USAGE
     classes = scored_classes(dataset, doc, args.classes)
@@ -156,6 +157,8 @@ def cmd_explain(args) -> int:
             if files
             else "  nothing to draw"
         )
+    if failed and failed == len(args.images):
+        return EXIT_USAGE  # nothing could be explained: as a wrong command, exit 2
     return EXIT_PARTIAL if failed else EXIT_OK
 
 

@@ -25,7 +25,15 @@ __all__ = [
 ]
 
 DATASETS: dict[str, Callable[..., Dataset]] = {
-    "voc": lambda d: load_voc(d.root, d.split, d.classes, d.limit, d.image_dir, d.ann_dir),
+    "voc": lambda d: load_voc(
+        d.root,
+        d.split,
+        d.classes,
+        d.limit,
+        d.image_dir,
+        d.ann_dir,
+        getattr(d, "allow_outside_root", False),
+    ),
     "coco": lambda d: load_coco(d.root, d.ann_file, d.classes, d.limit),
     "folder": lambda d: load_folder(d.root, d.labels_file, d.classes, d.limit),
 }
@@ -34,8 +42,9 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 def build_dataset(data_cfg, exclude: str | Path | None = None) -> Dataset:
     """Read the dataset described by a :class:`wsol.config.DataConfig`.
 
-    Images outside ``data.root`` (``../`` or absolute names in annotations, split or
-    labels files) become recorded failures unless ``data.allow_outside_root``; a folder
+    Images and VOC annotation files outside ``data.root`` (``../`` or absolute names in
+    annotations, split or labels files) become recorded failures unless
+    ``data.allow_outside_root``; a folder
     ``exclude`` under the root (the run's own output) is not read as images."""
     if data_cfg.format not in DATASETS:
         raise DataError(unknown_choice("data.format", data_cfg.format, DATASETS))

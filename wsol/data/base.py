@@ -73,6 +73,33 @@ def sanitize_boxes(
     return boxes, keep
 
 
+def box_problem(box: np.ndarray) -> str:
+    """Why a GT box ``[4]`` (continuous xyxy, as read) was dropped by
+    :func:`sanitize_boxes`: the words of a warning record."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    if not np.isfinite(box).all():
+        return f"box ({x1}, {y1}, {x2}, {y2}) has a corner that is not a finite number"
+    if x2 < x1 or y2 < y1:
+        return f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) has swapped corners (x2 < x1 or y2 < y1)"
+    return f"box ({x1:g}, {y1:g}, {x2:g}, {y2:g}) has no area inside the image"
+
+
+def dropped_box_warnings(
+    image_id: int, path: str, raw: np.ndarray, keep: np.ndarray, names: list[str]
+) -> list[dict]:
+    """One warning record per GT box that :func:`sanitize_boxes` dropped: the file, the
+    object's class and why. The image keeps the class as an image-level label."""
+    return [
+        {
+            "image_id": image_id,
+            "path": path,
+            "stage": "annotation",
+            "reason": f"{names[j]!r}: {box_problem(raw[j])}; box dropped, label kept",
+        }
+        for j in np.flatnonzero(~keep)
+    ]
+
+
 @dataclass
 class Dataset:
     """A list of samples plus the class names their indices refer to.
@@ -92,6 +119,9 @@ class Dataset:
     # resumed run checks for changes, besides the images
     sources: list[str] = field(default_factory=list)
     supercategories: list[str] = field(default_factory=list)
+    # what was read but looks wrong (a dropped GT box, an image listed twice): one record
+    # per file, as failures are, written to warnings.jsonl by a run
+    warnings: list[dict] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -133,6 +163,7 @@ class Dataset:
             self.failures,
             self.sources,
             [self.supercategories[i] for i in old] if self.supercategories else [],
+            self.warnings,
         )
 
     def coco_categories(self) -> list[dict]:

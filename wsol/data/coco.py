@@ -16,13 +16,31 @@ from pathlib import Path
 import numpy as np
 
 from wsol.boxes import coco_to_xyxy
-from wsol.data.base import AnnotationError, DataNotFoundError, Dataset, Sample, sanitize_boxes
+from wsol.data.base import (
+    AnnotationError,
+    DataNotFoundError,
+    Dataset,
+    Sample,
+    dropped_box_warnings,
+    sanitize_boxes,
+)
+from wsol.errors import quote
+from wsol.readfile import MAX_JSON_BYTES, InputFileError, InputMissingError, read_text
 
 logger = logging.getLogger(__name__)
 
 
+_INT64 = 2**63
+
+
 def _is_int(x) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_id(x) -> bool:
+    """An id pycocotools can hold: an integer within 64 bits (a larger one silently
+    drops its image or class from COCO AP)."""
+    return _is_int(x) and -_INT64 <= x < _INT64
 
 
 def _check_structure(data, where: Path) -> None:
@@ -45,7 +63,9 @@ def _check_structure(data, where: Path) -> None:
             or not _is_int(im.get("id"))
             or not isinstance(im.get("file_name"), str)
         ):
-            bad(f"each image needs an integer 'id' and a 'file_name', got {im!r:.80}")
+            bad(f"each image needs an integer 'id' and a 'file_name', got {quote(im, 80)}")
+        if not _is_id(im["id"]):
+            bad(f"image id {im['id']} does not fit in 64 bits (pycocotools cannot hold it)")
         for k in ("height", "width"):
             if im.get(k) is not None and not (_is_int(im[k]) and im[k] > 0):
                 bad(f"image {im['id']}: {k!r} must be a positive integer")
@@ -55,13 +75,15 @@ def _check_structure(data, where: Path) -> None:
             or not _is_int(c.get("id"))
             or not isinstance(c.get("name"), str)
         ):
-            bad(f"each category needs an integer 'id' and a 'name', got {c!r:.80}")
+            bad(f"each category needs an integer 'id' and a 'name', got {quote(c, 80)}")
+        if not _is_id(c["id"]):
+            bad(f"category id {c['id']} does not fit in 64 bits (pycocotools cannot hold it)")
     for a in data.get("annotations", []):
         if not isinstance(a, dict):
-            bad(f"each annotation must be an object, got {a!r:.80}")
+            bad(f"each annotation must be an object, got {quote(a, 80)}")
         for key in ("image_id", "category_id", "bbox"):
             if key not in a:
-                bad(f"annotation {a.get('id')} lacks {key!r}")
+                bad(f"annotation {quote(a.get('id'))} lacks {key!r}")
         box = a["bbox"]
         if not (
             _is_int(a["image_id"])
@@ -74,7 +96,7 @@ def _check_structure(data, where: Path) -> None:
             )
         ):
             bad(
-                f"annotation {a.get('id')}: integer image_id/category_id and a bbox of 4 "
+                f"annotation {quote(a.get('id'))}: integer image_id/category_id and a bbox of 4 "
                 "finite numbers expected"
             )
 
@@ -92,27 +114,24 @@ def load_coco(
     """
     ann_file = Path(ann_file)
     try:
-        data = json.loads(ann_file.read_text())
-    except FileNotFoundError:
+        data = json.loads(read_text(ann_file, MAX_JSON_BYTES))
+    except InputMissingError:
         raise DataNotFoundError(f"COCO annotation file {ann_file} not found") from None
     except json.JSONDecodeError as e:
         raise AnnotationError(f"{ann_file}: not valid JSON: {e}") from None
-    except UnicodeDecodeError as e:
-        raise AnnotationError(
-            f"{ann_file}: not UTF-8 text ({e.reason} at byte {e.start})"
-        ) from None
-    except OSError as e:
-        raise AnnotationError(f"{ann_file}: cannot read: {e.strerror or e}") from None
+    except InputFileError as e:
+        raise AnnotationError(f"{ann_file}: {e}") from None
     _check_structure(data, ann_file)
     cats = sorted(data["categories"], key=lambda c: c["id"])
     cat_ids = [c["id"] for c in cats]
     if len(set(cat_ids)) != len(cat_ids):
         raise AnnotationError(f"{ann_file}: duplicate category ids")
+    cats = unique_names(cats, ann_file.name)
     by_name = {c["name"]: c["id"] for c in cats}
     if classes is not None:
         missing = [n for n in classes if n not in by_name]
         if missing:
-            raise AnnotationError(f"data.classes {missing} are not categories of {ann_file}")
+            raise AnnotationError(f"data.classes {quote(missing)} are not categories of {ann_file}")
         by_id = {c["id"]: c for c in cats}
         cats = [by_id[by_name[n]] for n in classes]
     index = {c["id"]: i for i, c in enumerate(cats)}
@@ -137,41 +156,85 @@ def load_coco(
 
     images = data["images"][:limit] if limit is not None else data["images"]
     root = Path(root)
-    samples = []
-    fixed = 0
+    samples, warnings = [], []
+    clipped = 0
+    first: dict[str, int] = {}
+    names = [c["name"] for c in cats]
     for im in images:
         anns = per_image.get(im["id"], [])
+        path = str(root / im["file_name"])
+        if im["file_name"] in first:
+            warnings.append(
+                {
+                    "image_id": int(im["id"]),
+                    "path": path,
+                    "stage": "annotation",
+                    "reason": f"the same file as image {first[im['file_name']]}; read once, "
+                    f"as that image (this id's {len(anns)} annotations are left out)",
+                }
+            )
+            continue
+        first[im["file_name"]] = int(im["id"])
         raw = coco_to_xyxy([a["bbox"] for a in anns]).reshape(-1, 4)
         boxes, keep = sanitize_boxes(raw, im.get("height"), im.get("width"))
-        fixed += int(((boxes != raw).any(1) | ~keep).sum())
+        clipped += int(((boxes != raw).any(1) & keep).sum())
+        crowd_all = np.array([bool(a.get("iscrowd", 0)) for a in anns], bool)
+        all_labels = np.array([index[a["category_id"]] for a in anns], np.int64)
+        warnings += dropped_box_warnings(
+            int(im["id"]), path, raw, keep, [names[c] for c in all_labels]
+        )
         anns = [a for a, k in zip(anns, keep, strict=True) if k]
         box_labels = np.array([index[a["category_id"]] for a in anns], np.int64)
         crowd = np.array([bool(a.get("iscrowd", 0)) for a in anns], bool)
         samples.append(
             Sample(
                 image_id=int(im["id"]),
-                path=str(root / im["file_name"]),
+                path=path,
                 file_name=im["file_name"],
                 height=im.get("height"),
                 width=im.get("width"),
-                labels=np.unique(box_labels[~crowd]) if len(anns) else box_labels,
+                labels=np.unique(all_labels[~crowd_all]),
                 boxes=boxes[keep],
                 box_labels=box_labels,
                 ignore=crowd,
                 segmentations=[a.get("segmentation") for a in anns],
             )
         )
-    if fixed:
+    for w in warnings:
+        logger.warning("%s: %s", w["path"], w["reason"])
+    if clipped:
         logger.warning(
-            "%s: %d GT boxes were outside the image (clipped) or empty (dropped)",
+            "%s: %d GT boxes partly outside their image were clipped to it",
             ann_file.name,
-            fixed,
+            clipped,
         )
     return Dataset(
         name=f"coco:{ann_file.name}",
-        classes=[c["name"] for c in cats],
+        classes=names,
         samples=samples,
         category_ids=[c["id"] for c in cats],
         sources=[str(ann_file)],
         supercategories=[str(c.get("supercategory") or "") for c in cats],
+        warnings=warnings,
     )
+
+
+def unique_names(categories: list[dict], where: str = "") -> list[dict]:
+    """``categories`` with every name that two or more of them share made unique as
+    ``name (id)``: wsol keys classes by name (metrics per class, matching predictions),
+    so two categories called ``cat`` would count as one. Other entries are unchanged."""
+    counts: dict[str, int] = {}
+    for c in categories:
+        counts[c["name"]] = counts.get(c["name"], 0) + 1
+    shared = sorted(n for n, k in counts.items() if k > 1)
+    if not shared:
+        return categories
+    logger.warning(
+        "%s: categories share the names %s; each is named 'name (id)'",
+        where or "categories",
+        ", ".join(map(repr, shared[:5])),
+    )
+    return [
+        {**c, "name": f"{c['name']} ({c['id']})"} if counts[c["name"]] > 1 else c
+        for c in categories
+    ]

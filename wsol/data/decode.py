@@ -8,14 +8,13 @@ JPEG is drafted at reduced scale. PIL's own decompression-bomb limit applies (ab
 from __future__ import annotations
 
 import io
-import os
-import stat
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from wsol.errors import WsolError
+from wsol.readfile import InputFileError, read_bytes
 
 # Decoding a 12000 x 9000 JPEG at full size needs ~300 MB; JPEG can decode at 1/2..1/8
 # scale for free, so anything above this many times the input size is drafted down.
@@ -29,10 +28,30 @@ class DecodeError(WsolError, ValueError):
     """An image file that cannot be decoded."""
 
 
+def _float_scale(arr: np.ndarray) -> float:
+    """The white level of a float image: 1 for values in [0, 1] (what float TIFFs from
+    scientific and HDR tools hold), else 255 or 65535 as for integer images.
+
+    Raises:
+        DecodeError: NaN or infinite pixels, or values no scale fits.
+    """
+    if not np.isfinite(arr).all():
+        raise DecodeError("float image with NaN or infinite pixels")
+    lo, hi = float(arr.min(initial=0.0)), float(arr.max(initial=0.0))
+    if lo < 0 or hi > 65535:
+        raise DecodeError(
+            f"float image with values in [{lo:.4g}, {hi:.4g}]; expected [0, 1], [0, 255] "
+            "or [0, 65535]"
+        )
+    return 1.0 if hi <= 1.0 else 255.0 if hi <= 255 else 65535.0
+
+
 def _to_rgb_array(im: Image.Image) -> np.ndarray:
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         arr = np.asarray(im, dtype=np.float64)
-        hi = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        # Integer images: 16-bit where a value passes 255, else 8-bit levels.
+        integer_hi = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        hi = _float_scale(arr) if im.mode == "F" else integer_hi
         gray = (arr.clip(0, hi) * (255.0 / hi)).round().astype(np.uint8)
         return np.repeat(gray[..., None], 3, axis=2)
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
@@ -47,38 +66,15 @@ def read_regular_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> byte
     """The bytes of a regular file of at most ``max_bytes``.
 
     A FIFO, a device (``/dev/zero``), a socket or a directory named like an image is
-    refused without reading it (opened non-blocking, so a FIFO cannot hang the run).
+    refused without reading it (see :mod:`wsol.readfile`: no FIFO can hang the run).
 
     Raises:
         DecodeError: missing, unreadable, not a regular file, empty, or too large.
     """
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise DecodeError("file not found") from None
-    except OSError as e:
-        raise DecodeError(f"cannot read file: {e.strerror or e}") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = "a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO, device or socket"
-            raise DecodeError(f"not a regular file ({kind})")
-        if st.st_size > max_bytes:
-            raise DecodeError(
-                f"file of {st.st_size / 2**20:.0f} MiB is over the {max_bytes / 2**20:.0f} MiB "
-                "limit (data.max_file_mb)"
-            )
-        with os.fdopen(fd, "rb", closefd=False) as f:
-            data = f.read(max_bytes + 1)
-    except OSError as e:
-        raise DecodeError(f"cannot read file: {e.strerror or e}") from None
-    finally:
-        os.close(fd)
-    if not data:
-        raise DecodeError("empty file (0 bytes)")
-    if len(data) > max_bytes:
-        raise DecodeError(f"file grew over the {max_bytes / 2**20:.0f} MiB limit while read")
-    return data
+        return read_bytes(path, max_bytes, "data.max_file_mb", allow_empty=False)
+    except InputFileError as e:
+        raise DecodeError(str(e)) from None
 
 
 def decode_image(
@@ -117,6 +113,8 @@ def decode_bytes(
         pixels = _to_rgb_array(im)
     except DecodeError:
         raise
+    except UnidentifiedImageError:  # its message shows the BytesIO object, not the file
+        raise DecodeError("cannot decode image: not an image format PIL can read") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
         msg = str(e) or type(e).__name__
         raise DecodeError(f"cannot decode image: {msg}") from None

@@ -2,8 +2,13 @@
 
 Labels file formats (``data.labels_file``):
 
-- CSV with a header ``file,labels``; labels separated by ``;`` (names may then hold
-  spaces, as in ``dining table;person``), or by spaces where a cell has no ``;``.
+- CSV with a header ``file,labels``, in either layout (or a mix):
+
+  - wide: one row per image, its labels separated by ``;`` (names may then hold
+    spaces, as in ``dining table;person``), or by spaces where a cell has no ``;``;
+  - long: one row per (image, label), as ``a.jpg,cat`` then ``a.jpg,dog``.
+
+  The rows of one file are merged: ``a.jpg`` above is labelled ``cat`` and ``dog``.
 - JSON ``{"file.jpg": ["cat", "dog"], ...}``.
 
 Paths in the labels file are relative to ``data.root``. Without a labels file the
@@ -20,17 +25,19 @@ from pathlib import Path
 import numpy as np
 
 from wsol.data.base import AnnotationError, DataNotFoundError, Dataset, Sample
+from wsol.errors import quote
+from wsol.readfile import InputFileError, InputMissingError, read_text
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 
 def _read_labels(path: Path) -> dict[str, list[str]]:
-    if not path.is_file():
-        raise DataNotFoundError(f"labels file {path} not found")
     try:
-        text = path.read_text(encoding="utf-8-sig")  # a BOM, as Excel writes, is dropped
-    except UnicodeDecodeError as e:
-        raise AnnotationError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+        text = read_text(path, encoding="utf-8-sig")  # a BOM, as Excel writes, is dropped
+    except InputMissingError:
+        raise DataNotFoundError(f"labels file {path} not found") from None
+    except InputFileError as e:
+        raise AnnotationError(f"{path}: {e}") from None
     if path.suffix.lower() == ".json":
         try:
             raw = json.loads(text)
@@ -43,7 +50,8 @@ def _read_labels(path: Path) -> dict[str, list[str]]:
             tags = [value] if isinstance(value, str) else value
             if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
                 raise AnnotationError(
-                    f"{path}: {name!r} must map to a label or a list of labels, got {value!r}"
+                    f"{path}: {quote(name)} must map to a label or a list of labels, "
+                    f"got {quote(value)}"
                 )
             out[name] = tags
         return out
@@ -57,7 +65,10 @@ def _read_labels(path: Path) -> dict[str, list[str]]:
         cell = row["labels"]
         # ";" separates labels when present (names may then hold spaces: "dining table")
         tags = cell.split(";") if ";" in cell else cell.split()
-        out[row["file"]] = [t.strip() for t in tags if t.strip()]
+        merged = out.setdefault(row["file"], [])  # long layout: one row per label
+        for tag in (t.strip() for t in tags):
+            if tag and tag not in merged:
+                merged.append(tag)
     return out
 
 
@@ -85,7 +96,7 @@ def load_folder(
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(names) - set(index))
     if unknown:
-        raise AnnotationError(f"labels {unknown} are not in data.classes={classes}")
+        raise AnnotationError(f"labels {quote(unknown)} are not in data.classes={quote(classes)}")
     samples = [
         Sample(
             image_id=i + 1,

@@ -8,9 +8,12 @@ with the dataset. COCO segmentations follow pycocotools: polygons are lists of
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+
+from wsol.readfile import MAX_TEXT_BYTES, read_bytes
 
 
 def decode_segmentation(seg, height: int, width: int) -> np.ndarray:
@@ -79,7 +82,8 @@ def voc_instance_segmentations(png_path: str | Path, num_objects: int) -> list[d
     from PIL import Image
     from pycocotools import mask as mask_utils
 
-    with Image.open(png_path) as im:
+    data = read_bytes(png_path, MAX_TEXT_BYTES, allow_empty=False)
+    with Image.open(io.BytesIO(data)) as im:
         if im.mode not in ("P", "L"):
             raise ValueError(f"{png_path}: expected a palette or gray PNG, got mode {im.mode}")
         index = np.asarray(im)

@@ -11,6 +11,7 @@ come from the XML, so any VOC-format dataset works, however many classes it has.
 from __future__ import annotations
 
 import logging
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from xml.sax.saxutils import escape
@@ -18,7 +19,16 @@ from xml.sax.saxutils import escape
 import numpy as np
 
 from wsol.boxes import voc_to_xyxy, xyxy_to_voc
-from wsol.data.base import AnnotationError, DataNotFoundError, Dataset, Sample, sanitize_boxes
+from wsol.data.base import (
+    AnnotationError,
+    DataNotFoundError,
+    Dataset,
+    Sample,
+    dropped_box_warnings,
+    sanitize_boxes,
+)
+from wsol.errors import quote
+from wsol.readfile import InputFileError, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -127,13 +137,43 @@ def voc_xml(
     )
 
 
-def _find_image(image_dir: Path, stem: str, filename: str | None) -> Path:
-    if filename and (image_dir / filename).exists():
-        return image_dir / filename
-    for suffix in _IMAGE_SUFFIXES:
-        if (image_dir / f"{stem}{suffix}").exists():
-            return image_dir / f"{stem}{suffix}"
-    return image_dir / (filename or f"{stem}.jpg")  # missing: a per-image failure later
+class _ImageFolder:
+    """Finds an annotation's image in the image folder. The extension's case does not
+    matter (``x.JPG`` for ``<filename>x.jpg</filename>``, as cameras write them), as in
+    folder datasets; the folder is listed once, on the first name not found as given."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._by_stem: dict[tuple[str, str], str] | None = None
+
+    def _listing(self) -> dict[tuple[str, str], str]:
+        if self._by_stem is None:
+            names = sorted(os.listdir(self.folder)) if self.folder.is_dir() else []
+            self._by_stem = {}
+            for n in names:
+                self._by_stem.setdefault((Path(n).stem, Path(n).suffix.lower()), n)
+        return self._by_stem
+
+    def find(self, stem: str, filename: str | None) -> Path:
+        if filename and (self.folder / filename).exists():
+            return self.folder / filename
+        for suffix in _IMAGE_SUFFIXES:
+            if (self.folder / f"{stem}{suffix}").exists():
+                return self.folder / f"{stem}{suffix}"
+        wanted = [filename] if filename and "/" not in filename else []
+        wanted += [f"{stem}{suffix}" for suffix in _IMAGE_SUFFIXES]
+        listing = self._listing()
+        for name in wanted:
+            found = listing.get((Path(name).stem, Path(name).suffix.lower()))
+            if found is not None:
+                return self.folder / found
+        return self.folder / (filename or f"{stem}.jpg")  # missing: a per-image failure later
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` stays inside ``root`` by its name (no ``..`` or absolute part
+    leads out); links are followed by no one here."""
+    return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(root))
 
 
 def _relative_name(path: Path, image_root: Path) -> str:
@@ -181,8 +221,11 @@ def voc_ids(root: Path, split: str, ann_dir: str = "Annotations") -> tuple[list[
     """
     split_dir = root / "ImageSets" / "Main"
     split_file = split_dir / f"{split}.txt"
-    if split and split_file.is_file():
-        return split_ids(split_file.read_text()), split_file
+    if split and split_file.exists():  # (a FIFO or a folder is refused, not waited on)
+        try:
+            return split_ids(read_text(split_file)), split_file
+        except InputFileError as e:
+            raise AnnotationError(f"{split_file}: {e}") from None
     avail = sorted(p.stem for p in split_dir.glob("*.txt")) if split_dir.is_dir() else []
     if split and avail:
         raise DataNotFoundError(
@@ -204,6 +247,7 @@ def load_voc(
     limit: int | None = None,
     image_dir: str = "JPEGImages",
     ann_dir: str = "Annotations",
+    allow_outside_root: bool = False,
 ) -> Dataset:
     """Read a VOC-layout dataset.
 
@@ -216,9 +260,14 @@ def load_voc(
             the 20 VOC classes when all names found are VOC classes.
         limit: keep only the first ``limit`` ids of the split.
         image_dir, ann_dir: the image and annotation folders, relative to ``root``.
+        allow_outside_root: read annotation files that a split line names outside
+            ``root`` (``../x``); else each is a recorded failure, as images are.
 
     Image ids are the 1-based position in the split file (or in the sorted list of
-    annotation files). Objects of a class outside ``classes`` raise an error naming it.
+    annotation files); an id listed again is read once (a warning). Objects of a class
+    outside ``classes`` raise an error naming it. A GT box with no area (swapped
+    corners, NaN, outside the image) is dropped with a warning naming the file; the
+    image keeps its class as an image-level label.
     """
     root = Path(root)
     ids, split_file = voc_ids(root, split, ann_dir)
@@ -226,19 +275,32 @@ def load_voc(
     if limit is not None:
         ids = ids[:limit]
     parsed: list[dict | None] = []
-    failures = []
+    failures: list[dict] = []
+    warnings: list[dict] = []
+    first: dict[str, int] = {}
     for i, stem in enumerate(ids):
         xml_path = root / ann_dir / f"{stem}.xml"
-        try:
-            parsed.append(parse_voc_xml(xml_path.read_text()))
-        except (OSError, UnicodeDecodeError, AnnotationError) as e:
-            # One bad annotation costs one image, not the run.
-            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            logger.warning("%s: %s; image skipped", xml_path, reason)
-            failures.append(
-                {"image_id": i + 1, "path": str(xml_path), "stage": "annotation", "reason": reason}
-            )
-            parsed.append(None)
+        problem = None  # (the list it goes to, stage, reason), for an image not read
+        if stem in first:
+            logger.warning("%s lists %r twice; it is read once", listing, stem)
+            why = f"listed again in {listing} (image {first[stem]}); read once"
+            problem = (warnings, "split", why)
+        elif not allow_outside_root and not _inside(xml_path, root):
+            logger.warning("%s: outside data.root; image skipped", xml_path)
+            why = "outside data.root (data.allow_outside_root=true allows it)"
+            problem = (failures, "path", why)
+        else:
+            first[stem] = i + 1
+            try:
+                parsed.append(parse_voc_xml(read_text(xml_path)))
+                continue
+            except (InputFileError, AnnotationError) as e:
+                # One bad annotation costs one image, not the run.
+                logger.warning("%s: %s; image skipped", xml_path, e)
+                problem = (failures, "annotation", str(e))
+        into, stage, reason = problem
+        into.append({"image_id": i + 1, "path": str(xml_path), "stage": stage, "reason": reason})
+        parsed.append(None)
     names = sorted({o["name"] for p in parsed if p for o in p["objects"]})
     if classes is None:
         classes = list(VOC_CLASSES) if set(names) <= set(VOC_CLASSES) else names
@@ -246,21 +308,26 @@ def load_voc(
     unknown = sorted(set(names) - set(index))
     if unknown:
         raise AnnotationError(
-            f"classes {unknown} appear in {listing} but not in data.classes={classes}"
+            f"classes {quote(unknown)} appear in {listing} but not in data.classes={quote(classes)}"
         )
     samples = []
-    fixed = 0
+    clipped: list[str] = []
+    images = _ImageFolder(root / image_dir)
     for i, (stem, p) in enumerate(zip(ids, parsed, strict=True)):
         if p is None:
             continue
         objs = p["objects"]
         raw = np.array([o["box"] for o in objs], np.float64).reshape(-1, 4)
         boxes, keep = sanitize_boxes(raw, p["height"], p["width"])
-        fixed += int(((boxes != raw).any(1) | ~keep).sum())
+        xml_path = str(root / ann_dir / f"{stem}.xml")
+        warnings += dropped_box_warnings(i + 1, xml_path, raw, keep, [o["name"] for o in objs])
+        if ((boxes != raw).any(1) & keep).any():
+            clipped.append(xml_path)
         segs = _instance_masks(root / "SegmentationObject" / f"{stem}.png", len(objs))
+        all_labels = np.array([index[o["name"]] for o in objs], np.int64)
         objs = [o for o, k in zip(objs, keep, strict=True) if k]
         box_labels = np.array([index[o["name"]] for o in objs], np.int64)
-        path = _find_image(root / image_dir, stem, p["filename"])
+        path = images.find(stem, p["filename"])
         samples.append(
             Sample(
                 image_id=i + 1,
@@ -268,20 +335,24 @@ def load_voc(
                 file_name=_relative_name(path, root / image_dir),
                 height=p["height"],
                 width=p["width"],
-                labels=np.unique(box_labels),
+                labels=np.unique(all_labels),
                 boxes=boxes[keep],
                 box_labels=box_labels,
                 ignore=np.array([o["difficult"] for o in objs], bool),
                 segmentations=[g for g, k in zip(segs, keep, strict=True) if k] if segs else None,
             )
         )
-    if fixed:
+    for w in warnings:
+        if w["stage"] == "annotation":
+            logger.warning("%s: %s", w["path"], w["reason"])
+    if clipped:
         logger.warning(
-            "%s: %d GT boxes were outside the image (clipped) or empty (dropped)",
+            "%s: GT boxes partly outside the image were clipped to it in %d files (e.g. %s)",
             listing,
-            fixed,
+            len(clipped),
+            clipped[0],
         )
-    masks = [root / "SegmentationObject" / f"{stem}.png" for stem in ids]
+    masks = [root / "SegmentationObject" / f"{stem}.png" for stem in first]
     return Dataset(
         name=f"voc:{root.name}/{split_file.stem if split_file else 'all'}",
         classes=list(classes),
@@ -289,6 +360,7 @@ def load_voc(
         category_ids=list(range(1, len(classes) + 1)),
         failures=failures,
         sources=([str(split_file)] if split_file else [])
-        + [str(root / ann_dir / f"{stem}.xml") for stem in ids]
+        + [str(root / ann_dir / f"{stem}.xml") for stem in first]
         + [str(m) for m in masks if m.is_file()],
+        warnings=warnings,
     )

@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from wsol.errors import UsageError
+from wsol.errors import UsageError, quote
+from wsol.readfile import MAX_TEXT_BYTES, InputFileError, InputMissingError, read_text
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +80,7 @@ class Calibration:
     def from_dict(cls, doc: dict) -> Calibration:
         if doc.get("format") != FORMAT:
             raise CalibrationError(
-                f"not a wsol calibration (format {doc.get('format')!r}, expected {FORMAT!r})"
+                f"not a wsol calibration (format {quote(doc.get('format'))}, expected {FORMAT!r})"
             )
         names = {f.name for f in dataclasses.fields(cls)}
         cal = cls(**{k: v for k, v in doc.items() if k in names})
@@ -88,7 +89,7 @@ class Calibration:
             if not isinstance(getattr(cal, key), kind):
                 what = "an object" if kind is dict else f"a {kind.__name__}"
                 raise CalibrationError(
-                    f"calibration {key} must be {what}, got {getattr(cal, key)!r}"
+                    f"calibration {key} must be {what}, got {quote(getattr(cal, key))}"
                 )
         if not all(isinstance(e, dict) for e in cal.per_class.values()) or not all(
             isinstance(i, str) for i in cal.images
@@ -100,7 +101,7 @@ class Calibration:
         ):
             raise CalibrationError("calibration thresholds must be numbers in [0, 1]")
         if cal.threshold_mode != "absolute":
-            raise CalibrationError(f"unsupported threshold_mode {cal.threshold_mode!r}")
+            raise CalibrationError(f"unsupported threshold_mode {quote(cal.threshold_mode)}")
         return cal
 
 
@@ -112,13 +113,18 @@ def resolve_path(path: str) -> str:
 def load_calibration(path: str | Path) -> Calibration:
     """Read ``calibration.json``; a missing or malformed file raises CalibrationError."""
     p = Path(path)
-    if not str(path) or not p.is_file():
-        raise CalibrationError(
-            f"boxes.calibration: calibration file {str(path)!r} not found "
-            "(write one with `wsol calibrate CONFIG`)"
-        )
+    missing = CalibrationError(
+        f"boxes.calibration: calibration file {str(path)!r} not found "
+        "(write one with `wsol calibrate CONFIG`)"
+    )
+    if not str(path):
+        raise missing
     try:
-        doc = json.loads(p.read_text())
+        doc = json.loads(read_text(p, MAX_TEXT_BYTES))
+    except InputMissingError:
+        raise missing from None
+    except InputFileError as e:
+        raise CalibrationError(f"boxes.calibration: {p}: {e}") from None
     except json.JSONDecodeError as e:
         raise CalibrationError(f"{p}: not valid JSON: {e}") from None
     if not isinstance(doc, dict):

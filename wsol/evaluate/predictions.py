@@ -16,7 +16,8 @@ import numpy as np
 
 from wsol.data import load_coco, load_voc
 from wsol.data.base import Dataset, Sample
-from wsol.errors import UsageError
+from wsol.data.coco import unique_names
+from wsol.errors import UsageError, quote
 from wsol.evaluate.base import any_hit, gt_pairs, ratio
 from wsol.evaluate.coco_ap import add_coco_ap
 
@@ -77,7 +78,7 @@ def load_ground_truth(
         return load_voc(p, split, classes)
     if fmt == "coco":
         return load_coco(p.parent, p, classes)
-    raise UsageError(f"unknown GT format {fmt!r}; valid: auto, coco, voc")
+    raise UsageError(f"unknown GT format {quote(fmt)}; valid: auto, coco, voc")
 
 
 _INT64 = 2**63
@@ -98,15 +99,21 @@ def _bad_annotation(a) -> str | None:
         return "not an object"
     for key in ("image_id", "category_id"):
         if not _is_id(a.get(key)):
-            return f"{key} {a.get(key)!r} is not an integer id"
+            return f"{key} {quote(a.get(key), 40)} is not an integer id"
     box = a.get("bbox")
     if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
-        return f"bbox {box!r} is not 4 finite numbers"
+        return f"bbox {quote(box, 60)} is not 4 finite numbers"
     if box[2] < 0 or box[3] < 0:
-        return f"bbox {box!r} has a negative width or height"
+        return f"bbox {quote(box, 60)} has a negative width or height"
     if "score" in a and not _is_number(a["score"]):
-        return f"score {a['score']!r} is not a finite number"
+        return f"score {quote(a['score'], 40)} is not a finite number"
     return None
+
+
+_NO_FILE_MATCH = (
+    "no image file name of the predictions matches one of the ground truth (another "
+    "split?); pass --match-ids to match images by id instead"
+)
 
 
 def _id_maps(doc: dict, dataset, match_ids: bool) -> tuple[dict | None, dict | None]:
@@ -120,7 +127,7 @@ def _id_maps(doc: dict, dataset, match_ids: bool) -> tuple[dict | None, dict | N
         ):
             raise UsageError("'categories' must be a list of objects with an integer id and a name")
         by_name = dict(zip(dataset.classes, dataset.category_ids, strict=True))
-        cat_map = {c["id"]: by_name.get(c["name"]) for c in cats}
+        cat_map = {c["id"]: by_name.get(c["name"]) for c in unique_names(cats, "predictions")}
     if not images or match_ids:
         return cat_map, None
     if not isinstance(images, list) or not all(
@@ -130,11 +137,61 @@ def _id_maps(doc: dict, dataset, match_ids: bool) -> tuple[dict | None, dict | N
         raise UsageError("'images' must be a list of objects with an integer id and a file_name")
     by_file = {s.file_name: s.image_id for s in dataset.samples}
     if not any(im["file_name"] in by_file for im in images):
-        raise UsageError(
-            "no image file name of the predictions matches one of the ground truth (another "
-            "split?); pass --match-ids to match images by id instead"
-        )
+        raise UsageError(_NO_FILE_MATCH)
     return cat_map, {im["id"]: by_file.get(im["file_name"]) for im in images}
+
+
+def _named(entries: list[dict], id_key: str, name_key: str, gt: dict, none: str) -> dict | None:
+    """``{id: GT id or None}`` from the ``name_key`` each result gives its ``id_key``
+    (``file_name`` for ``image_id``, ``category_name`` for ``category_id``); None when
+    no result names it. ``none`` is the error when no name is one of ``gt``'s."""
+    named = [a for a in entries if name_key in a]
+    if not named:
+        return None
+    if len(named) < len(entries):
+        raise UsageError(
+            f"{len(entries) - len(named)} of {len(entries)} results have no {name_key!r} "
+            "while the others have one"
+        )
+    names: dict = {}
+    for a in named:
+        name, key = a[name_key], a.get(id_key)
+        if not isinstance(name, str):
+            raise UsageError(f"{name_key} {quote(name)} is not a string")
+        if _is_id(key) and names.setdefault(key, name) != name:
+            raise UsageError(f"{id_key} {key} is named both {quote(names[key])} and {quote(name)}")
+    if not any(n in gt for n in names.values()):
+        raise UsageError(none)
+    return {key: gt.get(name) for key, name in names.items()}
+
+
+def _list_maps(doc: list, dataset, match_ids: bool) -> tuple[dict | None, dict | None]:
+    """``(category map, image map)`` of a results list: by the names wsol's results
+    export gives each box (``category_name``, ``file_name``), else the ids as they are."""
+    entries = [a for a in doc if isinstance(a, dict)]
+    by_name = dict(zip(dataset.classes, dataset.category_ids, strict=True))
+    none = (
+        "no category_name of the predictions is a class of the ground truth "
+        f"({quote(dataset.classes)})"
+    )
+    cat_map = _named(entries, "category_id", "category_name", by_name, none)
+    img_map = None
+    if not match_ids:
+        by_file = {s.file_name: s.image_id for s in dataset.samples}
+        img_map = _named(entries, "image_id", "file_name", by_file, _NO_FILE_MATCH)
+    unnamed = [
+        what
+        for what, m, asked in (("category", cat_map, False), ("image", img_map, match_ids))
+        if m is None and not asked
+    ]
+    if entries and unnamed:
+        logger.warning(
+            "the results list names no %s (no %s): its ids are taken as the ground "
+            "truth's; a list of another split or another numbering scores wrongly",
+            " or ".join(unnamed),
+            " or ".join("category_name" if w == "category" else "file_name" for w in unnamed),
+        )
+    return cat_map, img_map
 
 
 def load_predictions(doc, dataset, match_ids: bool = False) -> tuple[list[dict], dict]:
@@ -142,15 +199,19 @@ def load_predictions(doc, dataset, match_ids: bool = False) -> tuple[list[dict],
 
     ``doc`` is a COCO dataset dict (``annotations``; with ``categories`` their ids are
     matched to the GT's by name, with ``images`` theirs by ``file_name``, or by id with
-    ``match_ids``) or a results list (ids are the GT's). A prediction that cannot be
-    scored (non-finite or malformed box or score, ids that are not integers) is refused
-    and counted; predictions on images or categories the GT lacks are dropped and
-    counted; a missing ``score`` counts as 1. Returns ``(results, counts)``: counts has
-    ``num_predictions``, ``num_invalid`` and ``num_dropped``.
+    ``match_ids``) or a results list: by each box's ``category_name`` and ``file_name``
+    where it gives them (as wsol's ``results`` export does; images by id with
+    ``match_ids``), else by the ids as they are, with a warning. A prediction that
+    cannot be scored (non-finite or malformed box or score, ids that are not integers)
+    is refused and counted; predictions on images or categories the GT lacks are
+    dropped and counted; a missing ``score`` counts as 1. Returns ``(results,
+    counts)``: counts has ``num_predictions``, ``num_invalid`` and ``num_dropped``.
 
     Raises:
-        UsageError: the file's structure is not a COCO dict or results list, or no
-            image file name matches the ground truth's (without ``match_ids``).
+        UsageError: the file's structure is not a COCO dict or results list; no image
+            file name matches the ground truth's (without ``match_ids``), or no
+            category name its classes; or predictions there are, and none is on an
+            image and a category of the ground truth (the ids are not the GT's).
     """
     if isinstance(doc, dict):
         anns = doc.get("annotations")
@@ -158,7 +219,8 @@ def load_predictions(doc, dataset, match_ids: bool = False) -> tuple[list[dict],
             raise UsageError("a prediction dict needs an 'annotations' list")
         cat_map, img_map = _id_maps(doc, dataset, match_ids)
     elif isinstance(doc, list):
-        anns, cat_map, img_map = doc, None, None
+        anns = doc
+        cat_map, img_map = _list_maps(doc, dataset, match_ids)
     else:
         raise UsageError("predictions must be a COCO dict or a results list")
     known_images = {s.image_id for s in dataset.samples}
@@ -185,6 +247,11 @@ def load_predictions(doc, dataset, match_ids: bool = False) -> tuple[list[dict],
             }
         )
     num_invalid = sum(invalid.values())
+    if dropped and not out:
+        raise UsageError(
+            f"none of the {dropped} predictions is on an image and a category of the "
+            "ground truth: their ids are not the GT's (another split or dataset?)"
+        )
     if num_invalid:
         first = next(iter(invalid))
         logger.warning("%d predictions refused (e.g. %s)", num_invalid, first)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from wsol.errors import quote
 from wsol.models.checkpoint import (
     NO_WEIGHTS,
     is_path,
@@ -88,12 +89,14 @@ def _build_torchvision(
             enum = torchvision.models.get_model_weights(arch)
             chosen = enum.DEFAULT if w.upper() == "DEFAULT" else enum[w.split(".")[-1]]
         except KeyError:
-            raise ModelError(f"model.weights={w!r} is not a weight set of {arch}") from None
+            raise ModelError(
+                f"model.weights={quote(w)} is not a weight set of {quote(arch)}"
+            ) from None
         try:
             net = torchvision.models.get_model(arch, weights=chosen, **kw)
         except (OSError, RuntimeError) as e:  # urllib errors subclass OSError
             raise ModelError(
-                f"could not download torchvision weights {w!r} for {arch}: {e}. "
+                f"could not download torchvision weights {quote(w)} for {arch}: {e}. "
                 "Without internet use model.weights=none or a local checkpoint path"
             ) from e
     num = _num_outputs(net)
@@ -125,7 +128,9 @@ def _build_timm(
     try:
         net = timm.create_model(name, pretrained=pretrained, **kw)
     except (RuntimeError, TypeError, AssertionError, ValueError) as e:
-        raise ModelError(f"timm could not build {name!r}{' dilated' if kw else ''}: {e}") from e
+        raise ModelError(
+            f"timm could not build {quote(name)}{' dilated' if kw else ''}: {e}"
+        ) from e
     if weights.lower() not in (*NO_WEIGHTS, "default"):
         load_into(net, load_state(weights)[0], weights)
     cfg = net.pretrained_cfg
@@ -170,7 +175,7 @@ def build_model(
         spec = _build_trained(arch, weights, *trained, dilate_last=dilate_last)
     elif not arch:
         raise ModelError(
-            f"model.arch is not set, and model.weights={weights!r} is not a checkpoint "
+            f"model.arch is not set, and model.weights={quote(weights)} is not a checkpoint "
             "written by wsol train: set model.arch (e.g. efficientnet_lite0) or "
             "model.weights=PATH/model.pt"
         )
@@ -190,7 +195,7 @@ def _construct(arch: str, weights: str, classes: list[str] | None, dilate_last: 
     if arch in _torchvision_archs():
         return _build_torchvision(arch, weights, classes, dilate_last)
     raise ModelError(
-        f"unknown model.arch {arch!r}; valid: {', '.join(sorted(MODELS))}, "
+        f"unknown model.arch {quote(arch)}; valid: {', '.join(sorted(MODELS))}, "
         "any torchvision classifier (resnet50, vgg16, ...), or timm:<name>"
     )
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from wsol.models.spec import ModelError
+from wsol.readfile import MAX_CHECKPOINT_BYTES, InputFileError, InputMissingError, open_regular
 
 NO_WEIGHTS = ("none", "")
 
@@ -34,10 +35,13 @@ def load_state(path: str | Path) -> tuple[dict, dict]:
             something other than a dict of tensors.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ModelError(f"model.weights: no checkpoint at {path}")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with open_regular(path, MAX_CHECKPOINT_BYTES) as f:
+            obj = torch.load(f, map_location="cpu", weights_only=True)
+    except InputMissingError:
+        raise ModelError(f"model.weights: no checkpoint at {path}") from None
+    except InputFileError as e:
+        raise ModelError(f"model.weights: {path}: {e}") from None
     except pickle.UnpicklingError:
         raise ModelError(
             f"model.weights: {path} is not a checkpoint of tensors (it may hold code, "

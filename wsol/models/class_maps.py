@@ -30,12 +30,15 @@ from typing import Any
 
 import yaml
 
-from wsol.errors import WsolError
+from wsol.errors import WsolError, quote
 from wsol.models.imagenet import (
     BUILTIN_CLASS_MAPS,
     IMAGENET_TO_COCO_MISSING,
     imagenet_class_names,
 )
+from wsol.readfile import MAX_CONFIG_BYTES, InputFileError, read_text
+from wsol.schema import one_line
+from wsol.strict_yaml import load_yaml
 
 __all__ = [
     "BUILTIN_CLASS_MAPS",
@@ -56,13 +59,13 @@ def _builtin_names() -> str:
 
 def _read_yaml(path: Path) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ClassMapError(f"class map {str(path)!r}: cannot read file: {exc}") from exc
+        text = read_text(path, MAX_CONFIG_BYTES)
+    except InputFileError as exc:
+        raise ClassMapError(f"class map {str(path)!r}: {exc}") from None
     try:
-        return yaml.safe_load(text)
+        return load_yaml(text)
     except yaml.YAMLError as exc:
-        raise ClassMapError(f"class map {str(path)!r}: malformed YAML: {exc}") from exc
+        raise ClassMapError(f"class map {str(path)!r}: malformed YAML: {one_line(exc)}") from None
 
 
 def _is_int(value: object) -> bool:
@@ -77,34 +80,36 @@ def _validate(
     if not isinstance(raw, dict) or not raw:
         raise ClassMapError(
             f"class map {source}: expected a non-empty mapping of class name to a list of "
-            f"model class indices, got {raw!r}"
+            f"model class indices, got {quote(raw)}"
         )
     result: dict[str, list[int]] = {}
     for name, value in raw.items():
         if not isinstance(name, str) or not name:
             raise ClassMapError(
-                f"class map {source}: class names must be non-empty strings, got {name!r}"
+                f"class map {source}: class names must be non-empty strings, got {quote(name)}"
             )
         indices = [value] if _is_int(value) or isinstance(value, str) else value
         if not isinstance(indices, list) or not indices:
             raise ClassMapError(
-                f"class map {source}: {name!r} must map to a non-empty list of model "
-                f"class indices, got {value!r}"
+                f"class map {source}: {quote(name)} must map to a non-empty list of model "
+                f"class indices, got {quote(value)}"
             )
         indices = [_by_name(i, name, source, model_names) for i in indices]
         for index in indices:
             if not _is_int(index):
                 raise ClassMapError(
-                    f"class map {source}: {name!r}: index {index!r} is not an integer"
+                    f"class map {source}: {quote(name)}: index {quote(index)} is not an integer"
                 )
             if index < 0 or (num_model_classes is not None and index >= num_model_classes):
                 bound = "" if num_model_classes is None else f" < {num_model_classes}"
                 raise ClassMapError(
-                    f"class map {source}: {name!r}: index {index} is out of range "
+                    f"class map {source}: {quote(name)}: index {index} is out of range "
                     f"(expected 0 <= index{bound})"
                 )
         if len(set(indices)) != len(indices):
-            raise ClassMapError(f"class map {source}: {name!r} lists an index twice: {indices}")
+            raise ClassMapError(
+                f"class map {source}: {quote(name)} lists an index twice: {quote(indices)}"
+            )
         result[name] = list(indices)
     return result
 
@@ -115,12 +120,12 @@ def _by_name(entry: object, name: str, source: str, model_names: list[str] | Non
         return entry
     if model_names is None:
         raise ClassMapError(
-            f"class map {source}: {name!r}: {entry!r} names a model class, but the "
+            f"class map {source}: {quote(name)}: {quote(entry)} names a model class, but the "
             "model's class names are not known here; use indices"
         )
     if entry not in model_names:
         raise ClassMapError(
-            f"class map {source}: {name!r}: the model has no class {entry!r} "
+            f"class map {source}: {quote(name)}: the model has no class {quote(entry)} "
             f"(it has {len(model_names)}: {', '.join(model_names[:8])}, ...)"
         )
     return model_names.index(entry)

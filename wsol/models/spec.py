@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from wsol.errors import WsolError
+from wsol.errors import WsolError, quote
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -55,13 +55,22 @@ class ModelSpec:
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when there is one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
+def resolve_device(name: str, what: str = "model.device") -> torch.device:
+    """``auto`` (CUDA when there is one, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``;
+    ``what`` names the setting in errors (``--device`` for a flag).
+
+    Raises:
+        ModelError: a name torch does not take (``cpu:abc``), or CUDA without a GPU.
+    """
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"model.device={name} but no CUDA device is available")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ModelError(f"{what} must be auto, cpu, cuda or cuda:N, got {quote(name)}") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ModelError(f"{what}={name} but no CUDA device is available")
+    return device
 
 
 def model_input(images: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
@@ -89,7 +98,7 @@ def resolve_module(net: nn.Module, name: str) -> nn.Module:
         close = difflib.get_close_matches(name, [n for n in modules if n], n=3)
         guess = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
         raise ModelError(
-            f"model has no layer {name!r}{guess}. Top-level layers: {', '.join(top)}; "
+            f"model has no layer {quote(name)}{guess}. Top-level layers: {', '.join(top)}; "
             f"nested ones have dotted names, e.g. {', '.join(map(repr, conv_stages(net)))}"
         )
     return modules[name]

@@ -8,6 +8,7 @@ the scored one.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import json
 import logging
 from dataclasses import dataclass
@@ -22,9 +23,11 @@ from wsol.evaluate.calibration import (
     choose_thresholds,
     resolve_path,
 )
-from wsol.fileio import atomic_write_text
-from wsol.run.build import Status, calibration_source
-from wsol.run.pipeline import Progress, run_config
+from wsol.fileio import FolderLock, atomic_write_text, temp_prefix
+from wsol.readfile import MAX_JSON_BYTES, InputFileError, read_text
+from wsol.run.build import Status, calibration_source, plan_run
+from wsol.run.journal import FINISHED_MARKER, FinishedRunError
+from wsol.run.pipeline import Progress, RunResult, run_config
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +60,12 @@ def calibrate_config(
         cfg.eval, enabled=True, sweep_corloc=cfg.eval.sweep_corloc or metric == "corloc"
     )
     cfg = dataclasses.replace(cfg, eval=evals)
-    result = run_config(cfg, progress, overwrite=overwrite, status=status)
+    try:
+        result = run_config(cfg, progress, overwrite=overwrite, status=status)
+    except FinishedRunError:
+        # This run finished before: killed (or out of disk) before calibration.json, or
+        # asked again, maybe for another --metric. Its sweep is on disk: no rerun.
+        result = finished_run(cfg, status)
     if result.sweep is None:
         raise CalibrationError(
             f"{cfg.data.format} split {cfg.data.split!r} has no boxes to calibrate on"
@@ -71,3 +79,27 @@ def calibrate_config(
         "calibration written to %s (tau %.3f, %s %.4f)", path, cal.threshold, metric, cal.score
     )
     return CalibrationResult(path, cal, result.metrics)
+
+
+def finished_run(cfg: Config, status: Status | None = None) -> RunResult:
+    """The :class:`RunResult` of the finished run of ``cfg`` in ``cfg.out``, read from
+    its ``metrics.json`` and ``sweep.json`` (the dataset and resolved config built
+    again, as the run built them)."""
+    plan = plan_run(cfg, status)
+    out = Path(plan.cfg.out)
+    (status or (lambda line: None))(f"{out} holds this run, finished: calibrating from it")
+    with FolderLock(out):  # the temp file of a calibration.json killed while written
+        for tmp in out.glob(f"{glob.escape(temp_prefix(out / CALIBRATION_FILE))}*.tmp"):
+            tmp.unlink(missing_ok=True)
+    try:
+        metrics = json.loads(read_text(out / FINISHED_MARKER, MAX_JSON_BYTES))
+        sweep_file = out / "sweep.json"
+        sweep = json.loads(read_text(sweep_file, MAX_JSON_BYTES)) if sweep_file.exists() else None
+    except (InputFileError, json.JSONDecodeError) as e:
+        raise CalibrationError(
+            f"{out}: the finished run's results cannot be read ({e}); pass --overwrite "
+            "to run it again"
+        ) from None
+    return RunResult(
+        out, metrics, int(metrics.get("num_annotations", 0)), sweep, plan.dataset, plan.cfg
+    )

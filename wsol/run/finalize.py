@@ -26,7 +26,7 @@ from wsol.report import (
     write_report,
 )
 from wsol.run.build import RunPlan
-from wsol.run.journal import Journal
+from wsol.run.journal import WARNINGS_FILE, Journal
 
 
 def finalize(
@@ -56,9 +56,13 @@ def finalize(
     failures = dataset.failures + records["failures"]
     processed = {im["id"] for im in doc["images"]}
     atomic_write_text(out / "failures.jsonl", "".join(json.dumps(f) + "\n" for f in failures))
+    if dataset.warnings:  # read, but something in its labels looked wrong
+        text = "".join(json.dumps(w) + "\n" for w in dataset.warnings)
+        atomic_write_text(out / WARNINGS_FILE, text)
     metrics: dict = {
         "num_images": len(processed),
         "num_failed": len(failures),
+        "num_warnings": len(dataset.warnings),
         "num_annotations": len(doc["annotations"]),
         "images_per_second": round(len(processed) / max(seconds, 1e-9), 3),
     }

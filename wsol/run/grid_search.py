@@ -33,6 +33,8 @@ from wsol.run.calibration import calibrate_config
 from wsol.run.journal import RunExistsError
 from wsol.run.pipeline import Progress
 from wsol.run.resolve import absolute_paths
+from wsol.schema import one_line, read_config_file
+from wsol.strict_yaml import load_yaml
 
 SEARCH_FILE = "search.json"
 BEST_CONFIG = "best.yaml"
@@ -59,9 +61,9 @@ def parse_grid(items: list[str]) -> dict[str, list]:
             raise ConfigError(f"search {item!r} is not of the form key=[value, ...]")
         key, raw = item.split("=", 1)
         try:
-            values = yaml.safe_load(raw)
+            values = load_yaml(raw)
         except yaml.YAMLError as e:
-            raise ConfigError(f"search {key}: not valid YAML: {e}") from None
+            raise ConfigError(f"search {key}: not valid YAML: {one_line(e)}") from None
         grid[key.strip()] = values if isinstance(values, list) else [values]
     return grid
 
@@ -69,13 +71,11 @@ def parse_grid(items: list[str]) -> dict[str, list]:
 def load_grid(path: str | Path) -> dict[str, list]:
     """A YAML grid file: a mapping of dotted keys to lists of values."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"search grid {p} not found")
     try:
-        raw = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: not valid YAML: {e}") from None
-    if not isinstance(raw, dict) or not raw:
+        raw = read_config_file(p)
+    except ConfigError as e:
+        raise ConfigError(f"search grid: {e}") from None
+    if not raw:
         raise ConfigError(f"{p}: expected a mapping of dotted keys to lists of values")
     return {str(k): v if isinstance(v, list) else [v] for k, v in raw.items()}
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from wsol.errors import WsolError
 from wsol.export import OUTPUTS as EXPORT_OUTPUTS
 from wsol.fileio import LOCK_FILE, FolderBusyError, FolderLock, atomic_write_json
+from wsol.readfile import MAX_JSON_BYTES, MAX_TEXT_BYTES, read_text
 from wsol.run.fingerprint import FORMAT_VERSION, digest, fingerprint, input_parts
 
 STATE_FILE = "run_state.json"
@@ -30,6 +31,7 @@ FINISHED_MARKER = "metrics.json"
 CHUNK_DIR = "chunks"
 RANK_DIR = "ranks"  # a sharded run's per-process journals, ranks/<r>/ (run.distributed)
 RECORDS = ("images", "annotations", "failures")
+WARNINGS_FILE = "warnings.jsonl"  # the dataset's warnings (wsol.data.Dataset.warnings)
 CHECKSUM = "sha256"  # of the chunk's JSON without this key (sorted keys)
 CHUNK_KEYS = {"start", "end", *RECORDS, CHECKSUM}
 # Everything a run may write; `overwrite` clears these and nothing else.
@@ -40,6 +42,7 @@ OUTPUTS = (
     "metrics_per_class.json",
     "sweep.json",
     "failures.jsonl",
+    WARNINGS_FILE,
     "config.yaml",
     "report.html",
     "calibration.json",
@@ -52,11 +55,16 @@ _CHUNK_NAME = re.compile(r"chunk_(\d+)_(\d+)\.json")
 logger = logging.getLogger(__name__)
 
 
-__all__ = ["Journal", "RunExistsError", "fingerprint", "input_parts"]
+__all__ = ["FinishedRunError", "Journal", "RunExistsError", "fingerprint", "input_parts"]
 
 
 class RunExistsError(WsolError, RuntimeError):
     """The output folder holds results that this run must not touch."""
+
+
+class FinishedRunError(RunExistsError):
+    """The output folder holds this very run, finished (same fingerprint): a command
+    that only reads its results (``calibrate``) may take them from there."""
 
 
 class Journal:
@@ -104,7 +112,7 @@ class Journal:
                     "resumable run; pass --overwrite to replace them or choose another out="
                 )
             try:
-                previous = json.loads(state_path.read_text()).get("fingerprint")
+                previous = json.loads(read_text(state_path, MAX_TEXT_BYTES)).get("fingerprint")
             except (OSError, json.JSONDecodeError, AttributeError):
                 previous = None
             if previous != fp:
@@ -119,13 +127,14 @@ class Journal:
                     "another out="
                 )
             if (self.out / FINISHED_MARKER).exists():
-                raise RunExistsError(
+                raise FinishedRunError(
                     f"{self.out} already holds this finished run; pass --overwrite to run it again"
                 )
             self._clean_temp_files()
             return True
         if existing:
             self._clear()
+        self._clean_temp_files()  # (a kill while run_state.json was first written)
         self.out.mkdir(parents=True, exist_ok=True)
         atomic_write_json(state_path, {"fingerprint": fp, "version": FORMAT_VERSION})
         return False
@@ -146,7 +155,9 @@ class Journal:
         its chunks, and the files its manifest lists (``overlays/``, ``voc/``). Files
         wsol did not write stay, and so do the folders that hold them."""
         try:
-            written = json.loads((self.out / STATE_FILE).read_text()).get("written", [])
+            written = json.loads(read_text(self.out / STATE_FILE, MAX_TEXT_BYTES)).get(
+                "written", []
+            )
         except (OSError, json.JSONDecodeError, AttributeError):
             written = []
         self._clear_ranks()
@@ -267,8 +278,8 @@ class Journal:
 def _read_chunk(path: Path, start: int, end: int) -> dict | None:
     """A chunk that is exactly what :meth:`Journal.write_chunk` wrote, else None."""
     try:
-        chunk = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        chunk = json.loads(read_text(path, MAX_JSON_BYTES))
+    except (OSError, json.JSONDecodeError):
         return None
     if not isinstance(chunk, dict) or CHUNK_KEYS - set(chunk):
         return None

@@ -1,5 +1,5 @@
 """Batches for training and validation: augmented or resized ``uint8`` images, with the
-images that could not be read reported rather than raised."""
+images that could not be read reported, as ``(path, reason)``, rather than raised."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ class ImageBatches(torch.utils.data.Dataset):
         try:
             pixels = self.images.image(i, max_side=2 * side if self.transform else side)
         except DecodeError as e:
-            return {"index": i, "failure": f"{self.images.name(i)}: {e}"}
+            return {"index": i, "failure": (self.images.name(i), str(e))}
         if self.transform is None:
             pixels = validation_transform(pixels, self.size)
         else:

@@ -20,8 +20,10 @@ import numpy as np
 import torch
 
 from wsol.config import dump_config
+from wsol.data import DataError
 from wsol.errors import UsageError
 from wsol.fileio import (
+    LOCK_FILE,
     FolderBusyError,
     FolderLock,
     atomic_write_json,
@@ -45,7 +47,7 @@ from wsol.train.optim import (
     make_optimizer,
     set_lr,
 )
-from wsol.train.sources import training_images
+from wsol.train.sources import check_learnable, lost_summary, training_images
 from wsol.train_config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -89,8 +91,19 @@ def train(
         raise UsageError(f"{e}; wait for it to finish or choose another out=") from None
     try:
         return _train(cfg, out, progress, overwrite)
+    except BaseException:
+        _take_back(lock)
+        raise
     finally:
         lock.release()
+
+
+def _take_back(lock: FolderLock) -> None:
+    """A run refused before it wrote anything leaves no folder behind that it made."""
+    lock.release()
+    if lock.created_folder and [p.name for p in lock.folder.iterdir()] == [LOCK_FILE]:
+        (lock.folder / LOCK_FILE).unlink(missing_ok=True)
+        lock.folder.rmdir()
 
 
 def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bool) -> TrainResult:
@@ -102,11 +115,17 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
     device = resolve_device(cfg.model.device)
     amp = autocast_dtype(cfg.train.amp, device)
     train_images, val_images = training_images(cfg, lambda what, i, n: report(what, i, n, {}))
+    # Images listed but not usable, path -> reason: found before training, then while
+    # decoding; each is counted once, however many epochs meet it.
+    lost = {**getattr(train_images, "lost", {}), **getattr(val_images, "lost", {})}
+    listed = len(train_images) + len(val_images) + len(lost)
     if len(train_images) < cfg.train.batch_size:
+        unread = f" ({len(lost)} more could not be read)" if lost else ""
         raise ConfigError(
-            f"{len(train_images)} training images, fewer than train.batch_size="
+            f"{len(train_images)} training images{unread}, fewer than train.batch_size="
             f"{cfg.train.batch_size}; lower the batch size"
         )
+    check_learnable(train_images)
     multi_label = is_multi_label(cfg.train.labels, train_images.labels)
     torch.manual_seed(cfg.seed)
     spec = build_classifier(
@@ -164,6 +183,9 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
         "amp": str(amp).replace("torch.", "") if amp else "off",
         "epochs": [],
         "best": None,
+        "num_listed": listed,
+        "num_failed": 0,
+        "failure_reasons": {},
         "failures": [],
     }
     start, step = 0, 0
@@ -173,12 +195,14 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
         scaler.load_state_dict(saved["scaler"])
         st.set_rng_state(saved["rng"])
         start, step = int(saved["epoch"]), int(saved["scheduler"]["step"])
-        metrics.update(epochs=saved["history"], best=saved["best"], failures=saved["failures"])
+        metrics.update(epochs=saved["history"], best=saved["best"])
+        lost.update(saved.get("lost") or {})
+        _record_lost(metrics, lost)
         report("resume", start, cfg.train.epochs, {})
         logger.info("resuming %s after epoch %d of %d", out, start, cfg.train.epochs)
+        _restore_best(out, saved, net, description, cfg.model.save_dtype, config)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / st.CONFIG_FILE, dump_config(cfg))
-    failures = set(metrics["failures"])
     frozen_bn = cfg.model.freeze_backbone
 
     for epoch in range(start, cfg.train.epochs):
@@ -192,7 +216,7 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
         seen, loss_sum = 0, 0.0
         for b, batch in enumerate(loader):
             fault_point(f"train:epoch{epoch + 1}:step{b + 1}")
-            failures.update(batch["failures"])
+            lost.update(batch["failures"])
             if batch["images"] is None:
                 continue
             x = model_input(batch["images"].to(device, non_blocking=True), mean, std)
@@ -216,7 +240,12 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
                 "train", step, total, {"epoch": epoch + 1, "loss": loss_sum / seen, "img_s": rate}
             )
         train_seconds = time.perf_counter() - t0
-        val = _validate(net, val_loader, spec, mean, std, amp, device, failures)
+        val = _validate(net, val_loader, spec, mean, std, amp, device, lost)
+        if not seen:  # every file opened, none decoded: nothing to save
+            raise DataError(
+                f"no training image could be decoded in epoch {epoch + 1}; "
+                f"{lost_summary(lost, listed)}"
+            )
         row = {
             "epoch": epoch + 1,
             "train_loss": loss_sum / max(seen, 1),
@@ -228,15 +257,13 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
             "seconds": time.perf_counter() - t0,
         }
         metrics["epochs"].append(row)
-        metrics["failures"] = sorted(failures)
+        _record_lost(metrics, lost)
         best = metrics["best"]
         score = -1.0 if val["map"] is None else val["map"]
-        if best is None or score > best["score"]:
+        improved = best is None or score > best["score"]
+        if improved:
             metrics["best"] = {"epoch": epoch + 1, "val_map": val["map"], "score": score}
-            extra = {"train_config": config, "train_metrics": dict(row)}
-            st.save(
-                out / st.MODEL_FILE, st.model_payload(net, description, cfg.model.save_dtype, extra)
-            )
+        # last.pt first: a kill before model.pt is written leaves what _restore_best needs.
         st.save(
             out / st.STATE_FILE,
             {
@@ -250,9 +277,12 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
                 "history": metrics["epochs"],
                 "best": metrics["best"],
                 "failures": metrics["failures"],
+                "lost": dict(lost),
                 "config": config,
             },
         )
+        if improved:
+            _save_best(out, net, description, cfg.model.save_dtype, config, row)
         atomic_write_json(out / st.METRICS_FILE, metrics)
         report("epoch", epoch + 1, cfg.train.epochs, row)
         logger.info(
@@ -262,17 +292,51 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
             row["train_loss"],
             "n/a" if val["map"] is None else f"{val['map']:.4f}",
         )
-    if not (out / st.METRICS_FILE).exists():
-        atomic_write_json(out / st.METRICS_FILE, metrics)
+    # Also after a run killed between last.pt and train_metrics.json in its last epoch.
+    atomic_write_json(out / st.METRICS_FILE, metrics)
     return TrainResult(out, metrics, start)
 
 
+def _record_lost(metrics: dict, lost: dict[str, str]) -> None:
+    """The images lost so far, in ``train_metrics.json``: each as ``"path: reason"``,
+    their number, and how many for each reason."""
+    reasons: dict[str, int] = {}
+    for reason in lost.values():
+        reasons[reason] = reasons.get(reason, 0) + 1
+    metrics["failures"] = sorted(f"{path}: {reason}" for path, reason in lost.items())
+    metrics["num_failed"] = len(lost)
+    metrics["failure_reasons"] = dict(sorted(reasons.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def _save_best(out: Path, net, description: dict, dtype: str, config: dict, row: dict) -> None:
+    extra = {"train_config": config, "train_metrics": dict(row)}
+    st.save(out / st.MODEL_FILE, st.model_payload(net, description, dtype, extra))
+
+
+def _restore_best(out: Path, saved: dict, net, description, dtype: str, config: dict) -> None:
+    """Write ``model.pt`` again when a kill came after ``last.pt`` and before it: then
+    the best epoch is the one ``last.pt`` holds (``net`` has its weights now)."""
+    best = (saved.get("best") or {}).get("epoch")
+    if best is None or st.best_epoch_saved(out / st.MODEL_FILE) == best:
+        return
+    if best != int(saved["epoch"]):
+        logger.warning(
+            "%s does not hold the best epoch (%d) and last.pt holds epoch %d; it is left as it is",
+            out / st.MODEL_FILE,
+            best,
+            int(saved["epoch"]),
+        )
+        return
+    logger.info("writing %s again from last.pt (epoch %d)", out / st.MODEL_FILE, best)
+    _save_best(out, net, description, dtype, config, saved["history"][best - 1])
+
+
 @torch.no_grad()
-def _validate(net, loader, spec, mean, std, amp, device, failures: set) -> dict:
+def _validate(net, loader, spec, mean, std, amp, device, lost: dict) -> dict:
     net.eval()
     scores, indices = [], []
     for batch in loader:
-        failures.update(batch["failures"])
+        lost.update(batch["failures"])
         if batch["images"] is None:
             continue
         x = model_input(batch["images"].to(device, non_blocking=True), mean, std)

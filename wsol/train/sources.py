@@ -21,6 +21,7 @@ import numpy as np
 from wsol.data import DataError, Dataset, Sample, build_dataset
 from wsol.data.decode import MAX_FILE_BYTES, decode_image
 from wsol.data.synthetic import SHAPES, ShapeSpec, render
+from wsol.readfile import InputFileError, open_regular
 from wsol.schema import ConfigError
 from wsol.train_config import TrainConfig
 
@@ -39,20 +40,30 @@ def multi_hot(samples: list[Sample], num_classes: int) -> np.ndarray:
 
 @dataclass
 class FileImages:
-    """Images on disk, decoded on demand (JPEGs drafted down to about ``max_side``)."""
+    """Images on disk, decoded on demand (JPEGs drafted down to about ``max_side``).
+
+    ``lost`` holds the images the dataset listed but training cannot use, path ->
+    reason: their annotation or path was refused, or their file is missing, not a
+    regular file, empty or too large (found by :func:`readable`, before any epoch)."""
 
     classes: list[str]
     samples: list[Sample]
     labels: np.ndarray  # float32 [N, C]
     max_bytes: int = MAX_FILE_BYTES
+    lost: dict[str, str] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def of(cls, dataset: Dataset, max_bytes: int = MAX_FILE_BYTES) -> FileImages:
+        """The dataset's images that can be opened; the others (and those the reader
+        left out) in ``lost``."""
+        samples, lost = readable(dataset.samples, max_bytes)
+        lost = {**{f.get("path", "?"): f.get("reason", "?") for f in dataset.failures}, **lost}
         return cls(
             list(dataset.classes),
-            list(dataset.samples),
-            multi_hot(dataset.samples, len(dataset.classes)),
+            samples,
+            multi_hot(samples, len(dataset.classes)),
             max_bytes,
+            lost,
         )
 
     def __len__(self) -> int:
@@ -65,10 +76,69 @@ class FileImages:
         """RGB ``uint8 [H, W, 3]``; raises :class:`wsol.data.decode.DecodeError`."""
         return decode_image(self.samples[i].path, max_side, self.max_bytes)[0]
 
-    def subset(self, keep: np.ndarray) -> FileImages:
+    def subset(self, keep: np.ndarray, lost: dict[str, str] | None = None) -> FileImages:
         return FileImages(
-            self.classes, [self.samples[i] for i in keep], self.labels[keep], self.max_bytes
+            self.classes,
+            [self.samples[i] for i in keep],
+            self.labels[keep],
+            self.max_bytes,
+            dict(lost or {}),
         )
+
+
+def readable(samples: list[Sample], max_bytes: int) -> tuple[list[Sample], dict[str, str]]:
+    """``(samples whose file opens as a regular, non-empty file within max_bytes, the
+    others as path -> reason)``: an open and an fstat per file, nothing read, so a wrong
+    ``data.root`` is found before training rather than as an epoch of nothing."""
+    ok, lost = [], {}
+    for s in samples:
+        try:
+            with open_regular(s.path, max_bytes, "data.max_file_mb", allow_empty=False):
+                pass
+        except InputFileError as e:
+            lost[s.path] = str(e)
+            continue
+        ok.append(s)
+    return ok, lost
+
+
+def lost_summary(lost: dict[str, str], listed: int) -> str:
+    """``"40 of 40 images could not be read: file not found (40, e.g. /x/a.jpg)"``:
+    how many of ``listed`` images were lost, by reason, most common first."""
+    by_reason: dict[str, list[str]] = {}
+    for path, reason in lost.items():
+        by_reason.setdefault(reason, []).append(path)
+    parts = [
+        f"{reason} ({len(paths)}, e.g. {min(paths)})"
+        for reason, paths in sorted(by_reason.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+    ]
+    more = f"; and {len(parts) - 3} other reasons" if len(parts) > 3 else ""
+    return f"{len(lost)} of {listed} images could not be read: {'; '.join(parts[:3])}{more}"
+
+
+def check_learnable(images: Images) -> None:
+    """Refuse labels a classifier cannot learn from: every training image labelled with
+    the same classes (one class and no image without it, the usual case). Its loss is
+    zero from the first step, its validation mAP 1, and every map it gives is flat.
+
+    Raises:
+        DataError: naming the data that is missing.
+    """
+    labels = images.labels
+    if not len(labels) or not (labels == labels[0]).all():
+        return
+    present = [c for c, v in zip(images.classes, labels[0], strict=True) if v]
+    if len(images.classes) == 1:
+        (name,) = images.classes
+        raise DataError(
+            f"every training image is labelled {name!r}, the only class: one class with no "
+            f"negative image cannot be learned; add images without {name!r} (with no label "
+            "at all: negatives), or images of a second class"
+        )
+    raise DataError(
+        f"every training image has the same labels ({', '.join(present) or 'none'}): a "
+        "classifier cannot learn from that; add images whose labels differ"
+    )
 
 
 @dataclass
@@ -132,11 +202,28 @@ def _val_config(cfg: TrainConfig):
     return dataclasses.replace(d, **{fits: given[fits]}, limit=None)
 
 
+def _usable(images: FileImages, listed: int, which: str = "") -> FileImages:
+    """``images``, once what was lost is logged (one warning; each file at INFO); none
+    at all is an error."""
+    if not images.lost:
+        return images
+    for path, reason in sorted(images.lost.items()):
+        logger.info("left out %s: %s", path, reason)
+    if not len(images):
+        raise DataError(f"{which}{lost_summary(images.lost, listed)}")
+    logger.warning("%s%s; training goes on without them", which, lost_summary(images.lost, listed))
+    return images
+
+
 def training_images(cfg: TrainConfig, status: Status | None = None) -> tuple[Images, Images]:
     """``(train, val)`` images of the configured dataset, with the same classes.
 
+    The training images carry in ``lost`` every image of the dataset left out (see
+    :class:`FileImages`), the validation images those of their own split.
+
     Raises:
-        DataError: no labelled images, or validation images that are also training images.
+        DataError: no labelled images, none that can be opened, or validation images
+            that are also training images.
     """
     if cfg.data.format == "shapes":
         s = cfg.shapes
@@ -145,19 +232,23 @@ def training_images(cfg: TrainConfig, status: Status | None = None) -> tuple[Ima
         return train, val
     val_data = _val_config(cfg)
     dataset = build_dataset(cfg.data, exclude=cfg.out)
+    if not len(dataset) and dataset.failures:
+        lost = {f.get("path", "?"): f.get("reason", "?") for f in dataset.failures}
+        raise DataError(lost_summary(lost, len(dataset.failures)))
     if not dataset.classes or not len(dataset):
         raise DataError(
             f"no labelled images in {cfg.data.root}"
             + (" (a folder dataset needs data.labels_file)" if cfg.data.format == "folder" else "")
         )
-    for f in dataset.failures:
-        logger.warning("left out %s: %s", f.get("path", "?"), f.get("reason", "?"))
+    for w in dataset.warnings:
+        logger.warning("%s: %s", w.get("path", "?"), w.get("reason", "?"))
     cap = int(cfg.data.max_file_mb * 2**20)
-    images = FileImages.of(dataset, cap)
+    images = _usable(FileImages.of(dataset, cap), len(dataset) + len(dataset.failures))
     if val_data is None:
         keep, held = _held_out(len(images), cfg.val.fraction, cfg.seed)
-        return images.subset(keep), images.subset(held)
-    val = FileImages.of(build_dataset(dataclasses.replace(val_data, classes=images.classes)), cap)
+        return images.subset(keep, images.lost), images.subset(held)
+    val_set = build_dataset(dataclasses.replace(val_data, classes=images.classes))
+    val = _usable(FileImages.of(val_set, cap), len(val_set) + len(val_set.failures), "validation ")
     shared = {str(Path(s.path).resolve()) for s in images.samples} & {
         str(Path(s.path).resolve()) for s in val.samples
     }

@@ -1,5 +1,11 @@
 """What a training run keeps on disk, written atomically after every epoch.
 
+Each epoch writes ``last.pt``, then ``model.pt`` (when the epoch is the best so far),
+then ``train_metrics.json``. A run killed between any two of them resumes: the epoch
+after ``last.pt`` is redone, and a ``model.pt`` behind the best epoch that ``last.pt``
+records is written again from ``last.pt``, whose weights are that epoch's. A
+``model.pt`` never exists without the ``last.pt`` of its run.
+
 - ``model.pt``: the best epoch's network (by validation mAP), self-describing: its
   architecture, classes, preprocessing and CAM layers, so ``wsol run
   model.weights=model.pt`` and ``wsol explain --weights model.pt`` need nothing else.
@@ -10,12 +16,13 @@
 
 from __future__ import annotations
 
+import io
 import random
 from pathlib import Path
 
 import torch
 
-from wsol.errors import UsageError
+from wsol.errors import UsageError, WsolError
 from wsol.fileio import atomic_write
 from wsol.models.checkpoint import TRAINED_FORMAT, load_state
 from wsol.models.spec import ModelSpec
@@ -47,7 +54,25 @@ def describe(spec: ModelSpec, arch: str, dilate_last: bool) -> dict:
 
 
 def save(path: Path, obj: dict) -> None:
-    atomic_write(path, lambda f: torch.save(obj, f))
+    """``torch.save`` into memory, then one atomic write: a full disk is then a plain
+    ``OSError`` (ENOSPC) naming the file, where torch's zip writer, failing mid-file,
+    raised ``RuntimeError: ... unexpected pos`` on top of it."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    data = buffer.getbuffer()
+    atomic_write(path, lambda f: f.write(data))
+
+
+def best_epoch_saved(path: Path) -> int | None:
+    """The epoch whose weights ``model.pt`` holds, or None (absent or unreadable)."""
+    if not path.is_file():
+        return None
+    try:
+        _state, meta = load_state(path)
+    except WsolError:
+        return None
+    epoch = (meta.get("train_metrics") or {}).get("epoch")
+    return epoch if isinstance(epoch, int) else None
 
 
 def model_payload(net: torch.nn.Module, description: dict, dtype: str, extra: dict) -> dict:
