@@ -12,6 +12,7 @@ import torch
 
 from wsol.localize.components import component_boxes, detect
 from wsol.localize.device_boxes import (
+    component_areas,
     component_stats,
     cut_masks,
     detect_largest,
@@ -236,3 +237,14 @@ def test_padding_is_in_no_component():
         got = detect_largest(pad, c, score="max")
         for x, y in zip(want, got, strict=True):
             assert torch.equal(x, y)
+
+
+def test_spread_background_bins_give_the_same_areas():
+    """On a GPU with many labels the background is counted into many bins (no hot
+    address in a global-memory histogram): the areas are the same."""
+    norm, cuts = _cases()[8]  # sparse noise: many components
+    labels, count = label_components(cut_masks(norm, cuts))
+    flat = labels.reshape(-1)
+    plain = component_areas(flat, count, spread=False)
+    assert torch.equal(component_areas(flat, count, spread=True), plain)
+    assert plain[0] == 0 and int(plain.sum()) == int((flat > 0).sum())

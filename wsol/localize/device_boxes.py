@@ -189,6 +189,32 @@ def _masked_sums(values: torch.Tensor, sel: torch.Tensor, ordered: bool) -> torc
     )
 
 
+# Above this many labels a GPU histogram no longer fits in shared memory and adds into
+# global memory, where every background pixel would hit one bin: spread them over many.
+SPREAD_ABOVE = 4096
+SPREAD_BINS = 1024
+
+
+def component_areas(labels: torch.Tensor, count: int, spread: bool | None = None) -> torch.Tensor:
+    """``[count + 1]`` int32: the pixels of each label of ``labels [P]`` (``0``:
+    background, reported as 0), by one histogram.
+
+    ``spread`` (default: on a GPU, past :data:`SPREAD_ABOVE` labels) counts background
+    pixels into :data:`SPREAD_BINS` bins by position instead of one, so that a histogram
+    in global memory has no single hot address; the areas are the same."""
+    if spread is None:
+        spread = labels.device.type == "cuda" and count + 1 > SPREAD_ABOVE
+    if not spread:
+        areas = torch.bincount(labels, minlength=count + 1).to(torch.int32)
+    else:
+        slot = torch.arange(len(labels), device=labels.device, dtype=labels.dtype) % SPREAD_BINS
+        keys = torch.where(labels > 0, labels + (SPREAD_BINS - 1), slot)
+        hist = torch.bincount(keys, minlength=count + SPREAD_BINS)
+        areas = hist[SPREAD_BINS - 1 :].to(torch.int32)
+    areas[0] = 0
+    return areas
+
+
 def largest_dense(
     labels: torch.Tensor,
     count: int,
@@ -222,8 +248,7 @@ def largest_dense(
         zeros = torch.zeros(n, dtype=torch.float64, device=dev)
         return zeros.new_zeros((n, 4)), zeros, torch.ones(n, dtype=torch.bool, device=dev)
     flat = labels.reshape(n, h * w)
-    areas = torch.bincount(flat.reshape(-1), minlength=count + 1).to(torch.int32)
-    areas[0] = 0  # background
+    areas = component_areas(flat.reshape(-1), count)
     pixel_area = areas.index_select(0, flat.reshape(-1)).view(n, h * w)  # each pixel's area
     best = pixel_area.amax(1)
     empty = best == 0
