@@ -2,9 +2,10 @@
 
 This package is the only reader of :class:`wsol.config.Config`: :mod:`~wsol.run.build`
 turns it into a :class:`~wsol.localize.Localizer` and evaluators,
-:mod:`~wsol.run.pipeline` loops over the data, :mod:`~wsol.run.journal` keeps the
-resumable state on disk, :mod:`~wsol.run.finalize` writes the outputs and
-:mod:`~wsol.run.calibration` chooses thresholds and :mod:`~wsol.run.grid_search` settings.
+:mod:`~wsol.run.pipeline` drives the batch loop (:mod:`~wsol.run.loop`) over the data,
+:mod:`~wsol.run.journal` keeps the resumable state on disk, :mod:`~wsol.run.finalize`
+writes the outputs and :mod:`~wsol.run.calibration` chooses thresholds and
+:mod:`~wsol.run.grid_search` settings.
 Under torchrun, :mod:`~wsol.run.distributed` gives each process a shard of the dataset.
 
 This module itself imports nothing heavy, so that ``import wsol`` stays fast and
