@@ -24,7 +24,7 @@ from wsol.evaluate.predictions import (
     load_predictions,
     prediction_corloc,
 )
-from wsol.localize import ClassResult, Detections, ImageResult, detect
+from wsol.localize import BoxParams, ClassResult, Detections, ImageResult, detect
 
 # Normalized 5x5 unimodal map: centre 1, its 4 neighbours 0.5, the bump's corners 0.25.
 BUMP_MAP = np.array(
@@ -218,7 +218,7 @@ def test_corloc_sweep_follows_the_top_scoring_box():
     # With components=all the top box at 0.5 is A (mean 1.0 beats 0.55): GT on A is hit
     # by the swept CorLoc but missed by V1 (largest = B).
     sample = _sample(1, [BOX_A], [0], hw=(6, 8))
-    acc = _Accuracy(1, np.array([0.5]), corloc_sweep={"components": "all"})
+    acc = _Accuracy(1, np.array([0.5]), corloc_sweep=BoxParams(components="all"))
     acc.update([_result(sample, TWO_PEAKS, 0.5)])
     assert acc.curve()["corloc"] == [1.0] and acc.curve()["maxboxacc"] == [0.0]
 
@@ -535,8 +535,7 @@ def test_max_box_acc_state_is_the_same_whether_pairs_are_swept_in_threads():
         s = _sample(i, [[1, 1, 4 + i % 3, 3], [5, 2, 7, 5]], [0, i % 2])
         samples.append(s)
         results.append(_result(s, m / m.max(), 0.5, probs=(1.0, 1.0))[1])
-    sweep = dict(components="largest")
-    serial = MaxBoxAcc(2, sweep_thresholds(0.05), corloc_sweep=sweep)
+    serial = MaxBoxAcc(2, sweep_thresholds(0.05), corloc_sweep=BoxParams())
     threaded = serial.empty()
     serial.update(samples, results)
     with ThreadPoolExecutor(4) as pool:

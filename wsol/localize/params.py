@@ -3,7 +3,9 @@ the target policy, the box parameters and the precision names."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
@@ -11,6 +13,9 @@ from wsol.cams.targets import TARGET_MODES
 from wsol.errors import UsageError, unknown_choice
 from wsol.localize.components import COMPONENT_MODES, MERGE_MODES, SCORE_MODES
 from wsol.localize.maps import THRESHOLD_MODES
+
+if TYPE_CHECKING:
+    from wsol.config import BoxesConfig
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # Where the largest component's box is found: auto (on a CUDA device with CuPy), on, off
@@ -39,6 +44,20 @@ class TargetPolicy:
             )
 
 
+class CalibratedCuts(Protocol):
+    """What :meth:`BoxParams.from_config` reads of a calibration
+    (:class:`wsol.evaluate.calibration.Calibration`): the global cut and each class's."""
+
+    threshold: float
+
+    def thresholds_for(self, class_names: list[str]) -> Sequence[float]: ...
+
+
+# The cut: set by the config's threshold keys, or by a calibration; every other field of
+# BoxParams is the config key of the same name.
+_CUT_FIELDS = ("threshold_mode", "threshold", "class_thresholds")
+
+
 @dataclass(frozen=True)
 class BoxParams:
     """How maps become boxes (the ``boxes.*`` keys of a run config).
@@ -59,6 +78,50 @@ class BoxParams:
     nms_iou: float | None = None
     smooth: float = 0.0
     max_side: int = 4096
+
+    @classmethod
+    def from_config(
+        cls,
+        boxes: BoxesConfig,
+        calibration: CalibratedCuts | None = None,
+        classes: list[str] | None = None,
+    ) -> BoxParams:
+        """The box parameters of a run config's ``boxes`` section.
+
+        Args:
+            boxes: the section (:class:`wsol.config.BoxesConfig`); each field of this
+                class but the cut is its key of the same name.
+            calibration: the cuts ``boxes.threshold=calibrated`` applies (absolute, on
+                the min-max normalized map).
+            classes: the dataset classes, in order, for one calibrated cut per class;
+                without them every class gets the calibration's global cut.
+
+        Returns:
+            The parameters, checked.
+
+        Raises:
+            UsageError: ``boxes.threshold=calibrated`` without a calibration, or a
+                choice that is not valid.
+
+        Example:
+            >>> from wsol.config import BoxesConfig
+            >>> BoxParams.from_config(BoxesConfig(threshold=0.35)).describe_cut()
+            "fraction 0.35 of each map's maximum"
+        """
+        same = {f.name: getattr(boxes, f.name) for f in fields(cls) if f.name not in _CUT_FIELDS}
+        if boxes.threshold != "calibrated":
+            return cls(
+                threshold_mode=boxes.threshold_mode, threshold=float(boxes.threshold), **same
+            )
+        if calibration is None:
+            raise UsageError("boxes.threshold=calibrated needs the calibration it names")
+        per_class = calibration.thresholds_for(classes) if classes is not None else None
+        return cls(
+            threshold_mode="absolute",
+            threshold=float(calibration.threshold),
+            class_thresholds=tuple(map(float, per_class)) if per_class is not None else None,
+            **same,
+        )
 
     def describe_cut(self) -> str:
         """The operating cut in words, e.g. ``fraction 0.15 of each map's maximum``."""
