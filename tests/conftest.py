@@ -68,14 +68,26 @@ def shapes_root(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def bright_model():
-    from tests.helpers import register_bright_net
+def register_model():
+    """``wsol.register_model`` for one test: the names it registers go when it ends."""
+    import wsol
     from wsol.models import MODELS
 
-    saved = MODELS.get("bright_net")
-    register_bright_net()
-    yield
-    if saved is None:
-        MODELS.pop("bright_net", None)
-    else:
-        MODELS["bright_net"] = saved
+    names: list[str] = []
+
+    def register(name: str, builder) -> None:
+        assert name not in MODELS, f"model {name!r} is registered already"
+        wsol.register_model(name, builder)
+        names.append(name)
+
+    yield register
+    for name in names:
+        MODELS.unregister(name)
+
+
+@pytest.fixture
+def bright_model(register_model):
+    """``model.arch=bright_net``: a model whose map is the image's brightness."""
+    from tests.helpers import bright_net_builder
+
+    register_model("bright_net", bright_net_builder())

@@ -30,9 +30,9 @@ class BrightNet(nn.Module):
         return self.fc(self.pool(self.features(x)).flatten(1))
 
 
-def register_bright_net(gain: float = 1.0, input_size=(60, 90)) -> None:
-    """Make ``model.arch=bright_net`` build a :class:`BrightNet` (class ``bright``)."""
-    from wsol.models import MODELS, ModelSpec
+def bright_net_builder(gain: float = 1.0, input_size=(60, 90)):
+    """A builder of :class:`BrightNet` (class ``bright``), for ``wsol.register_model``."""
+    from wsol.models import ModelSpec
 
     def build(weights, classes, dilate_last=False):
         return ModelSpec(
@@ -47,4 +47,12 @@ def register_bright_net(gain: float = 1.0, input_size=(60, 90)) -> None:
             multi_label=True,
         )
 
-    MODELS["bright_net"] = build
+    return build
+
+
+def register_bright_net(gain: float = 1.0, input_size=(60, 90)) -> None:
+    """Make ``model.arch=bright_net`` build a :class:`BrightNet`, for good: for a child
+    process. A test registers it with the ``register_model`` fixture instead."""
+    import wsol
+
+    wsol.register_model("bright_net", bright_net_builder(gain, input_size))

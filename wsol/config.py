@@ -21,6 +21,7 @@ from wsol.schema import (
     config_to_dict,
     load,
     parse_overrides,
+    registered,
     with_overrides,
 )
 
@@ -50,6 +51,18 @@ METHOD_NAMES = Literal[
     "guided_backprop",
     "guided_gradcam",
 ]
+
+
+def _registered_methods() -> list[str]:
+    from wsol.cams import METHODS  # imports torch: asked only for a name not built in
+
+    return list(METHODS)
+
+
+def _registered_formats() -> list[str]:
+    from wsol.export import FORMATS
+
+    return list(FORMATS)
 
 
 def check_device(device: str) -> None:
@@ -136,7 +149,8 @@ class CamConfig(Section):
     """Which maps to compute, for which classes."""
 
     section: ClassVar[str] = "cam"
-    method: METHOD_NAMES = "gradcam"
+    # a built-in method, or one registered with wsol.register_method
+    method: METHOD_NAMES = field(default="gradcam", metadata=registered(_registered_methods))
     targets: Literal["gt", "topk", "prob"] = "gt"
     topk: int = field(default=1, metadata=between(1))
     min_prob: float = field(default=0.5, metadata=between(0, 1))
@@ -246,8 +260,9 @@ class ExportConfig(Section):
     # loadRes); voc: out/voc/<image>.xml (1-based inclusive boxes); yolo: out/yolo/labels/
     # <image>.txt (class cx cy w h, fractions), classes.txt, data.yaml; labelstudio:
     # out/labelstudio.json (tasks with predictions) and out/labelstudio_config.xml
+    # (and any registered with wsol.register_export)
     formats: list[Literal["coco", "results", "voc", "yolo", "labelstudio"]] = field(
-        default_factory=lambda: ["coco"]
+        default_factory=lambda: ["coco"], metadata=registered(_registered_formats)
     )
     # Only the written boxes are trimmed; the metrics score every box.
     min_score: float = field(default=0.0, metadata=between(0, 1))  # 0: keep every box

@@ -57,19 +57,13 @@ def test_tiny_images_are_processed(tmp_path, bright_model):
 @pytest.mark.parametrize(
     "gain, reason", [(0.0, "map is constant"), (float("nan"), "map has NaN or Inf values")]
 )
-def test_dead_or_poisoned_layer_gives_no_boxes_and_a_reason(tmp_path, gain, reason):
-    from tests.helpers import register_bright_net
-    from wsol.models import MODELS
+def test_dead_or_poisoned_layer_gives_no_boxes_and_a_reason(tmp_path, register_model, gain, reason):
+    from tests.helpers import bright_net_builder
 
-    saved = dict(MODELS)
-    register_bright_net(gain)
-    try:
-        scene = np.full((60, 90, 3), 20, np.uint8)
-        scene[10:30, 50:70] = 240
-        result = run(load_config(None, _folder(tmp_path, {"a.png": scene, "b.png": scene})))
-    finally:
-        MODELS.clear()
-        MODELS.update(saved)
+    register_model("bright_net", bright_net_builder(gain))
+    scene = np.full((60, 90, 3), 20, np.uint8)
+    scene[10:30, 50:70] = 240
+    result = run(load_config(None, _folder(tmp_path, {"a.png": scene, "b.png": scene})))
     assert result.metrics["num_images"] == 2 and result.metrics["num_annotations"] == 0
     assert result.metrics["num_bad_maps"] == 2
     assert list(result.metrics["empty_detections"]) == [reason]

@@ -153,7 +153,7 @@ def test_only_regular_files_are_read_and_size_is_capped(tmp_path):
         decode_image(tmp_path / "big.jpg", max_bytes=1024)
 
 
-def test_a_fifo_and_dev_zero_in_a_folder_dataset_are_recorded_failures(tmp_path):
+def test_a_fifo_and_dev_zero_in_a_folder_dataset_are_recorded_failures(tmp_path, bright_model):
     import cv2
     import numpy as np
 
@@ -168,9 +168,6 @@ def test_a_fifo_and_dev_zero_in_a_folder_dataset_are_recorded_failures(tmp_path)
     (tmp_path / "labels.json").write_text(
         '{"ok.jpg": ["bright"], "fifo.jpg": ["bright"], "zero.jpg": ["bright"]}'
     )
-    from tests.helpers import register_bright_net
-
-    register_bright_net()
     cfg = load_config(
         None,
         [

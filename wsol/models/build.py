@@ -27,16 +27,56 @@ from wsol.models.layers import timm_layers, torchvision_layers
 from wsol.models.lite import lite_builder
 from wsol.models.shapes_net import build_shapes_net
 from wsol.models.spec import IMAGENET_MEAN, IMAGENET_STD, ModelError, ModelSpec, resolve_module
+from wsol.registry import Registry
 
 # (weights, dataset classes, dilate_last) -> spec
 Builder = Callable[[str, list[str] | None, bool], ModelSpec]
 
-MODELS: dict[str, Builder] = {
-    "shapes_net": build_shapes_net,
-    "efficientnet_lite0": lite_builder(0),
-    "efficientnet_lite1": lite_builder(1),
-    "efficientnet_lite2": lite_builder(2),
-}
+MODELS: Registry[Builder] = Registry(
+    "model.arch",
+    {
+        "shapes_net": build_shapes_net,
+        "efficientnet_lite0": lite_builder(0),
+        "efficientnet_lite1": lite_builder(1),
+        "efficientnet_lite2": lite_builder(2),
+    },
+)
+
+
+def register_model(name: str, builder: Builder) -> None:
+    """Make ``model.arch=name`` (and :func:`load_model`) build a model of your own.
+
+    Args:
+        name: the architecture's name; it takes precedence over a torchvision model of
+            that name, and replaces (with a warning) one registered before.
+        builder: ``builder(weights, classes, dilate_last) -> ModelSpec``: ``weights`` is
+            ``model.weights`` as given (``"none"``, a path, ``"DEFAULT"``), ``classes``
+            the dataset's class names or None, ``dilate_last`` ``model.dilate_last``.
+            The spec names the target layer, and for ``cam`` the pooled layer and the
+            linear head (see :class:`ModelSpec`).
+
+    Returns:
+        None. ``wsol.models.MODELS`` holds the builder from now on.
+
+    Raises:
+        ValueError: ``name`` is empty.
+
+    Example:
+        >>> from torch import nn
+        >>> import wsol
+        >>> def tiny(weights, classes, dilate_last=False):
+        ...     net = nn.Sequential()
+        ...     net.features, net.pool = nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1)
+        ...     net.flat, net.fc = nn.Flatten(), nn.Linear(4, 2)
+        ...     return ModelSpec(
+        ...         net=net, class_names=["a", "b"], target_layer="features",
+        ...         cam_layer="features", fc_layer="fc", input_size=(32, 32))
+        >>> wsol.register_model("tiny_net", tiny)
+        >>> wsol.load_model("tiny_net", weights="none").class_names
+        ['a', 'b']
+        >>> MODELS.unregister("tiny_net")
+    """
+    MODELS.register(name, builder)
 
 
 def _imagenet_classes(num: int) -> list[str]:
