@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,17 @@ def _cpu_unless_marked_gpu(request, monkeypatch):
     if torch.cuda.is_available():
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
+@pytest.fixture(scope="session")
+def wsol_processes():
+    """``wsol`` commands in processes forked from one warm process
+    (:class:`tests.processes.WsolProcesses`), on the CPU as the other tests."""
+    from tests.processes import WsolProcesses
+
+    procs = WsolProcesses({**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    yield procs
+    procs.close()
 
 
 def _need(path: Path) -> Path:

@@ -14,24 +14,19 @@ from wsol.apps.demo import DEMO_CONFIG
 from wsol.cli import EXIT_OK, EXIT_USAGE, format_table, main
 
 
-def _wsol(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "wsol", *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
-
-
-def test_wrong_key_fails_fast_with_valid_keys(tmp_path):
+def test_wrong_key_fails_fast_with_valid_keys(tmp_path, wsol_processes):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("cam:\n  methd: gradcam\n")
-    p = _wsol("run", str(cfg), f"out={tmp_path / 'o'}")
+    p = wsol_processes.run(["run", str(cfg), f"out={tmp_path / 'o'}"])
     assert p.returncode == EXIT_USAGE
     assert "unknown config key 'cam.methd'" in p.stderr and "cam.method" in p.stderr
     assert "Traceback" not in p.stderr
     assert not (tmp_path / "o").exists()
 
 
-def test_unknown_method_lists_methods(tmp_path):
-    p = _wsol("run", str(DEMO_CONFIG), "cam.method=nope", f"out={tmp_path / 'o'}", "data.root=.")
+def test_unknown_method_lists_methods(tmp_path, wsol_processes):
+    args = ["run", str(DEMO_CONFIG), "cam.method=nope", f"out={tmp_path / 'o'}", "data.root=."]
+    p = wsol_processes.run(args)
     assert p.returncode == EXIT_USAGE
     assert "unknown cam.method 'nope'; valid:" in p.stderr and "gradcam" in p.stderr
 
@@ -174,8 +169,9 @@ def test_tools_are_thin_scripts_that_start(script):
     assert "usage" in p.stdout.lower()
 
 
-def test_empty_data_root_is_a_one_line_usage_error(tmp_path):
-    p = _wsol("run", str(REPO / "configs" / "shapes.yaml"), "data.root=", f"out={tmp_path / 'o'}")
+def test_empty_data_root_is_a_one_line_usage_error(tmp_path, wsol_processes):
+    args = ["run", str(REPO / "configs" / "shapes.yaml"), "data.root=", f"out={tmp_path / 'o'}"]
+    p = wsol_processes.run(args)
     assert p.returncode == EXIT_USAGE
     assert p.stderr.startswith("wsol: error: data.root is not set") and "Traceback" not in p.stderr
     assert not (tmp_path / "o").exists()

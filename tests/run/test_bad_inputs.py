@@ -105,7 +105,9 @@ def test_huge_image_is_bounded_in_memory(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_fifo_annotation_and_a_repeated_id_neither_hang_nor_count_twice(tmp_path, shapes_root):
+def test_a_fifo_annotation_and_a_repeated_id_neither_hang_nor_count_twice(
+    tmp_path, shapes_root, wsol_processes
+):
     import os
     import shutil
 
@@ -121,13 +123,8 @@ def test_a_fifo_annotation_and_a_repeated_id_neither_hang_nor_count_twice(tmp_pa
     out = tmp_path / "out"
     args = [str(REPO / "wsol" / "assets" / "demo.yaml"), f"data.root={root}", "data.split=odd"]
     args += ["model.weights=DEFAULT", "report.enabled=false", f"out={out}"]
-    p = subprocess.run(
-        [sys.executable, "-m", "wsol", "-q", "run", *args],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,  # the FIFO used to hang the run forever, printing nothing
-    )
+    # the FIFO used to hang the run forever, printing nothing
+    p = wsol_processes.run(["-q", "run", *args], timeout=120)
     assert p.returncode == 3, p.stderr  # some images failed
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert [(f["image_id"], f["stage"]) for f in failures] == [

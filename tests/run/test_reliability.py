@@ -29,11 +29,9 @@ def test_lock_is_exclusive_and_names_the_holder(tmp_path):
         pass
 
 
-def _run_cmd(shapes_root, out, method):
+def _run_args(shapes_root, out, method):
+    """``wsol -q run ...`` on 4 images of the shapes val split."""
     return [
-        sys.executable,
-        "-m",
-        "wsol",
         "-q",
         "run",
         str(REPO / "wsol" / "assets" / "demo.yaml"),
@@ -47,39 +45,28 @@ def _run_cmd(shapes_root, out, method):
     ]
 
 
-@pytest.mark.slow
-def test_one_writer_per_out_two_runs_started_together_20_times(tmp_path, shapes_root):
+def test_one_writer_per_out_two_runs_started_together_20_times(
+    tmp_path, shapes_root, wsol_processes
+):
     for trial in range(20):
         out = tmp_path / f"o{trial}"
-        procs = [
-            subprocess.Popen(
-                _run_cmd(shapes_root, out, m),
-                env=ENV,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for m in ("gradcam", "cam")
-        ]
-        codes, errors = [], []
-        for p in procs:
-            _out, err = p.communicate(timeout=300)
-            codes.append(p.returncode)
-            errors.append(err)
+        both = [_run_args(shapes_root, out, m) for m in ("gradcam", "cam")]
+        done = wsol_processes.run_together(both, env=ENV)  # two processes, forked together
+        codes, errors = [p.returncode for p in done], [p.stderr for p in done]
         assert sorted(codes) == [0, 2], (trial, codes, errors)
         loser = errors[codes.index(2)]
         assert "in use by another wsol process" in loser or "different config" in loser, loser
         assert "Traceback" not in loser
 
 
-def test_resume_cleans_only_its_own_temp_files(tmp_path, shapes_root):
-    cmd = [*_run_cmd(shapes_root, tmp_path, "gradcam"), "chunk_images=2", "cam.batch_size=2"]
-    killed = subprocess.run(cmd, env={**ENV, "WSOL_FAULT": "chunk:0"})
+def test_resume_cleans_only_its_own_temp_files(tmp_path, shapes_root, wsol_processes):
+    cmd = [*_run_args(shapes_root, tmp_path, "gradcam"), "chunk_images=2", "cam.batch_size=2"]
+    killed = wsol_processes.run(cmd, env={**ENV, "WSOL_FAULT": "chunk:0"})
     assert killed.returncode == -signal.SIGKILL
     (tmp_path / ".config.yaml.x1.tmp").write_text("a killed write of wsol's")
     (tmp_path / ".notes.txt.tmp").write_text("the user's")
     (tmp_path / "chunks" / ".mine.tmp").write_text("the user's")
-    resumed = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+    resumed = wsol_processes.run(cmd, env=ENV)
     assert resumed.returncode == 0, resumed.stderr
     assert not (tmp_path / ".config.yaml.x1.tmp").exists()
     assert (tmp_path / ".notes.txt.tmp").exists() and (tmp_path / "chunks" / ".mine.tmp").exists()
@@ -125,13 +112,13 @@ def test_sigterm_stops_like_ctrl_c_and_the_rerun_resumes(tmp_path):
     assert p.returncode == 143 and "resuming: " in err, err
 
 
-def test_out_that_is_a_file_is_one_line_exit_2(tmp_path, shapes_root):
+def test_out_that_is_a_file_is_one_line_exit_2(tmp_path, shapes_root, wsol_processes):
     (tmp_path / "f").write_text("x")
     for cmd in (
-        _run_cmd(shapes_root, tmp_path / "f", "gradcam"),
-        _run_cmd(shapes_root, tmp_path / "f" / "sub", "gradcam"),
+        _run_args(shapes_root, tmp_path / "f", "gradcam"),
+        _run_args(shapes_root, tmp_path / "f" / "sub", "gradcam"),
     ):
-        r = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+        r = wsol_processes.run(cmd, env=ENV)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.startswith("wsol: error: ") and len(r.stderr.strip().splitlines()) == 1
 
