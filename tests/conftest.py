@@ -79,6 +79,34 @@ def shapes_root(tmp_path_factory) -> Path:
     return write_dataset(tmp_path_factory.mktemp("shapes"), {"test": 24, "val": 16}, seed=1)
 
 
+@pytest.fixture(scope="session")
+def reference_run(shapes_root, tmp_path_factory):
+    """The run many tests read and none writes to (:func:`tests.helpers.reference_config`):
+    its :class:`~wsol.run.finalize.RunResult`."""
+    from tests.helpers import reference_config
+    from wsol.run import run
+
+    return run(reference_config(shapes_root, tmp_path_factory.mktemp("reference") / "run"))
+
+
+@pytest.fixture(scope="session")
+def method_runs(shapes_root, tmp_path_factory):
+    """``method_runs(name)``: the run of method ``name`` (:func:`tests.helpers.method_config`),
+    made the first time a test asks for it; each of the twelve runs once."""
+    from tests.helpers import method_config
+    from wsol.run import run
+
+    folder = tmp_path_factory.mktemp("methods")
+    runs = {}
+
+    def get(method: str):
+        if method not in runs:
+            runs[method] = run(method_config(shapes_root, folder / method, method))
+        return runs[method]
+
+    return get
+
+
 @pytest.fixture
 def register_model():
     """``wsol.register_model`` for one test: the names it registers go when it ends."""
