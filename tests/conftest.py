@@ -1,8 +1,18 @@
-"""Shared fixtures: real data from ../shared and a tiny generated shapes dataset."""
+"""Shared fixtures: real data from ../shared, a tiny generated shapes dataset, the test
+tiers and their time budgets.
+
+Tiers: a test that runs the pipeline, starts a process or builds a model bigger than the
+demo's is ``e2e``; ``pytest -m "not e2e"`` runs the others, the unit tier. A test gets
+the mark from a fixture that implies it (:data:`E2E_FIXTURES`), from ``slow`` (the
+longest e2e tests), or explicitly; a unit test that does any of the three fails, saying
+so. Every test has a time budget: ``timeout`` in pyproject.toml for a unit test,
+:data:`E2E_TIMEOUT` seconds for an e2e test, or its own ``pytest.mark.timeout``.
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +24,23 @@ COCO_ROOT = SHARED / "coco128"
 COCO_ANN = COCO_ROOT / "annotations" / "instances_train2017.json"
 
 
+# Fixtures that run the pipeline or start processes (chromium: a headless browser): their
+# tests are e2e.
+E2E_FIXTURES = frozenset({"wsol_processes", "reference_run", "method_runs", "chromium"})
+E2E_TIMEOUT = 300  # seconds, for an e2e test without its own budget
+# The demo's ShapesNet has 237k parameters; a unit test builds nothing much bigger.
+UNIT_MAX_PARAMETERS = 1_000_000
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m selects by the marks
 def pytest_collection_modifyitems(config, items):
-    """Tests marked ``gpu`` skip, with the reason, where no CUDA device is usable."""
+    """Marks the e2e tests and gives them their budget; tests marked ``gpu`` skip, with
+    the reason, where no CUDA device is usable."""
+    for item in items:
+        if item.get_closest_marker("slow") or E2E_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.e2e)
+        if item.get_closest_marker("e2e") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(E2E_TIMEOUT))
     gpu = [item for item in items if item.get_closest_marker("gpu")]
     if not gpu:
         return
@@ -41,6 +66,56 @@ def _cpu_unless_marked_gpu(request, monkeypatch):
     if torch.cuda.is_available():
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
         monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_stay_small(request, monkeypatch):
+    """A test not marked e2e fails where it runs the pipeline, starts a process or builds
+    a model bigger than the demo's, naming the mark it needs."""
+    if request.node.get_closest_marker("e2e") is not None:
+        return
+    import subprocess
+
+    from wsol.models import build
+    from wsol.run import loop
+
+    def refuse(*args, **kwargs):
+        _not_a_unit_test("runs the pipeline")
+
+    monkeypatch.setattr(loop._Chunks, "__init__", refuse)
+    monkeypatch.setattr(subprocess.Popen, "__init__", _no_python_processes(subprocess.Popen))
+    for name in ("_construct", "_build_trained"):
+        monkeypatch.setattr(build, name, _small_models_only(getattr(build, name)))
+
+
+def _not_a_unit_test(what: str) -> None:
+    pytest.fail(f"this test {what}: mark it @pytest.mark.e2e (see tests/conftest.py)")
+
+
+def _no_python_processes(popen):
+    """``Popen.__init__`` that refuses Python, wsol, torchrun and a browser (a library's
+    own helper, such as ldconfig, may run)."""
+    init = popen.__init__
+
+    def start(self, args, *rest, **kwargs):
+        program = args if isinstance(args, str | bytes | os.PathLike) else args[0]
+        name = Path(os.fsdecode(program).split()[0]).name
+        if name.startswith(("python", "wsol", "torchrun", "chrom")) or program == sys.executable:
+            _not_a_unit_test(f"starts a process ({name})")
+        init(self, args, *rest, **kwargs)
+
+    return start
+
+
+def _small_models_only(builder):
+    def build(*args, **kwargs):
+        spec = builder(*args, **kwargs)
+        n = sum(p.numel() for p in spec.net.parameters())
+        if n > UNIT_MAX_PARAMETERS:
+            _not_a_unit_test(f"builds a model of {n:,} parameters, more than the demo's")
+        return spec
+
+    return build
 
 
 @pytest.fixture(scope="session")

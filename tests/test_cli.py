@@ -31,6 +31,7 @@ def test_unknown_method_lists_methods(tmp_path, wsol_processes):
     assert "unknown cam.method 'nope'; valid:" in p.stderr and "gradcam" in p.stderr
 
 
+@pytest.mark.e2e
 def test_run_on_shapes_prints_table_and_exit_codes(tmp_path, shapes_root, capsys):
     out = tmp_path / "o"
     args = [
@@ -73,6 +74,7 @@ def test_help(argv):
     assert e.value.code == 0
 
 
+@pytest.mark.e2e
 def test_partial_run_exits_3_and_records_the_failure(tmp_path, bright_model):
     from wsol.cli import EXIT_PARTIAL
 
@@ -101,6 +103,7 @@ def test_partial_run_exits_3_and_records_the_failure(tmp_path, bright_model):
     assert json.loads(line)["path"].endswith("broken.jpg")
 
 
+@pytest.mark.e2e  # resnet18
 def test_bench_reports_wsol_and_reference_side_by_side():
     from wsol.apps.bench import bench_maps
 
@@ -115,6 +118,7 @@ def test_bench_reports_wsol_and_reference_side_by_side():
     assert all(v > 0 for v in rows.values())
 
 
+@pytest.mark.e2e  # resnet18
 def test_bench_views_times_each_view_setting(capsys, tmp_path):
     assert (
         main(
@@ -160,6 +164,7 @@ def test_unknown_class_map_is_a_one_line_error(tmp_path, shapes_root, capsys):
     assert "imagenet_to_voc" in err and "Traceback" not in err
 
 
+@pytest.mark.e2e  # a Python process per script
 @pytest.mark.parametrize("script", ["tools/calibrate_demo.py", "tools/bench_cams.py"])
 def test_tools_are_thin_scripts_that_start(script):
     p = subprocess.run(
@@ -230,6 +235,7 @@ def test_bench_with_a_device_torch_does_not_know_is_a_one_line_exit_2(tmp_path, 
     assert f"bench --device must be auto, cpu, cuda or cuda:N, got {device!r}" in err
 
 
+@pytest.mark.e2e
 def test_overrides_may_follow_flags(tmp_path, shapes_root, capsys):
     out = tmp_path / "o"
     args = [
@@ -270,6 +276,7 @@ def test_interrupt_says_how_to_resume():
     assert resume_hint("eval", ["eval", "--gt", "g"]) == ""
 
 
+@pytest.mark.e2e
 def test_run_says_what_it_does(tmp_path, shapes_root, capsys):
     args = [
         "run",
@@ -290,6 +297,7 @@ def test_run_says_what_it_does(tmp_path, shapes_root, capsys):
     assert "wsol: " not in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_calibrate_prints_a_command_that_works_when_pasted(tmp_path, shapes_root, capsys):
     """The follow-up command keeps the user's data.root (an override here), because it
     runs the calibration's own config.yaml, which names everything by absolute path; and
@@ -361,6 +369,7 @@ def test_eval_says_which_classes_and_can_score_the_runs_own(tmp_path, voc_root, 
     assert "unicorn" in capsys.readouterr().err
 
 
+@pytest.mark.e2e  # a fresh Python process
 def test_the_command_line_answers_without_loading_torch():
     """`wsol --help` and the parser import nothing heavy (torch takes seconds to load);
     the calibration metrics it lists are the library's."""

@@ -355,6 +355,7 @@ def test_the_component_tree_gives_what_labelling_each_threshold_gives():
     assert comps.index.max() == 49  # the last tau, 0.50, is the lowest: it has components
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "bias, reason", [(1.0, "map is constant"), (float("nan"), "map has NaN or Inf values")]
 )

@@ -34,6 +34,7 @@ def _folder(tmp_path, images: dict[str, np.ndarray]) -> list[str]:
     ]
 
 
+@pytest.mark.e2e
 def test_tiny_images_are_processed(tmp_path, bright_model):
     one = np.full((1, 1, 3), 200, np.uint8)
     three = np.zeros((3, 3, 3), np.uint8)
@@ -54,6 +55,7 @@ def test_tiny_images_are_processed(tmp_path, bright_model):
     assert box[0] <= 1 and box[0] + box[2] >= 2  # covers the bright centre pixel
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "gain, reason", [(0.0, "map is constant"), (float("nan"), "map has NaN or Inf values")]
 )

@@ -45,6 +45,7 @@ def _calibration(out) -> dict:
     return json.loads((out / "calibration.json").read_text())
 
 
+@pytest.mark.e2e
 def test_a_rerun_after_the_run_finished_writes_the_calibration(tmp_path, shapes_root, capsys):
     """As a kill (or a full disk) between the run's metrics.json and calibration.json
     leaves the folder: the same command writes calibration.json from the finished run."""

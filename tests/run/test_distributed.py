@@ -57,6 +57,7 @@ def test_shard_request_is_checked():
         shard_bounds(10, 0, 4)
 
 
+@pytest.mark.e2e  # a Python process each
 @pytest.mark.parametrize(
     "fault, rank, killed",
     [("here@1", "0", False), ("here@1", "1", True), ("here", "1", True), ("here", "0", True)],

@@ -31,6 +31,7 @@ def _write_jpeg(path, arr, **kw):
     path.write_bytes(buf.getvalue())
 
 
+@pytest.mark.e2e
 def test_orientation_cmyk_and_bad_files_end_to_end(tmp_path, bright_model):
     imgs = tmp_path / "imgs"
     imgs.mkdir()
@@ -162,6 +163,7 @@ def _chunks(out: Path) -> list[dict]:
     return Journal(out).chunks()
 
 
+@pytest.mark.e2e
 def test_config_yaml_reruns_the_run_from_any_directory(tmp_path, shapes_root, monkeypatch):
     """``wsol run DIR/config.yaml out=NEW`` from elsewhere reproduces the run, byte for
     byte, though the first run named its data with a relative path."""
@@ -189,6 +191,7 @@ def test_config_yaml_reruns_the_run_from_any_directory(tmp_path, shapes_root, mo
     assert again.metrics["maxboxacc"] == first.metrics["maxboxacc"]
 
 
+@pytest.mark.e2e
 def test_refuses_existing_results_unless_overwrite(tmp_path, shapes_root):
     args = [
         "data.format=voc",
@@ -252,6 +255,7 @@ def test_same_config_gives_identical_json(tmp_path, shapes_root, reference_run):
         assert (tmp_path / name / "pseudo_labels.json").read_bytes() == expected, name
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("policy", ["stretch", "letterbox"])
 def test_resize_policies_give_boxes_in_original_pixels(tmp_path, bright_model, policy):
     imgs = tmp_path / "imgs"
@@ -285,6 +289,7 @@ def test_pixel_level_method_saves_saliency_pictures(method_runs):
     assert html.count(': saliency"') == 2  # a saliency picture per shown image, inlined
 
 
+@pytest.mark.e2e  # vgg11
 def test_method_that_cannot_fit_the_model_is_a_config_error(tmp_path, shapes_root):
     # VGG has no pooling + linear head, so CAM cannot use it.
     cfg = load_config(
@@ -340,6 +345,7 @@ def test_threshold_mode_sweep_points_to_the_evaluators_sweep(tmp_path, shapes_ro
         )
 
 
+@pytest.mark.e2e
 def test_voc_only_export_writes_no_coco_file(tmp_path, shapes_root):
     out = tmp_path / "o"
     result = run(

@@ -72,6 +72,7 @@ def test_resume_cleans_only_its_own_temp_files(tmp_path, shapes_root, wsol_proce
     assert (tmp_path / ".notes.txt.tmp").exists() and (tmp_path / "chunks" / ".mine.tmp").exists()
 
 
+@pytest.mark.e2e  # two `python -m wsol train` processes, stopped by SIGTERM
 def test_sigterm_stops_like_ctrl_c_and_the_rerun_resumes(tmp_path):
     cmd = [
         sys.executable,
@@ -140,6 +141,7 @@ def test_only_regular_files_are_read_and_size_is_capped(tmp_path):
         decode_image(tmp_path / "big.jpg", max_bytes=1024)
 
 
+@pytest.mark.e2e
 def test_a_fifo_and_dev_zero_in_a_folder_dataset_are_recorded_failures(tmp_path, bright_model):
     import cv2
     import numpy as np
@@ -222,6 +224,7 @@ def _as_if_killed(out, keep_chunks: int) -> None:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("change", "named"),
     [
@@ -292,6 +295,7 @@ def _damage(path, how: str) -> None:
         path.write_text(json.dumps(chunk, separators=(",", ":")))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("how", ["truncated", "empty", "no eval", "images removed", "bbox edited"])
 def test_a_damaged_chunk_is_redone_and_the_output_is_as_if_never_killed(tmp_path, shapes_root, how):
     from wsol.run import run
@@ -309,6 +313,7 @@ def test_a_damaged_chunk_is_redone_and_the_output_is_as_if_never_killed(tmp_path
 # --- wsol deletes only what it wrote ---------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_overwrite_removes_only_what_the_run_wrote(tmp_path, shapes_root):
     from wsol.config import with_overrides
     from wsol.run import run
@@ -530,6 +535,7 @@ def test_non_finite_numbers_are_refused(value):
         load_config(None, [f"eval.iou={value}"])
 
 
+@pytest.mark.e2e
 def test_a_full_disk_is_one_line_exit_1_and_the_rerun_resumes(
     tmp_path, shapes_root, monkeypatch, capsys
 ):
