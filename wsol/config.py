@@ -289,7 +289,29 @@ class ReportConfig(Section):
 
 @dataclass
 class Config(Section):
-    """One ``wsol run``: every key here can be set as ``section.key=value``."""
+    """One ``wsol run``: every key here can be set as ``section.key=value``.
+
+    Args:
+        out: the output folder; the sections (``data``, ``model``, ``cam``, ``boxes``,
+            ``eval``, ``export``, ``report``) and the other keys are the table of config
+            keys in the README. Each is checked (choices, ranges, the rules between
+            keys) as the config is built.
+
+    Returns:
+        A checked config, for :func:`wsol.run` and :func:`wsol.calibrate`.
+
+    Raises:
+        ConfigError: a value out of its choices or range, or keys that contradict each
+            other; the message names the key and what is valid.
+
+    Example:
+        >>> cfg = Config(out="runs/mine", boxes=BoxesConfig(threshold=0.35))
+        >>> cfg.boxes.threshold, cfg.cam.method
+        (0.35, 'gradcam')
+        >>> Config(out="")
+        Traceback (most recent call last):
+        wsol.schema.ConfigError: out is empty: name the output folder, e.g. out=runs/mine
+    """
 
     out: str = "runs/latest"
     data: DataConfig = field(default_factory=DataConfig)
@@ -320,9 +342,27 @@ def load_config(
 ) -> T:
     """Defaults <- YAML file <- overrides, checked against the dataclass ``cls``.
 
-    ``overrides`` are ``["section.key=value", ...]`` as on the command line (values
-    parsed as YAML) or a dict ``{"section.key": value}`` of Python values. ``cls`` is
-    :class:`Config`, or :class:`wsol.train_config.TrainConfig` for ``wsol train``.
+    Args:
+        path: a YAML file that sets the keys it needs (None: the defaults alone).
+        overrides: ``["section.key=value", ...]`` as on the command line (values parsed
+            as YAML) or a dict ``{"section.key": value}`` of Python values; they win.
+        cls: :class:`Config`, or :class:`wsol.train_config.TrainConfig` for
+            ``wsol train``.
+
+    Returns:
+        The checked config.
+
+    Raises:
+        ConfigError: an unknown key (the message lists the valid ones), a value that
+            is not valid, or a file that cannot be read as a config.
+
+    Example:
+        >>> cfg = load_config(None, ["cam.method=gradcampp", "boxes.threshold=0.3"])
+        >>> cfg.cam.method, cfg.boxes.threshold
+        ('gradcampp', 0.3)
+        >>> load_config(None, {"cam.methd": "cam"})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        wsol.schema.ConfigError: unknown config key 'cam.methd' (cam); valid keys: cam.method, ...
     """
     return load(cls, path, overrides)
 

@@ -30,7 +30,26 @@ def choice(what: str, value: str, valid) -> None:
 @dataclass(frozen=True)
 class TargetPolicy:
     """Which classes of an image get a map: its ground-truth labels (``gt``), the
-    ``topk`` most probable, or every class with probability ``>= min_prob``."""
+    ``topk`` most probable, or every class with probability ``>= min_prob``.
+
+    Args:
+        mode: ``gt``, ``topk`` or ``prob``.
+        topk: how many classes ``topk`` takes (>= 1).
+        min_prob: the probability ``prob`` asks for, in ``[0, 1]``.
+
+    Returns:
+        The policy, for :class:`~wsol.localize.Localizer`'s ``targets``.
+
+    Raises:
+        UsageError: an unknown mode, or a count or probability out of range.
+
+    Example:
+        >>> TargetPolicy("prob", min_prob=0.3)
+        TargetPolicy(mode='prob', topk=1, min_prob=0.3)
+        >>> TargetPolicy("all")
+        Traceback (most recent call last):
+        wsol.errors.UsageError: unknown target mode 'all'; valid: gt, prob, topk
+    """
 
     mode: str = "topk"
     topk: int = 1
@@ -60,12 +79,37 @@ _CUT_FIELDS = ("threshold_mode", "threshold", "class_thresholds")
 
 @dataclass(frozen=True)
 class BoxParams:
-    """How maps become boxes (the ``boxes.*`` keys of a run config).
+    """How maps become boxes (the ``boxes.*`` keys of a run config; :meth:`from_config`).
 
-    ``class_thresholds`` (one absolute cut per dataset class, from a calibration)
-    replaces ``threshold_mode`` and ``threshold`` when given. ``min_area`` is a fraction
-    of the image; ``smooth`` a blur sigma as a fraction of the map's long side;
-    ``max_side`` caps the long side maps are upsampled to.
+    Args:
+        threshold_mode: ``fraction`` (of each map's maximum), ``absolute`` (on the
+            min-max normalized map) or ``otsu``.
+        threshold: the cut, in ``[0, 1]`` (0.15 Grad-CAM paper, 0.2 CAM paper).
+        class_thresholds: one absolute cut per dataset class, from a calibration; it
+            replaces ``threshold_mode`` and ``threshold`` when given.
+        components: ``largest`` (one box per map) or ``all`` (one per 8-connected
+            component).
+        min_area: the smallest component ``all`` keeps, as a fraction of the image.
+        merge: with ``all``: ``none``, ``nested`` or ``overlap`` boxes merged.
+        score: a box's score: the ``mean`` or ``max`` of the map inside it, times the
+            class probability.
+        nms_iou: per-class NMS at this IoU (None: off).
+        smooth: a Gaussian blur of the map first, sigma as a fraction of its long side.
+        max_side: the longest side maps are upsampled to (boxes are scaled back).
+
+    Returns:
+        The parameters, for :class:`~wsol.localize.Localizer`'s ``boxes``.
+
+    Raises:
+        UsageError: a mode, component rule, merge or score that is not one of its
+            choices.
+
+    Example:
+        >>> BoxParams(threshold=0.15).describe_cut()
+        "fraction 0.15 of each map's maximum"
+        >>> BoxParams(components="some")
+        Traceback (most recent call last):
+        wsol.errors.UsageError: unknown components 'some'; valid: all, largest
     """
 
     threshold_mode: str = "fraction"

