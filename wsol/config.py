@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 import yaml
 
 from wsol.errors import quote
+from wsol.registry import registered_names
 from wsol.schema import (
     ConfigError,
     Section,
@@ -51,18 +52,6 @@ METHOD_NAMES = Literal[
     "guided_backprop",
     "guided_gradcam",
 ]
-
-
-def _registered_methods() -> list[str]:
-    from wsol.cams import METHODS  # imports torch: asked only for a name not built in
-
-    return list(METHODS)
-
-
-def _registered_formats() -> list[str]:
-    from wsol.export import FORMATS
-
-    return list(FORMATS)
 
 
 def check_device(device: str) -> None:
@@ -150,7 +139,9 @@ class CamConfig(Section):
 
     section: ClassVar[str] = "cam"
     # a built-in method, or one registered with wsol.register_method
-    method: METHOD_NAMES = field(default="gradcam", metadata=registered(_registered_methods))
+    method: METHOD_NAMES = field(
+        default="gradcam", metadata=registered(lambda: registered_names("cam.method"))
+    )
     targets: Literal["gt", "topk", "prob"] = "gt"
     topk: int = field(default=1, metadata=between(1))
     min_prob: float = field(default=0.5, metadata=between(0, 1))
@@ -262,7 +253,8 @@ class ExportConfig(Section):
     # out/labelstudio.json (tasks with predictions) and out/labelstudio_config.xml
     # (and any registered with wsol.register_export)
     formats: list[Literal["coco", "results", "voc", "yolo", "labelstudio"]] = field(
-        default_factory=lambda: ["coco"], metadata=registered(_registered_formats)
+        default_factory=lambda: ["coco"],
+        metadata=registered(lambda: registered_names("export format")),
     )
     # Only the written boxes are trimmed; the metrics score every box.
     min_score: float = field(default=0.0, metadata=between(0, 1))  # 0: keep every box

@@ -13,6 +13,8 @@ from typing import TypeVar
 
 T = TypeVar("T")
 
+_TABLES: dict[str, Registry] = {}  # each table by the key that picks from it
+
 
 class Registry(dict[str, T]):
     """Names -> builders of one kind (``what`` names the config key that picks them).
@@ -31,6 +33,7 @@ class Registry(dict[str, T]):
     def __init__(self, what: str, entries: Mapping[str, T] | None = None):
         super().__init__(entries or {})
         self.what = what
+        _TABLES[what] = self
 
     def register(self, name: str, value: T) -> None:
         """Add ``name``, replacing (with a warning) the entry of that name.
@@ -55,6 +58,20 @@ class Registry(dict[str, T]):
             KeyError: ``name`` is not registered.
         """
         del self[name]
+
+
+def registered_names(what: str) -> list[str]:
+    """The names in the table that the key ``what`` picks from (``cam.method``), or none
+    while the module that makes the table is not imported: what a config accepts beyond
+    its built-in choices, asked without importing the models or methods.
+
+    Example:
+        >>> _ = Registry("shape", {"circle": 1})
+        >>> registered_names("shape"), registered_names("no such key")
+        (['circle'], [])
+    """
+    table = _TABLES.get(what)
+    return list(table) if table is not None else []
 
 
 class RegistryWarning(UserWarning):
