@@ -21,6 +21,7 @@ def _python(code: str) -> str:
     return p.stdout.strip()
 
 
+@pytest.mark.e2e  # a fresh Python process
 def test_import_is_light_and_names_are_lazy():
     heavy = _python(
         "import sys, wsol; print(sorted({m.split('.')[0] for m in sys.modules} "
@@ -44,6 +45,7 @@ def test_import_is_light_and_names_are_lazy():
         _ = wsol.nope
 
 
+@pytest.mark.e2e  # a fresh Python process
 def test_wsol_run_stays_the_function_once_its_package_is_imported():
     out = _python(
         "import wsol.run.pipeline, wsol; from wsol.run import journal; "
@@ -52,6 +54,7 @@ def test_wsol_run_stays_the_function_once_its_package_is_imported():
     assert out == "True wsol.run"
 
 
+@pytest.mark.e2e  # a fresh Python process
 def test_importing_every_module_writes_no_global_state():
     code = """
 import importlib, os, pkgutil

@@ -14,28 +14,24 @@ from wsol.apps.demo import DEMO_CONFIG
 from wsol.cli import EXIT_OK, EXIT_USAGE, format_table, main
 
 
-def _wsol(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "wsol", *args], capture_output=True, text=True, cwd=cwd, timeout=300
-    )
-
-
-def test_wrong_key_fails_fast_with_valid_keys(tmp_path):
+def test_wrong_key_fails_fast_with_valid_keys(tmp_path, wsol_processes):
     cfg = tmp_path / "c.yaml"
     cfg.write_text("cam:\n  methd: gradcam\n")
-    p = _wsol("run", str(cfg), f"out={tmp_path / 'o'}")
+    p = wsol_processes.run(["run", str(cfg), f"out={tmp_path / 'o'}"])
     assert p.returncode == EXIT_USAGE
     assert "unknown config key 'cam.methd'" in p.stderr and "cam.method" in p.stderr
     assert "Traceback" not in p.stderr
     assert not (tmp_path / "o").exists()
 
 
-def test_unknown_method_lists_methods(tmp_path):
-    p = _wsol("run", str(DEMO_CONFIG), "cam.method=nope", f"out={tmp_path / 'o'}", "data.root=.")
+def test_unknown_method_lists_methods(tmp_path, wsol_processes):
+    args = ["run", str(DEMO_CONFIG), "cam.method=nope", f"out={tmp_path / 'o'}", "data.root=."]
+    p = wsol_processes.run(args)
     assert p.returncode == EXIT_USAGE
     assert "unknown cam.method 'nope'; valid:" in p.stderr and "gradcam" in p.stderr
 
 
+@pytest.mark.e2e
 def test_run_on_shapes_prints_table_and_exit_codes(tmp_path, shapes_root, capsys):
     out = tmp_path / "o"
     args = [
@@ -78,6 +74,7 @@ def test_help(argv):
     assert e.value.code == 0
 
 
+@pytest.mark.e2e
 def test_partial_run_exits_3_and_records_the_failure(tmp_path, bright_model):
     from wsol.cli import EXIT_PARTIAL
 
@@ -106,6 +103,7 @@ def test_partial_run_exits_3_and_records_the_failure(tmp_path, bright_model):
     assert json.loads(line)["path"].endswith("broken.jpg")
 
 
+@pytest.mark.e2e  # resnet18
 def test_bench_reports_wsol_and_reference_side_by_side():
     from wsol.apps.bench import bench_maps
 
@@ -120,6 +118,7 @@ def test_bench_reports_wsol_and_reference_side_by_side():
     assert all(v > 0 for v in rows.values())
 
 
+@pytest.mark.e2e  # resnet18
 def test_bench_views_times_each_view_setting(capsys, tmp_path):
     assert (
         main(
@@ -165,6 +164,7 @@ def test_unknown_class_map_is_a_one_line_error(tmp_path, shapes_root, capsys):
     assert "imagenet_to_voc" in err and "Traceback" not in err
 
 
+@pytest.mark.e2e  # a Python process per script
 @pytest.mark.parametrize("script", ["tools/calibrate_demo.py", "tools/bench_cams.py"])
 def test_tools_are_thin_scripts_that_start(script):
     p = subprocess.run(
@@ -174,8 +174,9 @@ def test_tools_are_thin_scripts_that_start(script):
     assert "usage" in p.stdout.lower()
 
 
-def test_empty_data_root_is_a_one_line_usage_error(tmp_path):
-    p = _wsol("run", str(REPO / "configs" / "shapes.yaml"), "data.root=", f"out={tmp_path / 'o'}")
+def test_empty_data_root_is_a_one_line_usage_error(tmp_path, wsol_processes):
+    args = ["run", str(REPO / "configs" / "shapes.yaml"), "data.root=", f"out={tmp_path / 'o'}"]
+    p = wsol_processes.run(args)
     assert p.returncode == EXIT_USAGE
     assert p.stderr.startswith("wsol: error: data.root is not set") and "Traceback" not in p.stderr
     assert not (tmp_path / "o").exists()
@@ -234,6 +235,7 @@ def test_bench_with_a_device_torch_does_not_know_is_a_one_line_exit_2(tmp_path, 
     assert f"bench --device must be auto, cpu, cuda or cuda:N, got {device!r}" in err
 
 
+@pytest.mark.e2e
 def test_overrides_may_follow_flags(tmp_path, shapes_root, capsys):
     out = tmp_path / "o"
     args = [
@@ -274,6 +276,7 @@ def test_interrupt_says_how_to_resume():
     assert resume_hint("eval", ["eval", "--gt", "g"]) == ""
 
 
+@pytest.mark.e2e
 def test_run_says_what_it_does(tmp_path, shapes_root, capsys):
     args = [
         "run",
@@ -294,6 +297,7 @@ def test_run_says_what_it_does(tmp_path, shapes_root, capsys):
     assert "wsol: " not in capsys.readouterr().err
 
 
+@pytest.mark.e2e
 def test_calibrate_prints_a_command_that_works_when_pasted(tmp_path, shapes_root, capsys):
     """The follow-up command keeps the user's data.root (an override here), because it
     runs the calibration's own config.yaml, which names everything by absolute path; and
@@ -365,6 +369,7 @@ def test_eval_says_which_classes_and_can_score_the_runs_own(tmp_path, voc_root, 
     assert "unicorn" in capsys.readouterr().err
 
 
+@pytest.mark.e2e  # a fresh Python process
 def test_the_command_line_answers_without_loading_torch():
     """`wsol --help` and the parser import nothing heavy (torch takes seconds to load);
     the calibration metrics it lists are the library's."""

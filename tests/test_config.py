@@ -239,6 +239,7 @@ def _bomb(item: str = "x") -> str:
     return text
 
 
+@pytest.mark.e2e  # a Python process, its memory capped
 @pytest.mark.parametrize("key", ["data.classes", "model.mean", "eval.thresholds"])
 def test_a_yaml_alias_bomb_is_refused_while_loading(tmp_path, key):
     import resource

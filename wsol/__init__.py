@@ -36,6 +36,9 @@ _LAZY = {
     "explain": "wsol.apps.explain",
     "load_config": "wsol.config",
     "load_model": "wsol.models",
+    "register_export": "wsol.export",
+    "register_method": "wsol.cams",
+    "register_model": "wsol.models",
 }
 
 __all__ = [
@@ -50,15 +53,20 @@ __all__ = [
     "explain",
     "load_config",
     "load_model",
+    "register_export",
+    "register_method",
+    "register_model",
     "run",
 ]
 
 if TYPE_CHECKING:
     from wsol.apps.explain import Explanation, explain
+    from wsol.cams import register_method
     from wsol.config import Config, load_config
     from wsol.errors import WsolError
+    from wsol.export import register_export
     from wsol.localize import BoxParams, Localizer, TargetPolicy
-    from wsol.models import load_model
+    from wsol.models import load_model, register_model
 
 
 def __getattr__(name: str):

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal, TypeVar
 import yaml
 
 from wsol.errors import quote
+from wsol.registry import registered_names
 from wsol.schema import (
     ConfigError,
     Section,
@@ -21,6 +22,7 @@ from wsol.schema import (
     config_to_dict,
     load,
     parse_overrides,
+    registered,
     with_overrides,
 )
 
@@ -136,7 +138,10 @@ class CamConfig(Section):
     """Which maps to compute, for which classes."""
 
     section: ClassVar[str] = "cam"
-    method: METHOD_NAMES = "gradcam"
+    # a built-in method, or one registered with wsol.register_method
+    method: METHOD_NAMES = field(
+        default="gradcam", metadata=registered(lambda: registered_names("cam.method"))
+    )
     targets: Literal["gt", "topk", "prob"] = "gt"
     topk: int = field(default=1, metadata=between(1))
     min_prob: float = field(default=0.5, metadata=between(0, 1))
@@ -246,8 +251,10 @@ class ExportConfig(Section):
     # loadRes); voc: out/voc/<image>.xml (1-based inclusive boxes); yolo: out/yolo/labels/
     # <image>.txt (class cx cy w h, fractions), classes.txt, data.yaml; labelstudio:
     # out/labelstudio.json (tasks with predictions) and out/labelstudio_config.xml
+    # (and any registered with wsol.register_export)
     formats: list[Literal["coco", "results", "voc", "yolo", "labelstudio"]] = field(
-        default_factory=lambda: ["coco"]
+        default_factory=lambda: ["coco"],
+        metadata=registered(lambda: registered_names("export format")),
     )
     # Only the written boxes are trimmed; the metrics score every box.
     min_score: float = field(default=0.0, metadata=between(0, 1))  # 0: keep every box
@@ -274,7 +281,29 @@ class ReportConfig(Section):
 
 @dataclass
 class Config(Section):
-    """One ``wsol run``: every key here can be set as ``section.key=value``."""
+    """One ``wsol run``: every key here can be set as ``section.key=value``.
+
+    Args:
+        out: the output folder; the sections (``data``, ``model``, ``cam``, ``boxes``,
+            ``eval``, ``export``, ``report``) and the other keys are the table of config
+            keys in the README. Each is checked (choices, ranges, the rules between
+            keys) as the config is built.
+
+    Returns:
+        A checked config, for :func:`wsol.run` and :func:`wsol.calibrate`.
+
+    Raises:
+        ConfigError: a value out of its choices or range, or keys that contradict each
+            other; the message names the key and what is valid.
+
+    Example:
+        >>> cfg = Config(out="runs/mine", boxes=BoxesConfig(threshold=0.35))
+        >>> cfg.boxes.threshold, cfg.cam.method
+        (0.35, 'gradcam')
+        >>> Config(out="")
+        Traceback (most recent call last):
+        wsol.schema.ConfigError: out is empty: name the output folder, e.g. out=runs/mine
+    """
 
     out: str = "runs/latest"
     data: DataConfig = field(default_factory=DataConfig)
@@ -305,9 +334,27 @@ def load_config(
 ) -> T:
     """Defaults <- YAML file <- overrides, checked against the dataclass ``cls``.
 
-    ``overrides`` are ``["section.key=value", ...]`` as on the command line (values
-    parsed as YAML) or a dict ``{"section.key": value}`` of Python values. ``cls`` is
-    :class:`Config`, or :class:`wsol.train_config.TrainConfig` for ``wsol train``.
+    Args:
+        path: a YAML file that sets the keys it needs (None: the defaults alone).
+        overrides: ``["section.key=value", ...]`` as on the command line (values parsed
+            as YAML) or a dict ``{"section.key": value}`` of Python values; they win.
+        cls: :class:`Config`, or :class:`wsol.train_config.TrainConfig` for
+            ``wsol train``.
+
+    Returns:
+        The checked config.
+
+    Raises:
+        ConfigError: an unknown key (the message lists the valid ones), a value that
+            is not valid, or a file that cannot be read as a config.
+
+    Example:
+        >>> cfg = load_config(None, ["cam.method=gradcampp", "boxes.threshold=0.3"])
+        >>> cfg.cam.method, cfg.boxes.threshold
+        ('gradcampp', 0.3)
+        >>> load_config(None, {"cam.methd": "cam"})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        wsol.schema.ConfigError: unknown config key 'cam.methd' (cam); valid keys: cam.method, ...
     """
     return load(cls, path, overrides)
 

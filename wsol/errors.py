@@ -12,7 +12,28 @@ from collections.abc import Iterable
 
 
 class WsolError(Exception):
-    """An error in what wsol was asked to do (a config, a path, a file), not in wsol."""
+    """An error in what wsol was asked to do (a config, a path, a file), not in wsol.
+
+    Every error a user can fix derives from it (:class:`wsol.config.ConfigError`,
+    ``ModelError``, ``DataError``, ...); the CLI prints it as one line and exits 2.
+
+    Args:
+        message: one line that says what is wrong and what is valid.
+
+    Returns:
+        The exception, to raise.
+
+    Raises:
+        Nothing itself; catch it around any wsol call.
+
+    Example:
+        >>> import wsol
+        >>> try:
+        ...     wsol.load_config(None, ["boxes.threshold=2"])
+        ... except wsol.WsolError as e:
+        ...     print(e)
+        boxes.threshold must be in [0, 1], got 2.0
+    """
 
 
 class UsageError(WsolError, ValueError):

@@ -13,6 +13,7 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -40,6 +41,12 @@ def between(
     """Field metadata: the value (each item, for a list) lies in ``[lo, hi]``, with open
     ends where asked; a list has ``length`` items."""
     return {"range": (lo, hi, lo_open, hi_open), "length": length}
+
+
+def registered(names: Callable[[], Iterable[str]]) -> dict:
+    """Field metadata for a ``Literal`` choice that a registry extends: ``names()`` (asked
+    only for a value that is none of the ``Literal``'s) lists the other valid ones."""
+    return {"registered": names}
 
 
 def _describe(lo, hi, lo_open, hi_open) -> str:
@@ -101,9 +108,12 @@ def _check_value(value: Any, tp: Any, meta: typing.Mapping, key: str) -> None:
             return
     if literal is not None:
         for v in items:
-            if v not in literal:
+            if v in literal:
+                continue
+            valid = {*literal, *meta["registered"]()} if "registered" in meta else literal
+            if v not in valid:
                 hint = meta.get("hints", {}).get(v)
-                raise ConfigError(hint or unknown_choice(key, v, literal))
+                raise ConfigError(hint or unknown_choice(key, v, valid))
         return
     if (
         meta.get("length") is not None

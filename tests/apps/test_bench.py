@@ -50,6 +50,7 @@ def test_glue_box_is_the_largest_component_above_the_cut():
     assert largest_box(np.zeros((4, 4), np.float32), 0.2) is None
 
 
+@pytest.mark.e2e  # resnet18
 @pytest.mark.skipif(not HAS_GRAD_CAM, reason="pytorch-grad-cam (pip install grad-cam) not found")
 def test_glue_writes_a_coco_results_list(tmp_path):
     from wsol.apps.bench import glue_pipeline
@@ -68,6 +69,7 @@ def test_glue_writes_a_coco_results_list(tmp_path):
         assert 0 <= x < x + w <= 80 and 0 <= y < y + h <= 60
 
 
+@pytest.mark.e2e  # resnet18
 def test_bench_prints_the_header_every_row_and_the_ratios(tmp_path, capsys):
     assert main(["bench", *TINY, "--images", "3", "--out", str(tmp_path)]) == EXIT_OK
     printed = capsys.readouterr().out
@@ -96,6 +98,7 @@ def test_bench_prints_the_header_every_row_and_the_ratios(tmp_path, capsys):
     assert json.loads((tmp_path / "wsol" / "pseudo_labels.json").read_text())["images"]
 
 
+@pytest.mark.e2e  # resnet18
 def test_bench_without_pytorch_grad_cam_says_why_the_glue_is_missing(tmp_path, capsys, monkeypatch):
     root = tmp_path / "voc"  # a VOC root: the images are in its JPEGImages
     write_jpegs(root / "JPEGImages", 2, size=(40, 50))

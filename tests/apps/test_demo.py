@@ -7,7 +7,7 @@ import json
 import pytest
 from pycocotools.coco import COCO
 
-from wsol.apps.demo import DEMO_CONFIG, TEST_IMAGES, check_demo_out, run_demo
+from wsol.apps.demo import TEST_IMAGES, check_demo_out, run_demo
 from wsol.errors import UsageError
 
 
@@ -27,13 +27,10 @@ def test_demo_end_to_end(tmp_path):
     assert json.loads((tmp_path / "metrics.json").read_text()) == grad
 
 
-def test_the_demo_refuses_a_folder_that_holds_another_commands_run(tmp_path, shapes_root, capsys):
+def test_the_demo_refuses_a_folder_that_holds_another_commands_run(tmp_path, reference_run, capsys):
     from wsol.cli import EXIT_USAGE, main
-    from wsol.run import run
 
-    out = tmp_path / "mine"
-    data = [f"data.root={shapes_root}", "data.split=val", "data.limit=2"]
-    run(DEMO_CONFIG, [*data, f"out={out}", "report.enabled=false"])
+    out = reference_run.out_dir  # a `wsol run` of other data than the demo's
     before = (out / "pseudo_labels.json").read_bytes()
     assert main(["-q", "demo", "--out", str(out)]) == EXIT_USAGE
     err = capsys.readouterr().err

@@ -80,6 +80,7 @@ def test_gradient_picture_is_centred_at_mid_grey():
     assert pic.shape == (8, 8, 3) and abs(float(pic.mean()) - 127.5) < 3
 
 
+@pytest.mark.e2e  # EfficientNet-Lite0
 def test_explain_cli_on_a_real_voc_photo(voc_root, tmp_path, capsys):
     """Offline ImageNet weights, VOC class names through the class map."""
     image = voc_root / "JPEGImages" / f"{CAT}.jpg"
@@ -95,6 +96,7 @@ def test_explain_cli_on_a_real_voc_photo(voc_root, tmp_path, capsys):
     assert np.load(tmp_path / f"{CAT}_1_cat.npy").shape == (7, 7)  # conv_head at 224 px
 
 
+@pytest.mark.e2e  # EfficientNet-Lite0
 def test_explain_with_imagenet_names(voc_root):
     model = load_model("efficientnet_lite0")
     exp = explain(model, voc_root / "JPEGImages" / f"{CAT}.jpg", topk=1)

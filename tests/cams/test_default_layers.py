@@ -36,6 +36,7 @@ FAMILIES = {
 }
 
 
+@pytest.mark.e2e  # ImageNet-sized models
 @pytest.mark.parametrize("arch", list(FAMILIES))
 def test_default_layers_and_maps(arch):
     if arch.startswith("timm:") or arch == "efficientnet_lite0":
@@ -62,16 +63,19 @@ def test_default_layers_and_maps(arch):
     assert float((got - logits).abs().max()) <= 1e-4 * float(out.logits.abs().max())
 
 
+@pytest.mark.e2e
 def test_vgg_default_is_the_last_relu_of_any_depth():
     assert build_model("vgg11_bn", "none").target_layer == "features.27"
 
 
+@pytest.mark.e2e  # ViT-B/16
 def test_torchvision_vit_lays_its_tokens_on_the_grid():
     spec = build_model("vit_b_16", "none")
     assert spec.target_layer == "encoder.layers.encoder_layer_11.ln_1"
     assert isinstance(resolve_module(spec.net, spec.target_layer), nn.LayerNorm)
 
 
+@pytest.mark.e2e
 def test_unknown_family_asks_for_model_target_layer():
     spec = build_model("swin_t", "none")
     assert spec.target_layer == ""

@@ -30,6 +30,9 @@ pgc = pytest.importorskip(
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # noqa: E402
 from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection  # noqa: E402
 
+# torchvision resnet18 and vgg11: models bigger than the demo's
+pytestmark = pytest.mark.e2e
+
 TOL = 1e-4
 REFERENCE = {
     "gradcam": pgc.GradCAM,

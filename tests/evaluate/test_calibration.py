@@ -146,6 +146,7 @@ def _shapes_config(root, split, out, *extra, weights="none"):
     )
 
 
+@pytest.mark.e2e
 def test_calibrated_run_warns_when_splits_overlap(tmp_path, shapes_root, caplog):
     cal = Calibration(
         "maxboxacc",
@@ -186,6 +187,7 @@ def test_calibrated_run_warns_when_splits_overlap(tmp_path, shapes_root, caplog)
         ), name
 
 
+@pytest.mark.e2e
 def test_calibrate_cli(tmp_path, shapes_root, capsys):
     from wsol.cli import main
 
@@ -243,6 +245,7 @@ def demo_splits(tmp_path_factory):
     return write_dataset(tmp_path_factory.mktemp("demo"), {"val": 80, "test": 80}, seed=1)
 
 
+@pytest.mark.e2e
 def test_calibrated_threshold_transfers_to_another_split(tmp_path, demo_splits):
     """Calibrated on val, applied to test: MaxBoxAcc within 0.05 of test's own best tau."""
     trained = CHECKPOINT.is_file()

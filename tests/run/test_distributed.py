@@ -57,6 +57,7 @@ def test_shard_request_is_checked():
         shard_bounds(10, 0, 4)
 
 
+@pytest.mark.e2e  # a Python process each
 @pytest.mark.parametrize(
     "fault, rank, killed",
     [("here@1", "0", False), ("here@1", "1", True), ("here", "1", True), ("here", "0", True)],
@@ -101,15 +102,14 @@ def _env(fault=None):
     return env
 
 
-def _wsol(args, fault=None):
-    return subprocess.run(
-        [sys.executable, "-m", "wsol", *args],
-        cwd=REPO,
-        env=_env(fault),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+@pytest.fixture(scope="module")
+def _wsol(wsol_processes):
+    """One process's ``wsol *args``, as a torchrun rank's environment would be but alone."""
+
+    def wsol(args, fault=None):
+        return wsol_processes.run(args, env=_env(fault))
+
+    return wsol
 
 
 def _torchrun(args, nproc=2, fault=None):
@@ -140,7 +140,7 @@ def _assert_same_outputs(out, reference):
 
 
 @pytest.fixture(scope="module")
-def reference(shapes_root, tmp_path_factory):
+def reference(shapes_root, tmp_path_factory, _wsol):
     out = tmp_path_factory.mktemp("ref") / "run"
     p = _wsol(["-q", *_args(shapes_root, out)])
     assert p.returncode == EXIT_OK, p.stderr
@@ -148,7 +148,7 @@ def reference(shapes_root, tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_two_processes_match_one(shapes_root, tmp_path, reference):
+def test_two_processes_match_one(shapes_root, tmp_path, reference, _wsol):
     out = tmp_path / "run"
     p = _torchrun(_args(shapes_root, out))
     assert p.returncode == EXIT_OK, p.stderr
@@ -179,7 +179,7 @@ def test_two_processes_match_one(shapes_root, tmp_path, reference):
     ],
 )
 def test_killed_rank_resumes_to_identical_output(
-    shapes_root, tmp_path, reference, fault, killed, chunks_done
+    shapes_root, tmp_path, reference, _wsol, fault, killed, chunks_done
 ):
     out = tmp_path / "run"
     p = _torchrun(["-q", *_args(shapes_root, out)], fault=fault)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import method_config, reference_config
 from wsol.config import ConfigError, load_config
 from wsol.errors import WsolError
 from wsol.run import run
@@ -30,6 +31,7 @@ def _write_jpeg(path, arr, **kw):
     path.write_bytes(buf.getvalue())
 
 
+@pytest.mark.e2e
 def test_orientation_cmyk_and_bad_files_end_to_end(tmp_path, bright_model):
     imgs = tmp_path / "imgs"
     imgs.mkdir()
@@ -77,28 +79,14 @@ def test_orientation_cmyk_and_bad_files_end_to_end(tmp_path, bright_model):
         np.testing.assert_allclose(ann["bbox"], [50, 10, 20, 20], atol=1.0, err_msg=name)
 
 
-def test_output_contract_on_shapes(tmp_path, shapes_root):
+def test_output_contract_on_shapes(reference_run, shapes_root):
     from pycocotools.coco import COCO
 
-    out = tmp_path / "run"
-    cfg = load_config(
-        None,
-        [
-            "data.format=voc",
-            f"data.root={shapes_root}",
-            "data.split=test",
-            "model.arch=shapes_net",
-            "model.weights=none",
-            "cam.batch_size=8",
-            "report.num_images=3",
-            f"out={out}",
-            "chunk_images=8",
-        ],
-    )
-    result = run(cfg)
+    result, out = reference_run, reference_run.out_dir
+    cfg = reference_config(shapes_root, out)
     for name in CONTRACT:
         assert (out / name).is_file(), name
-    assert len(list((out / "chunks").glob("chunk_*.json"))) == 3  # 24 images / 8 per batch
+    assert [c["end"] for c in _chunks(out)] == [16, 24]  # a chunk every 16 images
     coco = COCO(str(out / "pseudo_labels.json"))
     assert len(coco.getImgIds()) == 24
     anns = coco.dataset["annotations"]
@@ -128,7 +116,7 @@ def test_output_contract_on_shapes(tmp_path, shapes_root):
     assert metrics["num_images"] == 24 and metrics["num_failed"] == 0
     assert 0.0 <= metrics["maxboxacc_v2_iou70"] <= metrics["maxboxacc_v2_iou30"] <= 1.0
     # Which cut each number is at: the shipped cut, or the sweep's best (named).
-    assert metrics["cut"] == "fraction 0.2 of each map's maximum"
+    assert metrics["cut"] == "fraction 0.35 of each map's maximum"
     assert {"corloc", "gt_known_loc", "coco_ap", "whole_image_boxes"} <= set(
         metrics["metrics_at_cut"]
     )
@@ -155,28 +143,27 @@ def test_output_contract_on_shapes(tmp_path, shapes_root):
     assert not (out / "overlays").exists()
 
 
-def test_chunks_are_sized_by_time_as_well_as_by_images(tmp_path, shapes_root):
+def test_chunks_are_sized_by_time_as_well_as_by_images(tmp_path, shapes_root, reference_run):
     """With chunk_seconds small, every batch is a chunk, however many images chunk_images
     allows; the pseudo-labels do not depend on where the chunks fell."""
-    common = [
-        "data.format=voc",
-        f"data.root={shapes_root}",
-        "data.split=test",
-        "model.arch=shapes_net",
-        "model.weights=none",
-        "cam.batch_size=8",
-        "report.enabled=false",
-    ]
-    timed = run(None, [*common, f"out={tmp_path / 't'}", "chunk_seconds=1e-6"])
-    whole = run(None, [*common, f"out={tmp_path / 'w'}"])
-    assert len(list((timed.out_dir / "chunks").glob("chunk_*.json"))) == 3
-    assert len(list((whole.out_dir / "chunks").glob("chunk_*.json"))) == 1
+    by_time = ["chunk_images=1000", "chunk_seconds=1e-6", "report.enabled=false"]
+    cfg = reference_config(shapes_root, tmp_path / "t", *by_time)
+    timed, whole = run(cfg), reference_run
+    assert [c["end"] for c in _chunks(timed.out_dir)] == [8, 16, 24]  # every batch of 8
+    assert [c["end"] for c in _chunks(whole.out_dir)] == [16, 24]  # every 16 images
     assert (timed.out_dir / "pseudo_labels.json").read_bytes() == (
         whole.out_dir / "pseudo_labels.json"
     ).read_bytes()
     assert timed.metrics["maxboxacc_v2"] == whole.metrics["maxboxacc_v2"]
 
 
+def _chunks(out: Path) -> list[dict]:
+    from wsol.run.journal import Journal
+
+    return Journal(out).chunks()
+
+
+@pytest.mark.e2e
 def test_config_yaml_reruns_the_run_from_any_directory(tmp_path, shapes_root, monkeypatch):
     """``wsol run DIR/config.yaml out=NEW`` from elsewhere reproduces the run, byte for
     byte, though the first run named its data with a relative path."""
@@ -204,6 +191,7 @@ def test_config_yaml_reruns_the_run_from_any_directory(tmp_path, shapes_root, mo
     assert again.metrics["maxboxacc"] == first.metrics["maxboxacc"]
 
 
+@pytest.mark.e2e
 def test_refuses_existing_results_unless_overwrite(tmp_path, shapes_root):
     args = [
         "data.format=voc",
@@ -255,28 +243,19 @@ def test_bad_names_fail_before_work(tmp_path, shapes_root, override, fragment):
     assert not out.exists()
 
 
-def test_same_config_gives_identical_json(tmp_path, shapes_root):
-    docs = []
-    # The third run decodes in two worker processes: the output must not change.
-    for name, workers in (("a", 0), ("b", 0), ("c", 2)):
-        cfg = load_config(
-            None,
-            [
-                "data.format=voc",
-                f"data.root={shapes_root}",
-                "data.split=val",
-                "model.arch=shapes_net",
-                "model.weights=none",
-                "report.enabled=false",
-                f"data.num_workers={workers}",
-                f"out={tmp_path / name}",
-            ],
+def test_same_config_gives_identical_json(tmp_path, shapes_root, reference_run):
+    """The reference run again (its decoding in one worker process), in the main process
+    and in two workers: the output must not change."""
+    expected = (reference_run.out_dir / "pseudo_labels.json").read_bytes()
+    for name, workers in (("a", 0), ("c", 2)):
+        cfg = reference_config(
+            shapes_root, tmp_path / name, "report.enabled=false", f"data.num_workers={workers}"
         )
         run(cfg)
-        docs.append((tmp_path / name / "pseudo_labels.json").read_bytes())
-    assert docs[0] == docs[1] == docs[2]
+        assert (tmp_path / name / "pseudo_labels.json").read_bytes() == expected, name
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("policy", ["stretch", "letterbox"])
 def test_resize_policies_give_boxes_in_original_pixels(tmp_path, bright_model, policy):
     imgs = tmp_path / "imgs"
@@ -303,28 +282,14 @@ def test_resize_policies_give_boxes_in_original_pixels(tmp_path, bright_model, p
     np.testing.assert_allclose(ann["bbox"], [50, 10, 20, 20], atol=2.5)
 
 
-def test_pixel_level_method_saves_saliency_pictures(tmp_path, shapes_root):
-    out = tmp_path / "gb"
-    cfg = load_config(
-        None,
-        [
-            "data.format=voc",
-            f"data.root={shapes_root}",
-            "data.split=val",
-            "data.limit=4",
-            "model.arch=shapes_net",
-            "model.weights=none",
-            "cam.method=guided_backprop",
-            "report.num_images=2",
-            f"out={out}",
-        ],
-    )
-    result = run(cfg)
+def test_pixel_level_method_saves_saliency_pictures(method_runs):
+    result = method_runs("guided_backprop")  # a report of 2 images
     assert result.metrics["num_images"] == 4
-    html = (out / "report.html").read_text()
+    html = (result.out_dir / "report.html").read_text()
     assert html.count(': saliency"') == 2  # a saliency picture per shown image, inlined
 
 
+@pytest.mark.e2e  # vgg11
 def test_method_that_cannot_fit_the_model_is_a_config_error(tmp_path, shapes_root):
     # VGG has no pooling + linear head, so CAM cannot use it.
     cfg = load_config(
@@ -355,26 +320,10 @@ def _shapes_map(tmp_path):
     return p
 
 
-def test_export_formats_coco_and_voc(tmp_path, shapes_root):
+def test_export_formats_coco_and_voc(reference_run):
     from wsol.data.voc import parse_voc_xml
 
-    out = tmp_path / "o"
-    run(
-        load_config(
-            None,
-            [
-                "data.format=voc",
-                f"data.root={shapes_root}",
-                "data.split=val",
-                "data.limit=4",
-                "model.arch=shapes_net",
-                "model.weights=none",
-                "report.enabled=false",
-                "export.formats=[coco, voc]",
-                f"out={out}",
-            ],
-        )
-    )
+    out = reference_run.out_dir
     doc = json.loads((out / "pseudo_labels.json").read_text())
     xmls = sorted((out / "voc").glob("*.xml"))
     assert [p.stem for p in xmls] == sorted(im["file_name"][:-4] for im in doc["images"])
@@ -396,6 +345,7 @@ def test_threshold_mode_sweep_points_to_the_evaluators_sweep(tmp_path, shapes_ro
         )
 
 
+@pytest.mark.e2e
 def test_voc_only_export_writes_no_coco_file(tmp_path, shapes_root):
     out = tmp_path / "o"
     result = run(
@@ -420,52 +370,22 @@ def test_voc_only_export_writes_no_coco_file(tmp_path, shapes_root):
 
 
 @pytest.mark.parametrize("method", sorted(__import__("wsol.cams", fromlist=["METHODS"]).METHODS))
-def test_every_method_runs_through_the_pipeline(tmp_path, shapes_root, method):
-    out = tmp_path / method
-    result = run(
-        load_config(
-            None,
-            [
-                "data.format=voc",
-                f"data.root={shapes_root}",
-                "data.split=val",
-                "data.limit=3",
-                f"model.weights={__import__('wsol.apps.demo', fromlist=['CHECKPOINT']).CHECKPOINT}",
-                f"cam.method={method}",
-                "report.num_images=1",
-                f"out={out}",
-            ],
-        )
-    )
-    assert result.metrics["num_images"] == 3 and result.metrics["num_failed"] == 0
-    assert result.metrics["num_bad_maps"] == 0 and result.num_annotations >= 3
+def test_every_method_runs_through_the_pipeline(method_runs, method):
+    result = method_runs(method)
+    assert result.metrics["num_images"] == 4 and result.metrics["num_failed"] == 0
+    assert result.metrics["num_bad_maps"] == 0 and result.num_annotations >= 4
     assert 0.0 <= result.metrics["corloc"] <= 1.0
-    assert (out / "report.html").is_file()
+    assert (result.out_dir / "report.html").is_file()
 
 
-def test_multi_scale_and_flip_views_run_end_to_end(tmp_path, shapes_root):
-    from wsol.apps.demo import DEMO_CONFIG
+def test_multi_scale_and_flip_views_run_end_to_end(tmp_path, shapes_root, method_runs):
+    def boxes(result):
+        assert result.metrics["num_images"] == 4 and result.metrics["num_bad_maps"] == 0
+        return json.loads((result.out_dir / "pseudo_labels.json").read_text())["annotations"]
 
-    def boxes(name, *extra):
-        out = tmp_path / name
-        cfg = load_config(
-            DEMO_CONFIG,
-            [
-                f"data.root={shapes_root}",
-                "data.split=val",
-                "data.limit=6",
-                "model.weights=DEFAULT",
-                "report.num_images=2",
-                f"out={out}",
-                *extra,
-            ],
-        )
-        result = run(cfg)
-        assert result.metrics["num_images"] == 6 and result.metrics["num_bad_maps"] == 0
-        return json.loads((out / "pseudo_labels.json").read_text())["annotations"]
-
-    single = boxes("one")
-    fused = boxes("views", "cam.scales=[1.0, 1.5]", "cam.flip=true")
+    single = boxes(method_runs("gradcam"))
+    views = ["cam.scales=[1.0, 1.5]", "cam.flip=true"]
+    fused = boxes(run(method_config(shapes_root, tmp_path / "views", "gradcam", *views)))
     assert len(fused) == len(single)  # the same targets (chosen at the first scale) ...
     assert [a["category_id"] for a in fused] == [a["category_id"] for a in single]
     assert [a["bbox"] for a in fused] != [a["bbox"] for a in single]  # ... other maps

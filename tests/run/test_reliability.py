@@ -29,11 +29,9 @@ def test_lock_is_exclusive_and_names_the_holder(tmp_path):
         pass
 
 
-def _run_cmd(shapes_root, out, method):
+def _run_args(shapes_root, out, method):
+    """``wsol -q run ...`` on 4 images of the shapes val split."""
     return [
-        sys.executable,
-        "-m",
-        "wsol",
         "-q",
         "run",
         str(REPO / "wsol" / "assets" / "demo.yaml"),
@@ -47,44 +45,34 @@ def _run_cmd(shapes_root, out, method):
     ]
 
 
-@pytest.mark.slow
-def test_one_writer_per_out_two_runs_started_together_20_times(tmp_path, shapes_root):
+def test_one_writer_per_out_two_runs_started_together_20_times(
+    tmp_path, shapes_root, wsol_processes
+):
     for trial in range(20):
         out = tmp_path / f"o{trial}"
-        procs = [
-            subprocess.Popen(
-                _run_cmd(shapes_root, out, m),
-                env=ENV,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            for m in ("gradcam", "cam")
-        ]
-        codes, errors = [], []
-        for p in procs:
-            _out, err = p.communicate(timeout=300)
-            codes.append(p.returncode)
-            errors.append(err)
+        both = [_run_args(shapes_root, out, m) for m in ("gradcam", "cam")]
+        done = wsol_processes.run_together(both, env=ENV)  # two processes, forked together
+        codes, errors = [p.returncode for p in done], [p.stderr for p in done]
         assert sorted(codes) == [0, 2], (trial, codes, errors)
         loser = errors[codes.index(2)]
         assert "in use by another wsol process" in loser or "different config" in loser, loser
         assert "Traceback" not in loser
 
 
-def test_resume_cleans_only_its_own_temp_files(tmp_path, shapes_root):
-    cmd = [*_run_cmd(shapes_root, tmp_path, "gradcam"), "chunk_images=2", "cam.batch_size=2"]
-    killed = subprocess.run(cmd, env={**ENV, "WSOL_FAULT": "chunk:0"})
+def test_resume_cleans_only_its_own_temp_files(tmp_path, shapes_root, wsol_processes):
+    cmd = [*_run_args(shapes_root, tmp_path, "gradcam"), "chunk_images=2", "cam.batch_size=2"]
+    killed = wsol_processes.run(cmd, env={**ENV, "WSOL_FAULT": "chunk:0"})
     assert killed.returncode == -signal.SIGKILL
     (tmp_path / ".config.yaml.x1.tmp").write_text("a killed write of wsol's")
     (tmp_path / ".notes.txt.tmp").write_text("the user's")
     (tmp_path / "chunks" / ".mine.tmp").write_text("the user's")
-    resumed = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+    resumed = wsol_processes.run(cmd, env=ENV)
     assert resumed.returncode == 0, resumed.stderr
     assert not (tmp_path / ".config.yaml.x1.tmp").exists()
     assert (tmp_path / ".notes.txt.tmp").exists() and (tmp_path / "chunks" / ".mine.tmp").exists()
 
 
+@pytest.mark.e2e  # two `python -m wsol train` processes, stopped by SIGTERM
 def test_sigterm_stops_like_ctrl_c_and_the_rerun_resumes(tmp_path):
     cmd = [
         sys.executable,
@@ -125,13 +113,13 @@ def test_sigterm_stops_like_ctrl_c_and_the_rerun_resumes(tmp_path):
     assert p.returncode == 143 and "resuming: " in err, err
 
 
-def test_out_that_is_a_file_is_one_line_exit_2(tmp_path, shapes_root):
+def test_out_that_is_a_file_is_one_line_exit_2(tmp_path, shapes_root, wsol_processes):
     (tmp_path / "f").write_text("x")
     for cmd in (
-        _run_cmd(shapes_root, tmp_path / "f", "gradcam"),
-        _run_cmd(shapes_root, tmp_path / "f" / "sub", "gradcam"),
+        _run_args(shapes_root, tmp_path / "f", "gradcam"),
+        _run_args(shapes_root, tmp_path / "f" / "sub", "gradcam"),
     ):
-        r = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+        r = wsol_processes.run(cmd, env=ENV)
         assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
         assert r.stderr.startswith("wsol: error: ") and len(r.stderr.strip().splitlines()) == 1
 
@@ -153,7 +141,8 @@ def test_only_regular_files_are_read_and_size_is_capped(tmp_path):
         decode_image(tmp_path / "big.jpg", max_bytes=1024)
 
 
-def test_a_fifo_and_dev_zero_in_a_folder_dataset_are_recorded_failures(tmp_path):
+@pytest.mark.e2e
+def test_a_fifo_and_dev_zero_in_a_folder_dataset_are_recorded_failures(tmp_path, bright_model):
     import cv2
     import numpy as np
 
@@ -168,9 +157,6 @@ def test_a_fifo_and_dev_zero_in_a_folder_dataset_are_recorded_failures(tmp_path)
     (tmp_path / "labels.json").write_text(
         '{"ok.jpg": ["bright"], "fifo.jpg": ["bright"], "zero.jpg": ["bright"]}'
     )
-    from tests.helpers import register_bright_net
-
-    register_bright_net()
     cfg = load_config(
         None,
         [
@@ -238,6 +224,7 @@ def _as_if_killed(out, keep_chunks: int) -> None:
             shutil.rmtree(p) if p.is_dir() else p.unlink()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("change", "named"),
     [
@@ -308,14 +295,14 @@ def _damage(path, how: str) -> None:
         path.write_text(json.dumps(chunk, separators=(",", ":")))
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("how", ["truncated", "empty", "no eval", "images removed", "bbox edited"])
 def test_a_damaged_chunk_is_redone_and_the_output_is_as_if_never_killed(tmp_path, shapes_root, how):
     from wsol.run import run
 
-    straight = run(_cfg(shapes_root, tmp_path / "a"))
-    expected = (tmp_path / "a" / "pseudo_labels.json").read_bytes()
     cfg = _cfg(shapes_root, tmp_path / "b")
-    run(cfg)
+    straight = run(cfg)  # what the run writes when nothing happens to it
+    expected = (tmp_path / "b" / "pseudo_labels.json").read_bytes()
     _as_if_killed(tmp_path / "b", 3)
     _damage(sorted((tmp_path / "b" / "chunks").glob("chunk_*.json"))[1], how)
     resumed = run(cfg)
@@ -326,6 +313,7 @@ def test_a_damaged_chunk_is_redone_and_the_output_is_as_if_never_killed(tmp_path
 # --- wsol deletes only what it wrote ---------------------------------------------------
 
 
+@pytest.mark.e2e
 def test_overwrite_removes_only_what_the_run_wrote(tmp_path, shapes_root):
     from wsol.config import with_overrides
     from wsol.run import run
@@ -547,6 +535,7 @@ def test_non_finite_numbers_are_refused(value):
         load_config(None, [f"eval.iou={value}"])
 
 
+@pytest.mark.e2e
 def test_a_full_disk_is_one_line_exit_1_and_the_rerun_resumes(
     tmp_path, shapes_root, monkeypatch, capsys
 ):

@@ -5,17 +5,11 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 
-from tests.helpers import REPO
 from wsol.apps.demo import DEMO_CONFIG
 from wsol.cli import EXIT_OK, EXIT_USAGE
-
-# Each case runs wsol in subprocesses, some of them killed and resumed.
-pytestmark = pytest.mark.slow
 
 
 def _args(shapes_root, out, *extra):
@@ -34,22 +28,21 @@ def _args(shapes_root, out, *extra):
     ]
 
 
-def _wsol(args, fault=None):
-    env = {k: v for k, v in os.environ.items() if k != "WSOL_FAULT"}
-    if fault:
-        env["WSOL_FAULT"] = fault
-    return subprocess.run(
-        [sys.executable, "-m", "wsol", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+@pytest.fixture(scope="module")
+def _wsol(wsol_processes):
+    """Each case runs wsol in processes of its own, some of them killed and resumed."""
+
+    def wsol(args, fault=None):
+        env = {k: v for k, v in os.environ.items() if k != "WSOL_FAULT"}
+        if fault:
+            env["WSOL_FAULT"] = fault
+        return wsol_processes.run(args, env=env, timeout=600)
+
+    return wsol
 
 
 @pytest.fixture(scope="module")
-def reference(shapes_root, tmp_path_factory):
+def reference(shapes_root, tmp_path_factory, _wsol):
     out = tmp_path_factory.mktemp("ref") / "run"
     p = _wsol(_args(shapes_root, out))
     assert p.returncode == EXIT_OK, p.stderr
@@ -68,7 +61,7 @@ def reference(shapes_root, tmp_path_factory):
     ],
 )
 def test_killed_run_resumes_to_identical_output(
-    shapes_root, tmp_path, reference, fault, chunks_before
+    shapes_root, tmp_path, reference, _wsol, fault, chunks_before
 ):
     out = tmp_path / "run"
     killed = _wsol(_args(shapes_root, out), fault=fault)
@@ -97,14 +90,14 @@ def test_killed_run_resumes_to_identical_output(
     assert not list(out.glob(".*.tmp")) and not list((out / "chunks").glob(".*.tmp"))
 
 
-def test_finished_run_is_refused_then_overwritten(shapes_root, reference):
+def test_finished_run_is_refused_then_overwritten(shapes_root, reference, _wsol):
     p = _wsol(_args(shapes_root, reference))
     assert p.returncode == EXIT_USAGE and "finished run" in p.stderr
     assert "--overwrite" in p.stderr
 
 
 @pytest.mark.parametrize("change", ["boxes.threshold=0.5", "data.split=val"])
-def test_changed_config_or_dataset_is_refused(shapes_root, tmp_path, change):
+def test_changed_config_or_dataset_is_refused(shapes_root, tmp_path, _wsol, change):
     out = tmp_path / "run"
     assert _wsol(_args(shapes_root, out), fault="chunk:0").returncode == -signal.SIGKILL
     p = _wsol(_args(shapes_root, out, change))
@@ -114,14 +107,14 @@ def test_changed_config_or_dataset_is_refused(shapes_root, tmp_path, change):
     assert _wsol(_args(shapes_root, out)).returncode == EXIT_OK
 
 
-def test_neutral_keys_do_not_block_a_resume(shapes_root, tmp_path):
+def test_neutral_keys_do_not_block_a_resume(shapes_root, tmp_path, _wsol):
     out = tmp_path / "run"
     assert _wsol(_args(shapes_root, out), fault="chunk:0").returncode == -signal.SIGKILL
     p = _wsol(_args(shapes_root, out, "report.enabled=false"))
     assert p.returncode == EXIT_OK, p.stderr
 
 
-def test_foreign_files_are_not_overwritten(shapes_root, tmp_path):
+def test_foreign_files_are_not_overwritten(shapes_root, tmp_path, _wsol):
     out = tmp_path / "run"
     out.mkdir()
     (out / "metrics.json").write_text("{}")

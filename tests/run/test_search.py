@@ -35,6 +35,7 @@ def test_grid_parsing_and_combinations():
         parse_grid(["cam.method"])
 
 
+@pytest.mark.e2e
 def test_search_ranks_candidates_and_writes_a_runnable_best_config(tmp_path, shapes_root):
     out = tmp_path / "search"
     res = search(_cfg(shapes_root, out), GRID, rank_by="maxboxacc_v2")
@@ -58,6 +59,7 @@ def test_search_ranks_candidates_and_writes_a_runnable_best_config(tmp_path, sha
     assert test.metrics["cut"] == f"absolute {best.boxes.threshold:g} on the min-max normalized map"
 
 
+@pytest.mark.e2e
 def test_search_resumes_and_refuses_another_search(tmp_path, shapes_root, monkeypatch):
     out = tmp_path / "search"
     search(_cfg(shapes_root, out), {"cam.method": ["gradcam"]})

@@ -54,6 +54,7 @@ def test_stage_clock_adds_and_takes():
     assert clock.take()["model"] == 0
 
 
+@pytest.mark.e2e
 def test_overlapped_run_writes_what_a_sequential_run_writes(tmp_path, shapes_root):
     """Decoding workers, a host thread pool and time-sized chunks change nothing in the
     files; the stage breakdown is reported."""
@@ -110,6 +111,7 @@ def test_boxes_found_on_the_device_are_the_hosts(tmp_path, voc_root, mode):
     ).read_bytes()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)])
 def test_decoding_on_the_device_gives_the_same_boxes_within_a_pixel(tmp_path, shapes_root, device):
     """data.decode=device: the loader only reads files; they are decoded and resized on
@@ -158,6 +160,7 @@ def test_free_heap_memory_is_handed_back():
     assert release_free_memory() is (platform.libc_ver()[0] == "glibc")
 
 
+@pytest.mark.e2e
 def test_model_dilate_last_gives_maps_twice_as_fine(shapes_root):
     """model.dilate_last: the last stride-2 stage dilated, pretrained weights as they are
     (EfficientNet-Lite0 at 224: 14x14 maps instead of 7x7)."""

@@ -79,22 +79,24 @@ def test_the_best_epoch_is_kept(tmp_path):
     assert saved["train_metrics"]["epoch"] == best["epoch"]
 
 
-def _cli(out, *extra, fault=None):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("WSOL_FAULT", None)
+def _train_cli(processes, args, fault=None, trace=None):
+    """``wsol -q train configs/demo_train.yaml *args`` in a process of its own."""
+    env = dict(os.environ)
+    for key in ("WSOL_FAULT", "WSOL_FAULT_TRACE"):
+        env.pop(key, None)
     if fault:
         env["WSOL_FAULT"] = fault
-    cmd = [sys.executable, "-m", "wsol", "-q", "train", str(REPO / "configs" / "demo_train.yaml")]
-    return subprocess.run(
-        [*cmd, *TINY_ARGS, "train.epochs=3", f"out={out}", *extra],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    if trace:
+        env["WSOL_FAULT_TRACE"] = str(trace)
+    cmd = ["-q", "train", str(REPO / "configs" / "demo_train.yaml")]
+    return processes.run([*cmd, *args], env=env)
 
 
-def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
+def test_a_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path, wsol_processes):
+    def _cli(out, *extra, fault=None):
+        args = [*TINY_ARGS, "train.epochs=3", f"out={out}", *extra]
+        return _train_cli(wsol_processes, args, fault=fault)
+
     straight = _cli(tmp_path / "straight")
     assert straight.returncode == 0, straight.stderr
     killed = _cli(tmp_path / "killed", fault="train:epoch2:step2")
@@ -274,16 +276,15 @@ def _train_args(out):
     return [*TINY_ARGS, "shapes.num_images=32", "shapes.val_images=8", f"out={out}"]
 
 
-def _train_cli(args, fault=None, trace=None):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for key in ("WSOL_FAULT", "WSOL_FAULT_TRACE"):
-        env.pop(key, None)
-    if fault:
-        env["WSOL_FAULT"] = fault
-    if trace:
-        env["WSOL_FAULT_TRACE"] = str(trace)
-    cmd = [sys.executable, "-m", "wsol", "-q", "train", str(REPO / "configs" / "demo_train.yaml")]
-    return subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=300)
+@pytest.fixture(scope="module")
+def straight_training(tmp_path_factory, wsol_processes):
+    """One uninterrupted training of :func:`_train_args`, and the fault points it passed:
+    what every interrupted training below must end as."""
+    out = tmp_path_factory.mktemp("straight") / "out"
+    trace = out.parent / "points.txt"
+    done = _train_cli(wsol_processes, _train_args(out), trace=trace)
+    assert done.returncode == 0, done.stderr
+    return out, trace.read_text().split()
 
 
 def _same_run(a, b) -> None:
@@ -306,32 +307,32 @@ def _same_run(a, b) -> None:
 
 
 @pytest.mark.slow
-def test_a_kill_at_every_write_resumes_to_the_same_model(tmp_path):
-    straight = tmp_path / "straight"
-    trace = tmp_path / "points.txt"
-    assert _train_cli(_train_args(straight), trace=trace).returncode == 0
-    points = trace.read_text().split()
+def test_a_kill_at_every_write_resumes_to_the_same_model(
+    tmp_path, straight_training, wsol_processes
+):
+    straight, points = straight_training
     assert {"atomic:last.pt#2", "atomic:model.pt#1", "atomic:train_metrics.json#2"} <= set(points)
     for k, point in enumerate(points):
         out = tmp_path / f"k{k}"
-        killed = _train_cli(_train_args(out), fault=point)
+        killed = _train_cli(wsol_processes, _train_args(out), fault=point)
         assert killed.returncode == -9, (point, killed.stderr)
-        resumed = _train_cli(_train_args(out))  # the same command
+        resumed = _train_cli(wsol_processes, _train_args(out))  # the same command
         assert resumed.returncode == 0, (point, resumed.stderr)
         _same_run(straight, out)
     print(f"killed at and resumed from {len(points)} fault points: {' '.join(points)}")
 
 
 @pytest.mark.slow
-def test_a_full_disk_at_every_write_is_one_line_and_resumes(tmp_path, monkeypatch, capsys):
+def test_a_full_disk_at_every_write_is_one_line_and_resumes(
+    tmp_path, monkeypatch, capsys, straight_training
+):
     import errno
 
     from wsol import fileio
     from wsol.cli import main
 
-    straight = tmp_path / "straight"
+    straight, _ = straight_training
     cmd = ["-q", "train", str(REPO / "configs" / "demo_train.yaml")]
-    assert main([*cmd, *_train_args(straight)]) == 0
     real_fsync = fileio.os.fsync
     calls = {"n": 0, "fail_at": 0}
 
@@ -379,14 +380,15 @@ def _can_mount_tmpfs(tmp_path) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("size", ["600k", "3000k", "3400k"])  # last.pt, model.pt, epoch 2
-def test_a_real_full_disk_during_training_is_one_line_and_resumes(tmp_path, size):
+def test_a_real_full_disk_during_training_is_one_line_and_resumes(
+    tmp_path, straight_training, size
+):
     """A small tmpfs (in a user and mount namespace) fills up in torch.save."""
     import shlex
 
     if not _can_mount_tmpfs(tmp_path):
         pytest.skip("no user namespace to mount a small tmpfs in")
-    straight = tmp_path / "straight"
-    assert _train_cli(_train_args(straight)).returncode == 0
+    straight, _ = straight_training
     mnt, log = tmp_path / "mnt", tmp_path / "log"
     mnt.mkdir()
     cmd = [sys.executable, "-m", "wsol", "-q", "train", str(REPO / "configs" / "demo_train.yaml")]

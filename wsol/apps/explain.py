@@ -51,6 +51,25 @@ class Explanation:
         result: the Localizer's result (maps, cuts, boxes per explained class).
         pictures: extra pictures per explained class, ``{kind: [RGB per class]}``
             (``guided_backprop`` and ``guided_gradcam`` for that method).
+
+    Args:
+        The attributes above; :func:`explain` builds it.
+
+    Returns:
+        Through its properties: the explained classes (:attr:`targets`), the boxes
+        (:attr:`boxes`, :attr:`labels`, :attr:`scores`), the maps (:attr:`maps`) and the
+        most probable classes (:meth:`top`); :meth:`save` writes the overlay.
+
+    Raises:
+        UsageError: from :meth:`save`, when no class was explained or ``target`` was not.
+
+    Example:
+        >>> from wsol.data.synthetic import render
+        >>> from wsol.models import load_model
+        >>> shot = render(seed=0, split="test", index=3)  # one cross
+        >>> exp = explain(load_model("shapes_net"), shot.image[..., ::-1].copy())
+        >>> exp.targets, exp.labels, exp.boxes.shape
+        (['cross'], ['cross'], (1, 4))
     """
 
     image: np.ndarray
@@ -176,6 +195,23 @@ def explain(
         layer: the target layer (default: the model's).
         boxes: how the maps become boxes (default :class:`BoxParams`: 0.2 of the max).
         precision: ``fp32``, or ``bf16`` / ``fp16`` autocast.
+
+    Returns:
+        The :class:`Explanation`: probabilities, and per explained class its map, cut
+        and boxes in the image's pixels.
+
+    Raises:
+        UsageError: an image array that is not RGB ``uint8``, an unknown class or
+            method; ``DecodeError`` for a file that cannot be read as an image.
+
+    Example:
+        >>> import numpy as np
+        >>> from wsol.models import load_model
+        >>> model = load_model("shapes_net")
+        >>> image = np.zeros((128, 128, 3), np.uint8)
+        >>> exp = explain(model, image, "gradcampp", classes=["ring", "star"])
+        >>> exp.targets, len(exp.top(3))
+        (['ring', 'star'], 3)
     """
     if isinstance(image, str | Path):
         pixels, _ = decode_image(image)

@@ -18,6 +18,7 @@ from wsol.cams.hooks import CamError, frozen_model, hooked_activation
 from wsol.cams.scorecam import ScoreCAM
 from wsol.errors import unknown_choice
 from wsol.models import ModelSpec
+from wsol.registry import Registry
 
 __all__ = [
     "CAM",
@@ -40,27 +41,64 @@ __all__ = [
     "build_method",
     "frozen_model",
     "hooked_activation",
+    "register_method",
     "relu_rule",
     "tokens_to_grid",
 ]
 
-METHODS: dict[str, type[CamMethod]] = {
-    cls.name: cls
-    for cls in (
-        CAM,
-        GradCAM,
-        GradCAMPlusPlus,
-        XGradCAM,
-        LayerCAM,
-        HiResCAM,
-        ScoreCAM,
-        EigenCAM,
-        Gradient,
-        Deconvnet,
-        GuidedBackprop,
-        GuidedGradCAM,
-    )
-}
+METHODS: Registry[type[CamMethod]] = Registry(
+    "cam.method",
+    {
+        cls.name: cls
+        for cls in (
+            CAM,
+            GradCAM,
+            GradCAMPlusPlus,
+            XGradCAM,
+            LayerCAM,
+            HiResCAM,
+            ScoreCAM,
+            EigenCAM,
+            Gradient,
+            Deconvnet,
+            GuidedBackprop,
+            GuidedGradCAM,
+        )
+    },
+)
+
+
+def register_method(name: str, method: type[CamMethod]) -> None:
+    """Make ``cam.method=name`` (and ``method=name`` in the API) use a method of your own.
+
+    Args:
+        name: the method's name; replaces (with a warning) one registered before.
+        method: a :class:`CamMethod` subclass, built as ``method(spec, layer)``. Most
+            only implement :meth:`CamMethod.map`, which turns the hooked activation
+            ``A [B, C, h, w]`` (and ``dy/dA`` when ``needs_gradients``) into maps
+            ``[B, h, w]``.
+
+    Returns:
+        None. :data:`METHODS` holds the method from now on.
+
+    Raises:
+        TypeError: ``method`` is not a :class:`CamMethod` subclass.
+        ValueError: ``name`` is empty.
+
+    Example:
+        >>> import wsol
+        >>> class MeanCAM(GradCAM):  # every channel weighs the same
+        ...     def map(self, activation, grad):
+        ...         return activation.mean(1).clamp(min=0)
+        >>> wsol.register_method("meancam", MeanCAM)
+        >>> localizer = wsol.Localizer(wsol.load_model("shapes_net"), "meancam")
+        >>> type(localizer.method).__name__
+        'MeanCAM'
+        >>> METHODS.unregister("meancam")
+    """
+    if not (isinstance(method, type) and issubclass(method, CamMethod)):
+        raise TypeError(f"a cam.method must be a CamMethod subclass, got {method!r}")
+    METHODS.register(name, method)
 
 
 def build_method(name: str, spec: ModelSpec, layer: str | None = None) -> CamMethod:

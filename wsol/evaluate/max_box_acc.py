@@ -20,6 +20,7 @@ from wsol.boxes import box_iou
 from wsol.data.base import Sample
 from wsol.evaluate.base import Evaluator, any_hit, ratio, scored_pairs
 from wsol.localize.components import detect, sweep_components
+from wsol.localize.params import BoxParams
 from wsol.localize.results import ImageResult
 
 V2_DELTAS = (0.3, 0.5, 0.7)
@@ -32,9 +33,9 @@ class MaxBoxAcc(Evaluator):
         num_classes: dataset classes, for the per-class breakdown.
         thresholds: the sweep of normalized thresholds ``[T]``.
         iou: delta for MaxBoxAcc (V1) and the swept CorLoc.
-        corloc_sweep: keyword arguments of :func:`wsol.localize.components.detect`
-            (components, min_area, score, merge, nms_iou); if given, CorLoc is also swept
-            over the thresholds (slower), for calibration.
+        corloc_sweep: how a run's maps become boxes (:class:`~wsol.localize.BoxParams`;
+            its cut is ignored: the sweep sets it); if given, CorLoc is also swept over
+            the thresholds (slower), for calibration.
         class_agnostic: score one pair per image (see
             :func:`wsol.evaluate.base.scored_pairs`).
 
@@ -50,7 +51,7 @@ class MaxBoxAcc(Evaluator):
         num_classes: int,
         thresholds: np.ndarray,
         iou: float = 0.5,
-        corloc_sweep: dict | None = None,
+        corloc_sweep: BoxParams | None = None,
         class_agnostic: bool = False,
     ):
         self.num_classes = num_classes
@@ -138,7 +139,10 @@ class MaxBoxAcc(Evaluator):
         if self.corloc_sweep is not None:
             top = np.zeros(t, bool)
             for j, tau in enumerate(self.thresholds):
-                det = detect(norm_map, float(tau), 1.0, **self.corloc_sweep)
+                b = self.corloc_sweep
+                det = detect(
+                    norm_map, float(tau), 1.0, b.components, b.min_area, b.score, b.merge, b.nms_iou
+                )
                 top[j] = any_hit(det.boxes[:1], gt_boxes, self.iou)
         return v2, v1, top
 

@@ -27,16 +27,20 @@ from wsol.export.labelstudio import write_labelstudio
 from wsol.export.results import RESULTS, write_results
 from wsol.export.voc import VOC_DIR, write_voc
 from wsol.export.yolo import YOLO_DIR, write_yolo
+from wsol.registry import Registry
 
 Writer = Callable[..., list[Path]]
 
-FORMATS: dict[str, Writer] = {
-    "coco": write_coco,
-    "results": write_results,
-    "voc": write_voc,
-    "yolo": write_yolo,
-    "labelstudio": write_labelstudio,
-}
+FORMATS: Registry[Writer] = Registry(
+    "export format",
+    {
+        "coco": write_coco,
+        "results": write_results,
+        "voc": write_voc,
+        "yolo": write_yolo,
+        "labelstudio": write_labelstudio,
+    },
+)
 # What each format writes directly under the output folder, files or folders (for
 # cleaning up a replaced run).
 OUTPUTS: dict[str, tuple[str, ...]] = {
@@ -54,9 +58,44 @@ __all__ = [
     "build_document",
     "filter_document",
     "image_entry",
+    "register_export",
     "results_list",
     "write_formats",
 ]
+
+
+def register_export(name: str, writer: Writer) -> None:
+    """Make ``export.formats=[..., name]`` write the pseudo-labels with a writer of your own.
+
+    Args:
+        name: the format's name; replaces (with a warning) one registered before.
+        writer: ``writer(doc, out_dir) -> [paths written]``: ``doc`` is the COCO
+            document (``images``, ``categories``, ``annotations`` with ``bbox``
+            ``[x, y, w, h]`` and ``score``), trimmed by ``export.min_score`` and
+            ``export.max_per_class``. The paths it returns are the run's, which
+            ``--overwrite`` removes.
+
+    Returns:
+        None. :data:`FORMATS` holds the writer from now on.
+
+    Raises:
+        ValueError: ``name`` is empty.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import wsol
+        >>> def count(doc, out_dir):
+        ...     path = Path(out_dir) / "count.txt"
+        ...     path.write_text(f"{len(doc['annotations'])} boxes\\n")
+        ...     return [path]
+        >>> wsol.register_export("count", count)
+        >>> doc = build_document([], [], [], {})
+        >>> [p.name for p in write_formats(doc, Path(tempfile.mkdtemp()), ["count"])]
+        ['count.txt']
+        >>> FORMATS.unregister("count")
+    """
+    FORMATS.register(name, writer)
 
 
 def write_formats(

@@ -71,6 +71,28 @@ class Localizer:
             default one view at the model's input size).
         precision: ``fp32``, or ``bf16`` / ``fp16`` autocast.
         keep_raw_maps: also return each method map before upsampling (``raw_map``).
+        device_boxes: where the largest component's box is found: ``auto`` (on a CUDA
+            device with CuPy), ``on`` or ``off``.
+
+    Returns:
+        A localizer: call it on a batch (:meth:`__call__`), or on arrays of any sizes
+        (:meth:`localize_arrays`), for one :class:`ImageResult` per image.
+
+    Raises:
+        UsageError: an unknown method, precision or ``device_boxes``, or class
+            thresholds that do not match the classes.
+        CamError: a method that cannot work on this model or layer.
+
+    Example:
+        >>> from wsol.data.synthetic import render
+        >>> from wsol.models import load_model
+        >>> localizer = Localizer(load_model("shapes_net"), "gradcam", targets="topk")
+        >>> shot = render(seed=0, split="test", index=3)  # one cross at (57, 66, 95, 104)
+        >>> (result,) = localizer.localize_arrays([shot.image[..., ::-1].copy()])  # RGB
+        >>> [localizer.classes[c.dataset_class] for c in result.classes]
+        ['cross']
+        >>> result.classes[0].detections.boxes.round()  # xyxy in the image's pixels
+        array([[ 54.,  58., 104., 108.]])
     """
 
     def __init__(

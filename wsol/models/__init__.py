@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wsol.models.build import MODELS, build_model, load_model
+from wsol.models.build import MODELS, build_model, load_model, register_model
 from wsol.models.shapes_net import DEMO_CHECKPOINT, ShapesNet
 from wsol.models.spec import IMAGENET_MEAN, IMAGENET_STD, ModelError, ModelSpec, resolve_module
 
@@ -16,5 +16,6 @@ __all__ = [
     "ShapesNet",
     "build_model",
     "load_model",
+    "register_model",
     "resolve_module",
 ]

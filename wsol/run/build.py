@@ -8,13 +8,11 @@ into a one-line :class:`ConfigError`. Nothing here writes to the output folder.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from wsol.cams import CamError
@@ -100,62 +98,33 @@ def calibration_source(cfg: Config, dataset_name: str = "") -> dict:
     }
 
 
-def box_params(cfg: Config, class_thresholds: np.ndarray | None = None) -> BoxParams:
-    b = cfg.boxes
-    threshold = 0.0 if b.threshold == "calibrated" else float(b.threshold)
-    return BoxParams(
-        threshold_mode="absolute" if class_thresholds is not None else b.threshold_mode,
-        threshold=threshold,
-        class_thresholds=(
-            tuple(float(t) for t in class_thresholds) if class_thresholds is not None else None
-        ),
-        components=b.components,
-        min_area=b.min_area,
-        merge=b.merge,
-        score=b.score,
-        nms_iou=b.nms_iou,
-        smooth=b.smooth,
-        max_side=b.max_side,
-    )
-
-
 def explain_options(cfg: Config) -> dict:
     """What ``wsol explain --config`` takes from a run config: the model and its device,
     the method, layer, class map, box settings (a calibrated config uses its global cut)
     and precision, as keyword arguments of :func:`wsol.load_model` and
     :func:`wsol.explain`."""
-    boxes = box_params(cfg)
-    if cfg.boxes.threshold == "calibrated":
-        cal = load_calibration(cfg.boxes.calibration)
-        boxes = dataclasses.replace(boxes, threshold_mode="absolute", threshold=cal.threshold)
+    calibrated = cfg.boxes.threshold == "calibrated"
+    cal = load_calibration(cfg.boxes.calibration) if calibrated else None
     return {
         "arch": cfg.model.arch,
         "weights": cfg.model.weights,
         "method": cfg.cam.method,
         "layer": cfg.model.target_layer or None,
         "class_map": cfg.model.class_map or None,
-        "boxes": boxes,
+        "boxes": BoxParams.from_config(cfg.boxes, cal),
         "precision": cfg.model.precision,
         "device": resolve_device(cfg.model.device),
     }
 
 
-def build_evaluators(cfg: Config, dataset: Dataset) -> Evaluators | None:
+def build_evaluators(cfg: Config, dataset: Dataset, boxes: BoxParams) -> Evaluators | None:
+    """The evaluators of a run that scores (``None`` when it does not); a swept CorLoc
+    (``eval.sweep_corloc``) boxes the maps as ``boxes`` says, at every threshold."""
     if not (cfg.eval.enabled and dataset.has_boxes):
         return None
     n = len(dataset.classes)
     thresholds = sweep_thresholds(cfg.eval.sweep_step, cfg.eval.thresholds)
-    corloc_sweep = (
-        dict(
-            components=cfg.boxes.components,
-            min_area=cfg.boxes.min_area,
-            score=cfg.boxes.score,
-            merge=cfg.boxes.merge,
-            nms_iou=cfg.boxes.nms_iou,
-        )
-        if cfg.eval.sweep_corloc
-        else None
-    )
+    corloc_sweep = boxes if cfg.eval.sweep_corloc else None
     members = {
         "box_acc": BoxAccuracy(n, cfg.eval.iou, cfg.eval.class_agnostic),
         "max_box_acc": MaxBoxAcc(
@@ -202,14 +171,13 @@ def plan_run(cfg: Config, status: Status | None = None) -> RunPlan:
     spec.net.to(device)
     if cfg.model.channels_last:
         spec.net.to(memory_format=torch.channels_last)
-    taus = calibration.thresholds_for(dataset.classes) if calibration is not None else None
     try:
         localizer = Localizer(
             spec,
             cfg.cam.method,
             mapping=mapping,
             targets=TargetPolicy(cfg.cam.targets, cfg.cam.topk, cfg.cam.min_prob),
-            boxes=box_params(cfg, taus),
+            boxes=BoxParams.from_config(cfg.boxes, calibration, dataset.classes),
             layer=cfg.model.target_layer or None,
             views=Views(tuple(cfg.cam.scales), cfg.cam.flip, cfg.cam.fuse),
             precision=cfg.model.precision,
@@ -230,7 +198,8 @@ def plan_run(cfg: Config, status: Status | None = None) -> RunPlan:
     cfg = resolved(cfg, spec, localizer.method.layer, _split_read(cfg.data))
     if calibration is not None:
         check_source(calibration, calibration_source(cfg))
-    return RunPlan(cfg, dataset, localizer, build_evaluators(cfg, dataset), calibration)
+    evaluators = build_evaluators(cfg, dataset, localizer.boxes)
+    return RunPlan(cfg, dataset, localizer, evaluators, calibration)
 
 
 def _split_read(data: DataConfig) -> str:

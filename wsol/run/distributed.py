@@ -33,7 +33,6 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 
@@ -41,9 +40,10 @@ from wsol.config import Config, dump_config
 from wsol.errors import WsolError
 from wsol.fileio import atomic_write_text
 from wsol.run.build import RunPlan, Status, plan_run
-from wsol.run.finalize import finalize
+from wsol.run.finalize import RunResult, finalize
 from wsol.run.fingerprint import fingerprint, input_parts
 from wsol.run.journal import RANK_DIR, STATE_FILE, Journal, RunExistsError
+from wsol.run.loop import Progress, Totals, run_batches
 from wsol.run.process_group import (
     barrier,
     broadcast_json,
@@ -51,9 +51,6 @@ from wsol.run.process_group import (
     rank,
     world_size,
 )
-
-if TYPE_CHECKING:
-    from wsol.run.pipeline import Progress, RunResult, Totals
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +111,6 @@ def run_sharded(cfg: Config, progress: Progress | None, overwrite: bool, say: St
     """This process's part of a run over ``WORLD_SIZE`` processes (see the module's
     docstring). Rank 0 writes the outputs; every rank returns them. Only rank 0 calls
     ``progress`` (for its own shard) and ``say``."""
-    from wsol.run.pipeline import RunResult
-
     if rank() != 0:  # the console is rank 0's
         progress, say = None, (lambda line: None)
     device = join_group(cfg)
@@ -154,8 +149,6 @@ def _run_shard(
 ) -> Totals:
     """Localize this rank's shard into ``ranks/<rank>/``, after what it journaled before;
     returns what this rank's chunks add up to."""
-    from wsol.run.pipeline import Totals, _loop
-
     me = rank()
     start, end = journal.shards[me]
     share = f"images {start + 1}-{end}, which the bar counts" if end > start else "none"
@@ -180,7 +173,7 @@ def _run_shard(
         if progress is not None:
             progress(done, len(shard))
         if done < len(shard):
-            _loop(dataclasses.replace(plan, dataset=shard), own, done, totals, progress)
+            run_batches(dataclasses.replace(plan, dataset=shard), own, done, totals, progress)
     finally:
         own.close()
     return totals
@@ -191,8 +184,6 @@ def _merge(
 ) -> tuple[dict, dict | None]:
     """Rank 0: add up every rank's chunks and write the outputs. ``images_per_second``
     is over the longest rank's seconds; ``stage_seconds`` (``stages``) is rank 0's own."""
-    from wsol.run.pipeline import Totals
-
     totals = Totals(plan.evaluators.empty() if plan.evaluators else None)
     slowest = 0.0
     for r in range(len(journal.shards)):

@@ -7,8 +7,11 @@ report next, and ``metrics.json`` last, because its presence marks the run finis
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from pathlib import Path
 
-from wsol.config import dump_config
+from wsol.config import Config, dump_config
+from wsol.data import Dataset
 from wsol.data.loader import make_loader
 from wsol.evaluate import Evaluators, add_coco_ap
 from wsol.evaluate.calibration import check_overlap
@@ -27,6 +30,23 @@ from wsol.report import (
 )
 from wsol.run.build import RunPlan
 from wsol.run.journal import WARNINGS_FILE, Journal
+
+
+@dataclass
+class RunResult:
+    """What a finished run wrote and measured.
+
+    ``metrics`` is what ``metrics.json`` holds; ``sweep`` what ``sweep.json`` holds (None
+    when nothing was scored); ``dataset`` the images and classes the run covered;
+    ``config`` the resolved config, as ``config.yaml`` holds it.
+    """
+
+    out_dir: Path
+    metrics: dict
+    num_annotations: int
+    sweep: dict | None
+    dataset: Dataset
+    config: Config
 
 
 def finalize(
