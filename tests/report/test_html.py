@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from tests.report.page import Page
 from wsol.report.embed import data_uri
 from wsol.report.gallery import Tile
 from wsol.report.html import render_report, write_report
@@ -45,18 +46,22 @@ def _report(**kw) -> str:
 
 
 def test_report_is_self_contained():
-    page = _report()
-    srcs = re.findall(r'src="([^"]*)"', page)
+    page = Page(_report())
+    srcs = [v for _, name, v in page.all_attributes() if name == "src"]
     assert len(srcs) == 2 and all(s.startswith("data:image/jpeg;base64,") for s in srcs)
-    assert 'src="overlays/' not in page
-    assert not re.search(r"https?://", page)
-    assert "<script" not in page and "<link" not in page and "url(" not in page
-    hrefs = re.findall(r"href='([^']*)'", page)
+    assert page.attrs("img", "src") == srcs  # no src on anything but the pictures
+    for tag, name, value in page.all_attributes():
+        if not value.startswith("data:image/jpeg;base64,"):
+            assert not re.search(r"https?:|//|url\(", value), (tag, name, value)
+    assert not re.search(r"https?:|url\(|@import", page.style_text())
+    assert page.count("script") == 0 and page.count("link") == 0 and page.count("iframe") == 0
+    hrefs = page.attrs("a", "href")
     assert hrefs and all(h.startswith("#") for h in hrefs)  # in-page anchors only
+    assert {h[1:] for h in hrefs} <= {e.attributes.get("id") for e in page.elements("h2")}
 
 
 def test_report_holds_every_section():
-    page = _report()
+    page = Page(_report()).text
     for part in (
         "At the shipped cut",
         "Best cut of the sweep",
@@ -76,17 +81,18 @@ def test_report_holds_every_section():
 
 
 def test_gt_legend_only_when_the_dataset_has_boxes():
-    assert "ground truth" in _report(show_gt=True)
-    assert "ground truth" not in _report(show_gt=False)
+    assert "ground truth" in Page(_report(show_gt=True)).text
+    assert "ground truth" not in Page(_report(show_gt=False)).text
 
 
 def test_fraction_cut_is_explained_in_the_caption_not_drawn():
-    page = _report(shipped=None, cut_note="The run keeps ... so it is not drawn.")
+    page = Page(_report(shipped=None, cut_note="The run keeps ... so it is not drawn.")).text
     assert "so it is not drawn." in page and "shipped cut 0" not in page
-    assert "shipped cut 0.25" in _report()
+    assert "shipped cut 0.25" in Page(_report()).text
 
 
 def test_write_report_writes_report_html(tmp_path):
     path = write_report(tmp_path, "t", METRICS, _tiles(), curve=CURVE)
-    assert path == tmp_path / "report.html" and "Box accuracy vs threshold" in path.read_text()
+    assert path == tmp_path / "report.html"
+    assert "Box accuracy vs threshold" in Page.load(path).headings()
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
+from tests.report.page import Page
 from wsol.apps.demo import demo_config
-
-
-def _tiles(page: str) -> int:
-    return len(re.findall(r"<figure>", page))
 
 
 @pytest.mark.e2e
@@ -21,12 +16,16 @@ def test_run_report_shows_num_images_images_one_tile_each(tmp_path, shapes_root)
     run(
         demo_config(out, "gradcam", shapes_root, overrides=["data.limit=16", "report.num_images=7"])
     )
-    page = (out / "report.html").read_text()
-    assert _tiles(page) == 7 and len(re.findall(r'<img src="data:image/jpeg', page)) == 7
-    for part in ("Best (2)", "Worst (2)", "Random (3)", "ground truth", "Per class"):
-        assert part in page, part
-    assert 'src="overlays/' not in page and not (out / "overlays").exists()
-    assert "fraction 0.35 of each map" in page
+    page = Page.load(out / "report.html")
+    srcs = page.attrs("img", "src")
+    assert page.count("figure") == 7 and page.count("img") == 7
+    assert len(srcs) == 7 and all(s.startswith("data:image/jpeg;base64,") for s in srcs)
+    assert all(len(list(f.iter("img"))) == 1 for f in page.elements("figure"))  # one each
+    for part in ("Best (2)", "Worst (2)", "Random (3)", "Per class"):
+        assert part in page.headings(), part
+    assert "ground truth" in page.text
+    assert not (out / "overlays").exists()
+    assert "fraction 0.35 of each map" in page.text
 
 
 @pytest.mark.e2e
@@ -47,7 +46,9 @@ def test_folder_run_report_ranks_by_score_and_draws_no_gt(tmp_path, shapes_root)
         ],
     )
     run(cfg)
-    page = (out / "report.html").read_text()
-    assert _tiles(page) == 6
-    assert "Highest box score (2)" in page and "Lowest box score (2)" in page
-    assert "ground truth" not in page and "IoU" not in re.sub(r"<table.*?</table>", "", page)
+    page = Page.load(out / "report.html")
+    assert page.count("figure") == 6
+    assert {"Highest box score (2)", "Lowest box score (2)"} <= set(page.headings())
+    assert "ground truth" not in page.text and "IoU" not in page.text_without("table")
+    captions = page.texts("figcaption")
+    assert len(captions) == 6 and sum("top box score" in c for c in captions) >= 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from tests.report.page import Page
 from wsol.report.tables import EXPLAIN, format_value, metric_sections, per_class_table
 
 METRICS = {
@@ -39,21 +40,23 @@ def test_sections_group_metrics_by_cut_and_explain_them():
     sections = metric_sections(METRICS)
     titles = [t for t, _, _ in sections]
     assert titles == ["At the shipped cut", "Best cut of the sweep", "Counts", "Other"]
-    by_title = {t: (note, table) for t, note, table in sections}
+    by_title = {t: (note, Page(table)) for t, note, table in sections}
     note, table = by_title["At the shipped cut"]
     assert "fraction 0.2 of each map's maximum" in note
-    assert "<th>corloc</th>" in table and EXPLAIN["corloc"][:30] in table
+    assert "corloc" in table.texts("th") and EXPLAIN["corloc"] in table.texts("td", "why")
     _, sweep = by_title["Best cut of the sweep"]
-    assert "<td class='num'>0.31</td>" in sweep  # maxboxacc's own cut
-    assert "maxboxacc_threshold" not in sweep  # shown as the cut, not as a row
+    (row,) = [r for r in sweep.rows(sweep.elements("table")[0]) if r[0] == "maxboxacc"]
+    assert row[:3] == ["maxboxacc", "0.7500", "0.31"]  # maxboxacc's own cut
+    assert "maxboxacc_threshold" not in sweep.text  # shown as the cut, not as a row
     _, counts = by_title["Counts"]
-    assert "map is constant: 1; no pixel above the threshold: 2" in counts
-    assert "num_annotations" not in counts  # already at the shipped cut
-    html = "".join(table for _, _, table in sections)
-    assert not re.search(r"\{\s*(&#x27;|'|&quot;|\")", html)  # no dict repr, raw or escaped
-    assert "[" not in html  # nor a list repr
-    for key in ("cut", "metrics_at_cut", "metrics_over_sweep"):
-        assert f"<th>{key}</th>" not in html
+    assert "map is constant: 1; no pixel above the threshold: 2" in counts.texts("td", "num")
+    assert "num_annotations" not in counts.text  # already at the shipped cut
+    pages = [Page(table) for _, _, table in sections]
+    text = " ".join(p.text for p in pages)
+    assert not re.search(r"\{\s*['\"]", text)  # no dict repr
+    assert "[" not in text  # nor a list repr
+    headers = {h for p in pages for h in p.texts("th")}
+    assert not headers & {"cut", "metrics_at_cut", "metrics_over_sweep"}
 
 
 def test_per_class_table_orders_columns_and_drops_unscored_classes():
@@ -63,7 +66,7 @@ def test_per_class_table_orders_columns_and_drops_unscored_classes():
             "dog": {"pairs": 0, "corloc": None, "best_threshold": None},
         }
     )
-    assert "<th>cat</th>" in table and "<th>dog</th>" not in table
-    assert table.index("<th>pairs</th>") < table.index("<th>corloc</th>")
-    assert "0.6667" in table and "0.41<" in table
+    page = Page(table)
+    rows = page.rows(page.elements("table")[0])
+    assert rows == [["class", "pairs", "corloc", "best_threshold"], ["cat", "3", "0.6667", "0.41"]]
     assert per_class_table({}) == ""

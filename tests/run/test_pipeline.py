@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import method_config, reference_config
+from tests.report.page import Page
 from wsol.config import ConfigError, load_config
 from wsol.errors import WsolError
 from wsol.run import run
@@ -136,9 +137,9 @@ def test_output_contract_on_shapes(reference_run, shapes_root):
     assert Path(resolved.data.root) == Path(cfg.data.root).resolve()
     assert resolved.data.split == "test"
     assert resolved.cam == cfg.cam and resolved.boxes == cfg.boxes
-    html = (out / "report.html").read_text()
-    assert html.count("<img ") >= 3 and "maxboxacc" in html
-    sources = __import__("re").findall(r'src="([^"]+)"', html)
+    page = Page.load(out / "report.html")
+    assert page.count("img") >= 3 and "maxboxacc" in page.text
+    sources = [v for _, name, v in page.all_attributes() if name == "src"]
     assert sources and all(src.startswith("data:image/") for src in sources)  # one file
     assert not (out / "overlays").exists()
 
@@ -285,8 +286,10 @@ def test_resize_policies_give_boxes_in_original_pixels(tmp_path, bright_model, p
 def test_pixel_level_method_saves_saliency_pictures(method_runs):
     result = method_runs("guided_backprop")  # a report of 2 images
     assert result.metrics["num_images"] == 4
-    html = (result.out_dir / "report.html").read_text()
-    assert html.count(': saliency"') == 2  # a saliency picture per shown image, inlined
+    page = Page.load(result.out_dir / "report.html")
+    saliency = [e for e in page.elements("img") if e.attributes["alt"].endswith(": saliency")]
+    assert len(saliency) == 2  # a saliency picture per shown image, inlined
+    assert all(e.attributes["src"].startswith("data:image/jpeg;base64,") for e in saliency)
 
 
 @pytest.mark.e2e  # vgg11
