@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +73,28 @@ def _read_labels(path: Path) -> dict[str, list[str]]:
     return out
 
 
+def scan_images(root: Path) -> list[str]:
+    """The image files under ``root``, relative to it. Symlinked folders are followed:
+    they are the user's layout (``train -> /data/train``); a folder reached twice (a link
+    loop, or two links to one place) is listed once."""
+    seen: set[tuple[int, int]] = set()
+    found = []
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        try:
+            st = os.stat(folder)
+        except OSError:  # a dangling link to a folder
+            dirs.clear()
+            continue
+        if (st.st_dev, st.st_ino) in seen:
+            dirs.clear()
+            continue
+        seen.add((st.st_dev, st.st_ino))
+        dirs.sort()
+        rel = Path(folder).relative_to(root)
+        found += [(rel / n).as_posix() for n in names if Path(n).suffix.lower() in IMAGE_SUFFIXES]
+    return found
+
+
 def load_folder(
     root: str | Path,
     labels_file: str = "",
@@ -83,12 +106,7 @@ def load_folder(
     if not root.is_dir():
         raise DataNotFoundError(f"image folder {root} not found")
     tags = _read_labels(Path(labels_file)) if labels_file else {}
-    if tags:
-        files = sorted(tags)
-    else:
-        files = sorted(
-            str(p.relative_to(root)) for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
-        )
+    files = sorted(tags) if tags else sorted(scan_images(root))
     if limit is not None:
         files = files[:limit]
     names = sorted({t for f in files for t in tags.get(f, [])})

@@ -172,7 +172,7 @@ class _ImageFolder:
 
 def _inside(path: Path, root: Path) -> bool:
     """Whether ``path`` stays inside ``root`` by its name (no ``..`` or absolute part
-    leads out); links are followed by no one here."""
+    leads out); a symlink in the user's tree is their layout, so links are not resolved."""
     return Path(os.path.abspath(path)).is_relative_to(os.path.abspath(root))
 
 

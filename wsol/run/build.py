@@ -3,7 +3,9 @@
 This module (with the rest of :mod:`wsol.run`) is the only reader of the config: it
 builds the dataset, the model on its device, the class mapping, the
 :class:`~wsol.localize.Localizer` and the evaluators, and turns every problem it meets
-into a one-line :class:`ConfigError`. Nothing here writes to the output folder.
+into a one-line :class:`ConfigError`. Nothing here writes to the output folder, but for
+``failures.jsonl`` when no image of the dataset is readable: the record of why the run
+stopped.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from wsol.models import ModelSpec, build_model
 from wsol.models.class_maps import load_class_map
 from wsol.models.fold import fold_model
 from wsol.models.spec import resolve_device
+from wsol.run.failures import common_reasons, write_stopped_failures
 from wsol.run.resolve import absolute_paths, resolved
 
 logger = logging.getLogger(__name__)
@@ -136,6 +139,30 @@ def build_evaluators(cfg: Config, dataset: Dataset, boxes: BoxParams) -> Evaluat
     return Evaluators(members)
 
 
+class NoImagesError(ConfigError):
+    """No image of the dataset is left to process. When some failed while reading, the
+    run writes them to ``failures.jsonl`` (``failures_file``) and the message counts the
+    most common reasons, each with the way out."""
+
+    def __init__(self, data: DataConfig, failures: list[dict], out: str):
+        self.failures = failures
+        self.failures_file = write_stopped_failures(out, failures) if failures else None
+        if data.limit == 0:
+            why = "data.limit=0"
+        elif not failures:
+            listing = "the folder holds" if data.format == "folder" else "the dataset lists"
+            why = f"{listing} no image"
+        else:
+            where = (
+                f"each is in {self.failures_file}"
+                if self.failures_file
+                else f"not written to {out}, which holds another run's results"
+            )
+            lines = "".join(f"\n  {line}" for line in common_reasons(failures))
+            why = f"all {len(failures)} failed while reading ({where}):{lines}"
+        super().__init__(f"no images to process in {data.root}: {why}")
+
+
 def plan_run(cfg: Config, status: Status | None = None) -> RunPlan:
     """Build and check everything ``cfg`` asks for: the dataset, the model on its device
     (one dry forward through the target layer), the calibration, the evaluators.
@@ -154,9 +181,7 @@ def plan_run(cfg: Config, status: Status | None = None) -> RunPlan:
         say(f"reading the {cfg.data.format} dataset in {cfg.data.root}")
     dataset = build_dataset(cfg.data, exclude=cfg.out)
     if not dataset.samples:
-        why = "data.limit=0" if cfg.data.limit == 0 else "the split lists no readable image"
-        failed = f" ({len(dataset.failures)} failed while reading)" if dataset.failures else ""
-        raise ConfigError(f"no images to process in {cfg.data.root}: {why}{failed}")
+        raise NoImagesError(cfg.data, dataset.failures, cfg.out)
     if cfg.cam.targets == "gt" and not any(len(s.labels) for s in dataset.samples):
         raise ConfigError("cam.targets=gt but the dataset has no labels; use topk or prob")
     if cfg.eval.enabled and dataset.has_boxes:

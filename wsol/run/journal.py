@@ -105,6 +105,10 @@ class Journal:
     def _open(self, fp: dict[str, str], overwrite: bool) -> bool:
         state_path = self.out / STATE_FILE
         existing = [n for n in OUTPUTS if (self.out / n).exists()]
+        if existing == ["failures.jsonl"] and not state_path.exists():
+            # the record of a run that stopped before it started, no run's result
+            (self.out / "failures.jsonl").unlink()
+            existing = []
         if existing and not overwrite:
             if not state_path.is_file():
                 raise RunExistsError(
