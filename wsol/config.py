@@ -92,8 +92,9 @@ class DataConfig(Section):
     decode: Literal["cpu", "device"] = "cpu"
     # image files larger than this are recorded failures, never read
     max_file_mb: float = field(default=256.0, metadata=between(0, lo_open=True))
-    # images named by annotations, split or labels files must lie inside data.root (else
-    # they are recorded failures); true lets them point anywhere
+    # images named by annotations, split or labels files must lie inside data.root by
+    # their names, no ../ or absolute path (else they are recorded failures); true lets
+    # them point anywhere. Symlinks in the dataset tree are followed either way.
     allow_outside_root: bool = False
 
     def check(self) -> None:
