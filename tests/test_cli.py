@@ -383,3 +383,18 @@ def test_the_command_line_answers_without_loading_torch():
     from wsol.evaluate.calibration import METRICS
 
     assert CALIBRATION_METRICS == METRICS
+
+
+def test_outputs_line_names_the_report_and_the_failures(tmp_path):
+    from wsol.cli.console import format_summary, outputs_line
+
+    line = outputs_line(tmp_path, {"num_failed": 2}, report=True)
+    assert line.splitlines() == [
+        f"Outputs in {tmp_path}/",
+        f"Report: {tmp_path / 'report.html'}",
+        f"2 images failed; each is in {tmp_path / 'failures.jsonl'}",
+    ]
+    assert outputs_line(tmp_path, {"num_failed": 0}, report=True).count("\n") == 1
+    assert "failures.jsonl" not in outputs_line(tmp_path, {}, report=False)
+    summary = format_summary({"g": {"cut": "otsu", "pxap": 0.4, "maxboxacc_threshold": 0.5}})
+    assert "@best: the sweep's best cut" in summary and "@sweep: over every cut" in summary

@@ -13,6 +13,7 @@ from wsol.cli.console import (
     TrainProgress,
     format_summary,
     format_table,
+    outputs_line,
     progress_bar,
     status_printer,
 )
@@ -87,7 +88,7 @@ def cmd_run(args) -> int:
     if not is_main_process():  # under torchrun, rank 0 reports for all
         return EXIT_OK
     print(_outcome({cfg.cam.method: result.metrics}))
-    print(f"\nOutputs in {result.out_dir}/")
+    print("\n" + outputs_line(result.out_dir, result.metrics, cfg.report.enabled))
     return exit_status(result.metrics)
 
 

@@ -106,7 +106,25 @@ def format_summary(rows: dict[str, dict]) -> str:
             if "maxboxacc_threshold" in m
             else ""
         )
-        lines.append(f"{name}: @cut: {m['cut']}{best}")
+        sweep = (
+            "; @sweep: over every cut of the sweep, not one cut (pixel AP)" if "pxap" in m else ""
+        )
+        lines.append(f"{name}: @cut: {m['cut']}{best}{sweep}")
+    return "\n".join(lines)
+
+
+def outputs_line(out_dir, metrics: dict, report: bool) -> str:
+    """Where the outputs are, naming report.html (when drawn) and, when images failed,
+    failures.jsonl with the most common reasons."""
+    from pathlib import Path
+
+    out = Path(out_dir)
+    lines = [f"Outputs in {out}/"]
+    if report:
+        lines.append(f"Report: {out / 'report.html'}")
+    failed = metrics.get("num_failed") or 0
+    if failed:
+        lines.append(f"{failed} images failed; each is in {out / 'failures.jsonl'}")
     return "\n".join(lines)
 
 
