@@ -114,3 +114,20 @@ def test_small_scores_keep_two_significant_digits():
         "0.046",
         "0",
     ]
+
+
+def test_group_line_tells_small_box_scores_apart():
+    from wsol.report.gallery import _group_line
+    from wsol.report.picks import Pick
+
+    fields = Pick.__dataclass_fields__
+    base = {k: None for k in fields}
+    lines = [
+        _group_line(Pick(**{**base, "group": "highest box score", "quality": q}), False)
+        for q in (0.0012, 0.031, 0.91)
+    ]
+    assert lines == [
+        "highest box score (top box score 0.0012)",
+        "highest box score (top box score 0.031)",
+        "highest box score (top box score 0.91)",
+    ]

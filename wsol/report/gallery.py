@@ -115,7 +115,8 @@ def _group_line(pick: Pick, show_gt: bool) -> str:
     if pick.quality is None:
         return pick.group
     what = "mean best IoU" if show_gt else "top box score"
-    return f"{pick.group} ({what} {pick.quality:.2f})"
+    # score_text: a folder run's box scores can be 0.001 or 0.03, which .2f reads as 0.00
+    return f"{pick.group} ({what} {score_text(pick.quality)})"
 
 
 def render_gallery(
