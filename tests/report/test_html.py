@@ -96,3 +96,9 @@ def test_write_report_writes_report_html(tmp_path):
     assert path == tmp_path / "report.html"
     assert "Box accuracy vs threshold" in Page.load(path).headings()
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
+
+
+def test_no_pointer_to_a_failures_section_that_is_not_there():
+    page = Page(_report(failures=[]))
+    assert "Failures" not in page.headings() and "under Failures" not in page.text
+    assert "failures.jsonl" in page.text

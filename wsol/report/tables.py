@@ -39,7 +39,7 @@ EXPLAIN = {
     "pxap": "Area under the pixel precision-recall curve of the normalized maps against the "
     "GT masks, over all cuts (PxAP; pairs with masks only).",
     "num_images": "Images processed.",
-    "num_failed": "Images that could not be processed (listed under Failures).",
+    "num_failed": "Images that could not be processed (each is in failures.jsonl).",
     "num_pairs": "(image, class) pairs scored: the GT classes of each image that have a "
     "non-ignored box.",
     "images_per_second": "Throughput of the main pass (maps, boxes and scoring).",
