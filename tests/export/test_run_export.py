@@ -96,3 +96,14 @@ def test_run_writes_every_format_and_trims_only_the_files(tmp_path, shapes_root)
         if p.is_file()
     }
     assert on_disk and on_disk <= manifest
+
+
+@pytest.mark.e2e
+def test_a_run_whose_exports_hold_no_box_warns(tmp_path, shapes_root):
+    m = _run(shapes_root, tmp_path / "none", "export.min_score=1.0")
+    assert m["num_boxes_found"] > 0 and m["num_boxes_written"] == 0
+    assert m["boxes_dropped"] == {"below export.min_score=1": m["num_boxes_found"]}
+    assert m["exports"] == ["pseudo_labels.json"]
+    assert "the exports hold no box" in m["export_warning"]
+    doc = json.loads((tmp_path / "none" / "pseudo_labels.json").read_text())
+    assert doc["annotations"] == []
