@@ -398,3 +398,23 @@ def test_outputs_line_names_the_report_and_the_failures(tmp_path):
     assert "failures.jsonl" not in outputs_line(tmp_path, {}, report=False)
     summary = format_summary({"g": {"cut": "otsu", "pxap": 0.4, "maxboxacc_threshold": 0.5}})
     assert "@best: the sweep's best cut" in summary and "@sweep: over every cut" in summary
+
+
+def test_exports_line_counts_the_boxes_written_and_warns_when_none_are():
+    from wsol.cli.commands import exports_line
+
+    m = {"num_boxes_found": 30, "num_boxes_written": 30, "exports": ["pseudo_labels.json"]}
+    assert exports_line("cam", m) == "cam: pseudo_labels.json: 30 boxes"
+    m = {
+        "num_boxes_found": 30,
+        "num_boxes_written": 12,
+        "exports": ["pseudo_labels.json", "results.json"],
+        "boxes_dropped": {"below export.min_score=0.05": 18},
+    }
+    assert exports_line("cam", m) == (
+        "cam: pseudo_labels.json, results.json: 12 of 30 boxes each "
+        "(18 below export.min_score=0.05)"
+    )
+    m |= {"num_boxes_written": 0, "export_warning": "the exports hold no box"}
+    assert exports_line("cam", m).splitlines()[1] == "WARNING cam: the exports hold no box"
+    assert exports_line("cam", {"num_images": 3}) is None

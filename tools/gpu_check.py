@@ -143,7 +143,7 @@ def run_summary(out: Path) -> dict | None:
         return None
     keys = (
         "num_images",
-        "num_annotations",
+        "num_boxes_found",
         "images_per_second",
         "seconds",
         "maxboxacc",

@@ -471,7 +471,7 @@ def test_eval_of_a_run_reproduces_the_runs_box_metrics(shapes_root, reference_ru
     assert reference_run.config.boxes.components == "all"
     ds = load_ground_truth(shapes_root, split="test")
     preds, counts = load_predictions(json.loads((out / "pseudo_labels.json").read_text()), ds)
-    assert counts == {"num_predictions": m["num_annotations"], "num_invalid": 0, "num_dropped": 0}
+    assert counts == {"num_predictions": m["num_boxes_found"], "num_invalid": 0, "num_dropped": 0}
     scored, _ = evaluate_predictions(ds, preds)
     assert scored["corloc"] == pytest.approx(m["corloc"], abs=1e-12)
     assert scored["coco_ap"] == pytest.approx(m["coco_ap"], abs=1e-12)

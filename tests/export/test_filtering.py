@@ -65,3 +65,30 @@ def test_both_filters_apply_the_floor_first():
 def test_negative_settings_are_refused():
     with pytest.raises(ValueError, match=">= 0"):
         filter_document(_doc([]), max_per_class=-1)
+
+
+def test_dropped_boxes_says_why_each_box_was_left_out():
+    from wsol.export import dropped_boxes
+
+    doc = _doc([(1, 1, 0.2), (1, 1, 0.5), (1, 1, 0.6), (2, 1, 0.01)])
+    assert dropped_boxes(doc) == {}
+    assert dropped_boxes(doc, min_score=0.3) == {"below export.min_score=0.3": 2}
+    # The floor first: a box under it is not also counted over the cap.
+    assert dropped_boxes(doc, 0.3, 1) == {
+        "below export.min_score=0.3": 2,
+        "over export.max_per_class=1": 1,
+    }
+    assert len(filter_document(doc, 0.3, 1)["annotations"]) == 4 - 3
+
+
+def test_export_names_name_files_and_folders():
+    from wsol.export import export_names
+
+    assert export_names(["coco", "results", "voc", "yolo", "labelstudio", "mine"]) == [
+        "pseudo_labels.json",
+        "results.json",
+        "voc/",
+        "yolo/",
+        "labelstudio.json",
+        "mine",
+    ]

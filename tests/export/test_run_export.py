@@ -54,7 +54,12 @@ def test_run_writes_every_format_and_trims_only_the_files(tmp_path, shapes_root)
     assert min(a["score"] for a in anns) >= 0.05
     assert [a["id"] for a in anns] == list(range(1, len(anns) + 1))
     # ... while the metrics scored every box: the same as the untrimmed run's.
-    assert metrics["num_annotations"] == full["num_annotations"] > len(anns)
+    assert (
+        metrics["num_boxes_found"]
+        == full["num_boxes_found"]
+        > len(anns)
+        == metrics["num_boxes_written"]
+    )
     for key in ("corloc", "maxboxacc_v2", "coco_ap"):
         assert metrics[key] == full[key], key
     # COCO: category ids from 1 with a supercategory, boxes only, every field there.
@@ -91,3 +96,14 @@ def test_run_writes_every_format_and_trims_only_the_files(tmp_path, shapes_root)
         if p.is_file()
     }
     assert on_disk and on_disk <= manifest
+
+
+@pytest.mark.e2e
+def test_a_run_whose_exports_hold_no_box_warns(tmp_path, shapes_root):
+    m = _run(shapes_root, tmp_path / "none", "export.min_score=1.0")
+    assert m["num_boxes_found"] > 0 and m["num_boxes_written"] == 0
+    assert m["boxes_dropped"] == {"below export.min_score=1": m["num_boxes_found"]}
+    assert m["exports"] == ["pseudo_labels.json"]
+    assert "the exports hold no box" in m["export_warning"]
+    doc = json.loads((tmp_path / "none" / "pseudo_labels.json").read_text())
+    assert doc["annotations"] == []

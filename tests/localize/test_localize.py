@@ -407,7 +407,7 @@ def test_unusable_maps_are_counted_in_metrics(tmp_path, shapes_root, register_mo
     pairs = m["num_pairs"]
     assert pairs >= 4
     assert m["num_bad_maps"] == pairs and m["empty_detections"] == {reason: pairs}
-    assert m["num_annotations"] == 0 and m["corloc"] == 0.0 and m["maxboxacc"] == 0.0
+    assert m["num_boxes_found"] == 0 and m["corloc"] == 0.0 and m["maxboxacc"] == 0.0
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert all(math.isfinite(v) for v in saved.values() if isinstance(v, float))
 

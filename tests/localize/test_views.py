@@ -84,3 +84,53 @@ def test_multi_scale_and_flip_boxes_land_on_the_object():
     for loc in (one, many):
         (r,) = loc.localize_arrays([img])
         np.testing.assert_allclose(r.classes[0].detections.boxes[0], [50, 10, 70, 30], atol=3)
+
+
+class _SizeNet(BrightNet):
+    """BrightNet whose logit grows with the input's area (a sum, not a mean, of the
+    brightness map): its probability at 2x is not its probability at 1x."""
+
+    def forward(self, x):
+        a = self.features(x)
+        return self.fc(a.sum((2, 3)) / 400.0)
+
+
+def test_probabilities_and_box_scores_do_not_depend_on_the_views():
+    model = ModelSpec(
+        net=_SizeNet(),
+        class_names=["bright"],
+        target_layer="features",
+        cam_layer="features",
+        fc_layer="fc",
+        input_size=(32, 48),
+        mean=(0.5, 0.5, 0.5),
+        std=(0.5, 0.5, 0.5),
+        multi_label=True,
+    )
+    img = np.zeros((60, 90, 3), np.uint8)
+    img[10:30, 50:70] = 255
+    results = {}
+    for views in (Views((1.0,)), Views((2.0,)), Views((2.0, 1.0), flip=True)):
+        loc = Localizer(
+            model, "gradcam", targets="topk", boxes=BoxParams(threshold=0.5), views=views
+        )
+        (r,) = loc.localize_arrays([img])
+        results[views] = r
+    plain = Localizer(model, "gradcam")
+    with torch.no_grad():
+        at_1x = torch.sigmoid(model.net(plain.normalize(plain.prepare(img)[0][None]))).item()
+    big = Localizer(model, "gradcam", views=Views((2.0,)))
+    with torch.no_grad():
+        at_2x = torch.sigmoid(model.net(big.normalize(big.prepare(img)[0][None]))).item()
+    assert abs(at_2x - at_1x) > 0.5 * at_1x  # this net's probability does depend on the input size
+    for r in results.values():
+        # The class probability is the model's at its own input size, whatever the views
+        # (a 2x run makes the 1x input from its 2x one: equal up to resampling).
+        assert float(r.probs[0]) == pytest.approx(at_1x, rel=1e-3)
+        c = r.classes[0]
+        assert c.prob == pytest.approx(at_1x, rel=1e-3)
+        # A box's score: the class probability times the map's mean inside it, in [0, 1].
+        assert 0.0 < c.detections.scores[0] <= c.prob
+        assert c.detections.scores[0] == pytest.approx(
+            c.prob * float(c.norm_map[c.norm_map >= c.cut].mean()), rel=0.05
+        )

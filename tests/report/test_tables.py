@@ -10,7 +10,7 @@ from wsol.report.tables import EXPLAIN, format_value, metric_sections, per_class
 METRICS = {
     "num_images": 4,
     "num_failed": 1,
-    "num_annotations": 5,
+    "num_boxes_found": 5,
     "images_per_second": 12.3456,
     "whole_image_boxes": 0.25,
     "num_bad_maps": 1,
@@ -23,7 +23,7 @@ METRICS = {
     "pxap": 0.4,
     "brand_new_metric": {"a": [0.5, None], "b": {"c": True}},
     "cut": "fraction 0.2 of each map's maximum",
-    "metrics_at_cut": ["corloc", "whole_image_boxes", "num_annotations"],
+    "metrics_at_cut": ["corloc", "whole_image_boxes", "num_boxes_found"],
     "metrics_over_sweep": ["maxboxacc", "maxboxacc_v2", "pxap"],
 }
 
@@ -50,7 +50,7 @@ def test_sections_group_metrics_by_cut_and_explain_them():
     assert "maxboxacc_threshold" not in sweep.text  # shown as the cut, not as a row
     _, counts = by_title["Counts"]
     assert "map is constant: 1; no pixel above the threshold: 2" in counts.texts("td", "num")
-    assert "num_annotations" not in counts.text  # already at the shipped cut
+    assert "num_boxes_found" not in counts.text  # already at the shipped cut
     pages = [Page(table) for _, _, table in sections]
     text = " ".join(p.text for p in pages)
     assert not re.search(r"\{\s*['\"]", text)  # no dict repr

@@ -66,7 +66,7 @@ def test_dead_or_poisoned_layer_gives_no_boxes_and_a_reason(tmp_path, register_m
     scene = np.full((60, 90, 3), 20, np.uint8)
     scene[10:30, 50:70] = 240
     result = run(load_config(None, _folder(tmp_path, {"a.png": scene, "b.png": scene})))
-    assert result.metrics["num_images"] == 2 and result.metrics["num_annotations"] == 0
+    assert result.metrics["num_images"] == 2 and result.metrics["num_boxes_found"] == 0
     assert result.metrics["num_bad_maps"] == 2
     assert list(result.metrics["empty_detections"]) == [reason]
     text = (tmp_path / "out" / "metrics.json").read_text()

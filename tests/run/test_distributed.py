@@ -136,7 +136,7 @@ def _assert_same_outputs(out, reference):
     assert {k: v for k, v in metrics.items() if k not in TIMING_KEYS} == {
         k: v for k, v in ref.items() if k not in TIMING_KEYS
     }
-    assert metrics["num_images"] == 24 and metrics["num_annotations"] > 0
+    assert metrics["num_images"] == 24 and metrics["num_boxes_found"] > 0
 
 
 @pytest.fixture(scope="module")

@@ -376,7 +376,7 @@ def test_voc_only_export_writes_no_coco_file(tmp_path, shapes_root):
 def test_every_method_runs_through_the_pipeline(method_runs, method):
     result = method_runs(method)
     assert result.metrics["num_images"] == 4 and result.metrics["num_failed"] == 0
-    assert result.metrics["num_bad_maps"] == 0 and result.num_annotations >= 4
+    assert result.metrics["num_bad_maps"] == 0 and result.num_boxes_found >= 4
     assert 0.0 <= result.metrics["corloc"] <= 1.0
     assert (result.out_dir / "report.html").is_file()
 

@@ -36,6 +36,27 @@ def empty_maps_line(name: str, metrics: dict) -> str | None:
     return f"{name}: {total} maps gave no box ({why}); see empty_detections in metrics.json"
 
 
+def exports_line(name: str, metrics: dict) -> str | None:
+    """A console line for what the exports hold, e.g. ``gradcam: pseudo_labels.json: 12
+    boxes (18 below export.min_score=0.05)``, then a warning line when they hold none of
+    the boxes found; None for metrics without the counts."""
+    if "num_boxes_written" not in metrics:
+        return None
+    files = ", ".join(metrics.get("exports") or [])
+    if not files:
+        found = metrics["num_boxes_found"]
+        return f"{name}: {found} boxes found; no export written (export.formats=[])"
+    n = metrics["num_boxes_written"]
+    each = " each" if len(metrics["exports"]) > 1 else ""
+    dropped = metrics.get("boxes_dropped") or {}
+    why = ", ".join(f"{k_n} {reason}" for reason, k_n in dropped.items())
+    found = f"{n} of {metrics['num_boxes_found']} boxes" if why else f"{n} boxes"
+    line = f"{name}: {files}: {found}{each}" + (f" ({why})" if why else "")
+    if metrics.get("export_warning"):
+        line += f"\nWARNING {name}: {metrics['export_warning']}"
+    return line
+
+
 def warnings_line(name: str, metrics: dict) -> str | None:
     """A console line for labels that were read but looked wrong; None when none did."""
     n = metrics.get("num_warnings") or 0
@@ -49,6 +70,7 @@ def warnings_line(name: str, metrics: dict) -> str | None:
 
 def _outcome(rows: dict[str, dict]) -> str:
     lines = [format_summary(rows)]
+    lines += [line for name, m in rows.items() if (line := exports_line(name, m))]
     lines += [line for name, m in rows.items() if (line := empty_maps_line(name, m))]
     lines += [line for name, m in rows.items() if (line := warnings_line(name, m))]
     return "\n".join(lines)

@@ -20,7 +20,7 @@ from wsol.export.coco import (
     results_list,
     write_coco,
 )
-from wsol.export.filtering import filter_document
+from wsol.export.filtering import dropped_boxes, filter_document
 from wsol.export.labelstudio import CONFIG as LABELSTUDIO_CONFIG
 from wsol.export.labelstudio import TASKS as LABELSTUDIO_TASKS
 from wsol.export.labelstudio import write_labelstudio
@@ -56,6 +56,8 @@ __all__ = [
     "OUTPUTS",
     "annotations_for",
     "build_document",
+    "dropped_boxes",
+    "export_names",
     "filter_document",
     "image_entry",
     "register_export",
@@ -118,3 +120,13 @@ def write_formats(
             raise UsageError(unknown_choice("export format", name, FORMATS))
     out_dir = Path(out_dir)
     return [p for name in formats for p in FORMATS[name](doc, out_dir, **options.get(name, {}))]
+
+
+def export_names(formats: Iterable[str]) -> list[str]:
+    """What each of ``formats`` is called in a summary: its file (``pseudo_labels.json``)
+    or folder (``voc/``) under the output folder; a registered format, its name."""
+    names = []
+    for name in formats:
+        first = OUTPUTS.get(name, (name,))[0]
+        names.append(first if name not in OUTPUTS or "." in first else f"{first}/")
+    return names

@@ -30,3 +30,19 @@ def filter_document(doc: dict, min_score: float = 0.0, max_per_class: int = 0) -
                 keep[i] = False
     kept = [a for a, k in zip(anns, keep, strict=True) if k]
     return {**doc, "annotations": [{**a, "id": n + 1} for n, a in enumerate(kept)]}
+
+
+def dropped_boxes(doc: dict, min_score: float = 0.0, max_per_class: int = 0) -> dict[str, int]:
+    """Why :func:`filter_document` with the same arguments leaves boxes of ``doc`` out:
+    ``{"below export.min_score=X": n, "over export.max_per_class=K": m}``, each reason
+    with at least one box (the floor applies first, so a box under it counts there
+    only). Empty when every box is written."""
+    anns = doc["annotations"]
+    below = sum(a["score"] < min_score for a in anns) if min_score > 0 else 0
+    over = len(anns) - below - len(filter_document(doc, min_score, max_per_class)["annotations"])
+    out = {}
+    if below:
+        out[f"below export.min_score={min_score:g}"] = below
+    if over:
+        out[f"over export.max_per_class={max_per_class}"] = over
+    return out

@@ -50,6 +50,7 @@ figure img {{ display: block; width: {TILE_SIDE}px; height: {TILE_SIDE}px;
 figcaption {{ font-size: 12.5px; overflow-wrap: anywhere; }}
 figcaption b {{ font-size: 13px; }} figcaption .group {{ color: #555; }}
 pre {{ background: #f5f5f5; padding: 8px; font-size: 12.5px; overflow-x: auto; }}
+.warn {{ color: #a40000; font-weight: 600; max-width: 1000px; }}
 """
 
 
@@ -161,6 +162,11 @@ def render_report(
     summary = f"{metrics.get('num_images', 0)} images, {metrics.get('num_failed', 0)} failed" + (
         f"; cut: {metrics['cut']}" if metrics.get("cut") else ""
     )
+    warning = (
+        f"<p class='warn'>Warning: {html.escape(metrics['export_warning'])}.</p>\n"
+        if metrics.get("export_warning")
+        else ""
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -168,7 +174,7 @@ def render_report(
 <style>{CSS}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p class="note">{html.escape(summary)}</p>
-<nav>{nav}</nav>
+{warning}<nav>{nav}</nav>
 <h2 id="metrics">Metrics</h2>
 {"".join(body)}
 </body></html>

@@ -25,9 +25,14 @@ EXPLAIN = {
     "0.50:0.05:0.95 (pycocotools).",
     "coco_ap50": "COCO box AP at IoU 0.50 (VOC-style AP).",
     "coco_ap75": "COCO box AP at IoU 0.75.",
-    "whole_image_boxes": "Share of written boxes that cover at least 90% of their image: boxes "
-    "that say nothing about where the object is.",
-    "num_annotations": "Boxes written to pseudo_labels.json.",
+    "whole_image_boxes": "Share of the boxes found that cover at least 90% of their image: "
+    "boxes that say nothing about where the object is.",
+    "num_boxes_found": "Boxes the run found at its cut: every one is scored by the metrics.",
+    "num_boxes_written": "Boxes each export file holds: those found, less any under "
+    "export.min_score or over export.max_per_class.",
+    "exports": "The export files (export.formats); each holds num_boxes_written boxes.",
+    "boxes_dropped": "Boxes found but not written, by reason.",
+    "export_warning": "Boxes were found, yet none was written.",
     "maxboxacc": f"Best, over the sweep's cuts, share of pairs whose largest box has {DELTA} "
     "(MaxBoxAcc, Choe et al., CVPR 2020).",
     "maxboxacc_v2": "Mean over δ in {0.3, 0.5, 0.7} of the best share of pairs where any "
@@ -69,7 +74,11 @@ COUNTS = (
     "num_images",
     "num_failed",
     "num_pairs",
-    "num_annotations",
+    "num_boxes_found",
+    "num_boxes_written",
+    "exports",
+    "boxes_dropped",
+    "export_warning",
     "images_per_second",
     "num_bad_maps",
     "empty_detections",
@@ -145,7 +154,10 @@ def metric_sections(metrics: dict, cut: str = "") -> list[tuple[str, str, str]]:
         sections.append(
             (
                 "At the shipped cut",
-                f"The boxes written to pseudo_labels.json, cut at: {cut}." if cut else "",
+                f"The boxes found at the run's cut: {cut}. They are scored before "
+                "export.min_score and export.max_per_class trim the written files."
+                if cut
+                else "",
                 _table([_row(k, metrics[k]) for k in at_cut], ("metric", "value", "meaning")),
             )
         )

@@ -100,6 +100,6 @@ def finished_run(cfg: Config, status: Status | None = None) -> RunResult:
             f"{out}: the finished run's results cannot be read ({e}); pass --overwrite "
             "to run it again"
         ) from None
-    return RunResult(
-        out, metrics, int(metrics.get("num_annotations", 0)), sweep, plan.dataset, plan.cfg
-    )
+    # num_annotations: what runs finished before the rename called it
+    found = metrics.get("num_boxes_found", metrics.get("num_annotations", 0))
+    return RunResult(out, metrics, int(found), sweep, plan.dataset, plan.cfg)

@@ -136,7 +136,7 @@ def run_sharded(cfg: Config, progress: Progress | None, overwrite: bool, say: St
         has_sweep = plan.evaluators is not None
         sweep = json.loads((journal.out / "sweep.json").read_text()) if has_sweep else None
     return RunResult(
-        journal.out, metrics, metrics["num_annotations"], sweep, plan.dataset, plan.cfg
+        journal.out, metrics, metrics["num_boxes_found"], sweep, plan.dataset, plan.cfg
     )
 
 

@@ -7,6 +7,7 @@ report next, and ``metrics.json`` last, because its presence marks the run finis
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,14 @@ from wsol.data import Dataset
 from wsol.data.loader import make_loader
 from wsol.evaluate import Evaluators, add_coco_ap
 from wsol.evaluate.calibration import check_overlap
-from wsol.export import build_document, filter_document, results_list, write_formats
+from wsol.export import (
+    build_document,
+    dropped_boxes,
+    export_names,
+    filter_document,
+    results_list,
+    write_formats,
+)
 from wsol.fileio import atomic_write_json, atomic_write_text, fault_point
 from wsol.localize import MAP_REASONS
 from wsol.report import (
@@ -31,6 +39,8 @@ from wsol.report import (
 from wsol.run.build import RunPlan
 from wsol.run.journal import WARNINGS_FILE, Journal
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass
 class RunResult:
@@ -38,12 +48,13 @@ class RunResult:
 
     ``metrics`` is what ``metrics.json`` holds; ``sweep`` what ``sweep.json`` holds (None
     when nothing was scored); ``dataset`` the images and classes the run covered;
-    ``config`` the resolved config, as ``config.yaml`` holds it.
+    ``config`` the resolved config, as ``config.yaml`` holds it; ``num_boxes_found``
+    every box the run found (``metrics["num_boxes_written"]``: those its exports hold).
     """
 
     out_dir: Path
     metrics: dict
-    num_annotations: int
+    num_boxes_found: int
     sweep: dict | None
     dataset: Dataset
     config: Config
@@ -72,6 +83,7 @@ def finalize(
     written = filter_document(doc, cfg.export.min_score, cfg.export.max_per_class)
     options = {"labelstudio": {"image_root": cfg.export.labelstudio_root}}
     journal.record_written(write_formats(written, out, cfg.export.formats, options))
+    exported = export_counts(doc, written, cfg)
     fault_point("final:pseudo_labels.json")
     failures = dataset.failures + records["failures"]
     processed = {im["id"] for im in doc["images"]}
@@ -83,7 +95,7 @@ def finalize(
         "num_images": len(processed),
         "num_failed": len(failures),
         "num_warnings": len(dataset.warnings),
-        "num_annotations": len(doc["annotations"]),
+        **exported,
         "images_per_second": round(len(processed) / max(seconds, 1e-9), 3),
     }
     if stages:
@@ -129,7 +141,34 @@ def finalize(
     return metrics, sweep
 
 
-# Which metrics come from the boxes written at the run's cut, and which from the threshold
+def export_counts(found: dict, written: dict, cfg: Config) -> dict:
+    """What the exports hold: ``num_boxes_found`` (every box of the run, at its cut: what
+    the metrics score), ``num_boxes_written`` (the boxes each export file holds, after
+    ``export.min_score`` and ``export.max_per_class``), ``exports`` (the files),
+    ``boxes_dropped`` (why the others were left out, when some were) and
+    ``export_warning`` when boxes were found and the exports hold none."""
+    anns = found["annotations"]
+    e = cfg.export
+    out: dict = {
+        "num_boxes_found": len(anns),
+        "num_boxes_written": len(written["annotations"]),
+        "exports": export_names(e.formats),
+    }
+    dropped = dropped_boxes(found, e.min_score, e.max_per_class)
+    if dropped:
+        out["boxes_dropped"] = dropped
+    if anns and not written["annotations"] and e.formats:
+        best = max(a["score"] for a in anns)
+        out["export_warning"] = (
+            f"the exports hold no box: all {len(anns)} boxes found scored below "
+            f"export.min_score={e.min_score:g} (the highest {best:.3g}); lower "
+            "export.min_score (what a score means: docs/methods.md, 'Scores')"
+        )
+        logger.warning(out["export_warning"])
+    return out
+
+
+# Which metrics come from the boxes found at the run's cut, and which from the threshold
 # sweep (each at its own best cut, which metrics.json names).
 AT_CUT = (
     "corloc",
@@ -139,7 +178,8 @@ AT_CUT = (
     "coco_ap50",
     "coco_ap75",
     "whole_image_boxes",
-    "num_annotations",
+    "num_boxes_found",
+    "num_boxes_written",
 )
 OVER_SWEEP = (
     "maxboxacc",
@@ -158,7 +198,7 @@ def _say_which_cut(metrics: dict, cut: str) -> None:
 
 
 def whole_image_share(doc: dict, cover: float = 0.9) -> float:
-    """The share of the written boxes that cover at least ``cover`` of their image: boxes
+    """The share of the boxes of ``doc`` that cover at least ``cover`` of their image: boxes
     that say nothing about where the object is (0 when there is no box)."""
     area = {im["id"]: im["height"] * im["width"] for im in doc["images"]}
     anns = doc["annotations"]

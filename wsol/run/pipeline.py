@@ -73,4 +73,4 @@ def run_config(
         )
     finally:
         journal.close()
-    return RunResult(journal.out, metrics, metrics["num_annotations"], sweep, plan.dataset, cfg)
+    return RunResult(journal.out, metrics, metrics["num_boxes_found"], sweep, plan.dataset, cfg)

@@ -101,7 +101,7 @@ def bench_config(
     n = len(plan.dataset.samples)
     warm = load_config(config, [*keys, f"out={out / 'warmup'}", f"data.limit={min(n, batch)}"])
     result, times = time_runs(warm, cfg, rounds, progress, status, f"{n} images")
-    rows["wsol"] = end_to_end_row(n, times, result.num_annotations)
+    rows["wsol"] = end_to_end_row(n, times, result.num_boxes_found)
     loop = result.metrics.get("images_per_second")
     if loop:
         rows["loop"] = {"images_per_second": loop, "images": n}
