@@ -15,6 +15,7 @@ from wsol.localize import BoxParams
 from wsol.models import load_model
 
 CAT = "2007_000528"  # one cat, GT box (123, 67, 319, 310) in continuous pixels
+BIRD = "2007_000068"  # one bird, GT box (26, 44, 266, 375) in continuous pixels
 
 
 @pytest.fixture(scope="module")
@@ -107,3 +108,86 @@ def test_explain_with_imagenet_names(voc_root):
     # The box holds the cat: its centre lies inside the GT box.
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     assert gt[0] < cx < gt[2] and gt[1] < cy < gt[3]
+
+
+def _run_boxes(out) -> dict[tuple[str, str], np.ndarray]:
+    """A run's boxes, xyxy, by (file name, class name)."""
+    import json
+
+    doc = json.loads((out / "pseudo_labels.json").read_text())
+    files = {im["id"]: im["file_name"] for im in doc["images"]}
+    names = {c["id"]: c["name"] for c in doc["categories"]}
+    boxes: dict[tuple[str, str], list] = {}
+    for a in doc["annotations"]:
+        x, y, w, h = a["bbox"]
+        key = (files[a["image_id"]], names[a["category_id"]])
+        boxes.setdefault(key, []).append([x, y, x + w, y + h])
+    return {k: np.array(sorted(v)) for k, v in boxes.items()}
+
+
+@pytest.mark.e2e  # runs the pipeline
+def test_explain_with_a_run_config_boxes_as_the_run(shapes_root, tmp_path):
+    """Views (two scales, flipped, fused by max) and an absolute cut: explain --config takes
+    the run's Localizer, so each (image, class) gets the run's boxes."""
+    from tests.helpers import method_config
+    from wsol.config import load_config
+    from wsol.run import run
+    from wsol.run.build import explain_localizer
+
+    views = ["cam.scales=[1.0, 1.5]", "cam.flip=true", "cam.fuse=max"]
+    cut = ["boxes.threshold_mode=absolute", "boxes.threshold=0.45", "boxes.components=all"]
+    result = run(method_config(shapes_root, tmp_path / "run", "gradcam", *views, *cut))
+    ran = _run_boxes(result.out_dir)
+    assert ran and any(len(b) > 1 for b in ran.values())  # several boxes: a real comparison
+    localizer = explain_localizer(load_config(result.out_dir / "config.yaml"))
+    for (file_name, name), boxes in ran.items():
+        exp = explain(localizer, shapes_root / "JPEGImages" / file_name, classes=[name])
+        assert exp.method == "gradcam" and exp.targets == [name]
+        np.testing.assert_allclose(np.array(sorted(exp.boxes.tolist())), boxes, atol=0.01)
+    # Without the config, the views and the cut are not the run's: other boxes.
+    plain = explain(load_model("shapes_net"), shapes_root / "JPEGImages" / file_name, "gradcam")
+    assert plain.boxes.shape != boxes.shape or not np.allclose(plain.boxes, boxes, atol=0.01)
+
+
+@pytest.mark.e2e  # EfficientNet-Lite2 at 520 px
+def test_explain_config_boxes_the_voc_bird_as_the_recommended_run(voc_root, tmp_path, capsys):
+    """configs/voc.yaml (HiResCAM at 2x, cut 0.19) on VOC 2007_000068: a run boxes the bird
+    at [38, 43, 261, 375] (IoU 0.93 with the GT); explain --config prints the same box."""
+    import shutil
+
+    from wsol.run import run
+
+    root = tmp_path / "voc"
+    for sub, ext in (("JPEGImages", "jpg"), ("Annotations", "xml")):
+        (root / sub).mkdir(parents=True)
+        shutil.copy(voc_root / sub / f"{BIRD}.{ext}", root / sub)
+    result = run(
+        REPO / "configs" / "voc.yaml",
+        {"data.root": str(root), "data.split": "", "out": str(tmp_path / "run")},
+    )
+    ((key, (box,)),) = _run_boxes(result.out_dir).items()
+    assert key == (f"{BIRD}.jpg", "bird")
+    np.testing.assert_allclose(box, [38, 43, 261, 375], atol=1)
+    image = root / "JPEGImages" / f"{BIRD}.jpg"
+    config = REPO / "configs" / "voc.yaml"
+    argv = ["explain", str(image), "--config", str(config), "--class", "bird"]
+    assert main([*argv, "--out", str(tmp_path / "x")]) == 0
+    printed = capsys.readouterr().out
+    expected = "[{:.0f}, {:.0f}, {:.0f}, {:.0f}]".format(*box)
+    assert f"hirescam for 'bird': boxes (x1, y1, x2, y2) {expected}" in printed
+
+
+def test_a_localizer_brings_its_own_settings(shapes_image):
+    path, _ = shapes_image
+    from wsol.localize import Localizer, Views
+
+    model = load_model("shapes_net")
+    localizer = Localizer(model, "cam", boxes=BoxParams(threshold=0.5), views=Views((1.5,)))
+    exp = explain(localizer, path, classes=["star"])
+    direct = explain(model, path, "cam", classes=["star"], boxes=BoxParams(threshold=0.5),
+                     views=Views((1.5,)))  # fmt: skip
+    assert exp.method == "cam" and exp.targets == ["star"]
+    np.testing.assert_array_equal(exp.boxes, direct.boxes)
+    assert localizer.targets.mode == "topk" and not localizer.keep_raw_maps  # left as it was
+    with pytest.raises(UsageError, match="leave boxes, views unset"):
+        explain(localizer, path, boxes=BoxParams(), views=Views())

@@ -17,11 +17,12 @@ import cv2
 import numpy as np
 import torch
 
+from wsol.apps.recommended import setup_for
 from wsol.cams import GuidedBackprop, GuidedGradCAM, build_method
 from wsol.cams.targets import ClassMapping
 from wsol.data.decode import decode_image
 from wsol.errors import UsageError
-from wsol.localize import BoxParams, ImageResult, Localizer, TargetPolicy
+from wsol.localize import BoxParams, ImageResult, Localizer, TargetPolicy, Views
 from wsol.models import ModelSpec
 from wsol.models.class_maps import load_class_map
 from wsol.report.overlay import OVERLAY_SIDE, overlay, save_png
@@ -170,30 +171,43 @@ def _picture_size(shape: tuple[int, ...]) -> tuple[int, int]:
 
 
 def explain(
-    model: ModelSpec,
+    model: ModelSpec | Localizer,
     image: str | Path | np.ndarray,
-    method: str = "gradcam",
+    method: str | None = None,
     *,
     topk: int = 1,
     classes: list[str] | None = None,
     class_map: str | dict | None = None,
     layer: str | None = None,
     boxes: BoxParams | None = None,
+    views: Views | None = None,
     precision: str = "fp32",
 ) -> Explanation:
     """Explain the model's decision on one image.
 
+    Unset, the method, views and cut are the recommended configs'
+    (:mod:`wsol.apps.recommended`): for EfficientNet-Lite2 with its ImageNet weights
+    (``wsol.load_model()`` where they are installed), HiResCAM at twice the input size
+    and an absolute cut of 0.19, as ``configs/voc.yaml``; for any other model,
+    Grad-CAM at the input size and Otsu's cut, as ``configs/voc_lite0.yaml``.
+
     Args:
-        model: from :func:`wsol.load_model` (or any :class:`~wsol.models.ModelSpec`).
+        model: from :func:`wsol.load_model` (or any :class:`~wsol.models.ModelSpec`);
+            or a built :class:`~wsol.localize.Localizer` (``wsol explain --config``
+            takes a run config's), whose method, mapping, views, boxes and precision are
+            used as they are: the boxes are the ones a run with it gives. Then
+            ``method``, ``class_map``, ``layer``, ``boxes`` and ``views`` stay unset.
         image: a file path, or an RGB ``uint8 [H, W, 3]`` array.
-        method: a name from :data:`wsol.cams.METHODS`.
+        method: a name from :data:`wsol.cams.METHODS` (default: the recommended one).
         topk: explain the ``topk`` most probable classes (when ``classes`` is None).
         classes: explain these class names instead.
         class_map: explain in another label set: a built-in map
             (``imagenet_to_voc``, ``imagenet_to_coco``), a YAML file, or a dict
             ``{name: [model class, ...]}``.
         layer: the target layer (default: the model's).
-        boxes: how the maps become boxes (default :class:`BoxParams`: 0.2 of the max).
+        boxes: how the maps become boxes (default: the recommended cut; Otsu's for a
+            method other than the recommended one).
+        views: the scales and flips whose maps are fused (default: the recommended).
         precision: ``fp32``, or ``bf16`` / ``fp16`` autocast.
 
     Returns:
@@ -202,7 +216,8 @@ def explain(
 
     Raises:
         UsageError: an image array that is not RGB ``uint8``, an unknown class or
-            method; ``DecodeError`` for a file that cannot be read as an image.
+            method, or settings given with a Localizer; ``DecodeError`` for a file that
+            cannot be read as an image.
 
     Example:
         >>> import numpy as np
@@ -213,16 +228,25 @@ def explain(
         >>> exp.targets, len(exp.top(3))
         (['ring', 'star'], 3)
     """
-    if isinstance(image, str | Path):
-        pixels, _ = decode_image(image)
-        path = str(image)
+    if isinstance(model, Localizer):
+        given = {"method": method, "class_map": class_map, "layer": layer, "boxes": boxes}
+        given["views"] = views
+        named = [k for k, v in given.items() if v is not None]
+        if named:
+            raise UsageError(f"a Localizer brings its own settings; leave {', '.join(named)} unset")
+        base, name = model, model.method.name
     else:
-        pixels, path = np.ascontiguousarray(image), None
-        if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
-            raise UsageError(
-                f"image arrays must be RGB uint8 [H, W, 3], got {pixels.dtype} {pixels.shape}"
-            )
-    mapping = _mapping(model, class_map)
+        setup = setup_for(model, method)
+        base = Localizer(
+            model,
+            build_method(setup.method, model, layer),
+            mapping=_mapping(model, class_map),
+            boxes=boxes or setup.boxes,
+            views=views or setup.views,
+            precision=precision,
+        )
+        name = setup.method
+    mapping = base.mapping
     labels = None
     if classes:
         unknown = [c for c in classes if c not in mapping.names]
@@ -235,21 +259,32 @@ def explain(
         labels = [np.array([mapping.names.index(c) for c in classes], np.int64)]
     else:
         policy = TargetPolicy("topk", topk=topk)
-    cam = build_method(method, model, layer)
-    localizer = Localizer(
-        model,
-        cam,
-        mapping=mapping,
-        targets=policy,
-        boxes=boxes or BoxParams(),
-        precision=precision,
-        keep_raw_maps=True,
-    )
-    (result,) = localizer.localize_arrays([pixels], labels)
-    out = Explanation(pixels, path, method, mapping.names, result.probs, result)
-    if method == "guided_gradcam" and result.classes:
-        out.pictures = _guided_pictures(localizer, cam, pixels, result)
+    localizer = base.with_targets(policy, keep_raw_maps=True)
+    pixels, small, path = _read(image, max(localizer.input_size))
+    x, region = localizer.prepare(small)
+    (result,) = localizer(x[None], [pixels.shape[:2]], labels, [region])
+    out = Explanation(pixels, path, name, mapping.names, result.probs, result)
+    if isinstance(localizer.method, GuidedGradCAM) and result.classes:
+        out.pictures = _guided_pictures(localizer, localizer.method, pixels, result)
     return out
+
+
+def _read(
+    image: str | Path | np.ndarray, max_side: int
+) -> tuple[np.ndarray, np.ndarray, str | None]:
+    """The picture to draw on, the pixels the model's input is made of (a large JPEG
+    decoded at reduced scale, as a run's loader decodes it, so the boxes are a run's),
+    and the path."""
+    if isinstance(image, str | Path):
+        pixels, _ = decode_image(image)
+        small, _ = decode_image(image, max_side)
+        return pixels, small, str(image)
+    pixels = np.ascontiguousarray(image)
+    if pixels.ndim != 3 or pixels.shape[2] != 3 or pixels.dtype != np.uint8:
+        raise UsageError(
+            f"image arrays must be RGB uint8 [H, W, 3], got {pixels.dtype} {pixels.shape}"
+        )
+    return pixels, pixels, None
 
 
 def _guided_pictures(

@@ -6,7 +6,7 @@ import argparse
 
 from wsol.cli.bench import BENCH_IMAGES, cmd_bench
 from wsol.cli.commands import cmd_calibrate, cmd_demo, cmd_run, cmd_train
-from wsol.cli.tools import EXPLAIN_DEFAULTS, cmd_eval, cmd_explain
+from wsol.cli.tools import cmd_eval, cmd_explain
 
 # wsol.evaluate.calibration.METRICS, spelled out: importing the scoring package here
 # would load numpy, cv2 and torch before `wsol --help` can answer (a test keeps them equal)
@@ -177,16 +177,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     x.add_argument(
         "--model",
-        default=EXPLAIN_DEFAULTS["model"],
-        help="architecture (default efficientnet_lite0, ImageNet, offline)",
+        default=None,
+        help="architecture (default efficientnet_lite2 where its weights package is "
+        "installed, else efficientnet_lite0; ImageNet, offline)",
     )
     x.add_argument(
         "--weights",
-        default=EXPLAIN_DEFAULTS["weights"],
-        help="DEFAULT (pretrained), none, or a checkpoint path (one from wsol train "
-        "brings its own architecture and classes)",
+        default=None,
+        help="DEFAULT (pretrained, the default), none, or a checkpoint path (one from wsol "
+        "train brings its own architecture and classes)",
     )
-    x.add_argument("--method", default=EXPLAIN_DEFAULTS["method"], help="CAM method")
+    x.add_argument(
+        "--method",
+        default=None,
+        help="CAM method (default the recommended configs': hirescam at 2x with Lite2, "
+        "else gradcam; with its cut)",
+    )
     which = x.add_mutually_exclusive_group()
     which.add_argument(
         "--class", dest="cls", default=None, metavar="NAME", help="explain this class"

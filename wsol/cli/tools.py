@@ -86,35 +86,8 @@ def cmd_eval(args) -> int:
 def cmd_explain(args) -> int:
     from wsol.apps.explain import explain, write_explanation
     from wsol.data.decode import DecodeError
-    from wsol.localize import BoxParams
-    from wsol.models import load_model
 
-    options = {
-        "arch": args.model,
-        "weights": args.weights,
-        "method": args.method,
-        "layer": None,
-        "class_map": None,
-        "boxes": BoxParams(),
-        "precision": "fp32",
-        "device": "cpu",
-    }
-    if args.config:
-        from wsol.config import load_config
-        from wsol.run.build import explain_options
-
-        options.update(explain_options(load_config(args.config)))
-    for key in ("model", "weights", "method"):  # flags given explicitly win over the config
-        if getattr(args, key) != EXPLAIN_DEFAULTS[key]:
-            options["arch" if key == "model" else key] = getattr(args, key)
-    if args.model == EXPLAIN_DEFAULTS["model"] and options["weights"] != "DEFAULT":
-        from wsol.models.checkpoint import trained_checkpoint
-
-        if trained_checkpoint(options["weights"]) is not None:
-            options["arch"] = ""  # a checkpoint from wsol train names its own architecture
-    model = load_model(
-        options["arch"], options["weights"], device=options["device"], target_layer=options["layer"]
-    )
+    model, arch = _explainer(args)
     out = Path(args.out)
     stems: set[str] = set()
     failed = 0
@@ -123,12 +96,9 @@ def cmd_explain(args) -> int:
             exp = explain(
                 model,
                 image,
-                options["method"],
+                args.method if not args.config else None,  # a config's is in its Localizer
                 topk=args.topk,
                 classes=[args.cls] if args.cls else None,
-                class_map=options["class_map"],
-                boxes=options["boxes"],
-                precision=options["precision"],
             )
         except DecodeError as e:  # one bad file does not stop the others
             print(f"wsol: error: {image}: {e}", file=sys.stderr)
@@ -139,7 +109,7 @@ def cmd_explain(args) -> int:
             stem += "_"
         stems.add(stem)
         files = write_explanation(exp, out, stem)
-        print(f"{image}: {options['arch']} predicts")
+        print(f"{image}: {arch} predicts")
         for name, p in exp.top(5):
             print(f"  {p:6.3f}  {name}")
         for name, c in zip(exp.targets, exp.result.classes, strict=True):
@@ -151,7 +121,7 @@ def cmd_explain(args) -> int:
                 or c.detections.reason
                 or "none"
             )
-            print(f"  {options['method']} for {name!r}: boxes (x1, y1, x2, y2) {boxes}")
+            print(f"  {exp.method} for {name!r}: boxes (x1, y1, x2, y2) {boxes}")
         print(
             f"  wrote {len(files)} files to {out}/ ({files[0].name}, ...)"
             if files
@@ -162,4 +132,28 @@ def cmd_explain(args) -> int:
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
-EXPLAIN_DEFAULTS = {"model": "efficientnet_lite0", "weights": "DEFAULT", "method": "gradcam"}
+def _explainer(args):
+    """What ``wsol explain`` explains with, and the architecture's name: with
+    ``--config``, the Localizer a run of that config builds (``--model``, ``--weights``
+    and ``--method`` override its keys), so the boxes are the run's; without, the model
+    alone, which :func:`wsol.explain` gives the recommended method, views and cut."""
+    from wsol.models.build import default_arch
+    from wsol.models.checkpoint import trained_checkpoint
+
+    weights = args.weights or "DEFAULT"
+    arch = args.model
+    if arch is None and weights != "DEFAULT" and trained_checkpoint(weights) is not None:
+        arch = ""  # a checkpoint from wsol train names its own architecture
+    if args.config:
+        from wsol.config import load_config
+        from wsol.run.build import explain_localizer
+
+        flags = {"model.arch": arch, "model.weights": args.weights, "cam.method": args.method}
+        cfg = load_config(args.config, [f"{k}={v}" for k, v in flags.items() if v is not None])
+        localizer = explain_localizer(cfg)
+        return localizer, cfg.model.arch or localizer.model.extra.get("arch", weights)
+    from wsol.models import load_model
+
+    arch = default_arch() if arch is None else arch
+    model = load_model(arch, weights)
+    return model, arch or model.extra.get("arch", weights)

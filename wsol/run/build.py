@@ -54,13 +54,13 @@ class RunPlan:
     calibration: Calibration | None
 
 
-def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping, Dataset]:
-    """The model (with config overrides of its preprocessing), its class mapping, and the
-    dataset restricted to mappable classes when ``model.skip_unmapped`` asks for it."""
+def config_model(cfg: Config, classes: list[str] | None = None) -> ModelSpec:
+    """The model of ``cfg.model``, with the config's overrides of its preprocessing
+    (``classes``: the dataset's, for a head built for it)."""
     spec = build_model(
         cfg.model.arch,
         cfg.model.weights,
-        dataset.classes or None,
+        classes or None,
         cfg.model.target_layer or None,
         dilate_last=cfg.model.dilate_last,
     )
@@ -72,9 +72,21 @@ def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping, 
         spec.std = tuple(cfg.model.std)
     if cfg.model.resize:
         spec.resize = cfg.model.resize
-    class_map = (
-        load_class_map(cfg.model.class_map, list(spec.class_names)) if cfg.model.class_map else None
-    )
+    return spec
+
+
+def config_class_map(cfg: Config, spec: ModelSpec) -> dict[str, list[str]] | None:
+    """``model.class_map`` read against the model's classes (None when unset)."""
+    if not cfg.model.class_map:
+        return None
+    return load_class_map(cfg.model.class_map, list(spec.class_names))
+
+
+def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping, Dataset]:
+    """The model (with config overrides of its preprocessing), its class mapping, and the
+    dataset restricted to mappable classes when ``model.skip_unmapped`` asks for it."""
+    spec = config_model(cfg, dataset.classes)
+    class_map = config_class_map(cfg, spec)
     if not dataset.classes:
         dataset.classes = list(class_map) if class_map else list(spec.class_names)
         dataset.category_ids = list(range(1, len(dataset.classes) + 1))
@@ -101,23 +113,69 @@ def calibration_source(cfg: Config, dataset_name: str = "") -> dict:
     }
 
 
-def explain_options(cfg: Config) -> dict:
-    """What ``wsol explain --config`` takes from a run config: the model and its device,
-    the method, layer, class map, box settings (a calibrated config uses its global cut)
-    and precision, as keyword arguments of :func:`wsol.load_model` and
-    :func:`wsol.explain`."""
-    calibrated = cfg.boxes.threshold == "calibrated"
-    cal = load_calibration(cfg.boxes.calibration) if calibrated else None
-    return {
-        "arch": cfg.model.arch,
-        "weights": cfg.model.weights,
-        "method": cfg.cam.method,
-        "layer": cfg.model.target_layer or None,
-        "class_map": cfg.model.class_map or None,
-        "boxes": BoxParams.from_config(cfg.boxes, cal),
-        "precision": cfg.model.precision,
-        "device": resolve_device(cfg.model.device),
-    }
+def explain_localizer(cfg: Config) -> Localizer:
+    """The :class:`Localizer` that ``wsol run`` would build from ``cfg``, for
+    ``wsol explain --config`` (:func:`wsol.explain` takes it): the same model, device,
+    memory format, folded BatchNorms, method, layer, class mapping, views, box settings
+    (a calibration's per-class cuts included) and precision, so the same image gets the
+    same boxes. Its classes are the class map's (or the model's): there is no dataset.
+
+    Raises:
+        ConfigError: and the other :class:`wsol.errors.WsolError` subclasses, as
+            :func:`plan_run` does.
+    """
+    cfg = absolute_paths(cfg)
+    calibration = (
+        load_calibration(cfg.boxes.calibration) if cfg.boxes.threshold == "calibrated" else None
+    )
+    spec = config_model(cfg)
+    class_map = config_class_map(cfg, spec)
+    classes = list(class_map) if class_map is not None else list(spec.class_names)
+    mapping = ClassMapping.build(classes, spec, class_map)
+    localizer = build_localizer(cfg, spec, mapping, classes, calibration)
+    if calibration is not None:
+        used = resolved(cfg, spec, localizer.method.layer, "")
+        check_source(calibration, calibration_source(used))
+    return localizer
+
+
+def build_localizer(
+    cfg: Config,
+    spec: ModelSpec,
+    mapping: ClassMapping,
+    classes: list[str],
+    calibration: Calibration | None,
+) -> Localizer:
+    """The run's :class:`Localizer`: ``spec`` put on ``model.device`` (channels-last when
+    ``model.channels_last``), the ``cam`` and ``boxes`` sections as the config says,
+    BatchNorms folded (``model.fold_bn``), and one dry forward pass through the layer.
+
+    Raises:
+        ConfigError: a method that cannot work on this model or layer.
+    """
+    spec.net.to(resolve_device(cfg.model.device))
+    if cfg.model.channels_last:
+        spec.net.to(memory_format=torch.channels_last)
+    try:
+        localizer = Localizer(
+            spec,
+            cfg.cam.method,
+            mapping=mapping,
+            targets=TargetPolicy(cfg.cam.targets, cfg.cam.topk, cfg.cam.min_prob),
+            boxes=BoxParams.from_config(cfg.boxes, calibration, classes),
+            layer=cfg.model.target_layer or None,
+            views=Views(tuple(cfg.cam.scales), cfg.cam.flip, cfg.cam.fuse),
+            precision=cfg.model.precision,
+            device_boxes=cfg.boxes.device_components,
+        )
+        if cfg.model.fold_bn:
+            folded = fold_model(spec, [localizer.method.layer], localizer.input_size)
+            if folded.undone:
+                logger.warning("model.fold_bn: BatchNorm left unfolded: %s", folded.undone)
+        _dry_forward(localizer)
+    except CamError as e:  # a method that cannot work on this model, said before any work
+        raise ConfigError(f"cam.method={cfg.cam.method}: {e}") from None
+    return localizer
 
 
 def build_evaluators(cfg: Config, dataset: Dataset, boxes: BoxParams) -> Evaluators | None:
@@ -193,28 +251,7 @@ def plan_run(cfg: Config, status: Status | None = None) -> RunPlan:
         f"{cfg.model.arch or 'the model of ' + cfg.model.weights} on {device}"
     )
     spec, mapping, dataset = build_spec(cfg, dataset)
-    spec.net.to(device)
-    if cfg.model.channels_last:
-        spec.net.to(memory_format=torch.channels_last)
-    try:
-        localizer = Localizer(
-            spec,
-            cfg.cam.method,
-            mapping=mapping,
-            targets=TargetPolicy(cfg.cam.targets, cfg.cam.topk, cfg.cam.min_prob),
-            boxes=BoxParams.from_config(cfg.boxes, calibration, dataset.classes),
-            layer=cfg.model.target_layer or None,
-            views=Views(tuple(cfg.cam.scales), cfg.cam.flip, cfg.cam.fuse),
-            precision=cfg.model.precision,
-            device_boxes=cfg.boxes.device_components,
-        )
-        if cfg.model.fold_bn:
-            folded = fold_model(spec, [localizer.method.layer], localizer.input_size)
-            if folded.undone:
-                logger.warning("model.fold_bn: BatchNorm left unfolded: %s", folded.undone)
-        _dry_forward(localizer)
-    except CamError as e:  # a method that cannot work on this model, said before any work
-        raise ConfigError(f"cam.method={cfg.cam.method}: {e}") from None
+    localizer = build_localizer(cfg, spec, mapping, dataset.classes, calibration)
     if cfg.data.decode == "device" and spec.resize != "stretch":
         raise ConfigError(
             f"data.decode=device stretches images to the input size; model.resize="
