@@ -71,10 +71,20 @@ def leaderboard_data(n: int = 6, seed: int = 0) -> dict:
             "cut": None if i == 2 else round(peak + 0.02, 2),
         }
         per_class[number] = {c: float(rng.random()) for c in CLASSES}
+    disagreements = []
+    if n < 3:  # fewer than two candidates ran: nothing to compare them on
+        return {
+            "rows": rows,
+            "columns": COLUMNS,
+            "curves": curves,
+            "per_class": per_class,
+            "disagreements": disagreements,
+            "title": "wsol compare",
+            "notes": [],
+        }
     per_class[rows[0]["row"]]["cat"] = 1.0
     per_class[rows[0]["row"]]["dog"] = 0.0
     a, b = rows[0]["row"], rows[1]["row"]
-    disagreements = []
     for j in range(2):
         image = np.zeros((300, 400 + 100 * j, 3), np.uint8)
         image[..., 0] = np.linspace(40, 200, image.shape[1])[None]
