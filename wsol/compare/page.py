@@ -53,13 +53,12 @@ h2 {{ margin-top: 32px; border-bottom: 1px solid #ccc; }}
 nav a {{ margin-right: 14px; }} .note {{ color: #555; font-size: 13px; max-width: 1000px; }}
 .scroll {{ overflow-x: auto; max-width: 100%; }}
 table {{ border-collapse: collapse; font-size: 14px; }}
-th, td {{ padding: 3px 8px; border-bottom: 1px solid #e2e2e2; text-align: left;
+th, td {{ padding: 3px 6px; border-bottom: 1px solid #e2e2e2; text-align: left;
   vertical-align: top; }}
 thead th {{ background: #f3f3f3; vertical-align: bottom; }} thead th.num {{ text-align: right; }}
 td.num {{ font-variant-numeric: tabular-nums; white-space: nowrap; text-align: right; }}
 table.board th[data-col] {{ cursor: pointer; user-select: none; }}
 table.board th[data-col]:hover {{ background: #e6e6e6; }}
-table.board th[data-col]::after {{ content: "\\00a0\\2195"; color: #aaa; }}
 table.board th[aria-sort="ascending"]::after {{ content: "\\00a0\\25B2"; color: #222; }}
 table.board th[aria-sort="descending"]::after {{ content: "\\00a0\\25BC"; color: #222; }}
 td.name {{ min-width: 190px; max-width: 320px; overflow-wrap: break-word; }}
@@ -75,7 +74,10 @@ table.per-class thead .cand {{ background: #f3f3f3; }}
 .ramp {{ display: inline-block; width: 120px; height: 10px; vertical-align: middle;
   background: linear-gradient(to right, {{ramp}}); margin: 0 6px; }}
 .legend {{ font-size: 13px; }}
-.legend span.entry {{ display: inline-block; margin-right: 16px; white-space: nowrap; }}
+.legend span.entry {{ display: inline-block; margin-right: 16px; }}
+div.legend {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(360px, 1fr));
+  gap: 2px 16px; margin: 12px 0; }}
+div.legend span.entry {{ margin: 0; padding-left: 34px; text-indent: -34px; }}
 .legend svg {{ vertical-align: middle; margin-right: 4px; }}
 .plots {{ display: flex; flex-wrap: wrap; gap: 12px; }}
 .plots figure {{ flex: 1 1 540px; max-width: {PLOT_WIDTH}px; min-width: 0; }}
@@ -315,7 +317,7 @@ def _curves(rows: Sequence[dict], curves: dict[int, dict]) -> str:
     plots = "".join(f"<figure>{_level_svg(lv, rows, curves)}</figure>" for lv in levels)
     legend = _legend_entries(rows, drawn)
     return (
-        f'<p class="legend">{legend}</p>'
+        f'<div class="legend">{legend}</div>'
         '<p class="note">Each curve is the share of (image, class) pairs of the report side '
         "whose box has IoU at least the plot's level, at each cut of the min-max normalized "
         "map. A dot marks the cut each candidate chose on the select side. Hover a curve for "
