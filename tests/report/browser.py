@@ -4,7 +4,8 @@ Chromium is driven over the DevTools protocol through ``--remote-debugging-pipe`
 (requests on fd 3, replies on fd 4, each a JSON message ended by a NUL byte), so only the
 standard library is needed. It reports console errors and uncaught exceptions, resources
 that failed to load, every request that left the file (anything but ``file:`` and
-``data:`` URLs), and every ``<img>`` that did not decode (``naturalWidth == 0``).
+``data:`` URLs), and every ``<img>`` that did not decode (``naturalWidth == 0``). It can
+also evaluate JavaScript expressions in the loaded page, after the screenshot.
 
     python -m tests.report.browser report.html shot.png   # prints the check as JSON
 """
@@ -22,6 +23,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,12 +46,14 @@ def find_chromium() -> str | None:
 class PageCheck:
     """What a page load left behind: console ``errors`` (console.error, uncaught
     exceptions, failed loads), ``broken_images`` (src of each ``<img>`` with
-    ``naturalWidth == 0``), ``external`` requests, and the number of ``images``."""
+    ``naturalWidth == 0``), ``external`` requests, the number of ``images``, and the
+    ``values`` of the expressions asked for (one that throws adds an error)."""
 
     errors: list[str] = field(default_factory=list)
     broken_images: list[str] = field(default_factory=list)
     external: list[str] = field(default_factory=list)
     images: int = 0
+    values: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -129,9 +133,11 @@ def check_page(
     width: int = 1400,
     timeout: float = 60.0,
     browser: str | None = None,
+    expressions: Sequence[str] = (),
 ) -> PageCheck:
-    """Load ``html_path`` in headless Chromium, check it, and save a full-page PNG
-    ``screenshot`` ``width`` CSS pixels wide."""
+    """Load ``html_path`` in headless Chromium, check it, save a full-page PNG
+    ``screenshot`` ``width`` CSS pixels wide, then evaluate each of ``expressions`` in
+    the page (their JSON-able results in ``values``, in order)."""
     if not Path(html_path).is_file():
         raise FileNotFoundError(f"{html_path} is not a file")
     browser = browser or find_chromium()
@@ -209,7 +215,17 @@ def check_page(
                 shot = pipe.call("Page.captureScreenshot", {"format": "png"}, session=s)
                 Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
                 Path(screenshot).write_bytes(base64.b64decode(shot["data"]))
+            values, thrown = [], []
+            for expression in expressions:
+                reply = pipe.call(
+                    "Runtime.evaluate", {"expression": expression, "returnByValue": True}, session=s
+                )
+                values.append(reply["result"].get("value"))
+                if "exceptionDetails" in reply:
+                    d = reply["exceptionDetails"]
+                    thrown.append(d.get("exception", {}).get("description") or d.get("text"))
             errors, external = _problems(pipe.events)
+            errors += thrown
             with contextlib.suppress(EOFError, RuntimeError):
                 pipe.call("Browser.close")
         finally:
@@ -217,7 +233,7 @@ def check_page(
             os.close(from_chrome_r)
             _reap(pid, 10.0)
     broken = [i["src"] for i in images if not i["complete"] or i["width"] == 0]
-    return PageCheck(errors, broken, external, len(images))
+    return PageCheck(errors, broken, external, len(images), values)
 
 
 if __name__ == "__main__":

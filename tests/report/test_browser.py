@@ -36,8 +36,11 @@ def test_a_broken_page_is_caught(tmp_path, chromium):
         "<script>console.error('boom')</script>"
         "</body></html>"
     )
-    check = check_page(page, tmp_path / "broken.png", browser=chromium)
+    check = check_page(
+        page, tmp_path / "broken.png", browser=chromium, expressions=["1 + 1", "null.x"]
+    )
     assert not check.ok and check.images == 4
+    assert check.values == [2, None] and any("TypeError" in e for e in check.errors)
     assert len(check.broken_images) == 3 and not any("iVBOR" in s for s in check.broken_images)
     assert "boom" in check.errors
     assert any("missing.png" in e for e in check.errors)

@@ -64,15 +64,26 @@ def best_cuts(curve: dict, metrics: dict) -> dict[str, float]:
     return out
 
 
-def _x(t: float) -> float:
+def plot_x(t: float) -> float:
+    """The SVG x of threshold ``t`` (clipped to ``[0, 1]``) in the plot's frame."""
     return LEFT + float(np.clip(t, 0.0, 1.0)) * (RIGHT - LEFT)
 
 
-def _y(v: float) -> float:
+def plot_y(v: float) -> float:
+    """The SVG y of value ``v`` (clipped to ``[0, 1]``) in the plot's frame."""
     return BOTTOM - float(np.clip(v, 0.0, 1.0)) * (BOTTOM - TOP)
 
 
-def _text(x: float, y: float, s: str, size: int = 12, anchor: str = "start", **attrs) -> str:
+def plot_points(thresholds: Sequence[float], values: Sequence[float]) -> str:
+    """The ``points`` attribute of a polyline through ``(thresholds[i], values[i])``."""
+    return " ".join(
+        f"{plot_x(t):.1f},{plot_y(v):.1f}" for t, v in zip(thresholds, values, strict=True)
+    )
+
+
+def svg_text(x: float, y: float, s: str, size: int = 12, anchor: str = "start", **attrs) -> str:
+    """An SVG ``<text>`` of ``s`` (escaped); ``attrs`` become attributes (``font_weight``
+    -> ``font-weight``, ``class_`` -> ``class``)."""
     extra = "".join(f' {k.rstrip("_").replace("_", "-")}="{v}"' for k, v in attrs.items())
     return (
         f'<text x="{x:.1f}" y="{y:.1f}" font-size="{size}" text-anchor="{anchor}"{extra}>'
@@ -80,30 +91,32 @@ def _text(x: float, y: float, s: str, size: int = 12, anchor: str = "start", **a
     )
 
 
-def _axes() -> list[str]:
+def axes_svg() -> list[str]:
+    """The frame, grid lines, tick values (``xtick``, ``ytick``) and axis titles of a
+    box accuracy-versus-threshold plot, as SVG elements."""
     out = []
     for i in range(6):
         v = i / 5
-        x, y = _x(v), _y(v)
+        x, y = plot_x(v), plot_y(v)
         out.append(
             f'<line x1="{LEFT}" y1="{y:.1f}" x2="{RIGHT}" y2="{y:.1f}" stroke="#e4e4e4"/>'
             f'<line x1="{x:.1f}" y1="{BOTTOM}" x2="{x:.1f}" y2="{BOTTOM + 5}" stroke="#444"/>'
             f'<line x1="{LEFT - 5}" y1="{y:.1f}" x2="{LEFT}" y2="{y:.1f}" stroke="#444"/>'
         )
-        out.append(_text(x, BOTTOM + 18, f"{v:.1f}", anchor="middle", class_="xtick"))
-        out.append(_text(LEFT - 8, y + 4, f"{v:.1f}", anchor="end", class_="ytick"))
+        out.append(svg_text(x, BOTTOM + 18, f"{v:.1f}", anchor="middle", class_="xtick"))
+        out.append(svg_text(LEFT - 8, y + 4, f"{v:.1f}", anchor="end", class_="ytick"))
     out.append(
         f'<polyline fill="none" stroke="#444" '
         f'points="{LEFT},{TOP} {LEFT},{BOTTOM} {RIGHT},{BOTTOM}"/>'
     )
     out.append(
-        _text(
+        svg_text(
             (LEFT + RIGHT) / 2, HEIGHT - 14, "threshold on the min-max normalized map", 13, "middle"
         )
     )
     mid = (TOP + BOTTOM) / 2
     out.append(
-        _text(
+        svg_text(
             14,
             mid,
             "share of (image, class) pairs",
@@ -116,7 +129,7 @@ def _axes() -> list[str]:
 
 
 def _vline(t: float, color: str, dash: str, label: str, row: int, left: bool) -> list[str]:
-    x = _x(t)
+    x = plot_x(t)
     width = 7.2 * len(label)  # about 12 px bold text; a label never leaves the picture
     left = x - width > 0 if left else x + width > WIDTH
     tx = x - 4 if left else x + 4
@@ -124,7 +137,7 @@ def _vline(t: float, color: str, dash: str, label: str, row: int, left: bool) ->
         f'<line class="cut" x1="{x:.1f}" y1="{12 + 17 * row}" x2="{x:.1f}" y2="{BOTTOM}" '
         f'stroke="{color}" '
         f'stroke-width="1.5" stroke-dasharray="{dash}"/>',
-        _text(
+        svg_text(
             tx,
             16 + 17 * row,  # above the plot: the labels never cover a curve
             label,
@@ -154,16 +167,16 @@ def curve_svg(
     series = [(k, v) for k, v in curve.items() if k != "thresholds" and v]
     series.sort(key=lambda kv: -STYLES.get(kv[0], STYLE_ANY)[1])  # widest underneath
     best = best or {}
-    parts = _axes()
+    parts = axes_svg()
     if shipped is not None and shipped[1] > shipped[0]:
-        x0, x1 = _x(shipped[0]), _x(shipped[1])
+        x0, x1 = plot_x(shipped[0]), plot_x(shipped[1])
         parts.append(
             f'<rect class="cut" x="{x0:.1f}" y="{TOP}" width="{x1 - x0:.1f}" '
             f'height="{BOTTOM - TOP}" fill="#000" fill-opacity="0.08"/>'
         )
     for name, values in series:
         color, width, dash = STYLES.get(name, STYLE_ANY)
-        points = " ".join(f"{_x(t):.1f},{_y(v):.1f}" for t, v in zip(ts, values, strict=True))
+        points = plot_points(ts, values)
         dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(
             f'<polyline class="series" data-name="{html.escape(name)}" fill="none" '
@@ -176,7 +189,7 @@ def curve_svg(
             v = values[int(np.argmin(np.abs(np.asarray(ts) - t)))]
             color = STYLES.get(name, STYLE_ANY)[0]
             parts.append(
-                f'<circle cx="{_x(t):.1f}" cy="{_y(v):.1f}" r="4" fill="{color}" '
+                f'<circle cx="{plot_x(t):.1f}" cy="{plot_y(v):.1f}" r="4" fill="{color}" '
                 'stroke="#fff" stroke-width="1.2"/>'
             )
     # Labels sit on either side of their lines, so two close cuts stay readable.
@@ -188,7 +201,7 @@ def curve_svg(
     elif shipped is not None:  # the band has no line: its label sits above its middle
         what = f"shipped cuts {shipped[0]:g}-{shipped[1]:g} (per class)"
         parts.append(
-            _text(_x(ship_t), 16, what, 12, "middle", fill=SHIPPED_COLOR, font_weight="bold")
+            svg_text(plot_x(ship_t), 16, what, 12, "middle", fill=SHIPPED_COLOR, font_weight="bold")
         )
     if head is not None:
         label = f"best {head} cut {best[head]:g}"
@@ -214,8 +227,8 @@ def _legend(series: list, ts: list, best: dict[str, float]) -> list[str]:
             f'<line x1="{x}" y1="{y}" x2="{x + 34}" y2="{y}" stroke="{color}" '
             f'stroke-width="{width}"{dash_attr}/>'
         )
-        out.append(_text(x + 42, y + 4, name, 13, fill=color, font_weight="bold"))
+        out.append(svg_text(x + 42, y + 4, name, 13, fill=color, font_weight="bold"))
         if name in best:
             j = int(np.argmin(np.abs(np.asarray(ts) - best[name])))
-            out.append(_text(x + 42, y + 20, f"best {values[j]:.3f} at {best[name]:g}", 12))
+            out.append(svg_text(x + 42, y + 20, f"best {values[j]:.3f} at {best[name]:g}", 12))
     return out

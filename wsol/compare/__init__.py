@@ -1,0 +1,1 @@
+"""``wsol compare``: candidates run under a held-out protocol, side by side."""
