@@ -401,19 +401,20 @@ def test_load_predictions_maps_categories_by_name_and_images_by_file():
         "score": 0.5,
     }
     assert preds[1]["score"] == 1.0
-    # A results list uses the GT's ids as they are.
+    # A results list without names uses the GT's ids as they are, when asked to.
     preds, counts = load_predictions(
         [
             {"image_id": 1, "category_id": 9, "bbox": [1, 2, 3, 4], "score": 0.1},
             {"image_id": 5, "category_id": 9, "bbox": [1, 2, 3, 4], "score": 0.1},
         ],
         ds,
+        match_ids=True,
     )
     assert counts["num_dropped"] == 1 and preds[0]["category_id"] == 9
     with pytest.raises(ValueError, match="annotations"):
         load_predictions({"images": []}, ds)
     # A prediction without a box is refused on its own and counted (issue 14).
-    preds, counts = load_predictions([{"image_id": 1, "category_id": 9}], ds)
+    preds, counts = load_predictions([{"image_id": 1, "category_id": 9}], ds, match_ids=True)
     assert preds == [] and counts["num_invalid"] == 1
 
 
@@ -426,9 +427,14 @@ def test_eval_cli_on_coco_and_voc_ground_truth(tmp_path, shapes_root, capsys):
     perfect = [{**a, "score": 1.0} for a in doc["annotations"]]
     pred = tmp_path / "pred.json"
     pred.write_text(json.dumps(perfect))
-    assert (
-        main(["eval", "--gt", str(coco_gt), "--pred", str(pred), "--out", str(tmp_path / "a")]) == 0
-    )
+    # A results list of bare ids: refused in one line, unless --match-ids says they match.
+    args = ["eval", "--gt", str(coco_gt), "--pred", str(pred), "--out", str(tmp_path / "a")]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "cannot be tied to the ground truth" in err and "--match-ids" in err
+    assert len([ln for ln in err.splitlines() if "error" in ln]) == 1
+    assert not (tmp_path / "a").exists()
+    assert main([*args, "--match-ids"]) == 0
     m = json.loads((tmp_path / "a" / "metrics.json").read_text())
     assert m["corloc"] == 1.0 and m["coco_ap"] == pytest.approx(1.0)
     assert "corloc" in capsys.readouterr().out
@@ -569,33 +575,88 @@ def test_a_named_results_list_of_another_split_needs_match_ids():
 
 
 @pytest.mark.parametrize(
-    ("results", "message"),
+    ("results", "message", "match_ids"),
     [
-        ([_named(1, "1.jpg", 3, "horse")], "no category_name of the predictions is a class"),
+        ([_named(1, "1.jpg", 3, "horse")], "no category_name of the predictions is a class", 0),
         (
             [_named(1, "1.jpg", 3, "cat"), {"image_id": 1, "category_id": 3}],
             "1 of 2 results have no 'category_name'",
+            0,
         ),
-        ([_named(1, "1.jpg", 3, "cat"), _named(1, "2.jpg", 3, "cat")], "image_id 1 is named both"),
+        (
+            [_named(1, "1.jpg", 3, "cat"), _named(1, "2.jpg", 3, "cat")],
+            "image_id 1 is named both",
+            0,
+        ),
         (
             [{"image_id": 70, "category_id": 3, "bbox": [0, 0, 1, 1], "score": 1.0}],
             "none of the 1 predictions is on an image and a category of the ground truth",
+            1,
         ),
     ],
 )
-def test_a_results_list_that_cannot_be_tied_to_the_gt_is_refused(results, message):
+def test_a_results_list_that_cannot_be_tied_to_the_gt_is_refused(results, message, match_ids):
     with pytest.raises(WsolError, match=message):
-        load_predictions(results, _dataset())
+        load_predictions(results, _dataset(), match_ids=bool(match_ids))
 
 
-def test_a_results_list_without_names_is_scored_by_id_with_a_warning(caplog):
-    preds, _ = load_predictions(
-        [{"image_id": 1, "category_id": 9, "bbox": [1, 2, 3, 4], "score": 0.1}], _dataset()
-    )
-    assert preds[0]["category_id"] == 9
-    assert (
-        "names no category or image" in caplog.text and "taken as the ground truth" in caplog.text
-    )
+# --- Issue 21 item 5: ids that nothing ties to the GT are refused, not scored ------------
+
+
+@pytest.mark.parametrize(
+    ("doc", "missing"),
+    [
+        # ids only, and they happen to land on GT images and categories: still refused
+        (
+            [{"image_id": 1, "category_id": 9, "bbox": [1, 2, 3, 4], "score": 0.1}],
+            "has no category_name and no file_name",
+        ),
+        ([], None),
+        (
+            [{k: v for k, v in _named(1, "1.jpg", 3, "cat").items() if k != "file_name"}],
+            "results list has no file_name,",
+        ),
+        (
+            [{k: v for k, v in _named(1, "1.jpg", 3, "cat").items() if k != "category_name"}],
+            "results list has no category_name,",
+        ),
+        (
+            {"annotations": [{"image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4]}]},
+            "prediction file has no 'categories' and no 'images'",
+        ),
+        (
+            {
+                "images": [{"id": 1, "file_name": "1.jpg"}],
+                "annotations": [{"image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4]}],
+            },
+            "prediction file has no 'categories',",
+        ),
+    ],
+)
+def test_predictions_whose_ids_nothing_ties_to_the_gt_are_refused(doc, missing):
+    if missing is None:  # an empty list has nothing to tie: scored as nothing
+        assert load_predictions(doc, _dataset())[0] == []
+        return
+    with pytest.raises(WsolError, match=missing) as e:
+        load_predictions(doc, _dataset())
+    assert "--match-ids" in str(e.value) and "pseudo_labels.json" in str(e.value)
+    assert "\n" not in str(e.value)
+    # --match-ids asserts the ids are the GT's: scored by id.
+    preds, _ = load_predictions(doc, _dataset(), match_ids=True)
+    assert len(preds) == 1
+
+
+def test_a_folder_runs_id_only_list_is_refused_not_scored_against_other_images():
+    """The issue's case: a folder run numbered its images 1..N and its classes 1..K;
+    against GT with other numbering, ids that happen to exist score the wrong boxes."""
+    ds = _dataset()  # images 1, 2; categories 3 (cat), 9 (dog)
+    run = [
+        {"image_id": i, "category_id": c, "bbox": [0, 0, 30, 30], "score": 0.5}
+        for i in (1, 2, 3)
+        for c in (3, 9)
+    ]
+    with pytest.raises(WsolError, match="cannot be tied to the ground truth"):
+        load_predictions(run, ds)
 
 
 def test_a_voc_runs_results_scored_against_the_coco_json_of_the_same_data(

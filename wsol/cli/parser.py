@@ -155,8 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--match-ids",
         action="store_true",
-        help="match prediction images to GT images by id, not by file name (a results "
-        "list without file_name is always matched by id, with a warning)",
+        help="assert that the prediction file's ids are the ground truth's: images are "
+        "matched by id, not by file name, and so are categories where the file names "
+        "none (without it, a file that names no image or no category is refused)",
     )
     e.add_argument(
         "--classes",

@@ -105,7 +105,8 @@ class Dataset:
     """A list of samples plus the class names their indices refer to.
 
     ``category_ids[c]`` is the COCO category id written for class ``c`` (the source
-    ids for COCO data, ``c + 1`` otherwise), ``supercategories[c]`` its COCO group where
+    ids for COCO data, COCO's official ids for a run with the ``imagenet_to_coco`` map,
+    ``c + 1`` otherwise), ``supercategories[c]`` its COCO group where
     the source names one (empty: none). ``has_boxes`` says whether scoring is possible.
     """
 

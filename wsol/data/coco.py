@@ -219,6 +219,35 @@ def load_coco(
     )
 
 
+# The 80 classes of COCO 2017 in id order, and the ids that COCO's 91-id numbering of
+# 2014 left unused: the official ids run 1..90 with these gaps.
+COCO_CLASSES: tuple[str, ...] = (
+    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
+    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat",
+    "dog", "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack",
+    "umbrella", "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball",
+    "kite", "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket",
+    "bottle", "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple",
+    "sandwich", "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair",
+    "couch", "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse",
+    "remote", "keyboard", "cell phone", "microwave", "oven", "toaster", "sink",
+    "refrigerator", "book", "clock", "vase", "scissors", "teddy bear", "hair drier",
+    "toothbrush",
+)  # fmt: skip
+_COCO_UNUSED_IDS = frozenset({12, 26, 29, 30, 45, 66, 68, 69, 71, 83})
+COCO_CATEGORY_IDS: dict[str, int] = dict(
+    zip(COCO_CLASSES, (i for i in range(1, 91) if i not in _COCO_UNUSED_IDS), strict=True)
+)
+
+
+def official_coco_ids(classes: list[str]) -> list[int] | None:
+    """COCO's official category ids of ``classes`` (``parking meter`` is 14), or None
+    when one of them is not a COCO class name."""
+    if not all(c in COCO_CATEGORY_IDS for c in classes):
+        return None
+    return [COCO_CATEGORY_IDS[c] for c in classes]
+
+
 def unique_names(categories: list[dict], where: str = "") -> list[dict]:
     """``categories`` with every name that two or more of them share made unique as
     ``name (id)``: wsol keys classes by name (metrics per class, matching predictions),

@@ -117,9 +117,11 @@ _NO_FILE_MATCH = (
 
 
 def _id_maps(doc: dict, dataset, match_ids: bool) -> tuple[dict | None, dict | None]:
-    """``(category map, image map)`` from the file's ids to the GT's, or None for as-is."""
+    """``(category map, image map)`` from the file's ids to the GT's (categories by
+    name, images by ``file_name``); None for the ids as they are, which :func:`_tie_ids`
+    allows only with ``match_ids``."""
     cats, images = doc.get("categories"), doc.get("images")
-    cat_map = None
+    cat_map = img_map = None
     if cats:
         if not isinstance(cats, list) or not all(
             isinstance(c, dict) and _is_id(c.get("id")) and isinstance(c.get("name"), str)
@@ -128,17 +130,21 @@ def _id_maps(doc: dict, dataset, match_ids: bool) -> tuple[dict | None, dict | N
             raise UsageError("'categories' must be a list of objects with an integer id and a name")
         by_name = dict(zip(dataset.classes, dataset.category_ids, strict=True))
         cat_map = {c["id"]: by_name.get(c["name"]) for c in unique_names(cats, "predictions")}
-    if not images or match_ids:
-        return cat_map, None
-    if not isinstance(images, list) or not all(
-        isinstance(im, dict) and _is_id(im.get("id")) and isinstance(im.get("file_name"), str)
-        for im in images
-    ):
-        raise UsageError("'images' must be a list of objects with an integer id and a file_name")
-    by_file = {s.file_name: s.image_id for s in dataset.samples}
-    if not any(im["file_name"] in by_file for im in images):
-        raise UsageError(_NO_FILE_MATCH)
-    return cat_map, {im["id"]: by_file.get(im["file_name"]) for im in images}
+    if images and not match_ids:
+        if not isinstance(images, list) or not all(
+            isinstance(im, dict) and _is_id(im.get("id")) and isinstance(im.get("file_name"), str)
+            for im in images
+        ):
+            raise UsageError(
+                "'images' must be a list of objects with an integer id and a file_name"
+            )
+        by_file = {s.file_name: s.image_id for s in dataset.samples}
+        if not any(im["file_name"] in by_file for im in images):
+            raise UsageError(_NO_FILE_MATCH)
+        img_map = {im["id"]: by_file.get(im["file_name"]) for im in images}
+    if doc.get("annotations"):
+        _tie_ids("prediction file", [("'categories'", cat_map), ("'images'", img_map)], match_ids)
+    return cat_map, img_map
 
 
 def _named(entries: list[dict], id_key: str, name_key: str, gt: dict, none: str) -> dict | None:
@@ -167,7 +173,8 @@ def _named(entries: list[dict], id_key: str, name_key: str, gt: dict, none: str)
 
 def _list_maps(doc: list, dataset, match_ids: bool) -> tuple[dict | None, dict | None]:
     """``(category map, image map)`` of a results list: by the names wsol's results
-    export gives each box (``category_name``, ``file_name``), else the ids as they are."""
+    export gives each box (``category_name``, ``file_name``); None for the ids as they
+    are, which :func:`_tie_ids` allows only with ``match_ids``."""
     entries = [a for a in doc if isinstance(a, dict)]
     by_name = dict(zip(dataset.classes, dataset.category_ids, strict=True))
     none = (
@@ -179,39 +186,56 @@ def _list_maps(doc: list, dataset, match_ids: bool) -> tuple[dict | None, dict |
     if not match_ids:
         by_file = {s.file_name: s.image_id for s in dataset.samples}
         img_map = _named(entries, "image_id", "file_name", by_file, _NO_FILE_MATCH)
-    unnamed = [
-        what
-        for what, m, asked in (("category", cat_map, False), ("image", img_map, match_ids))
-        if m is None and not asked
-    ]
-    if entries and unnamed:
-        logger.warning(
-            "the results list names no %s (no %s): its ids are taken as the ground "
-            "truth's; a list of another split or another numbering scores wrongly",
-            " or ".join(unnamed),
-            " or ".join("category_name" if w == "category" else "file_name" for w in unnamed),
+    if entries:
+        _tie_ids(
+            "results list",
+            [("category_name", cat_map), ("file_name", img_map)],
+            match_ids,
         )
     return cat_map, img_map
+
+
+def _tie_ids(what: str, maps: list[tuple[str, dict | None]], match_ids: bool) -> None:
+    """Refuse predictions whose image or category ids nothing ties to the ground
+    truth's (``maps``: each name key and the map it gave, None for none), unless
+    ``match_ids`` asserts that the ids are the GT's.
+
+    Raises:
+        UsageError: one line naming what is missing and the ways out.
+    """
+    missing = [key for key, m in maps if m is None]
+    if not missing or match_ids:
+        return
+    raise UsageError(
+        f"the {what} has no {' and no '.join(missing)}, so its ids cannot be tied to the "
+        "ground truth's images and categories (a run numbers them its own way); score the "
+        "run's pseudo_labels.json or its results.json (both name them), or pass "
+        "--match-ids if the ids are the ground truth's"
+    )
 
 
 def load_predictions(doc, dataset, match_ids: bool = False) -> tuple[list[dict], dict]:
     """A COCO results list for ``dataset`` from a pseudo-label file.
 
-    ``doc`` is a COCO dataset dict (``annotations``; with ``categories`` their ids are
-    matched to the GT's by name, with ``images`` theirs by ``file_name``, or by id with
-    ``match_ids``) or a results list: by each box's ``category_name`` and ``file_name``
-    where it gives them (as wsol's ``results`` export does; images by id with
-    ``match_ids``), else by the ids as they are, with a warning. A prediction that
-    cannot be scored (non-finite or malformed box or score, ids that are not integers)
-    is refused and counted; predictions on images or categories the GT lacks are
-    dropped and counted; a missing ``score`` counts as 1. Returns ``(results,
-    counts)``: counts has ``num_predictions``, ``num_invalid`` and ``num_dropped``.
+    ``doc`` is a COCO dataset dict (``annotations``; its ``categories`` tie their ids
+    to the GT's by name, its ``images`` theirs by ``file_name``) or a results list (by
+    each box's ``category_name`` and ``file_name``, as wsol's ``results`` export writes
+    them). ``match_ids`` asserts that the file's image ids are the GT's (images are
+    then matched by id), and its category ids too where it names no category. A
+    prediction that cannot be scored (non-finite or malformed box or score, ids that
+    are not integers) is refused and counted; predictions on images or categories the
+    GT lacks are dropped and counted; a missing ``score`` counts as 1. Returns
+    ``(results, counts)``: counts has ``num_predictions``, ``num_invalid`` and
+    ``num_dropped``.
 
     Raises:
-        UsageError: the file's structure is not a COCO dict or results list; no image
-            file name matches the ground truth's (without ``match_ids``), or no
-            category name its classes; or predictions there are, and none is on an
-            image and a category of the ground truth (the ids are not the GT's).
+        UsageError: the file's structure is not a COCO dict or results list; it names
+            no image (no ``images``, no ``file_name``) or no category (no
+            ``categories``, no ``category_name``) and ``match_ids`` is not set, so its
+            ids cannot be tied to the GT's; no image file name matches the ground
+            truth's (without ``match_ids``), or no category name its classes; or
+            predictions there are, and none is on an image and a category of the
+            ground truth (the ids are not the GT's).
     """
     if isinstance(doc, dict):
         anns = doc.get("annotations")

@@ -56,8 +56,10 @@ def build_document(
     images: list[dict], annotations: list[dict], categories: list[dict], info: dict | None = None
 ) -> dict:
     """The COCO dataset dict: annotations get ids from 1, in order, ``iscrowd: 0`` and
-    ``segmentation: []``; categories keep their ids (from 1 for every dataset but COCO
-    data, which keeps its own) and get a ``supercategory`` (:func:`category_entry`)."""
+    ``segmentation: []``; categories keep their ids (the dataset's
+    :attr:`~wsol.data.Dataset.category_ids`: COCO data's own, COCO's official ids with
+    the ``imagenet_to_coco`` map, else from 1) and get a ``supercategory``
+    (:func:`category_entry`)."""
     anns = [{"id": i + 1, **a, "iscrowd": 0, "segmentation": []} for i, a in enumerate(annotations)]
     return {
         "info": info or {},

@@ -21,6 +21,7 @@ from wsol.cams import CamError
 from wsol.cams.targets import ClassMapping
 from wsol.config import Config, ConfigError, DataConfig
 from wsol.data import Dataset, build_dataset
+from wsol.data.coco import official_coco_ids
 from wsol.data.masks import has_masks
 from wsol.evaluate import BoxAccuracy, Evaluators, MaxBoxAcc, PixelAP, sweep_thresholds
 from wsol.evaluate.calibration import Calibration, check_source, load_calibration
@@ -99,7 +100,20 @@ def build_spec(cfg: Config, dataset: Dataset) -> tuple[ModelSpec, ClassMapping, 
             ", ".join(unmapped),
         )
         dataset = dataset.restrict_classes([c for c in dataset.classes if c in known])
+    coco_ids = coco_category_ids(cfg, dataset)
+    if coco_ids is not None:
+        dataset.category_ids = coco_ids
     return spec, ClassMapping.build(dataset.classes, spec, class_map), dataset
+
+
+def coco_category_ids(cfg: Config, dataset: Dataset) -> list[int] | None:
+    """COCO's official category ids for a run that localizes COCO's classes through
+    the ``imagenet_to_coco`` map on data that numbers its classes 1..K itself (a
+    folder, VOC), so that its exports score against any COCO ground truth by id; None
+    to keep the dataset's ids (COCO data keeps its own file's, other runs 1..K)."""
+    if cfg.model.class_map != "imagenet_to_coco" or cfg.data.format == "coco":
+        return None
+    return official_coco_ids(dataset.classes)
 
 
 def calibration_source(cfg: Config, dataset_name: str = "") -> dict:
