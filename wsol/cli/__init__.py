@@ -28,6 +28,7 @@ from wsol.cli.console import format_table
 from wsol.cli.parser import build_parser
 from wsol.errors import WsolError
 from wsol.fileio import deferring
+from wsol.versions import check_torch_pair, torchvision_failure
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -79,6 +80,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _call(args: argparse.Namespace) -> int:
+    """The command, with a failure to import torchvision turned into its one line."""
+    try:
+        return args.func(args)
+    except (RuntimeError, ImportError) as e:
+        failure = torchvision_failure(e)
+        if failure is None:
+            raise
+        raise failure from e
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
@@ -96,7 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, deferring(_terminate))
     previous_int = signal.signal(signal.SIGINT, deferring(signal.default_int_handler))
     try:
-        return args.func(args)
+        # before any command imports torchvision: a mismatched pair is one line, not the
+        # 30-line traceback of "operator torchvision::nms does not exist"
+        check_torch_pair()
+        return _call(args)
     except WsolError as e:
         print(f"wsol: error: {e}", file=sys.stderr)
         return EXIT_USAGE
