@@ -147,8 +147,9 @@ class CamConfig(Section):
     topk: int = field(default=1, metadata=between(1))
     min_prob: float = field(default=0.5, metadata=between(0, 1))
     batch_size: int = field(default=32, metadata=between(1))
-    # Test-time views: scales relative to the model's input size (the first one picks the
-    # target classes), a mirrored copy of each, and how their maps are fused.
+    # Test-time views: scales relative to the model's input size, a mirrored copy of each,
+    # and how their maps are fused. The target classes and the box scores come from the
+    # model's own input size (scale 1, unmirrored) whatever the views.
     scales: list[float] = field(default_factory=lambda: [1.0], metadata=between(0, 8, lo_open=True))
     flip: bool = False
     fuse: Literal["mean", "max"] = "mean"
@@ -182,7 +183,9 @@ class BoxesConfig(Section):
     min_area: float = field(default=0.0, metadata=between(0, 1, hi_open=True))
     # components=all: none | nested (absorb boxes inside others) | overlap
     merge: Literal["none", "nested", "overlap"] = "none"
-    score: Literal["mean", "max"] = "mean"  # of the map inside the box, times the class prob
+    # of the normalized map inside the box, times the class probability at the model's
+    # own input size (1x, unmirrored): in [0, 1], the same meaning at any cam.scales
+    score: Literal["mean", "max"] = "mean"
     # per-class NMS IoU; None or 0: off
     nms_iou: float | None = field(default=None, metadata=between(0, 1))
     # Gaussian blur before thresholding, sigma as a fraction of the map's long side (0: off).

@@ -389,6 +389,6 @@ def test_multi_scale_and_flip_views_run_end_to_end(tmp_path, shapes_root, method
     single = boxes(method_runs("gradcam"))
     views = ["cam.scales=[1.0, 1.5]", "cam.flip=true"]
     fused = boxes(run(method_config(shapes_root, tmp_path / "views", "gradcam", *views)))
-    assert len(fused) == len(single)  # the same targets (chosen at the first scale) ...
+    assert len(fused) == len(single)  # the same targets (chosen at 1x, unmirrored) ...
     assert [a["category_id"] for a in fused] == [a["category_id"] for a in single]
     assert [a["bbox"] for a in fused] != [a["bbox"] for a in single]  # ... other maps

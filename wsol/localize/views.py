@@ -6,7 +6,9 @@ classes over several scales and a horizontal flip and fuse them. Here the loader
 every image at the largest scale; each view is made from it on the device (bilinear,
 antialiased when shrinking), the flip of a mirrored view's map is undone, every map is
 resampled to the finest grid among the views and divided by its own maximum (so no view
-dominates by magnitude), and the maps are fused by their mean (or maximum).
+dominates by magnitude), and the maps are fused by their mean (or maximum). The class
+probabilities (which classes get a map, and the box scores) are not the views': they come
+from the model's own input size, unmirrored, so a score means the same at any scale.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ FUSE_MODES = ("mean", "max")
 
 @dataclass(frozen=True)
 class Views:
-    """``scales`` relative to the model's input size (the first one chooses the target
-    classes), ``flip`` adds a mirrored view of each, ``fuse`` is ``mean`` or ``max``."""
+    """``scales`` relative to the model's input size, ``flip`` adds a mirrored view of
+    each, ``fuse`` is ``mean`` or ``max``. The views make the maps only: the target
+    classes and the box scores come from the model's own input size, unmirrored, whatever
+    the views (:meth:`wsol.localize.Localizer.class_logits`)."""
 
     scales: tuple[float, ...] = (1.0,)
     flip: bool = False
@@ -50,7 +54,8 @@ class Views:
         return scaled(base, max(self.scales))
 
     def all(self, base: Sequence[int]) -> list[tuple[tuple[int, int], bool]]:
-        """Every view as ``(input size, mirrored)``, the target-choosing view first."""
+        """Every view as ``(input size, mirrored)``: the scales in order, then their
+        mirrored copies."""
         out = [(scaled(base, s), False) for s in self.scales]
         if self.flip:
             out += [(size, True) for size, _ in out]
