@@ -400,6 +400,42 @@ def test_outputs_line_names_the_report_and_the_failures(tmp_path):
     assert "@best: the sweep's best cut" in summary and "@sweep: over every cut" in summary
 
 
+def test_a_run_whose_every_image_failed_lists_the_reasons_and_ways_out(tmp_path):
+    from wsol.cli.console import outputs_line
+
+    fails = [
+        {"path": f"/d/{n}", "stage": "decode", "reason": "empty file (0 bytes)"} for n in "ab"
+    ] + [{"path": "/d/c", "stage": "decode", "reason": "cannot decode image: truncated"}]
+    (tmp_path / "failures.jsonl").write_text("".join(json.dumps(f) + "\n" for f in fails))
+    lines = outputs_line(tmp_path, {"num_images": 0, "num_failed": 3}, report=True).splitlines()
+    assert lines[2] == f"No image was read: all 3 failed; each is in {tmp_path / 'failures.jsonl'}"
+    assert lines[3] == "  2 x empty file (0 bytes): the file is empty: copy the image again"
+    assert lines[4].startswith("  1 x cannot decode image: truncated: not an image wsol can decode")
+    partial = outputs_line(tmp_path, {"num_images": 5, "num_failed": 3}, report=False)
+    assert partial.splitlines()[1].startswith("3 images failed; each is in")
+    assert "  2 x empty file" in partial
+
+
+def test_log_lines_go_above_a_progress_bar(capsys):
+    import logging
+
+    from wsol.cli.console import LogLines, progress_bar
+
+    log = logging.getLogger("wsol.test_log_lines")
+    handler = LogLines()
+    log.addHandler(handler)
+    try:
+        bar = progress_bar("x")
+        bar(0, 4)
+        log.warning("first")
+        log.warning("second")
+        bar(4, 4)
+    finally:
+        log.removeHandler(handler)
+    lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert "first" in lines and "second" in lines  # each a line of its own, not after the bar
+
+
 def test_exports_line_counts_the_boxes_written_and_warns_when_none_are():
     from wsol.cli.commands import exports_line
 

@@ -286,7 +286,7 @@ def load_voc(
             why = f"listed again in {listing} (image {first[stem]}); read once"
             problem = (warnings, "split", why)
         elif not allow_outside_root and not _inside(xml_path, root):
-            logger.warning("%s: outside data.root; image skipped", xml_path)
+            logger.info("%s: outside data.root; image skipped", xml_path)
             why = "outside data.root (data.allow_outside_root=true allows it)"
             problem = (failures, "path", why)
         else:
@@ -296,7 +296,7 @@ def load_voc(
                 continue
             except (InputFileError, AnnotationError) as e:
                 # One bad annotation costs one image, not the run.
-                logger.warning("%s: %s; image skipped", xml_path, e)
+                logger.info("%s: %s; image skipped", xml_path, e)
                 problem = (failures, "annotation", str(e))
         into, stage, reason = problem
         into.append({"image_id": i + 1, "path": str(xml_path), "stage": stage, "reason": reason})

@@ -75,7 +75,18 @@ def load_ground_truth(
                     f"{', '.join(splits) or 'none (expected ImageSets/Main/<split>.txt)'}"
                 )
             split = splits[0]
-        return load_voc(p, split, classes)
+        gt = load_voc(p, split, classes)
+        if gt.failures:  # (the reader logs each at INFO: -v lists them)
+            f = gt.failures[0]
+            logger.warning(
+                "%s: %d images' annotations could not be read; they are left out of the "
+                "ground truth (e.g. %s: %s)",
+                p,
+                len(gt.failures),
+                f["path"],
+                f["reason"],
+            )
+        return gt
     if fmt == "coco":
         return load_coco(p.parent, p, classes)
     raise UsageError(f"unknown GT format {quote(fmt)}; valid: auto, coco, voc")
