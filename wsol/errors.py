@@ -7,8 +7,13 @@ else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import re
 import reprlib
 from collections.abc import Iterable
+
+# A Python object's default repr, as PIL puts the stream it read into its messages
+# ("cannot identify image file <_io.BytesIO object at 0x7f...>").
+_OBJECT_REPR = re.compile(r"<[A-Za-z_][\w.]* object at 0x[0-9A-Fa-f]+>")
 
 
 class WsolError(Exception):
@@ -59,3 +64,21 @@ def quote(value: object, limit: int = 120) -> str:
     """
     text = _QUOTE.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def plain_reason(text: str, name: str = "the file") -> str:
+    """``text`` with every Python object's repr in it (``<_io.BytesIO object at
+    0x7f...>``) replaced by ``name``: a reason a person can read and compare.
+
+    Args:
+        text: a message, often ``str(exception)`` from a library.
+        name: what the object stood for, e.g. the file's path.
+
+    Returns:
+        The message, unchanged where it held no such repr.
+
+    Example:
+        >>> plain_reason("cannot identify image file <_io.BytesIO object at 0x7f3a>")
+        'cannot identify image file the file'
+    """
+    return _OBJECT_REPR.sub(name, text)

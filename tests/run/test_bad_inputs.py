@@ -165,6 +165,9 @@ def test_every_failed_image_is_warned_of_in_a_line_naming_it(tmp_path, bright_mo
     for name, stage in expected.items():
         (line,) = [w for w in lines if f"{name} failed at {stage}: " in w]
         assert "0x" not in line and "<" not in line
+    recorded = (tmp_path / "out" / "failures.jsonl").read_text()
+    assert "notes.jpg" in recorded and "corrupt.png" in recorded
+    assert " object at 0x" not in recorded and "BytesIO" not in recorded
 
 
 def test_failure_warnings_are_one_line_each_then_a_count(caplog):

@@ -27,7 +27,7 @@ from wsol.data.base import (
     dropped_box_warnings,
     sanitize_boxes,
 )
-from wsol.errors import quote
+from wsol.errors import plain_reason, quote
 from wsol.readfile import InputFileError, read_text
 
 logger = logging.getLogger(__name__)
@@ -193,7 +193,8 @@ def _instance_masks(png: Path, num_objects: int) -> list | None:
     try:
         return voc_instance_segmentations(png, num_objects)
     except (OSError, ValueError) as e:
-        logger.warning("%s: instance masks unreadable (%s); PxAP leaves this image out", png, e)
+        why = plain_reason(str(e), str(png))
+        logger.warning("%s: instance masks unreadable (%s); PxAP leaves this image out", png, why)
         return None
 
 

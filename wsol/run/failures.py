@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from wsol.errors import plain_reason
 from wsol.fileio import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -100,11 +101,12 @@ class FailureWarnings:
     def warn(self, failures: Sequence[dict]) -> None:
         for f in failures:
             if self.warned < self.limit:
+                path = str(f.get("path", "?"))
                 self.logger.warning(
                     "image %s failed at %s: %s",
-                    f.get("path", "?"),
+                    path,
                     f.get("stage", "?"),
-                    f.get("reason", "?"),
+                    plain_reason(str(f.get("reason", "?")), path),
                 )
                 self.warned += 1
             else:
