@@ -183,3 +183,19 @@ def test_failure_warnings_are_one_line_each_then_a_count(caplog):
     assert lines[:5] == [f"image /d/{i}.jpg failed at decode: empty file" for i in range(5)]
     assert len(lines) == 6 and lines[5].startswith("7 more images failed")
     assert "failures.jsonl" in lines[5]
+
+
+@pytest.mark.e2e
+def test_the_report_says_which_classes_were_skipped_as_unmapped(tmp_path, bright_model):
+    from tests.report.page import Page
+
+    overrides = _folder(tmp_path, {"a.png": np.full((60, 90, 3), 128, np.uint8)})
+    (tmp_path / "labels.csv").write_text("file,labels\na.png,bright;zebra\n")
+    (tmp_path / "map.yaml").write_text("bright: [0]\n")  # zebra: no entry
+    cfg = load_config(
+        None, [*overrides, f"model.class_map={tmp_path / 'map.yaml'}", "model.skip_unmapped=true"]
+    )
+    run(cfg)
+    (caption,) = Page.load(tmp_path / "out" / "report.html").texts("figcaption")
+    assert "zebra: skipped, unmapped (model.skip_unmapped" in caption
+    assert "bright p=" in caption
