@@ -49,7 +49,7 @@ def test_sections_group_metrics_by_cut_and_explain_them():
     assert row[:3] == ["maxboxacc", "0.7500", "0.31"]  # maxboxacc's own cut
     assert "maxboxacc_threshold" not in sweep.text  # shown as the cut, not as a row
     _, counts = by_title["Counts"]
-    assert "map is constant: 1; no pixel above the threshold: 2" in counts.texts("td", "num")
+    assert "map is constant: 1; no pixel above the threshold: 2" in counts.texts("td", "text")
     assert "num_boxes_found" not in counts.text  # already at the shipped cut
     pages = [Page(table) for _, _, table in sections]
     text = " ".join(p.text for p in pages)

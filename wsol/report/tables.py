@@ -113,9 +113,12 @@ def format_value(value, key: str = "") -> str:
 
 
 def _row(name: str, value, extra: str | None = None) -> str:
-    cells = (
-        f"<th>{html.escape(name)}</th><td class='num'>{html.escape(format_value(value, name))}</td>"
-    )
+    # A number stays on one line; a list or dict of values wraps (a narrow window).
+    kind = "num" if value is None or isinstance(value, int | float) else "text"
+    text = html.escape(format_value(value, name))
+    # A long name breaks after an underscore before it breaks anywhere else.
+    head = html.escape(name).replace("_", "_<wbr>")
+    cells = f"<th>{head}</th><td class='{kind}'>{text}</td>"
     if extra is not None:
         cells += f"<td class='num'>{html.escape(extra)}</td>"
     return f"<tr>{cells}<td class='why'>{html.escape(EXPLAIN.get(name, ''))}</td></tr>"
@@ -124,7 +127,15 @@ def _row(name: str, value, extra: str | None = None) -> str:
 def _table(rows: list[str], head: Sequence[str]) -> str:
     ths = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     body = "".join(rows)
-    return f"<table class='metrics'><thead><tr>{ths}</tr></thead><tbody>{body}</tbody></table>"
+    return scrolling(
+        f"<table class='metrics'><thead><tr>{ths}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def scrolling(table: str) -> str:
+    """``table`` in a box that scrolls sideways when the table is wider than the page
+    (the page itself never does)."""
+    return f"<div class='table-wrap'>{table}</div>"
 
 
 def _best_cut(metrics: dict, name: str) -> str:
@@ -204,7 +215,5 @@ def per_class_table(per_class: dict[str, dict]) -> str:
         for c in columns
         if c in CLASS_COLUMNS
     )
-    return (
-        f"<table class='per-class'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f"<p class='note'>{key}.</p>"
-    )
+    table = f"<table class='per-class'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"{scrolling(table)}<p class='note'>{key}.</p>"
