@@ -11,7 +11,7 @@ from PIL import Image
 
 from tests.helpers import REPO
 from wsol.apps.demo import DEMO_CONFIG
-from wsol.cli import EXIT_OK, EXIT_USAGE, format_table, main
+from wsol.cli import EXIT_OK, EXIT_USAGE, build_parser, format_table, main
 
 
 def test_wrong_key_fails_fast_with_valid_keys(tmp_path, wsol_processes):
@@ -383,6 +383,68 @@ def test_the_command_line_answers_without_loading_torch():
     from wsol.evaluate.calibration import METRICS
 
     assert CALIBRATION_METRICS == METRICS
+
+
+def test_version_names_wsol_torch_and_torchvision(capsys):
+    from importlib import metadata
+
+    import wsol
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"wsol {wsol.__version__} (")
+    assert f"torch {metadata.version('torch')}" in line
+    assert f"torchvision {metadata.version('torchvision')}" in line
+
+
+def test_every_option_of_every_command_has_help():
+    import argparse
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    commands = {"wsol": parser, **{f"wsol {n}": p for n, p in sub.choices.items()}}
+    assert "wsol bench" in commands
+    missing = [
+        f"{name} {a.option_strings[0] if a.option_strings else a.dest}"
+        for name, p in commands.items()
+        for a in p._actions
+        if not (a.help or "").strip()
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize("command", ["explain", "bench"])
+def test_help_lists_the_methods(command, capsys):
+    from wsol.cams import METHODS
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    listed = text.split("one of: ", 1)[1]
+    assert set(METHODS) <= {m.strip(" ,") for m in listed.split()}
+
+
+def test_unknown_class_names_suggest_the_closest(tmp_path):
+    from types import SimpleNamespace
+
+    from wsol.data import AnnotationError
+    from wsol.data.folder import load_folder
+    from wsol.errors import UsageError, closest_names
+    from wsol.evaluate.predictions import scored_classes
+
+    assert closest_names("tabby", ["tabby cat", "tiger cat", "dog"]) == ["tabby cat"]
+    assert closest_names("Dog", ["cat", "dog", "hotdog"])[0] == "dog"
+    assert closest_names("zebra", ["cat", "dog"]) == []
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "labels.csv").write_text("file,labels\na.png,dgo\n")
+    with pytest.raises(AnnotationError, match=r"'dgo' \(did you mean 'dog'\?\)"):
+        load_folder(tmp_path, str(tmp_path / "labels.csv"), classes=["cat", "dog"])
+
+    gt = SimpleNamespace(classes=["cat", "dog", "person"])
+    with pytest.raises(UsageError, match=r"persn \(did you mean 'person'\?\) not among"):
+        scored_classes(gt, {}, "cat,persn")
 
 
 def test_outputs_line_names_the_report_and_the_failures(tmp_path):

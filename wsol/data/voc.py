@@ -27,7 +27,7 @@ from wsol.data.base import (
     dropped_box_warnings,
     sanitize_boxes,
 )
-from wsol.errors import plain_reason, quote
+from wsol.errors import guesses, plain_reason, quote
 from wsol.readfile import InputFileError, read_text
 
 logger = logging.getLogger(__name__)
@@ -309,7 +309,8 @@ def load_voc(
     unknown = sorted(set(names) - set(index))
     if unknown:
         raise AnnotationError(
-            f"classes {quote(unknown)} appear in {listing} but not in data.classes={quote(classes)}"
+            f"classes {quote(unknown)} appear in {listing} but not in data.classes="
+            f"{quote(classes)}{guesses(unknown, classes)}"
         )
     samples = []
     clipped: list[str] = []

@@ -17,7 +17,7 @@ import numpy as np
 from wsol.data import load_coco, load_voc
 from wsol.data.base import Dataset, Sample
 from wsol.data.coco import unique_names
-from wsol.errors import UsageError, quote
+from wsol.errors import UsageError, did_you_mean, quote
 from wsol.evaluate.base import any_hit, gt_pairs, ratio
 from wsol.evaluate.coco_ap import add_coco_ap
 
@@ -298,8 +298,9 @@ def scored_classes(dataset: Dataset, doc, which: str = "all") -> list[str]:
         wanted = {n.strip() for n in which.split(",") if n.strip()}
         unknown = sorted(wanted - set(dataset.classes))
         if unknown or not wanted:
+            named = ", ".join(f"{u}{did_you_mean(u, dataset.classes)}" for u in unknown)
             raise UsageError(
-                f"--classes: {', '.join(unknown) or 'no class named'} not among the GT's "
+                f"--classes: {named or 'no class named'} not among the GT's "
                 f"classes ({', '.join(dataset.classes)})"
             )
     return [c for c in dataset.classes if c in wanted]
