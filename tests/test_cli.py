@@ -11,7 +11,7 @@ from PIL import Image
 
 from tests.helpers import REPO
 from wsol.apps.demo import DEMO_CONFIG
-from wsol.cli import EXIT_OK, EXIT_USAGE, format_table, main
+from wsol.cli import EXIT_OK, EXIT_USAGE, build_parser, format_table, main
 
 
 def test_wrong_key_fails_fast_with_valid_keys(tmp_path, wsol_processes):
@@ -385,6 +385,68 @@ def test_the_command_line_answers_without_loading_torch():
     assert CALIBRATION_METRICS == METRICS
 
 
+def test_version_names_wsol_torch_and_torchvision(capsys):
+    from importlib import metadata
+
+    import wsol
+
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"wsol {wsol.__version__} (")
+    assert f"torch {metadata.version('torch')}" in line
+    assert f"torchvision {metadata.version('torchvision')}" in line
+
+
+def test_every_option_of_every_command_has_help():
+    import argparse
+
+    parser = build_parser()
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    commands = {"wsol": parser, **{f"wsol {n}": p for n, p in sub.choices.items()}}
+    assert "wsol bench" in commands
+    missing = [
+        f"{name} {a.option_strings[0] if a.option_strings else a.dest}"
+        for name, p in commands.items()
+        for a in p._actions
+        if not (a.help or "").strip()
+    ]
+    assert missing == []
+
+
+@pytest.mark.parametrize("command", ["explain", "bench"])
+def test_help_lists_the_methods(command, capsys):
+    from wsol.cams import METHODS
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    listed = text.split("one of: ", 1)[1]
+    assert set(METHODS) <= {m.strip(" ,") for m in listed.split()}
+
+
+def test_unknown_class_names_suggest_the_closest(tmp_path):
+    from types import SimpleNamespace
+
+    from wsol.data import AnnotationError
+    from wsol.data.folder import load_folder
+    from wsol.errors import UsageError, closest_names
+    from wsol.evaluate.predictions import scored_classes
+
+    assert closest_names("tabby", ["tabby cat", "tiger cat", "dog"]) == ["tabby cat"]
+    assert closest_names("Dog", ["cat", "dog", "hotdog"])[0] == "dog"
+    assert closest_names("zebra", ["cat", "dog"]) == []
+    (tmp_path / "a.png").write_bytes(b"")
+    (tmp_path / "labels.csv").write_text("file,labels\na.png,dgo\n")
+    with pytest.raises(AnnotationError, match=r"'dgo' \(did you mean 'dog'\?\)"):
+        load_folder(tmp_path, str(tmp_path / "labels.csv"), classes=["cat", "dog"])
+
+    gt = SimpleNamespace(classes=["cat", "dog", "person"])
+    with pytest.raises(UsageError, match=r"persn \(did you mean 'person'\?\) not among"):
+        scored_classes(gt, {}, "cat,persn")
+
+
 def test_outputs_line_names_the_report_and_the_failures(tmp_path):
     from wsol.cli.console import format_summary, outputs_line
 
@@ -398,6 +460,42 @@ def test_outputs_line_names_the_report_and_the_failures(tmp_path):
     assert "failures.jsonl" not in outputs_line(tmp_path, {}, report=False)
     summary = format_summary({"g": {"cut": "otsu", "pxap": 0.4, "maxboxacc_threshold": 0.5}})
     assert "@best: the sweep's best cut" in summary and "@sweep: over every cut" in summary
+
+
+def test_a_run_whose_every_image_failed_lists_the_reasons_and_ways_out(tmp_path):
+    from wsol.cli.console import outputs_line
+
+    fails = [
+        {"path": f"/d/{n}", "stage": "decode", "reason": "empty file (0 bytes)"} for n in "ab"
+    ] + [{"path": "/d/c", "stage": "decode", "reason": "cannot decode image: truncated"}]
+    (tmp_path / "failures.jsonl").write_text("".join(json.dumps(f) + "\n" for f in fails))
+    lines = outputs_line(tmp_path, {"num_images": 0, "num_failed": 3}, report=True).splitlines()
+    assert lines[2] == f"No image was read: all 3 failed; each is in {tmp_path / 'failures.jsonl'}"
+    assert lines[3] == "  2 x empty file (0 bytes): the file is empty: copy the image again"
+    assert lines[4].startswith("  1 x cannot decode image: truncated: not an image wsol can decode")
+    partial = outputs_line(tmp_path, {"num_images": 5, "num_failed": 3}, report=False)
+    assert partial.splitlines()[1].startswith("3 images failed; each is in")
+    assert "  2 x empty file" in partial
+
+
+def test_log_lines_go_above_a_progress_bar(capsys):
+    import logging
+
+    from wsol.cli.console import LogLines, progress_bar
+
+    log = logging.getLogger("wsol.test_log_lines")
+    handler = LogLines()
+    log.addHandler(handler)
+    try:
+        bar = progress_bar("x")
+        bar(0, 4)
+        log.warning("first")
+        log.warning("second")
+        bar(4, 4)
+    finally:
+        log.removeHandler(handler)
+    lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert "first" in lines and "second" in lines  # each a line of its own, not after the bar
 
 
 def test_exports_line_counts_the_boxes_written_and_warns_when_none_are():

@@ -60,6 +60,10 @@ def test_explain_a_class_by_name_and_bad_names(shapes_image):
     assert exp.targets == ["star"]
     with pytest.raises(UsageError, match="unknown class 'unicorn'"):
         explain(model, path, classes=["unicorn"])
+    with pytest.raises(UsageError, match=r"unknown class 'strar' \(did you mean 'star'\?\)"):
+        explain(model, path, classes=["strar"])
+    with pytest.raises(UsageError, match=r"unknown class 'Star' \(did you mean 'star'"):
+        explain(model, path, classes=["Star"])
     with pytest.raises(UsageError, match="RGB uint8"):
         explain(model, np.zeros((4, 4), np.float32))
 

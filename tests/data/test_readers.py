@@ -251,6 +251,31 @@ def test_voc_bad_annotation_is_a_per_image_failure(tmp_path):
     assert "malformed" in ds.failures[0]["reason"]
 
 
+def test_a_corrupt_instance_mask_is_warned_of_by_its_path_not_pythons_repr(tmp_path, caplog):
+    size = "<size><width>20</width><height>10</height></size>"
+    root = _voc_tree(tmp_path, {"a": f"<annotation>{size}{_obj('cat', 1, 1, 5, 5)}</annotation>"})
+    (root / "SegmentationObject").mkdir()
+    png = root / "SegmentationObject" / "a.png"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))  # a PNG signature, then junk
+    with caplog.at_level("WARNING", logger="wsol"):
+        ds = load_voc(root, "s")
+    assert ds.samples[0].segmentations is None  # PxAP leaves it out
+    (line,) = [r.getMessage() for r in caplog.records if "instance masks" in r.getMessage()]
+    assert str(png) in line and "not an image PIL can read" in line
+    assert " object at 0x" not in line and "BytesIO" not in line
+
+
+def test_a_reason_never_holds_a_python_objects_repr():
+    from wsol.data.loader import Failure
+    from wsol.errors import plain_reason
+
+    raw = "cannot identify image file <_io.BytesIO object at 0x7f1c2a3b4d50>"
+    assert plain_reason(raw, "/d/x.jpg") == "cannot identify image file /d/x.jpg"
+    assert plain_reason("image file is truncated") == "image file is truncated"
+    f = Failure(3, "/d/x.jpg", "decode", raw)
+    assert f.to_dict()["reason"] == "cannot identify image file the file"
+
+
 def test_gt_boxes_out_of_bounds_are_clipped_and_empty_ones_dropped(tmp_path, caplog):
     size = "<size><width>20</width><height>10</height></size>"
     root = _voc_tree(

@@ -713,3 +713,22 @@ def test_a_huge_malformed_box_is_refused_in_a_short_line(caplog):
     assert counts["num_invalid"] == 1
     (line,) = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
     assert len(line) < 200
+
+
+def test_ground_truth_annotations_that_cannot_be_read_are_warned_of(tmp_path, caplog):
+    from wsol.evaluate.predictions import load_ground_truth
+
+    root = tmp_path / "voc"
+    (root / "Annotations").mkdir(parents=True)
+    size = "<size><width>20</width><height>10</height></size>"
+    box = "<bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox>"
+    (root / "Annotations" / "a.xml").write_text(
+        f"<annotation>{size}<object><name>cat</name>{box}</object></annotation>"
+    )
+    (root / "Annotations" / "b.xml").write_text("<annotation><object>")
+    (root / "Annotations" / "c.xml").write_text("<annotation>")
+    with caplog.at_level("WARNING", logger="wsol"):
+        gt = load_ground_truth(root)
+    assert len(gt.samples) == 1 and len(gt.failures) == 2
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "2 images' annotations could not be read" in line and "b.xml" in line

@@ -131,3 +131,20 @@ def test_group_line_tells_small_box_scores_apart():
         "highest box score (top box score 0.031)",
         "highest box score (top box score 0.91)",
     ]
+
+
+def test_a_class_skipped_as_unmapped_says_so_in_the_caption(tmp_path):
+    from wsol.data.base import Dataset
+
+    sample = _image(tmp_path, "a.jpg", 80, 120)
+    sample.labels = np.array([0, 1, 2])
+    full = Dataset("d", ["cat", "dog", "zebra"], [sample], [1, 2, 3])
+    (kept,) = full.restrict_classes(["cat", "dog"]).samples  # zebra: no class-map entry
+    assert kept.left_out == ("zebra",)
+    lines = class_lines(_result(80, 120), kept, CLASSES, show_gt=True)
+    assert lines[-1] == (
+        "zebra: skipped, unmapped (model.skip_unmapped: the class map has no entry for it)"
+    )
+    assert not any(
+        "skipped" in line for line in class_lines(_result(80, 120), sample, CLASSES, True)
+    )

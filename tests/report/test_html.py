@@ -17,10 +17,11 @@ METRICS = {
     "corloc": 0.5,
     "maxboxacc": 0.75,
     "maxboxacc_threshold": 0.5,
+    "pxap": 0.4,
     "empty_detections": {"map is constant": 1},
     "cut": "absolute 0.25 on the min-max normalized map",
     "metrics_at_cut": ["corloc"],
-    "metrics_over_sweep": ["maxboxacc"],
+    "metrics_over_sweep": ["maxboxacc", "pxap"],
 }
 CURVE = {"thresholds": [0.0, 0.25, 0.5, 0.75], "maxboxacc": [0.1, 0.6, 0.75, 0.2]}
 
@@ -63,8 +64,9 @@ def test_report_is_self_contained():
 def test_report_holds_every_section():
     page = Page(_report()).text
     for part in (
-        "At the shipped cut",
-        "Best cut of the sweep",
+        "At the shipped cut (@cut)",
+        "Best cut of the sweep (@best)",
+        "Over the whole sweep (@sweep)",
         "Per class",
         "Box accuracy vs threshold",
         "shipped cut 0.25",
@@ -78,6 +80,18 @@ def test_report_holds_every_section():
         "map is constant: 1",
     ):
         assert part in page, part
+
+
+def test_report_says_what_cut_and_best_and_sweep_mean_as_the_console_tags_them():
+    page = Page(_report())
+    notes = " ".join(page.texts("p", "note"))
+    for tag in ("@cut", "@best", "@sweep"):
+        assert f"The console's summary tags these columns {tag}." in notes
+    assert page.headings()[2:5] == [
+        "At the shipped cut (@cut)",
+        "Best cut of the sweep (@best)",
+        "Over the whole sweep (@sweep)",
+    ]
 
 
 def test_gt_legend_only_when_the_dataset_has_boxes():

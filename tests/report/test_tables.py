@@ -39,17 +39,26 @@ def test_format_value_spells_out_nested_values():
 def test_sections_group_metrics_by_cut_and_explain_them():
     sections = metric_sections(METRICS)
     titles = [t for t, _, _ in sections]
-    assert titles == ["At the shipped cut", "Best cut of the sweep", "Counts", "Other"]
+    assert titles == [
+        "At the shipped cut (@cut)",
+        "Best cut of the sweep (@best)",
+        "Over the whole sweep (@sweep)",
+        "Counts",
+        "Other",
+    ]
     by_title = {t: (note, Page(table)) for t, note, table in sections}
-    note, table = by_title["At the shipped cut"]
+    note, table = by_title["At the shipped cut (@cut)"]
     assert "fraction 0.2 of each map's maximum" in note
     assert "corloc" in table.texts("th") and EXPLAIN["corloc"] in table.texts("td", "why")
-    _, sweep = by_title["Best cut of the sweep"]
+    _, sweep = by_title["Best cut of the sweep (@best)"]
+    note, whole = by_title["Over the whole sweep (@sweep)"]
+    assert whole.texts("th")[3:] == ["pxap"] and "pxap" not in sweep.texts("th")
+    assert "every cut of the threshold sweep at once, not at one cut" in note
     (row,) = [r for r in sweep.rows(sweep.elements("table")[0]) if r[0] == "maxboxacc"]
     assert row[:3] == ["maxboxacc", "0.7500", "0.31"]  # maxboxacc's own cut
     assert "maxboxacc_threshold" not in sweep.text  # shown as the cut, not as a row
     _, counts = by_title["Counts"]
-    assert "map is constant: 1; no pixel above the threshold: 2" in counts.texts("td", "num")
+    assert "map is constant: 1; no pixel above the threshold: 2" in counts.texts("td", "text")
     assert "num_boxes_found" not in counts.text  # already at the shipped cut
     pages = [Page(table) for _, _, table in sections]
     text = " ".join(p.text for p in pages)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import subprocess
 import sys
@@ -139,3 +140,62 @@ def test_a_fifo_annotation_and_a_repeated_id_neither_hang_nor_count_twice(
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["num_images"] == 2 and metrics["num_warnings"] == 1
     assert "1 warnings about the labels read" in p.stdout and "warnings.jsonl" in p.stdout
+
+
+def _warned(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.e2e
+def test_every_failed_image_is_warned_of_in_a_line_naming_it(tmp_path, bright_model, caplog):
+    # One image refused while listing (named outside data.root), two that fail to decode
+    # (a non-image and a corrupt PNG): three failures, three warning lines.
+    overrides = _folder(tmp_path, {"ok.png": np.full((60, 90, 3), 128, np.uint8)})
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "outside.png")
+    (tmp_path / "imgs" / "notes.jpg").write_bytes(b"not an image at all")
+    (tmp_path / "imgs" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    names = ["ok.png", "../outside.png", "notes.jpg", "corrupt.png"]
+    (tmp_path / "labels.csv").write_text("file,labels\n" + "".join(f"{n},bright\n" for n in names))
+    with caplog.at_level(logging.WARNING, logger="wsol"):
+        result = run(load_config(None, overrides))
+    assert result.metrics["num_failed"] == 3 and result.metrics["num_images"] == 1
+    lines = [w for w in _warned(caplog) if " failed at " in w]
+    assert len(lines) == 3, lines
+    expected = {"outside.png": "path", "notes.jpg": "decode", "corrupt.png": "decode"}
+    for name, stage in expected.items():
+        (line,) = [w for w in lines if f"{name} failed at {stage}: " in w]
+        assert "0x" not in line and "<" not in line
+    recorded = (tmp_path / "out" / "failures.jsonl").read_text()
+    assert "notes.jpg" in recorded and "corrupt.png" in recorded
+    assert " object at 0x" not in recorded and "BytesIO" not in recorded
+
+
+def test_failure_warnings_are_one_line_each_then_a_count(caplog):
+    from wsol.run.failures import FailureWarnings
+
+    failed = FailureWarnings(limit=5)
+    fails = [{"path": f"/d/{i}.jpg", "stage": "decode", "reason": "empty file"} for i in range(12)]
+    with caplog.at_level(logging.WARNING, logger="wsol"):
+        failed.warn(fails[:2])
+        failed.warn(fails[2:])
+        failed.close()
+    lines = _warned(caplog)
+    assert lines[:5] == [f"image /d/{i}.jpg failed at decode: empty file" for i in range(5)]
+    assert len(lines) == 6 and lines[5].startswith("7 more images failed")
+    assert "failures.jsonl" in lines[5]
+
+
+@pytest.mark.e2e
+def test_the_report_says_which_classes_were_skipped_as_unmapped(tmp_path, bright_model):
+    from tests.report.page import Page
+
+    overrides = _folder(tmp_path, {"a.png": np.full((60, 90, 3), 128, np.uint8)})
+    (tmp_path / "labels.csv").write_text("file,labels\na.png,bright;zebra\n")
+    (tmp_path / "map.yaml").write_text("bright: [0]\n")  # zebra: no entry
+    cfg = load_config(
+        None, [*overrides, f"model.class_map={tmp_path / 'map.yaml'}", "model.skip_unmapped=true"]
+    )
+    run(cfg)
+    (caption,) = Page.load(tmp_path / "out" / "report.html").texts("figcaption")
+    assert "zebra: skipped, unmapped (model.skip_unmapped" in caption
+    assert "bright p=" in caption

@@ -21,7 +21,7 @@ from wsol.apps.recommended import setup_for
 from wsol.cams import GuidedBackprop, GuidedGradCAM, build_method
 from wsol.cams.targets import ClassMapping
 from wsol.data.decode import decode_image
-from wsol.errors import UsageError
+from wsol.errors import UsageError, did_you_mean
 from wsol.localize import BoxParams, ImageResult, Localizer, TargetPolicy, Views
 from wsol.models import ModelSpec
 from wsol.models.class_maps import load_class_map
@@ -252,8 +252,8 @@ def explain(
         unknown = [c for c in classes if c not in mapping.names]
         if unknown:
             raise UsageError(
-                f"unknown class {unknown[0]!r}; the classes are "
-                f"{', '.join(mapping.names[:8])}, ... ({len(mapping.names)})"
+                f"unknown class {unknown[0]!r}{did_you_mean(unknown[0], mapping.names)}; the "
+                f"classes are {', '.join(mapping.names[:8])}, ... ({len(mapping.names)})"
             )
         policy = TargetPolicy("gt")
         labels = [np.array([mapping.names.index(c) for c in classes], np.int64)]

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from wsol.errors import WsolError, unknown_choice
+from wsol.errors import WsolError, guesses, unknown_choice
 from wsol.models import ModelSpec
 
 TARGET_MODES = ("gt", "topk", "prob")
@@ -75,7 +75,7 @@ class ClassMapping:
                 raise TargetError(
                     f"dataset classes {missing} are absent from model.class_map; add them, "
                     "list the classes to use in data.classes, or set model.skip_unmapped=true "
-                    "to leave them out"
+                    f"to leave them out{guesses(missing, class_map)}"
                 )
             return cls(
                 [class_map[c] for c in dataset_classes], n, spec.multi_label, dataset_classes
@@ -86,7 +86,8 @@ class ClassMapping:
             raise TargetError(
                 f"dataset classes {missing[:5]}{'...' if len(missing) > 5 else ''} are not "
                 "classes of the model; set model.class_map (e.g. imagenet_to_voc, "
-                "imagenet_to_coco or a YAML file of class -> model indices)"
+                f"imagenet_to_coco or a YAML file of class -> model indices)"
+                f"{guesses(missing, spec.class_names)}"
             )
         return cls([[index[c]] for c in dataset_classes], n, spec.multi_label, dataset_classes)
 

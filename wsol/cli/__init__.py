@@ -24,7 +24,7 @@ from wsol.cli.commands import (
     EXIT_TERMINATED,
     EXIT_USAGE,
 )
-from wsol.cli.console import format_table
+from wsol.cli.console import LogLines, format_table
 from wsol.cli.parser import build_parser
 from wsol.errors import WsolError
 from wsol.fileio import deferring
@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
+        handlers=[LogLines()],
     )
     # Big photos (over ~89 Mpx) make PIL warn of a decompression bomb; wsol drafts
     # them down and caps the maps, so the warning is noise on the console.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 from tqdm import tqdm
@@ -44,6 +45,20 @@ def status_printer(quiet: bool):
         tqdm.write(f"wsol: {line}", file=sys.stderr)
 
     return say
+
+
+class LogLines(logging.StreamHandler):
+    """Log records on stderr, each on a line of its own above any progress bar (a plain
+    stream handler would write after the bar's text, on the bar's line)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # logging's contract: a handler never raises
+            self.handleError(record)
 
 
 def progress_bar(desc: str):
@@ -124,8 +139,27 @@ def outputs_line(out_dir, metrics: dict, report: bool) -> str:
         lines.append(f"Report: {out / 'report.html'}")
     failed = metrics.get("num_failed") or 0
     if failed:
-        lines.append(f"{failed} images failed; each is in {out / 'failures.jsonl'}")
+        where = out / "failures.jsonl"
+        if metrics.get("num_images") == 0:
+            lines.append(f"No image was read: all {failed} failed; each is in {where}")
+        else:
+            lines.append(f"{failed} images failed; each is in {where}")
+        lines += [f"  {line}" for line in failure_reasons(where)]
     return "\n".join(lines)
+
+
+def failure_reasons(path) -> list[str]:
+    """The most common reasons in a ``failures.jsonl``, counted, each with the way out
+    (none when it cannot be read)."""
+    import json
+
+    from wsol.run.failures import common_reasons
+
+    try:
+        failures = [json.loads(x) for x in path.read_text(encoding="utf-8").splitlines() if x]
+    except (OSError, ValueError):
+        return []
+    return common_reasons([f for f in failures if isinstance(f, dict)])
 
 
 class TrainProgress:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import typing
+from importlib import metadata
 
 from wsol.cli.bench import BENCH_IMAGES, cmd_bench
 from wsol.cli.commands import cmd_calibrate, cmd_demo, cmd_run, cmd_train
@@ -18,6 +21,41 @@ CALIBRATION_METRICS = (
     "maxboxacc_v2_iou70",
     "corloc",
 )
+
+
+def version_text() -> str:
+    """``wsol 0.2.0 (torch 2.x, torchvision 0.x, Python 3.x)``: read from the installed
+    packages' metadata, so that torch is not imported to answer."""
+    from wsol import __version__
+
+    parts = []
+    for name in ("torch", "torchvision"):
+        try:
+            parts.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            parts.append(f"{name} not installed")
+    parts.append(f"Python {sys.version.split()[0]}")
+    return f"wsol {__version__} ({', '.join(parts)})"
+
+
+class _Version(argparse.Action):
+    """``--version``: print :func:`version_text` and exit 0."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, **kw):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
+def method_names() -> list[str]:
+    """The CAM methods a run accepts: the built-in ones (from the config's list, without
+    importing the methods and torch) and any registered from outside."""
+    from wsol.config import METHOD_NAMES
+    from wsol.registry import registered_names
+
+    return list(dict.fromkeys([*typing.get_args(METHOD_NAMES), *registered_names("cam.method")]))
 
 
 def _console_flags(parser: argparse.ArgumentParser, default) -> None:
@@ -36,11 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
         " class activation maps to boxes to COCO pseudo-labels.",
     )
     _console_flags(p, False)
+    p.add_argument(
+        "--version", action=_Version, help="print the versions of wsol, torch and torchvision"
+    )
     # -q and -v also after the subcommand (`wsol run C -q`); SUPPRESS keeps the value
     # given before it when they are not repeated there.
     flags = argparse.ArgumentParser(add_help=False)
     _console_flags(flags, argparse.SUPPRESS)
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", help="one of:")
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, parents=[flags])
@@ -74,9 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
         "its data; KEY=VALUE overrides change it) against its own forward floor, instead of "
         "the --arch/--method/--size comparison with the glue",
     )
-    b.add_argument("--arch", default="resnet50")
-    b.add_argument("--method", default="gradcam")
-    b.add_argument("--batch-size", type=int, default=16)
+    b.add_argument(
+        "--arch", default="resnet50", help="model architecture, random weights (resnet50)"
+    )
+    b.add_argument(
+        "--method",
+        default="gradcam",
+        metavar="METHOD",
+        help=f"CAM method (gradcam), one of: {', '.join(method_names())}",
+    )
+    b.add_argument("--batch-size", type=int, default=16, help="images per batch (16)")
     b.add_argument("--size", type=int, default=224, help="input size in pixels (square)")
     b.add_argument("--repeats", type=int, default=3, help="timed batches of the on-device rows (3)")
     b.add_argument(
@@ -85,8 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=2,
         help="timed runs of each end-to-end row; the fastest counts (2)",
     )
-    b.add_argument("--device", default="cpu")
-    b.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
+    b.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (cpu)")
+    b.add_argument(
+        "--precision",
+        default="fp32",
+        choices=("fp32", "bf16", "fp16"),
+        help="the model's precision on the device (fp32)",
+    )
     b.add_argument(
         "--data",
         default=None,
@@ -191,8 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument(
         "--method",
         default=None,
+        metavar="METHOD",
         help="CAM method (default the recommended configs': hirescam at 2x with Lite2, "
-        "else gradcam; with its cut)",
+        f"else gradcam; with its cut), one of: {', '.join(method_names())}",
     )
     which = x.add_mutually_exclusive_group()
     which.add_argument(

@@ -48,6 +48,8 @@ class Sample:
         box_labels: ``[N]`` class index of each box.
         ignore: ``[N]`` boxes scoring ignores (VOC ``difficult``, COCO ``iscrowd``).
         segmentations: per box, a COCO polygon list or RLE dict, or ``None``.
+        left_out: names of this image's GT classes that :meth:`Dataset.restrict_classes`
+            left out (``model.skip_unmapped``: the model's class map has no entry).
     """
 
     image_id: int
@@ -60,6 +62,7 @@ class Sample:
     box_labels: np.ndarray = field(default_factory=_no_ints)
     ignore: np.ndarray = field(default_factory=_no_flags)
     segmentations: list | None = None
+    left_out: tuple[str, ...] = ()
 
 
 def sanitize_boxes(
@@ -137,6 +140,8 @@ class Dataset:
         for s in self.samples:
             k = remap[s.box_labels] >= 0 if len(s.box_labels) else np.zeros(0, bool)
             labels = remap[s.labels] if len(s.labels) else s.labels
+            had = {*s.labels.tolist(), *s.box_labels.tolist()}
+            gone = tuple(self.classes[c] for c in sorted(had) if remap[c] < 0)
             samples.append(
                 Sample(
                     image_id=s.image_id,
@@ -153,6 +158,7 @@ class Dataset:
                         if s.segmentations is not None
                         else None
                     ),
+                    left_out=(*s.left_out, *gone),
                 )
             )
         return Dataset(

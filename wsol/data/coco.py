@@ -24,7 +24,7 @@ from wsol.data.base import (
     dropped_box_warnings,
     sanitize_boxes,
 )
-from wsol.errors import quote
+from wsol.errors import guesses, quote
 from wsol.readfile import MAX_JSON_BYTES, InputFileError, InputMissingError, read_text
 
 logger = logging.getLogger(__name__)
@@ -131,7 +131,10 @@ def load_coco(
     if classes is not None:
         missing = [n for n in classes if n not in by_name]
         if missing:
-            raise AnnotationError(f"data.classes {quote(missing)} are not categories of {ann_file}")
+            raise AnnotationError(
+                f"data.classes {quote(missing)} are not categories of {ann_file}"
+                f"{guesses(missing, by_name)}"
+            )
         by_id = {c["id"]: c for c in cats}
         cats = [by_id[by_name[n]] for n in classes]
     index = {c["id"]: i for i, c in enumerate(cats)}

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from wsol.errors import WsolError
+from wsol.errors import WsolError, plain_reason
 from wsol.readfile import InputFileError, read_bytes
 
 # Decoding a 12000 x 9000 JPEG at full size needs ~300 MB; JPEG can decode at 1/2..1/8
@@ -116,7 +116,7 @@ def decode_bytes(
     except UnidentifiedImageError:  # its message shows the BytesIO object, not the file
         raise DecodeError("cannot decode image: not an image format PIL can read") from None
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-        msg = str(e) or type(e).__name__
+        msg = plain_reason(str(e)) or type(e).__name__
         raise DecodeError(f"cannot decode image: {msg}") from None
     if pixels.ndim != 3 or pixels.shape[0] == 0 or pixels.shape[1] == 0:
         raise DecodeError(f"decoded to an empty array of shape {pixels.shape}")

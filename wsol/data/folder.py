@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from wsol.data.base import AnnotationError, DataNotFoundError, Dataset, Sample
-from wsol.errors import quote
+from wsol.errors import guesses, quote
 from wsol.readfile import InputFileError, InputMissingError, read_text
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
@@ -114,7 +114,10 @@ def load_folder(
     index = {c: i for i, c in enumerate(classes)}
     unknown = sorted(set(names) - set(index))
     if unknown:
-        raise AnnotationError(f"labels {quote(unknown)} are not in data.classes={quote(classes)}")
+        raise AnnotationError(
+            f"labels {quote(unknown)} are not in data.classes={quote(classes)}"
+            f"{guesses(unknown, classes)}"
+        )
     samples = [
         Sample(
             image_id=i + 1,

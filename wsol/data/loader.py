@@ -14,7 +14,7 @@ import torch
 
 from wsol.data.base import Sample
 from wsol.data.decode import MAX_FILE_BYTES, DecodeError, decode_image, read_regular_file
-from wsol.errors import unknown_choice
+from wsol.errors import plain_reason, unknown_choice
 
 RESIZE_POLICIES = ("stretch", "letterbox")
 
@@ -53,6 +53,10 @@ class Failure:
     path: str
     stage: str
     reason: str
+
+    def __post_init__(self) -> None:
+        # A reason is read by people and counted by failures.py: never an object's repr.
+        self.reason = plain_reason(self.reason)
 
     def to_dict(self) -> dict:
         return {

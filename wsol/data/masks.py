@@ -79,14 +79,17 @@ def voc_instance_segmentations(png_path: str | Path, num_objects: int) -> list[d
     with no pixel. To attach masks to a VOC dataset, set ``Sample.segmentations`` to this
     list when ``SegmentationObject/<stem>.png`` exists.
     """
-    from PIL import Image
+    from PIL import Image, UnidentifiedImageError
     from pycocotools import mask as mask_utils
 
     data = read_bytes(png_path, MAX_TEXT_BYTES, allow_empty=False)
-    with Image.open(io.BytesIO(data)) as im:
-        if im.mode not in ("P", "L"):
-            raise ValueError(f"{png_path}: expected a palette or gray PNG, got mode {im.mode}")
-        index = np.asarray(im)
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            if im.mode not in ("P", "L"):
+                raise ValueError(f"{png_path}: expected a palette or gray PNG, got mode {im.mode}")
+            index = np.asarray(im)
+    except UnidentifiedImageError:  # its message shows the BytesIO object, not the file
+        raise ValueError(f"{png_path}: not an image PIL can read") from None
     out: list[dict | None] = []
     for k in range(1, num_objects + 1):
         m = index == k

@@ -27,7 +27,7 @@ from wsol.data.base import (
     dropped_box_warnings,
     sanitize_boxes,
 )
-from wsol.errors import quote
+from wsol.errors import guesses, plain_reason, quote
 from wsol.readfile import InputFileError, read_text
 
 logger = logging.getLogger(__name__)
@@ -193,7 +193,8 @@ def _instance_masks(png: Path, num_objects: int) -> list | None:
     try:
         return voc_instance_segmentations(png, num_objects)
     except (OSError, ValueError) as e:
-        logger.warning("%s: instance masks unreadable (%s); PxAP leaves this image out", png, e)
+        why = plain_reason(str(e), str(png))
+        logger.warning("%s: instance masks unreadable (%s); PxAP leaves this image out", png, why)
         return None
 
 
@@ -286,7 +287,7 @@ def load_voc(
             why = f"listed again in {listing} (image {first[stem]}); read once"
             problem = (warnings, "split", why)
         elif not allow_outside_root and not _inside(xml_path, root):
-            logger.warning("%s: outside data.root; image skipped", xml_path)
+            logger.info("%s: outside data.root; image skipped", xml_path)
             why = "outside data.root (data.allow_outside_root=true allows it)"
             problem = (failures, "path", why)
         else:
@@ -296,7 +297,7 @@ def load_voc(
                 continue
             except (InputFileError, AnnotationError) as e:
                 # One bad annotation costs one image, not the run.
-                logger.warning("%s: %s; image skipped", xml_path, e)
+                logger.info("%s: %s; image skipped", xml_path, e)
                 problem = (failures, "annotation", str(e))
         into, stage, reason = problem
         into.append({"image_id": i + 1, "path": str(xml_path), "stage": stage, "reason": reason})
@@ -308,7 +309,8 @@ def load_voc(
     unknown = sorted(set(names) - set(index))
     if unknown:
         raise AnnotationError(
-            f"classes {quote(unknown)} appear in {listing} but not in data.classes={quote(classes)}"
+            f"classes {quote(unknown)} appear in {listing} but not in data.classes="
+            f"{quote(classes)}{guesses(unknown, classes)}"
         )
     samples = []
     clipped: list[str] = []

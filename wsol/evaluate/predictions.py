@@ -17,7 +17,7 @@ import numpy as np
 from wsol.data import load_coco, load_voc
 from wsol.data.base import Dataset, Sample
 from wsol.data.coco import unique_names
-from wsol.errors import UsageError, quote
+from wsol.errors import UsageError, did_you_mean, quote
 from wsol.evaluate.base import any_hit, gt_pairs, ratio
 from wsol.evaluate.coco_ap import add_coco_ap
 
@@ -75,7 +75,18 @@ def load_ground_truth(
                     f"{', '.join(splits) or 'none (expected ImageSets/Main/<split>.txt)'}"
                 )
             split = splits[0]
-        return load_voc(p, split, classes)
+        gt = load_voc(p, split, classes)
+        if gt.failures:  # (the reader logs each at INFO: -v lists them)
+            f = gt.failures[0]
+            logger.warning(
+                "%s: %d images' annotations could not be read; they are left out of the "
+                "ground truth (e.g. %s: %s)",
+                p,
+                len(gt.failures),
+                f["path"],
+                f["reason"],
+            )
+        return gt
     if fmt == "coco":
         return load_coco(p.parent, p, classes)
     raise UsageError(f"unknown GT format {quote(fmt)}; valid: auto, coco, voc")
@@ -311,8 +322,9 @@ def scored_classes(dataset: Dataset, doc, which: str = "all") -> list[str]:
         wanted = {n.strip() for n in which.split(",") if n.strip()}
         unknown = sorted(wanted - set(dataset.classes))
         if unknown or not wanted:
+            named = ", ".join(f"{u}{did_you_mean(u, dataset.classes)}" for u in unknown)
             raise UsageError(
-                f"--classes: {', '.join(unknown) or 'no class named'} not among the GT's "
+                f"--classes: {named or 'no class named'} not among the GT's "
                 f"classes ({', '.join(dataset.classes)})"
             )
     return [c for c in dataset.classes if c in wanted]

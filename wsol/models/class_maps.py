@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from wsol.errors import WsolError, quote
+from wsol.errors import WsolError, did_you_mean, quote
 from wsol.models.imagenet import (
     BUILTIN_CLASS_MAPS,
     IMAGENET_TO_COCO_MISSING,
@@ -125,8 +125,9 @@ def _by_name(entry: object, name: str, source: str, model_names: list[str] | Non
         )
     if entry not in model_names:
         raise ClassMapError(
-            f"class map {source}: {quote(name)}: the model has no class {quote(entry)} "
-            f"(it has {len(model_names)}: {', '.join(model_names[:8])}, ...)"
+            f"class map {source}: {quote(name)}: the model has no class {quote(entry)}"
+            f"{did_you_mean(entry, model_names)} (it has {len(model_names)}: "
+            f"{', '.join(model_names[:8])}, ...)"
         )
     return model_names.index(entry)
 

@@ -52,7 +52,8 @@ def class_lines(
     result: ImageResult, sample: Sample, classes: Sequence[str], show_gt: bool
 ) -> list[str]:
     """One caption line per target class (probability, top box score, its best IoU with
-    the class's GT boxes), then the GT classes that got no map."""
+    the class's GT boxes), then the GT classes that got no map, then the image's classes
+    that ``model.skip_unmapped`` left out."""
     gt = gt_pairs(sample) if show_gt else {}
     lines = []
     for c in result.classes:
@@ -71,6 +72,10 @@ def class_lines(
             line += ", GT boxes ignored (difficult)" if ignored else ", not in GT"
         lines.append(line)
     lines += [f"{classes[k]}: in GT, no map" for k in gt if k not in set(result.targets)]
+    lines += [
+        f"{name}: skipped, unmapped (model.skip_unmapped: the class map has no entry for it)"
+        for name in sample.left_out
+    ]
     return lines
 
 

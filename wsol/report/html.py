@@ -33,12 +33,16 @@ body {{ font-family: system-ui, sans-serif; margin: 24px auto; max-width: 1400px
 h1 {{ margin-bottom: 4px; }} h2 {{ margin-top: 32px; border-bottom: 1px solid #ccc; }}
 h3 {{ margin: 18px 0 6px; }}
 nav a {{ margin-right: 14px; }} .note {{ color: #555; font-size: 13px; max-width: 1000px; }}
+.table-wrap {{ max-width: 100%; overflow-x: auto; }}
 table {{ border-collapse: collapse; font-size: 14px; }}
 th, td {{ padding: 3px 10px; border-bottom: 1px solid #e2e2e2; text-align: left;
   vertical-align: top; }}
-thead th {{ background: #f3f3f3; }} td.num {{ font-variant-numeric: tabular-nums;
-  white-space: nowrap; }}
-td.why {{ color: #555; font-size: 13px; max-width: 640px; }}
+thead th {{ background: #f3f3f3; white-space: nowrap; }}
+td.num {{ font-variant-numeric: tabular-nums; white-space: nowrap; }}
+tbody th {{ overflow-wrap: anywhere; min-width: 10em; }}
+td.text {{ overflow-wrap: anywhere; min-width: 8em; }}
+td.why {{ color: #555; font-size: 13px; max-width: 640px; min-width: 14em; }}
+li {{ overflow-wrap: anywhere; }} svg {{ max-width: 100%; height: auto; }}
 table.per-class td.num {{ text-align: right; }}
 .legend {{ font-size: 14px; }} .swatch {{ display: inline-block; width: 22px; height: 0;
   border-top: 3px solid; vertical-align: middle; margin: 0 6px 0 14px; }}

@@ -86,6 +86,9 @@ COUNTS = (
 )
 CALIBRATION = ("calibrated_threshold", "calibration_overlap_images")
 STAGE_KEYS = ("decode", "model", "boxes", "score", "write")  # stage_seconds' keys
+# Sweep metrics that are not at any one cut: computed over every cut of the sweep at once
+# (the console's summary tags them @sweep, the best-cut ones @best).
+WHOLE_SWEEP = ("pxap",)
 # What says which metric is which (see wsol.run.finalize), not metrics themselves.
 META = ("cut", "metrics_at_cut", "metrics_over_sweep")
 
@@ -113,9 +116,12 @@ def format_value(value, key: str = "") -> str:
 
 
 def _row(name: str, value, extra: str | None = None) -> str:
-    cells = (
-        f"<th>{html.escape(name)}</th><td class='num'>{html.escape(format_value(value, name))}</td>"
-    )
+    # A number stays on one line; a list or dict of values wraps (a narrow window).
+    kind = "num" if value is None or isinstance(value, int | float) else "text"
+    text = html.escape(format_value(value, name))
+    # A long name breaks after an underscore before it breaks anywhere else.
+    head = html.escape(name).replace("_", "_<wbr>")
+    cells = f"<th>{head}</th><td class='{kind}'>{text}</td>"
     if extra is not None:
         cells += f"<td class='num'>{html.escape(extra)}</td>"
     return f"<tr>{cells}<td class='why'>{html.escape(EXPLAIN.get(name, ''))}</td></tr>"
@@ -124,7 +130,15 @@ def _row(name: str, value, extra: str | None = None) -> str:
 def _table(rows: list[str], head: Sequence[str]) -> str:
     ths = "".join(f"<th>{html.escape(h)}</th>" for h in head)
     body = "".join(rows)
-    return f"<table class='metrics'><thead><tr>{ths}</tr></thead><tbody>{body}</tbody></table>"
+    return scrolling(
+        f"<table class='metrics'><thead><tr>{ths}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+def scrolling(table: str) -> str:
+    """``table`` in a box that scrolls sideways when the table is wider than the page
+    (the page itself never does)."""
+    return f"<div class='table-wrap'>{table}</div>"
 
 
 def _best_cut(metrics: dict, name: str) -> str:
@@ -132,8 +146,6 @@ def _best_cut(metrics: dict, name: str) -> str:
         return format_value(float(metrics[f"{name}_threshold"]), "threshold")
     if name == "maxboxacc_v2":
         return "each δ its own"
-    if name == "pxap":
-        return "all cuts"
     return "-"
 
 
@@ -144,8 +156,10 @@ def metric_sections(metrics: dict, cut: str = "") -> list[tuple[str, str, str]]:
     (as :mod:`wsol.run.finalize` names them); counts and calibration are fixed lists, and
     any other metric lands in a last group."""
     at_cut = [k for k in metrics.get("metrics_at_cut", []) if k in metrics]
-    sweep = [k for k in metrics.get("metrics_over_sweep", []) if k in metrics]
-    shown = set(at_cut) | set(sweep) | set(COUNTS) | set(CALIBRATION) | set(META)
+    swept = [k for k in metrics.get("metrics_over_sweep", []) if k in metrics]
+    sweep = [k for k in swept if k not in WHOLE_SWEEP]
+    whole = [k for k in swept if k in WHOLE_SWEEP]
+    shown = set(swept) | set(at_cut) | set(COUNTS) | set(CALIBRATION) | set(META)
     shown |= {f"{k}_threshold" for k in sweep}
     other = [k for k in metrics if k not in shown]
     cut = cut or str(metrics.get("cut", ""))
@@ -153,11 +167,12 @@ def metric_sections(metrics: dict, cut: str = "") -> list[tuple[str, str, str]]:
     if at_cut:
         sections.append(
             (
-                "At the shipped cut",
+                "At the shipped cut (@cut)",
                 f"The boxes found at the run's cut: {cut}. They are scored before "
-                "export.min_score and export.max_per_class trim the written files."
+                "export.min_score and export.max_per_class trim the written files. The "
+                "console's summary tags these columns @cut."
                 if cut
-                else "",
+                else "The console's summary tags these columns @cut.",
                 _table([_row(k, metrics[k]) for k in at_cut], ("metric", "value", "meaning")),
             )
         )
@@ -165,10 +180,22 @@ def metric_sections(metrics: dict, cut: str = "") -> list[tuple[str, str, str]]:
         rows = [_row(k, metrics[k], _best_cut(metrics, k)) for k in sweep]
         sections.append(
             (
-                "Best cut of the sweep",
+                "Best cut of the sweep (@best)",
                 "Each metric at the cut of the threshold sweep where it is highest: what the "
-                "maps could give with a well-chosen cut, not what was shipped.",
+                "maps could give with a well-chosen cut, not what was shipped. The console's "
+                "summary tags these columns @best.",
                 _table(rows, ("metric", "value", "at cut", "meaning")),
+            )
+        )
+    if whole:
+        sections.append(
+            (
+                "Over the whole sweep (@sweep)",
+                "Computed over every cut of the threshold sweep at once, not at one cut: "
+                "PxAP is the area under the pixel precision-recall curve that the cuts "
+                "trace, so no cut is shipped or best for it. The console's summary tags "
+                "these columns @sweep.",
+                _table([_row(k, metrics[k]) for k in whole], ("metric", "value", "meaning")),
             )
         )
     for title, keys in (("Counts", COUNTS), ("Calibration", CALIBRATION), ("Other", other)):
@@ -204,7 +231,5 @@ def per_class_table(per_class: dict[str, dict]) -> str:
         for c in columns
         if c in CLASS_COLUMNS
     )
-    return (
-        f"<table class='per-class'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-        f"<p class='note'>{key}.</p>"
-    )
+    table = f"<table class='per-class'><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"{scrolling(table)}<p class='note'>{key}.</p>"

@@ -40,6 +40,7 @@ from wsol.config import Config, dump_config
 from wsol.errors import WsolError
 from wsol.fileio import atomic_write_text
 from wsol.run.build import RunPlan, Status, plan_run
+from wsol.run.failures import FailureWarnings
 from wsol.run.finalize import RunResult, finalize
 from wsol.run.fingerprint import fingerprint, input_parts
 from wsol.run.journal import RANK_DIR, STATE_FILE, Journal, RunExistsError
@@ -172,8 +173,14 @@ def _run_shard(
             )
         if progress is not None:
             progress(done, len(shard))
+        failed = FailureWarnings()
+        if me == 0:  # the images refused while listing them: every rank listed them
+            failed.warn(plan.dataset.failures)
         if done < len(shard):
-            run_batches(dataclasses.replace(plan, dataset=shard), own, done, totals, progress)
+            run_batches(
+                dataclasses.replace(plan, dataset=shard), own, done, totals, progress, failed
+            )
+        failed.close()
     finally:
         own.close()
     return totals

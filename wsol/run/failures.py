@@ -8,14 +8,21 @@ A failure record is one line of ``failures.jsonl``: ``{"image_id", "path", "stag
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from wsol.errors import plain_reason
 from wsol.fileio import atomic_write_text
 
+logger = logging.getLogger(__name__)
+
 FAILURES_FILE = "failures.jsonl"
+# Failed images warned of one line each; past this many a run only counts them (a
+# folder of ten thousand unreadable files should not bury the console).
+WARN_EACH = 20
 
 # (pattern in the reason, the way out), first match wins. A reason that already says
 # what to do (e.g. "... (data.allow_outside_root=true allows it)") needs no entry.
@@ -80,3 +87,39 @@ def write_stopped_failures(out: str | Path, failures: Sequence[dict]) -> Path | 
     path = out / FAILURES_FILE
     atomic_write_text(path, "".join(json.dumps(f) + "\n" for f in failures))
     return path
+
+
+class FailureWarnings:
+    """Warns of each failed image in one line that names the file, the stage and the
+    reason, up to ``limit`` of them; the ones past it are counted, and :meth:`close`
+    says how many (every one is in ``failures.jsonl`` all the same)."""
+
+    def __init__(self, limit: int = WARN_EACH, log: logging.Logger = logger):
+        self.logger, self.limit = log, limit
+        self.warned = self.unwarned = 0
+
+    def warn(self, failures: Sequence[dict]) -> None:
+        for f in failures:
+            if self.warned < self.limit:
+                path = str(f.get("path", "?"))
+                self.logger.warning(
+                    "image %s failed at %s: %s",
+                    path,
+                    f.get("stage", "?"),
+                    plain_reason(str(f.get("reason", "?")), path),
+                )
+                self.warned += 1
+            else:
+                self.unwarned += 1
+
+    def close(self) -> None:
+        """One line for the failures past the limit, if any."""
+        if self.unwarned:
+            self.logger.warning(
+                "%d more images failed (only the first %d are warned of one by one); "
+                "every failure is in %s",
+                self.unwarned,
+                self.limit,
+                FAILURES_FILE,
+            )
+            self.unwarned = 0

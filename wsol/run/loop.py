@@ -22,6 +22,7 @@ from wsol.evaluate import Evaluators
 from wsol.export import annotations_for, image_entry
 from wsol.fileio import fault_point
 from wsol.run.build import RunPlan
+from wsol.run.failures import FailureWarnings
 from wsol.run.journal import Journal
 from wsol.run.memory import release_free_memory
 from wsol.run.stages import HostStage, StageClock, plan_threads, single_threaded_cv2
@@ -54,11 +55,19 @@ class Totals:
 
 
 def run_batches(
-    plan: RunPlan, journal: Journal, start: int, totals: Totals, progress: Progress | None
+    plan: RunPlan,
+    journal: Journal,
+    start: int,
+    totals: Totals,
+    progress: Progress | None,
+    failed: FailureWarnings | None = None,
 ) -> None:
     """Localize, record and score ``dataset.samples[start:]``, a chunk every
     ``chunk_images`` images or ``chunk_seconds`` seconds. The device stage of each
-    batch overlaps the host stage of the one before (:mod:`wsol.run.stages`)."""
+    batch overlaps the host stage of the one before (:mod:`wsol.run.stages`).
+    ``failed`` warns of each image that fails to decode (a new one when None); it is
+    closed at the end."""
+    failed = failed if failed is not None else FailureWarnings()
     cfg, dataset, localizer = plan.cfg, plan.dataset, plan.localizer
     workers, host_threads = plan_threads(
         localizer.device.type, cfg.data.num_workers, cfg.host_threads, decode=cfg.data.decode
@@ -75,7 +84,7 @@ def run_batches(
         files_only=cfg.data.decode == "device",
     )
     clock = StageClock()
-    chunks = _Chunks(plan, journal, totals, progress, clock, start)
+    chunks = _Chunks(plan, journal, totals, progress, clock, start, failed)
     # What the scores read on the host: the maps' levels for the sweeps (small, made on
     # the device), the float maps only where an evaluator needs them.
     needs_maps = plan.evaluators is not None and plan.evaluators.needs_maps
@@ -110,6 +119,7 @@ def run_batches(
                     else None
                 )
             host.submit(functools.partial(chunks.finish, b, batch, samples, maps, host.map))
+    failed.close()
 
 
 class _Chunks:
@@ -117,9 +127,9 @@ class _Chunks:
     every ``chunk_images`` images or ``chunk_seconds`` seconds. Called for one batch at
     a time, in order."""
 
-    def __init__(self, plan, journal, totals, progress, clock, start):
+    def __init__(self, plan, journal, totals, progress, clock, start, failed):
         self.plan, self.journal, self.totals, self.progress = plan, journal, totals, progress
-        self.clock = clock
+        self.clock, self.failed = clock, failed
         self.evaluators = plan.evaluators.empty() if plan.evaluators else None
         self.chunk_start = self.done = start
         self.tick = time.perf_counter()
@@ -132,8 +142,7 @@ class _Chunks:
     def finish(self, b: int, batch, samples: list, maps, map_fn) -> None:
         dataset, localizer, cfg = self.plan.dataset, self.plan.localizer, self.plan.cfg
         fails = [f.to_dict() for f in batch.failures]
-        for f in fails:
-            logger.warning("image %s failed at %s: %s", f["path"], f["stage"], f["reason"])
+        self.failed.warn(fails)
         for w in batch.warnings:
             logger.warning(w)
         with self.clock.timing("boxes"):

@@ -15,6 +15,7 @@ from wsol.config import Config, dump_config
 from wsol.fileio import atomic_write_text
 from wsol.run.build import Status, plan_run
 from wsol.run.distributed import run_sharded
+from wsol.run.failures import FailureWarnings
 from wsol.run.finalize import RunResult, finalize
 from wsol.run.fingerprint import fingerprint, input_parts
 from wsol.run.journal import Journal
@@ -63,7 +64,9 @@ def run_config(
             )
         if progress is not None:
             progress(start, len(plan.dataset))
-        run_batches(plan, journal, start, totals, progress)
+        failed = FailureWarnings()
+        failed.warn(plan.dataset.failures)  # the images refused while listing them
+        run_batches(plan, journal, start, totals, progress, failed)
         report = (
             f", drawing the report ({cfg.report.num_images} images)" if cfg.report.enabled else ""
         )

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from wsol.data.decode import DecodeError
+from wsol.errors import plain_reason
 from wsol.train.augment import augment, sample_seed, validation_transform
 from wsol.train.sources import Images
 
@@ -26,7 +27,7 @@ class ImageBatches(torch.utils.data.Dataset):
         try:
             pixels = self.images.image(i, max_side=2 * side if self.transform else side)
         except DecodeError as e:
-            return {"index": i, "failure": (self.images.name(i), str(e))}
+            return {"index": i, "failure": (self.images.name(i), plain_reason(str(e)))}
         if self.transform is None:
             pixels = validation_transform(pixels, self.size)
         else:
