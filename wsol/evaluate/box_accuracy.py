@@ -92,18 +92,16 @@ class BoxAccuracy(Evaluator):
             if top1 in gt and res is not None:
                 self.top1_hits += any_hit(res.detections.largest, gt[top1], self.iou)
 
+    @property
+    def defines_gt_known(self) -> bool:
+        """Whether GT-known Loc is defined: every pair had its class's map."""
+        return bool(self.class_with_map.sum() == self.pairs and not self.class_agnostic)
+
     def compute(self) -> dict:
-        n = self.pairs
-        if n == 0:
-            return {}
-        out = {
-            "corloc": float(self.class_corloc.sum() / n),
-            "top1_loc": self.top1_hits / max(self.top1_images, 1),
-        }
-        if self.class_with_map.sum() == n and not self.class_agnostic:
-            out["gt_known_loc"] = float(self.class_known.sum() / n)
-        out["num_pairs"] = n
-        return out
+        known = int(self.class_known.sum()) if self.defines_gt_known else None
+        return box_metrics(
+            self.pairs, int(self.class_corloc.sum()), known, self.top1_hits, self.top1_images
+        )
 
     def per_class(self, class_names: list[str]) -> dict[str, dict]:
         """Per class: pairs, corloc and gt_known_loc (``None`` where a class has no pairs)."""
@@ -115,3 +113,24 @@ class BoxAccuracy(Evaluator):
             }
             for c, name in enumerate(class_names)
         }
+
+
+def box_metrics(
+    pairs: int, corloc_hits: int, known_hits: int | None, top1_hits: int, top1_images: int
+) -> dict:
+    """CorLoc, Top-1 Loc and (unless ``known_hits`` is None) GT-known Loc from hit
+    counts: the first two out of ``pairs``, Top-1 out of ``top1_images``; ``{}`` when
+    there is no pair. Shared by :meth:`BoxAccuracy.compute` and
+    :func:`wsol.evaluate.per_image.metrics_from_rows`, so the two agree to the last
+    digit."""
+    n = int(pairs)
+    if n == 0:
+        return {}
+    out = {
+        "corloc": int(corloc_hits) / n,
+        "top1_loc": int(top1_hits) / max(int(top1_images), 1),
+    }
+    if known_hits is not None:
+        out["gt_known_loc"] = int(known_hits) / n
+    out["num_pairs"] = n
+    return out

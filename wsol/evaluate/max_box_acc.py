@@ -186,22 +186,7 @@ class MaxBoxAcc(Evaluator):
         }
 
     def compute(self) -> dict:
-        n = self.pairs
-        if n == 0:
-            return {}
-        v1 = self.v1_hits.sum(0) / n  # [T]
-        v2 = self.v2_hits.sum(0) / n  # [T, 3]
-        out = {
-            "maxboxacc": float(v1.max()),
-            "maxboxacc_threshold": float(self.thresholds[int(np.argmax(v1))]),
-            "maxboxacc_v2": float(v2.max(axis=0).mean()),
-        }
-        for i, d in enumerate(V2_DELTAS):
-            out[f"maxboxacc_v2_iou{round(d * 100)}"] = float(v2[:, i].max())
-            out[f"maxboxacc_v2_iou{round(d * 100)}_threshold"] = float(
-                self.thresholds[int(np.argmax(v2[:, i]))]
-            )
-        return out
+        return sweep_metrics(self.v1_hits.sum(0), self.v2_hits.sum(0), self.pairs, self.thresholds)
 
     def per_class(self, class_names: list[str]) -> dict[str, dict]:
         """Per class: maxboxacc at the global best tau, maxboxacc_v2, and the class's own
@@ -218,3 +203,29 @@ class MaxBoxAcc(Evaluator):
                 "best_maxboxacc": ratio(self.v1_hits[c, own], p),
             }
         return out
+
+
+def sweep_metrics(
+    v1_hits: np.ndarray, v2_hits: np.ndarray, pairs: int, thresholds: np.ndarray
+) -> dict:
+    """MaxBoxAcc and MaxBoxAccV2 (and the threshold of each maximum) from hit counts
+    summed over pairs: ``v1_hits [T]``, ``v2_hits [T, 3]`` (one column per
+    :data:`V2_DELTAS`) out of ``pairs``; ``{}`` when there is no pair. Both
+    :meth:`MaxBoxAcc.compute` and :func:`wsol.evaluate.per_image.metrics_from_rows` call
+    it, so the two agree to the last digit."""
+    n = int(pairs)
+    if n == 0:
+        return {}
+    v1 = np.asarray(v1_hits) / n  # [T]
+    v2 = np.asarray(v2_hits) / n  # [T, 3]
+    out = {
+        "maxboxacc": float(v1.max()),
+        "maxboxacc_threshold": float(thresholds[int(np.argmax(v1))]),
+        "maxboxacc_v2": float(v2.max(axis=0).mean()),
+    }
+    for i, d in enumerate(V2_DELTAS):
+        out[f"maxboxacc_v2_iou{round(d * 100)}"] = float(v2[:, i].max())
+        out[f"maxboxacc_v2_iou{round(d * 100)}_threshold"] = float(
+            thresholds[int(np.argmax(v2[:, i]))]
+        )
+    return out

@@ -102,23 +102,26 @@ class PixelAP(Evaluator):
                 self.fp[c.dataset_class] += self._passes(levels[keep & ~fg])
                 self.fg[c.dataset_class] += int(fg.sum())
 
-    @staticmethod
-    def _ap(tp: np.ndarray, fp: np.ndarray, fg: int) -> float | None:
-        if fg <= 0:
-            return None
-        predicted = tp + fp
-        precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
-        recall = tp / fg
-        drop = recall - np.r_[recall[1:], 0.0]
-        return float((drop * precision).sum())
-
     def compute(self) -> dict:
-        ap = self._ap(self.tp.sum(0), self.fp.sum(0), int(self.fg.sum()))
+        ap = pixel_ap(self.tp.sum(0), self.fp.sum(0), int(self.fg.sum()))
         return {} if ap is None else {"pxap": ap}
 
     def per_class(self, class_names: list[str]) -> dict:
         return {
-            name: {"pxap": self._ap(self.tp[c], self.fp[c], int(self.fg[c]))}
+            name: {"pxap": pixel_ap(self.tp[c], self.fp[c], int(self.fg[c]))}
             for c, name in enumerate(class_names)
             if self.fg[c] > 0
         }
+
+
+def pixel_ap(tp: np.ndarray, fp: np.ndarray, fg: int) -> float | None:
+    """PxAP from pixel counts over ascending thresholds, ``tp [T]``, ``fp [T]`` and the
+    foreground pixels ``fg`` (None when ``fg`` is 0). Shared by :meth:`PixelAP.compute`
+    and :func:`wsol.evaluate.per_image.metrics_from_rows`."""
+    if fg <= 0:
+        return None
+    predicted = tp + fp
+    precision = np.where(predicted > 0, tp / np.maximum(predicted, 1), 0.0)
+    recall = tp / fg
+    drop = recall - np.r_[recall[1:], 0.0]
+    return float((drop * precision).sum())
