@@ -186,14 +186,15 @@ def build_evaluators(cfg: Config, dataset: Dataset, boxes: BoxParams) -> Evaluat
     n = len(dataset.classes)
     thresholds = sweep_thresholds(cfg.eval.sweep_step, cfg.eval.thresholds)
     corloc_sweep = boxes if cfg.eval.sweep_corloc else None
+    rows = cfg.eval.per_image
     members = {
-        "box_acc": BoxAccuracy(n, cfg.eval.iou, cfg.eval.class_agnostic),
+        "box_acc": BoxAccuracy(n, cfg.eval.iou, cfg.eval.class_agnostic, rows),
         "max_box_acc": MaxBoxAcc(
-            n, thresholds, cfg.eval.iou, corloc_sweep, cfg.eval.class_agnostic
+            n, thresholds, cfg.eval.iou, corloc_sweep, cfg.eval.class_agnostic, rows
         ),
     }
     if cfg.eval.pxap and has_masks(dataset.samples):
-        members["pixel_ap"] = PixelAP(n, thresholds)
+        members["pixel_ap"] = PixelAP(n, thresholds, rows)
     return Evaluators(members)
 
 
