@@ -237,6 +237,7 @@ def _report(
         0,
         localizer.model.resize,
         localizer.letterbox_fill,
+        cache=plan.decode_cache,
     )
     shown = []
     for batch in loader:
