@@ -64,7 +64,19 @@ def test_stop_request_asks_once_in_the_batches_and_interrupts_otherwise():
 
 @pytest.mark.parametrize("after", [2, 3])  # mid-epoch; at an epoch's end (3 steps each)
 def test_a_stopped_run_saves_where_it_was_and_resumes_to_the_same_weights(tmp_path, after):
-    straight = train(tiny(tmp_path / "straight"))
+    def recorder(events: list, rng: dict):
+        """Progress that keeps the events and, after each step, the generator's state
+        (dropout would draw from it: a resume must go on with the same)."""
+
+        def progress(event, done, total, info):
+            events.append((event, done, info))
+            if event == "train":
+                rng[done] = torch.get_rng_state()
+
+        return progress
+
+    straight_rng: dict = {}
+    straight = train(tiny(tmp_path / "straight"), recorder([], straight_rng))
     steps = []
     stopped = train(
         tiny(tmp_path / "stopped"),
@@ -76,11 +88,14 @@ def test_a_stopped_run_saves_where_it_was_and_resumes_to_the_same_weights(tmp_pa
     assert stopped.stopped_at == {"epoch": 1, "batch": batch, "steps_per_epoch": 3}
     saved = torch.load(tmp_path / "stopped" / "last.pt", map_location="cpu", weights_only=True)
     assert saved["scheduler"]["step"] == after and saved["epoch"] == after // 3
-    events = []
-    resumed = train(tiny(tmp_path / "stopped"), lambda e, d, t, i: events.append((e, d, i)))
+    events: list = []
+    resumed_rng: dict = {}
+    resumed = train(tiny(tmp_path / "stopped"), recorder(events, resumed_rng))
     assert not resumed.stopped
     assert ("resume", after // 3, {"batch": batch}) in events
     assert [d for e, d, _ in events if e == "train"] == list(range(after + 1, 7))
+    for step, state in resumed_rng.items():
+        assert torch.equal(state, straight_rng[step]), step
     for name in ("model.pt", "last.pt"):
         assert _same(_weights(straight.out_dir / name), _weights(tmp_path / "stopped" / name))
     timing = ("seconds", "train_img_per_s")
