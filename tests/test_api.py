@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import wsol
 from tests.helpers import REPO
+from wsol.models.build import default_arch
 
 
 def _python(code: str) -> str:
@@ -115,7 +118,7 @@ def test_readme_python_examples_run(voc_root, tmp_path, monkeypatch):
     namespace: dict = {}  # shared: later blocks may use earlier blocks' names
     for block in blocks:
         code = (
-            block.replace('"photo.jpg"', repr(str(photo)))
+            block.replace('"2007_000528.jpg"', repr(str(photo)))
             .replace('"VOCdevkit/VOC2012"', repr(str(voc_root)))
             .replace('"overlay.png"', repr(str(tmp_path / "overlay.png")))
             .replace('"runs/', json.dumps(str(tmp_path))[:-1] + "/")
@@ -125,3 +128,13 @@ def test_readme_python_examples_run(voc_root, tmp_path, monkeypatch):
     assert namespace["metrics"]["num_images"] == 100 and (tmp_path / "voc").is_dir()
     assert len(namespace["result"].boxes) == len(namespace["result"].labels) >= 1
     assert namespace["image"].classes, "the Localizer example explained no class"
+    if default_arch() == "efficientnet_lite2":  # the README shows Lite2's output
+        _assert_readme_shows(namespace["result"])
+
+
+def _assert_readme_shows(result) -> None:
+    """The output the README pastes under its explain example is what it prints."""
+    text = (REPO / "README.md").read_text()
+    boxes, labels = re.search(r"^(\[\[[^\n]*\]\]) (\[[^\n]*\])$", text, re.M).groups()
+    assert ast.literal_eval(labels) == result.labels
+    np.testing.assert_allclose(ast.literal_eval(boxes), result.boxes, atol=2)

@@ -31,7 +31,8 @@ class TrainDataConfig(DataConfig):
     # shapes: the demo's procedurally rendered shapes (see the shapes section)
     format: Literal["voc", "coco", "folder", "shapes"] = "voc"
     split: str = "train"
-    num_workers: int = field(default=0, metadata=between(0))  # decoding processes (0: main)
+    # decoding processes (0: in the main process; unset: as `wsol run`, 1 on a CPU)
+    num_workers: int | None = field(default=None, metadata=between(0))
 
 
 @dataclass

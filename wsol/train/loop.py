@@ -5,7 +5,13 @@ Everything an epoch draws is a function of the config's seed: the image order of
 The model, optimizer, step and RNG states are saved after every epoch, so a run killed
 at any point and started again with the same command redoes at most one epoch and ends
 with the same weights as a run that was never interrupted (bit for bit on a CPU with
-the same thread count).
+the same thread count). A run asked to stop (``stop()`` true, e.g. after Ctrl-C) stops
+after the batch it is in and saves that point in the epoch too, so its resume goes on
+from there, to the same weights.
+
+The network and its input batches are in channels-last memory, and the torch, decoding
+and cv2 threads are planned as ``wsol run`` plans them (:mod:`wsol.run.stages`): on a
+CPU, convolutions in the default layout are several times slower.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from wsol.fileio import (
 )
 from wsol.models.build import build_classifier
 from wsol.models.spec import model_input, resolve_device
+from wsol.run.stages import plan_threads, single_threaded_cv2, use_threads
 from wsol.schema import ConfigError, config_to_dict
 from wsol.train import state as st
 from wsol.train.augment import training_transform
@@ -52,10 +59,15 @@ from wsol.train_config import TrainConfig
 
 logger = logging.getLogger(__name__)
 
-# progress(event, done, total, info): "render <split>" while the shapes are drawn,
-# "train" after each step (info: epoch, loss, img_s), "epoch" after each epoch (info:
-# its row of train_metrics.json), "resume" once (done: epochs already trained).
+# progress(event, done, total, info): "status" as each phase starts, from the first
+# (info: "line", what it is doing), "render <split>" while the shapes are drawn, "train"
+# after each step (info: epoch, loss, img_s), "epoch" after each epoch (info: its row of
+# train_metrics.json), "resume" once (done: epochs already trained; info: "batch", the
+# batches of the next epoch done before a stop), "stopped" when stop() asked (done: the
+# step it stopped after; info: epoch, batch, steps_per_epoch).
 Progress = Callable[[str, int, int, dict], None]
+# stop() -> bool: polled after each batch; true asks the run to stop there and save.
+Stop = Callable[[], bool]
 
 
 @dataclass
@@ -65,6 +77,13 @@ class TrainResult:
     out_dir: Path
     metrics: dict
     resumed_epochs: int = 0
+    # Where a run asked to stop stopped (epoch, batch: of the epoch, 0 at its end,
+    # steps_per_epoch); run it again to resume. None for a run that finished.
+    stopped_at: dict | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return self.stopped_at is not None
 
     @property
     def checkpoint(self) -> Path:
@@ -72,11 +91,18 @@ class TrainResult:
 
 
 def train(
-    cfg: TrainConfig, progress: Progress | None = None, overwrite: bool = False
+    cfg: TrainConfig,
+    progress: Progress | None = None,
+    overwrite: bool = False,
+    stop: Stop | None = None,
 ) -> TrainResult:
     """Fit ``cfg.model.arch`` with a fresh GAP + linear head on the image-level labels
     of ``cfg.data``, writing ``model.pt``, ``last.pt`` and ``train_metrics.json`` to
     ``cfg.out``. A run found there with the same settings is resumed.
+
+    ``progress`` hears what the run does (see ``Progress``), from before the data is
+    read. ``stop`` is polled after each batch: once it returns true, the run saves where
+    it is in ``last.pt`` and returns with ``stopped`` set; the same call resumes it.
 
     Raises:
         UsageError: ``out`` holds another run (without ``overwrite``), or a bad setting.
@@ -90,7 +116,8 @@ def train(
     except FolderBusyError as e:
         raise UsageError(f"{e}; wait for it to finish or choose another out=") from None
     try:
-        return _train(cfg, out, progress, overwrite)
+        with single_threaded_cv2():
+            return _train(cfg, out, progress or (lambda *_: None), overwrite, stop)
     except BaseException:
         _take_back(lock)
         raise
@@ -106,14 +133,21 @@ def _take_back(lock: FolderLock) -> None:
         lock.folder.rmdir()
 
 
-def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bool) -> TrainResult:
-    report = progress or (lambda *_: None)
+def _status(report: Progress, line: str) -> None:
+    report("status", 0, 0, {"line": line})
+
+
+def _train(
+    cfg: TrainConfig, out: Path, report: Progress, overwrite: bool, stop: Stop | None
+) -> TrainResult:
     config = config_to_dict(cfg)
     saved = st.prepare_out(out, config, overwrite)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
+    use_threads(cfg.train.threads)
     device = resolve_device(cfg.model.device)
     amp = autocast_dtype(cfg.train.amp, device)
+    workers, _ = plan_threads(device.type, cfg.data.num_workers)
+    where = f" in {cfg.data.root}" if cfg.data.root else ""
+    _status(report, f"reading the {cfg.data.format} images and labels{where}")
     train_images, val_images = training_images(cfg, lambda what, i, n: report(what, i, n, {}))
     # Images listed but not usable, path -> reason: found before training, then while
     # decoding; each is counted once, however many epochs meet it.
@@ -127,6 +161,11 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
         )
     check_learnable(train_images)
     multi_label = is_multi_label(cfg.train.labels, train_images.labels)
+    _status(
+        report,
+        f"{len(train_images)} training and {len(val_images)} validation images; loading "
+        f"{cfg.model.arch} (weights {cfg.model.weights})",
+    )
     torch.manual_seed(cfg.seed)
     spec = build_classifier(
         cfg.model.arch,
@@ -140,7 +179,8 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
     elif cfg.data.format == "shapes":
         spec.input_size = (cfg.shapes.image_size, cfg.shapes.image_size)
     description = st.describe(spec, cfg.model.arch, cfg.model.dilate_last)
-    net = spec.net.to(device)
+    # Channels-last before the optimizer sees the parameters: its state follows them.
+    net = spec.net.to(device).to(memory_format=torch.channels_last)
     optimizer = make_optimizer(net, spec.head, cfg.train, cfg.model.freeze_backbone)
     weights = (
         class_weights(train_images.labels, multi_label, cfg.train.max_pos_weight)
@@ -164,7 +204,7 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
         ImageBatches(val_images, size),
         range(len(val_images)),
         cfg.train.batch_size,
-        cfg.data.num_workers,
+        workers,
         False,
     )
     steps_per_epoch = len(train_images) // cfg.train.batch_size
@@ -188,23 +228,52 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
         "failure_reasons": {},
         "failures": [],
     }
-    start, step = 0, 0
+    start, step, skip, seen, loss_sum = 0, 0, 0, 0, 0.0
     if saved is not None:
         net.load_state_dict(saved["state_dict"])
         optimizer.load_state_dict(saved["optimizer"])
         scaler.load_state_dict(saved["scaler"])
         st.set_rng_state(saved["rng"])
         start, step = int(saved["epoch"]), int(saved["scheduler"]["step"])
+        # A stop mid-epoch saved how far that epoch went, and its running loss.
+        skip, seen, loss_sum = (saved.get("partial") or {}).get("at", (0, 0, 0.0))
         metrics.update(epochs=saved["history"], best=saved["best"])
         lost.update(saved.get("lost") or {})
         _record_lost(metrics, lost)
-        report("resume", start, cfg.train.epochs, {})
+        report("resume", start, cfg.train.epochs, {"batch": skip})
         logger.info("resuming %s after epoch %d of %d", out, start, cfg.train.epochs)
-        _restore_best(out, saved, net, description, cfg.model.save_dtype, config)
+        if not skip:  # a mid-epoch last.pt holds no finished epoch's weights
+            _restore_best(out, saved, net, description, cfg.model.save_dtype, config)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / st.CONFIG_FILE, dump_config(cfg))
     frozen_bn = cfg.model.freeze_backbone
 
+    def save_state(epoch: int, partial: dict | None = None) -> None:
+        st.save(
+            out / st.STATE_FILE,
+            {
+                **st.model_payload(net, description, "fp32", {}),
+                "optimizer": optimizer.state_dict(),
+                "scaler": scaler.state_dict(),
+                "epoch": epoch,
+                # The schedule is a function of the step (optim.lr_factor): its state.
+                "scheduler": {"schedule": cfg.train.schedule, "step": step, "total": total},
+                "rng": st.rng_state(),
+                "history": metrics["epochs"],
+                "best": metrics["best"],
+                "failures": metrics["failures"],
+                "lost": dict(lost),
+                "config": config,
+                "partial": partial,
+            },
+        )
+
+    _status(
+        report,
+        f"training {cfg.model.arch} on {device}: {cfg.train.epochs} epochs of "
+        f"{steps_per_epoch} batches of {cfg.train.batch_size}"
+        + (f", from epoch {start + 1}" if start or skip else ""),
+    )
     for epoch in range(start, cfg.train.epochs):
         t0 = time.perf_counter()
         net.train()
@@ -212,14 +281,20 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
             freeze_batch_norms(net, spec.head)
         train_set.epoch = epoch
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_images))
-        loader = make_loader(train_set, order, cfg.train.batch_size, cfg.data.num_workers, True)
-        seen, loss_sum = 0, 0.0
-        for b, batch in enumerate(loader):
+        first = skip * cfg.train.batch_size  # the batches a stopped run did are not redone
+        batches = iter(make_loader(train_set, order[first:], cfg.train.batch_size, workers, True))
+        if skip:  # the loader drew a seed: the generators as they were at the stop
+            st.set_rng_state(saved["rng"])
+        else:
+            seen, loss_sum = 0, 0.0
+        seen_before = seen
+        for b, batch in enumerate(batches, start=skip):
             fault_point(f"train:epoch{epoch + 1}:step{b + 1}")
             lost.update(batch["failures"])
             if batch["images"] is None:
                 continue
             x = model_input(batch["images"].to(device, non_blocking=True), mean, std)
+            x = x.contiguous(memory_format=torch.channels_last)
             y = torch.from_numpy(train_images.labels[batch["indices"]]).to(device)
             set_lr(optimizer, lr_factor(step, total, steps_per_epoch, cfg.train))
             with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
@@ -235,11 +310,19 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
             step += 1
             seen += len(batch["indices"])
             loss_sum += float(loss.detach()) * len(batch["indices"])
-            rate = seen / max(time.perf_counter() - t0, 1e-9)
+            rate = (seen - seen_before) / max(time.perf_counter() - t0, 1e-9)
             report(
                 "train", step, total, {"epoch": epoch + 1, "loss": loss_sum / seen, "img_s": rate}
             )
+            if stop is not None and stop() and b + 1 < steps_per_epoch:
+                _record_lost(metrics, lost)
+                save_state(epoch, {"at": (b + 1, seen, loss_sum)})
+                info = {"epoch": epoch + 1, "batch": b + 1, "steps_per_epoch": steps_per_epoch}
+                report("stopped", step, total, info)
+                return TrainResult(out, metrics, start, stopped_at=info)
+        skip = 0
         train_seconds = time.perf_counter() - t0
+        _status(report, f"epoch {epoch + 1}: validating on {len(val_images)} images")
         val = _validate(net, val_loader, spec, mean, std, amp, device, lost)
         if not seen:  # every file opened, none decoded: nothing to save
             raise DataError(
@@ -253,7 +336,7 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
             "val_ap": val["ap"],
             "val_classes_scored": val["classes_scored"],
             "lr": optimizer.param_groups[0]["lr"],
-            "train_img_per_s": seen / max(train_seconds, 1e-9),
+            "train_img_per_s": (seen - seen_before) / max(train_seconds, 1e-9),
             "seconds": time.perf_counter() - t0,
         }
         metrics["epochs"].append(row)
@@ -264,23 +347,7 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
         if improved:
             metrics["best"] = {"epoch": epoch + 1, "val_map": val["map"], "score": score}
         # last.pt first: a kill before model.pt is written leaves what _restore_best needs.
-        st.save(
-            out / st.STATE_FILE,
-            {
-                **st.model_payload(net, description, "fp32", {}),
-                "optimizer": optimizer.state_dict(),
-                "scaler": scaler.state_dict(),
-                "epoch": epoch + 1,
-                # The schedule is a function of the step (optim.lr_factor): its state.
-                "scheduler": {"schedule": cfg.train.schedule, "step": step, "total": total},
-                "rng": st.rng_state(),
-                "history": metrics["epochs"],
-                "best": metrics["best"],
-                "failures": metrics["failures"],
-                "lost": dict(lost),
-                "config": config,
-            },
-        )
+        save_state(epoch + 1)
         if improved:
             _save_best(out, net, description, cfg.model.save_dtype, config, row)
         atomic_write_json(out / st.METRICS_FILE, metrics)
@@ -292,6 +359,10 @@ def _train(cfg: TrainConfig, out: Path, progress: Progress | None, overwrite: bo
             row["train_loss"],
             "n/a" if val["map"] is None else f"{val['map']:.4f}",
         )
+        if stop is not None and stop() and epoch + 1 < cfg.train.epochs:
+            info = {"epoch": epoch + 1, "batch": 0, "steps_per_epoch": steps_per_epoch}
+            report("stopped", step, total, info)
+            return TrainResult(out, metrics, start, stopped_at=info)
     # Also after a run killed between last.pt and train_metrics.json in its last epoch.
     atomic_write_json(out / st.METRICS_FILE, metrics)
     return TrainResult(out, metrics, start)
@@ -340,6 +411,7 @@ def _validate(net, loader, spec, mean, std, amp, device, lost: dict) -> dict:
         if batch["images"] is None:
             continue
         x = model_input(batch["images"].to(device, non_blocking=True), mean, std)
+        x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast(device.type, dtype=amp or torch.float32, enabled=amp is not None):
             logits = net(x)
         scores.append(spec.probabilities(logits.float()).cpu().numpy())
