@@ -230,6 +230,9 @@ class EvalConfig(Section):
     sweep_corloc: bool = False  # also sweep CorLoc (full box extraction per tau; slower)
     # One pair per image (top target's map vs all GT boxes) instead of per (image, class)
     class_agnostic: bool = False
+    # Also write per_image.npz: what each scored image adds to every metric's counters
+    # (wsol.evaluate.per_image), for bootstrap intervals and paired tests across runs
+    per_image: bool = False
 
     def check(self) -> None:
         if self.thresholds is not None and len(self.thresholds) > MAX_THRESHOLDS:

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 
 from tests.compare.rows import synthetic_rows
-from wsol.evaluate.per_image import PerImage, load_per_image, metrics_from_rows, save_per_image
+from wsol.data.base import Sample
+from wsol.evaluate import BoxAccuracy, Evaluators, MaxBoxAcc, PixelAP, sweep_thresholds
+from wsol.evaluate.per_image import (
+    PerImage,
+    load_per_image,
+    metrics_from_rows,
+    rows_from_evaluators,
+    save_per_image,
+)
+from wsol.localize import ClassResult, ImageResult, detect
 
 
 def _two_images() -> PerImage:
@@ -98,3 +110,100 @@ def test_save_and_load_round_trip(tmp_path):
     np.savez(tmp_path / "other.npz", keys=np.array(["a"]))
     with pytest.raises(ValueError, match="no corloc"):
         load_per_image(tmp_path / "other.npz")
+
+
+# --- rows kept by the evaluators ----------------------------------------------------------
+
+
+def _square(x0, y0, x1, y1):
+    return [[x0, y0, x1, y0, x1, y1, x0, y1]]
+
+
+def _scored_images(n=14, seed=0):
+    """``n`` 6x8 images of two classes, with masks, random maps, one image without a
+    box, one whose class-1 map is missing, one whose box is ignored (crowd)."""
+    rng = np.random.default_rng(seed)
+    samples, results = [], []
+    for i in range(n):
+        boxes = [[1, 1, 4 + i % 3, 3], [5, 2, 7, 5]][: 1 + i % 2]
+        labels = [0, 1][: len(boxes)]
+        ignore = [i == 5] + [False] * (len(boxes) - 1)
+        if i == 3:
+            boxes, labels, ignore = [], [], []
+        segs = [_square(*b) for b in boxes]
+        s = Sample(
+            image_id=i,
+            path=f"/imgs/{i}.jpg",
+            file_name=f"{i}.jpg",
+            height=6,
+            width=8,
+            labels=np.unique(np.asarray(labels, np.int64)[~np.asarray(ignore, bool)]),
+            boxes=np.asarray(boxes, np.float64).reshape(-1, 4),
+            box_labels=np.asarray(labels, np.int64),
+            ignore=np.asarray(ignore, bool),
+            segmentations=segs,
+        )
+        probs = rng.random(2)
+        classes = []
+        for c in (0, 1):
+            if i == 7 and c == 1:
+                continue
+            m = rng.random((6, 8))
+            m = m / m.max()
+            classes.append(ClassResult(c, probs[c], detect(m, 0.5, probs[c]), m, 0.5))
+        samples.append(s)
+        results.append(ImageResult((6, 8), probs, classes))
+    return samples, results
+
+
+def _evaluators(per_image=True, class_agnostic=False):
+    taus = sweep_thresholds(0.1)
+    return Evaluators(
+        {
+            "box_acc": BoxAccuracy(2, 0.5, class_agnostic, per_image),
+            "max_box_acc": MaxBoxAcc(2, taus, 0.5, None, class_agnostic, per_image),
+            "pixel_ap": PixelAP(2, taus, per_image),
+        }
+    )
+
+
+@pytest.mark.parametrize("class_agnostic", [False, True])
+def test_rows_of_a_chunked_run_add_up_to_its_metrics_exactly(class_agnostic):
+    samples, results = _scored_images()
+    totals = _evaluators(class_agnostic=class_agnostic)
+    chunk = totals.empty()
+    with ThreadPoolExecutor(3) as pool:
+        for lo, hi in ((0, 5), (5, 9), (9, 14)):  # chunks through the journal's JSON
+            chunk.update(samples[lo:hi], results[lo:hi], pool.map)
+            totals.merge_state(json.loads(json.dumps(chunk.state_dict())))
+            chunk.reset()
+    rows = rows_from_evaluators(totals)
+    assert list(rows.keys) == [f"/imgs/{i}.jpg" for i in range(14) if i != 3]
+    m = totals.compute()
+    assert metrics_from_rows(rows) == m
+    assert "pxap" in m and "corloc" in m and m["num_pairs"] == int(rows.pairs.sum())
+    assert ("gt_known_loc" in m) == (rows.gt_known is not None) == False  # noqa: E712 (image 7)
+    assert rows.v1.sum() > 0 and rows.pxap_fp.sum() > 0
+
+
+def test_a_resample_of_rows_equals_a_run_over_those_images():
+    samples, results = _scored_images(seed=1)
+    # The scored images (3 has no box), less 7 (a missing map) so GT-known Loc is defined.
+    keep = [i for i in range(len(samples)) if i not in (3, 7)]
+    samples, results = [samples[i] for i in keep], [results[i] for i in keep]
+    full = _evaluators()
+    full.update(samples, results)
+    rows = rows_from_evaluators(full)
+    assert rows.gt_known is not None and len(rows) == len(samples)
+    idx = np.random.default_rng(0).integers(0, len(samples), 2 * len(samples))
+    again = _evaluators(per_image=False)
+    again.update([samples[i] for i in idx], [results[i] for i in idx])
+    assert metrics_from_rows(rows, idx) == again.compute()
+
+
+def test_evaluators_without_rows_say_so():
+    with pytest.raises(ValueError, match="per_image=True"):
+        rows_from_evaluators(_evaluators(per_image=False))
+    withrows = _evaluators()
+    with pytest.raises(ValueError, match="without per-image rows"):
+        withrows.merge_state(_evaluators(per_image=False).state_dict())

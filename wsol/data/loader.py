@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from wsol.data.base import Sample
+from wsol.data.cache import DecodeCache, Decoded, cache_key
 from wsol.data.decode import MAX_FILE_BYTES, DecodeError, decode_image, read_regular_file
 from wsol.errors import unknown_choice
 
@@ -74,10 +75,25 @@ class Batch:
     failures: list[Failure]
     warnings: list[str]
     regions: list[tuple[float, float]] | None = None  # letterbox: image part of the input
+    # With a DecodeCache: each image's key, and whether it came from the cache.
+    cache_keys: list | None = None
+    from_cache: list[bool] | None = None
+
+
+def size_warning(sample: Sample, orig: tuple[int, int]) -> str | None:
+    """The warning for an image whose size is not the one its annotation declares."""
+    if sample.height and sample.width and (sample.height, sample.width) != orig:
+        return (
+            f"{sample.path}: annotation says {sample.width}x{sample.height}, image is "
+            f"{orig[1]}x{orig[0]} (boxes are kept in annotation pixels)"
+        )
+    return None
 
 
 class ImageDataset(torch.utils.data.Dataset):
-    """Decodes ``samples[i]`` to a resized uint8 tensor, or to a failure record."""
+    """Decodes ``samples[i]`` to a resized uint8 tensor, or to a failure record; with a
+    ``cache`` (:class:`~wsol.data.cache.DecodeCache`), takes the view from it when it
+    holds it (the caller puts new views in: :func:`make_loader`)."""
 
     def __init__(
         self,
@@ -86,6 +102,7 @@ class ImageDataset(torch.utils.data.Dataset):
         policy: str = "stretch",
         fill: tuple[int, int, int] = (0, 0, 0),
         max_bytes: int = MAX_FILE_BYTES,
+        cache: DecodeCache | None = None,
     ):
         if policy not in RESIZE_POLICIES:
             raise ValueError(unknown_choice("resize policy", policy, RESIZE_POLICIES))
@@ -94,29 +111,39 @@ class ImageDataset(torch.utils.data.Dataset):
         self.policy = policy
         self.fill = fill
         self.max_bytes = max_bytes
+        self.cache = cache
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> dict:
         s = self.samples[i]
+        key = None
+        if self.cache is not None:
+            key = cache_key(s.path, self.input_size, self.policy, self.fill, self.max_bytes)
+            hit = self.cache.get(key)
+            if hit is not None:
+                return {
+                    "index": i,
+                    "image": hit.pixels,
+                    "orig": hit.orig,
+                    "warning": size_warning(s, hit.orig),
+                    "region": hit.region,
+                    "cache_key": key,
+                    "cached": True,
+                }
         try:
             pixels, orig = decode_image(s.path, max(self.input_size), self.max_bytes)
         except DecodeError as e:
             return {"index": i, "failure": Failure(s.image_id, s.path, "decode", str(e))}
-        warning = None
-        if s.height and s.width and (s.height, s.width) != orig:
-            warning = (
-                f"{s.path}: annotation says {s.width}x{s.height}, image is "
-                f"{orig[1]}x{orig[0]} (boxes are kept in annotation pixels)"
-            )
         region = (1.0, 1.0)
         if self.policy == "letterbox":
             pixels, region = letterbox(pixels, self.input_size, self.fill)
         else:
             pixels = resize(pixels, self.input_size)
         x = torch.from_numpy(pixels).permute(2, 0, 1)
-        return {"index": i, "image": x, "orig": orig, "warning": warning, "region": region}
+        item = {"index": i, "image": x, "orig": orig, "warning": size_warning(s, orig)}
+        return {**item, "region": region, "cache_key": key, "cached": False}
 
 
 class FileDataset(torch.utils.data.Dataset):
@@ -168,7 +195,33 @@ def collate(items: list[dict]) -> Batch:
         failures=[it["failure"] for it in items if "failure" in it],
         warnings=[it["warning"] for it in ok if it.get("warning")],
         regions=[it["region"] for it in ok],
+        cache_keys=[it.get("cache_key") for it in ok],
+        from_cache=[it.get("cached", False) for it in ok],
     )
+
+
+class CachingLoader:
+    """A loader whose batches' newly decoded views go into ``cache`` (in this process,
+    whichever process decoded them), counting its hits and misses."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader, cache: DecodeCache):
+        self.loader = loader
+        self.cache = cache
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch in self.loader:
+            hits = 0
+            for j, (key, cached) in enumerate(zip(batch.cache_keys, batch.from_cache, strict=True)):
+                if cached:
+                    hits += 1
+                else:  # a copy: the batch tensor (maybe pinned) is not kept alive
+                    pixels = batch.images[j].clone()
+                    self.cache.put(key, Decoded(pixels, batch.orig_sizes[j], batch.regions[j]))
+            self.cache.count(hits, len(batch.indices) - hits)
+            yield batch
 
 
 def make_loader(
@@ -181,7 +234,8 @@ def make_loader(
     max_bytes: int = MAX_FILE_BYTES,
     pin_memory: bool = False,
     files_only: bool = False,
-) -> torch.utils.data.DataLoader:
+    cache: DecodeCache | None = None,
+) -> torch.utils.data.DataLoader | CachingLoader:
     """Batches of :class:`Batch` in dataset order (deterministic output), decoded by
     ``num_workers`` processes (0: in this one).
 
@@ -189,13 +243,17 @@ def make_loader(
     padded with ``fill``, the model's mean colour). ``pin_memory`` (for a CUDA model)
     puts batches in page-locked memory, so the copy to the device can overlap.
     ``files_only``: batches of :class:`FileBatch` (file bytes) instead, for decoding on
-    the device (:func:`wsol.data.gpu_decode.decode_batch`)."""
+    the device (:func:`wsol.data.gpu_decode.decode_batch`). ``cache``: views decoded
+    before (by an earlier run at this size) are taken from it, the others put in it
+    (not with ``files_only``); the batches are the same with or without it."""
+    if files_only:
+        cache = None
     dataset = (
         FileDataset(samples, max_bytes)
         if files_only
-        else ImageDataset(samples, input_size, policy, fill, max_bytes)
+        else ImageDataset(samples, input_size, policy, fill, max_bytes, cache)
     )
-    return torch.utils.data.DataLoader(
+    loader = torch.utils.data.DataLoader(
         dataset,
         batch_size=batch_size,
         shuffle=False,
@@ -205,3 +263,4 @@ def make_loader(
         prefetch_factor=4 if num_workers else None,
         pin_memory=pin_memory,
     )
+    return loader if cache is None else CachingLoader(loader, cache)

@@ -15,6 +15,7 @@ difficult object is not penalised) is at least ``delta``.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -54,6 +55,11 @@ def scored_pairs(
     return {best.dataset_class if best else min(gt): sample.boxes}
 
 
+def image_key(path: str) -> str:
+    """The key of an image's per-image rows: its file's resolved absolute path."""
+    return os.path.realpath(path)
+
+
 def any_hit(boxes: np.ndarray, gt: np.ndarray, delta: float) -> bool:
     """Whether any of ``boxes [N, 4]`` has IoU ``>= delta`` with any of ``gt [M, 4]``."""
     return len(boxes) > 0 and bool((box_iou(boxes, gt) >= delta).any())
@@ -64,9 +70,14 @@ def ratio(hits, pairs) -> float | None:
 
 
 class Evaluator:
-    """The shared interface; the state is the integer counters named in ``state_fields``."""
+    """The shared interface; the state is the integer counters named in ``state_fields``
+    and, when ``rows`` is kept (``per_image``), what each scored image added to them:
+    ``rows[field]`` lists one value per image (for ``row_fields``), in the order the
+    images were scored. Counters merge by adding, rows by appending."""
 
     state_fields: tuple[str, ...] = ()
+    row_fields: tuple[str, ...] = ()
+    rows: dict[str, list] | None = None
 
     @property
     def needs_maps(self) -> bool:
@@ -89,9 +100,22 @@ class Evaluator:
         return type(self)(**self.init_args())
 
     def state_dict(self) -> dict:
-        return {k: np.asarray(getattr(self, k)).tolist() for k in self.state_fields}
+        out = {k: np.asarray(getattr(self, k)).tolist() for k in self.state_fields}
+        if self.rows is not None:
+            out["rows"] = {k: [np.asarray(v).tolist() for v in self.rows[k]] for k in self.rows}
+        return out
+
+    def _new_rows(self, per_image: bool) -> None:
+        self.rows = {k: [] for k in self.row_fields} if per_image else None
 
     def merge_state(self, state: dict) -> None:
+        if self.rows is not None:
+            if "rows" not in state:
+                raise ValueError("cannot merge a state without per-image rows into one with")
+            for k in self.row_fields:  # arrays, not nested lists: a tenth of the memory
+                self.rows[k] += [
+                    v if isinstance(v, str) else np.asarray(v) for v in state["rows"][k]
+                ]
         for k in self.state_fields:
             cur = getattr(self, k)
             add = np.asarray(state[k], dtype=np.int64)

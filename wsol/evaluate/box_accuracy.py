@@ -29,9 +29,12 @@ class BoxAccuracy(Evaluator):
         iou: delta, the IoU a box needs to be correct.
         class_agnostic: score one pair per image (see
             :func:`wsol.evaluate.base.scored_pairs`); GT-known Loc is then not defined.
+        per_image: also keep per-image rows (:mod:`wsol.evaluate.per_image`).
 
     State: per class, the pairs ``[C]``, the pairs with a map, and the CorLoc and
-    GT-known hits; per image, the Top-1 hits and images.
+    GT-known hits; per image, the Top-1 hits and images. Rows, per scored image: its
+    ``corloc`` and ``gt_known`` hits, its pairs ``with_map``, and ``top1_hits`` and
+    ``top1_images``.
     """
 
     state_fields = (
@@ -42,11 +45,19 @@ class BoxAccuracy(Evaluator):
         "top1_hits",
         "top1_images",
     )
+    row_fields = ("corloc", "gt_known", "with_map", "top1_hits", "top1_images")
 
-    def __init__(self, num_classes: int, iou: float = 0.5, class_agnostic: bool = False):
+    def __init__(
+        self,
+        num_classes: int,
+        iou: float = 0.5,
+        class_agnostic: bool = False,
+        per_image: bool = False,
+    ):
         self.num_classes = num_classes
         self.iou = iou
         self.class_agnostic = class_agnostic
+        self.per_image = per_image
         self.reset()
 
     def init_args(self) -> dict:
@@ -54,6 +65,7 @@ class BoxAccuracy(Evaluator):
             "num_classes": self.num_classes,
             "iou": self.iou,
             "class_agnostic": self.class_agnostic,
+            "per_image": self.per_image,
         }
 
     def reset(self) -> None:
@@ -64,6 +76,7 @@ class BoxAccuracy(Evaluator):
         self.class_with_map = np.zeros(c, np.int64)
         self.top1_hits = 0
         self.top1_images = 0
+        self._new_rows(self.per_image)
 
     @property
     def pairs(self) -> int:
@@ -77,20 +90,31 @@ class BoxAccuracy(Evaluator):
             if not gt:
                 continue
             by_class = {c.dataset_class: c for c in r.classes}
+            row = dict.fromkeys(self.row_fields, 0)
             for cls, gt_boxes in gt.items():
                 self.class_pairs[cls] += 1
                 res = by_class.get(cls)
                 if res is None:
                     continue
-                self.class_with_map[cls] += 1
                 det = res.detections
-                self.class_corloc[cls] += any_hit(det.boxes[:1], gt_boxes, self.iou)
-                self.class_known[cls] += any_hit(det.largest, gt_boxes, self.iou)
+                corloc = int(any_hit(det.boxes[:1], gt_boxes, self.iou))
+                known = int(any_hit(det.largest, gt_boxes, self.iou))
+                self.class_with_map[cls] += 1
+                self.class_corloc[cls] += corloc
+                self.class_known[cls] += known
+                row["with_map"] += 1
+                row["corloc"] += corloc
+                row["gt_known"] += known
             self.top1_images += 1
+            row["top1_images"] = 1
             top1 = int(np.argmax(r.probs)) if len(r.probs) else -1
             res = by_class.get(top1)
             if top1 in gt and res is not None:
-                self.top1_hits += any_hit(res.detections.largest, gt[top1], self.iou)
+                row["top1_hits"] = int(any_hit(res.detections.largest, gt[top1], self.iou))
+                self.top1_hits += row["top1_hits"]
+            if self.rows is not None:
+                for k, v in row.items():
+                    self.rows[k].append(v)
 
     @property
     def defines_gt_known(self) -> bool:

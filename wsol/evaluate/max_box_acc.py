@@ -18,7 +18,7 @@ import numpy as np
 
 from wsol.boxes import box_iou
 from wsol.data.base import Sample
-from wsol.evaluate.base import Evaluator, any_hit, ratio, scored_pairs
+from wsol.evaluate.base import Evaluator, any_hit, image_key, ratio, scored_pairs
 from wsol.localize.components import detect, sweep_components
 from wsol.localize.params import BoxParams
 from wsol.localize.results import ImageResult
@@ -38,13 +38,16 @@ class MaxBoxAcc(Evaluator):
             the thresholds (slower), for calibration.
         class_agnostic: score one pair per image (see
             :func:`wsol.evaluate.base.scored_pairs`).
+        per_image: also keep per-image rows (:mod:`wsol.evaluate.per_image`).
 
     State: per class, the pairs ``[C]`` and the hit counters ``[C, T]`` (V1, swept
     CorLoc) and ``[C, T, 3]`` (V2), so a per-class optimum can be read off as well as the
-    global one.
+    global one. Rows, per scored image: its resolved path (``key``), its ``pairs``,
+    ``v1`` ``[T]`` and ``v2`` ``[T, 3]`` hits.
     """
 
     state_fields = ("class_pairs", "v1_hits", "v2_hits", "top_hits")
+    row_fields = ("key", "pairs", "v1", "v2")
 
     def __init__(
         self,
@@ -53,12 +56,14 @@ class MaxBoxAcc(Evaluator):
         iou: float = 0.5,
         corloc_sweep: BoxParams | None = None,
         class_agnostic: bool = False,
+        per_image: bool = False,
     ):
         self.num_classes = num_classes
         self.thresholds = np.asarray(thresholds, np.float64)
         self.iou = iou
         self.corloc_sweep = corloc_sweep
         self.class_agnostic = class_agnostic
+        self.per_image = per_image
         self.reset()
 
     @property
@@ -78,6 +83,7 @@ class MaxBoxAcc(Evaluator):
             "iou": self.iou,
             "corloc_sweep": self.corloc_sweep,
             "class_agnostic": self.class_agnostic,
+            "per_image": self.per_image,
         }
 
     def reset(self) -> None:
@@ -86,6 +92,7 @@ class MaxBoxAcc(Evaluator):
         self.v1_hits = np.zeros((c, t), np.int64)
         self.v2_hits = np.zeros((c, t, len(V2_DELTAS)), np.int64)
         self.top_hits = np.zeros((c, t), np.int64)
+        self._new_rows(self.per_image)
 
     @property
     def pairs(self) -> int:
@@ -99,10 +106,14 @@ class MaxBoxAcc(Evaluator):
     ) -> None:
         """Sweep every scored pair; ``map_fn`` (``map``, or a thread pool's: cv2 and numpy
         release the GIL) runs the pairs' sweeps, whose hits are then added in order."""
-        jobs = []
+        jobs, owner, rows = [], [], []  # owner: the job's image, a position in rows
         for sample, r in zip(samples, results, strict=True):
             by_class = {c.dataset_class: c for c in r.classes}
-            for cls, gt_boxes in scored_pairs(sample, r, self.class_agnostic).items():
+            pairs = scored_pairs(sample, r, self.class_agnostic)
+            if pairs and self.rows is not None:
+                t = len(self.thresholds)
+                rows.append((sample, len(pairs), np.zeros(t, np.int64), np.zeros((t, 3), np.int64)))
+            for cls, gt_boxes in pairs.items():
                 self.class_pairs[cls] += 1
                 res = by_class.get(cls)
                 if res is None:
@@ -113,11 +124,21 @@ class MaxBoxAcc(Evaluator):
                 if levels is not None or res.norm_map is not None:
                     # An unusable map misses at every threshold.
                     jobs.append((cls, res.norm_map, levels, res.to_map(gt_boxes)))
-        for (cls, *_), (v2, v1, top) in zip(jobs, map_fn(self._hits, jobs), strict=True):
+                    owner.append(len(rows) - 1)
+        hits = zip(jobs, owner, map_fn(self._hits, jobs), strict=True)
+        for (cls, *_), i, (v2, v1, top) in hits:
             self.v2_hits[cls] += v2
             self.v1_hits[cls] += v1
             if top is not None:
                 self.top_hits[cls] += top
+            if rows:
+                rows[i][2][:] += v1
+                rows[i][3][:] += v2
+        for sample, n, v1, v2 in rows:
+            self.rows["key"].append(image_key(sample.path))
+            self.rows["pairs"].append(n)
+            self.rows["v1"].append(v1)
+            self.rows["v2"].append(v2)
 
     def _hits(self, job: tuple) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """One pair's hits at every threshold: V2 ``[T, 3]``, V1 ``[T]`` and, if swept,

@@ -35,8 +35,9 @@ from pathlib import Path
 
 import numpy as np
 
+from wsol.evaluate.base import Evaluators
 from wsol.evaluate.box_accuracy import box_metrics
-from wsol.evaluate.max_box_acc import sweep_metrics
+from wsol.evaluate.max_box_acc import V2_DELTAS, sweep_metrics
 from wsol.evaluate.pixel_ap import pixel_ap
 from wsol.fileio import atomic_write
 from wsol.readfile import MAX_JSON_BYTES, read_bytes
@@ -125,6 +126,42 @@ def load_per_image(path: str | Path) -> PerImage:
     if missing:
         raise ValueError(f"{path}: not a per-image rows file (no {', '.join(missing)})")
     return PerImage(**{k: v for k, v in arrays.items() if k in names})
+
+
+def rows_from_evaluators(evaluators: Evaluators) -> PerImage:
+    """The rows that a run's evaluators (built with ``per_image=True``) kept, as
+    :class:`PerImage`; ``gt_known`` only where the run defines GT-known Loc.
+
+    Raises:
+        ValueError: evaluators that kept no rows, or rows that do not line up.
+    """
+    sweep, box = evaluators["max_box_acc"], evaluators["box_acc"]
+    if sweep.rows is None or box.rows is None:
+        raise ValueError("the evaluators kept no per-image rows (build them with per_image=True)")
+    t = len(sweep.thresholds)
+
+    def stack(rows: list, shape: tuple[int, ...]) -> np.ndarray:
+        return np.asarray(rows, np.int64).reshape(len(rows), *shape)
+
+    arrays = {
+        "keys": np.asarray(sweep.rows["key"], dtype=str),
+        "thresholds": np.asarray(sweep.thresholds, np.float64),
+        "pairs": stack(sweep.rows["pairs"], ()),
+        "v1": stack(sweep.rows["v1"], (t,)),
+        "v2": stack(sweep.rows["v2"], (t, len(V2_DELTAS))),
+        "corloc": stack(box.rows["corloc"], ()),
+        "top1_hits": stack(box.rows["top1_hits"], ()),
+        "top1_images": stack(box.rows["top1_images"], ()),
+    }
+    if box.defines_gt_known:
+        arrays["gt_known"] = stack(box.rows["gt_known"], ())
+    if "pixel_ap" in evaluators and evaluators["pixel_ap"].rows is not None:
+        px = evaluators["pixel_ap"]
+        tp = len(px.thresholds)
+        arrays["pxap_tp"] = stack(px.rows["tp"], (tp,))
+        arrays["pxap_fp"] = stack(px.rows["fp"], (tp,))
+        arrays["pxap_fg"] = stack(px.rows["fg"], ())
+    return PerImage(**arrays)
 
 
 def _sums(values: np.ndarray, counts: np.ndarray | None) -> np.ndarray:

@@ -21,6 +21,7 @@ from wsol.cams import CamError
 from wsol.cams.targets import ClassMapping
 from wsol.config import Config, ConfigError, DataConfig
 from wsol.data import Dataset, build_dataset
+from wsol.data.cache import DecodeCache
 from wsol.data.masks import has_masks
 from wsol.evaluate import BoxAccuracy, Evaluators, MaxBoxAcc, PixelAP, sweep_thresholds
 from wsol.evaluate.calibration import Calibration, check_source, load_calibration
@@ -52,6 +53,8 @@ class RunPlan:
     localizer: Localizer
     evaluators: Evaluators | None  # None: nothing to score (no boxes, or eval disabled)
     calibration: Calibration | None
+    # Views decoded by earlier runs in this process, and where this one keeps its own.
+    decode_cache: DecodeCache | None = None
 
 
 def config_model(cfg: Config, classes: list[str] | None = None) -> ModelSpec:
@@ -186,14 +189,15 @@ def build_evaluators(cfg: Config, dataset: Dataset, boxes: BoxParams) -> Evaluat
     n = len(dataset.classes)
     thresholds = sweep_thresholds(cfg.eval.sweep_step, cfg.eval.thresholds)
     corloc_sweep = boxes if cfg.eval.sweep_corloc else None
+    rows = cfg.eval.per_image
     members = {
-        "box_acc": BoxAccuracy(n, cfg.eval.iou, cfg.eval.class_agnostic),
+        "box_acc": BoxAccuracy(n, cfg.eval.iou, cfg.eval.class_agnostic, rows),
         "max_box_acc": MaxBoxAcc(
-            n, thresholds, cfg.eval.iou, corloc_sweep, cfg.eval.class_agnostic
+            n, thresholds, cfg.eval.iou, corloc_sweep, cfg.eval.class_agnostic, rows
         ),
     }
     if cfg.eval.pxap and has_masks(dataset.samples):
-        members["pixel_ap"] = PixelAP(n, thresholds)
+        members["pixel_ap"] = PixelAP(n, thresholds, rows)
     return Evaluators(members)
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wsol.config import Config
+from wsol.data.cache import DecodeCache
 from wsol.evaluate.calibration import (
     CALIBRATION_FILE,
     METRICS,
@@ -47,9 +48,11 @@ def calibrate_config(
     progress: Progress | None = None,
     overwrite: bool = False,
     status: Status | None = None,
+    decode_cache: DecodeCache | None = None,
 ) -> CalibrationResult:
     """Run ``cfg`` on its split (which needs boxes), choose tau, write
-    ``<cfg.out>/calibration.json`` and return it with the run's metrics."""
+    ``<cfg.out>/calibration.json`` and return it with the run's metrics.
+    ``decode_cache``: as for :func:`~wsol.run.pipeline.run_config`."""
     if metric not in METRICS:
         raise CalibrationError(
             f"unknown calibration metric {metric!r}; valid: {', '.join(METRICS)}"
@@ -61,7 +64,9 @@ def calibrate_config(
     )
     cfg = dataclasses.replace(cfg, eval=evals)
     try:
-        result = run_config(cfg, progress, overwrite=overwrite, status=status)
+        result = run_config(
+            cfg, progress, overwrite=overwrite, status=status, decode_cache=decode_cache
+        )
     except FinishedRunError:
         # This run finished before: killed (or out of disk) before calibration.json, or
         # asked again, maybe for another --metric. Its sweep is on disk: no rerun.

@@ -16,6 +16,7 @@ from wsol.data import Dataset
 from wsol.data.loader import make_loader
 from wsol.evaluate import Evaluators, add_coco_ap
 from wsol.evaluate.calibration import check_overlap
+from wsol.evaluate.per_image import PER_IMAGE_FILE, rows_from_evaluators, save_per_image
 from wsol.export import (
     build_document,
     dropped_boxes,
@@ -118,6 +119,8 @@ def finalize(
         sweeper = evaluators["max_box_acc"]
         sweep, curve = sweeper.sweep(dataset.classes), sweeper.curve()
         atomic_write_json(out / "sweep.json", sweep)
+        if cfg.eval.per_image:
+            save_per_image(out / PER_IMAGE_FILE, rows_from_evaluators(evaluators))
         if cfg.eval.coco_ap:
             gt = dataset.to_coco()
             gt["images"] = [im for im in gt["images"] if im["id"] in processed]
@@ -234,6 +237,7 @@ def _report(
         0,
         localizer.model.resize,
         localizer.letterbox_fill,
+        cache=plan.decode_cache,
     )
     shown = []
     for batch in loader:

@@ -41,6 +41,7 @@ OUTPUTS = (
     "metrics.json",
     "metrics_per_class.json",
     "sweep.json",
+    "per_image.npz",
     "failures.jsonl",
     WARNINGS_FILE,
     "config.yaml",

@@ -73,6 +73,7 @@ def run_batches(
         int(cfg.data.max_file_mb * 2**20),
         pin_memory=localizer.device.type == "cuda" and cfg.data.decode == "cpu",
         files_only=cfg.data.decode == "device",
+        cache=plan.decode_cache,
     )
     clock = StageClock()
     chunks = _Chunks(plan, journal, totals, progress, clock, start)

@@ -9,9 +9,12 @@ byte for byte; the loop itself is :mod:`wsol.run.loop`, the outputs
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 
 from wsol.config import Config, dump_config
+from wsol.data.cache import DecodeCache
 from wsol.fileio import atomic_write_text
 from wsol.run.build import Status, plan_run
 from wsol.run.distributed import run_sharded
@@ -29,13 +32,17 @@ def run_config(
     progress: Progress | None = None,
     overwrite: bool = False,
     status: Status | None = None,
+    decode_cache: DecodeCache | None = None,
 ) -> RunResult:
     """Run the whole pipeline as configured and write the output contract to ``cfg.out``.
 
     A folder holding an unfinished run of the same config and images is resumed after
     its last complete chunk; anything else already there is refused unless ``overwrite``.
     ``progress(done, total)`` is called as images are done (first with the images an
-    earlier run did), ``status(line)`` as each phase starts.
+    earlier run did), ``status(line)`` as each phase starts. ``decode_cache``: a
+    :class:`~wsol.data.cache.DecodeCache` shared by the runs of one process, so an image
+    decoded for a view size by one run is not decoded again by the next (with
+    ``data.decode=cpu``, in a one-process run); the results are the same without it.
     """
     say = status or (lambda line: None)
     torch.manual_seed(cfg.seed)
@@ -43,7 +50,7 @@ def run_config(
         torch.set_num_threads(cfg.threads)
     if world_size() > 1:  # under torchrun: this process does one shard
         return run_sharded(cfg, progress, overwrite, say)
-    plan = plan_run(cfg, say)
+    plan = dataclasses.replace(plan_run(cfg, say), decode_cache=decode_cache)
     cfg = plan.cfg  # resolved: absolute paths, the model's defaults spelled out
     journal = Journal(cfg.out)
     image_list = [(s.image_id, s.path) for s in plan.dataset.samples]
