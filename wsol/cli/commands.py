@@ -263,12 +263,13 @@ def cmd_compare(args) -> int:
         seed=args.seed,
     )
     keys = ("maxboxacc", "maxboxacc_v2", "corloc", "cut", "img/s")
-    table = {}
+    table, errors = {}, []
     for r in res.rows:
         mark = "* " if r.get("reference") else "  "
         name = f"{mark}{r['row']:03d} {r['name']}"
         if r["error"]:
-            table[name] = {"maxboxacc": f"could not run: {r['error']}"}
+            table[name] = {k: None for k in ("maxboxacc", "maxboxacc_v2", "corloc")}
+            errors.append(f"{r['row']:03d} could not run: {r['error']}")
             continue
         table[name] = {
             "maxboxacc": r["maxboxacc"],
@@ -278,11 +279,13 @@ def cmd_compare(args) -> int:
             "img/s": r["img_per_s"],
         }
     print(format_table(table, keys=keys, first="candidate"))
-    failed = sum(1 for r in res.rows if r["error"])
+    if errors:
+        print("\n" + "\n".join(errors))
+    failed = len(errors)
     print(
         f"\n* the best (by {args.rank_by}); {failed} of {len(res.rows)} candidates could not "
         f"run.\nwsol compare: {time.perf_counter() - t0:.1f} s. Leaderboard: "
         f"{res.out_dir / 'leaderboard.md'} (and .csv, .html); each row's config: "
         f"{res.out_dir / 'rows'}/NNN/config.yaml"
     )
-    return EXIT_OK
+    return EXIT_ERROR if failed == len(res.rows) else EXIT_OK

@@ -37,6 +37,7 @@ from typing import Any
 from wsol.compare.memory import PeakMemory
 from wsol.compare.overlap import check_no_overlap
 from wsol.config import Config, ConfigError, dump_config, with_overrides
+from wsol.data.cache import DecodeCache
 from wsol.errors import WsolError
 from wsol.evaluate.calibration import METRICS
 from wsol.fileio import atomic_write_json, atomic_write_text
@@ -112,9 +113,7 @@ def side_config(cfg: Config, settings: dict, side: Overrides, number: int, name:
     if name == "select":
         own.update({"eval.enabled": True, "eval.coco_ap": False, "eval.pxap": False})
     else:
-        own.update({"eval.enabled": True})
-        if "per_image" in {f.name for f in dataclasses.fields(type(c.eval))}:
-            own["eval.per_image"] = True
+        own.update({"eval.enabled": True, "eval.per_image": True})
     return absolute_paths(with_overrides(c, own))
 
 
@@ -132,19 +131,6 @@ def _state(cfg: Config, grid: dict, select: Overrides, report: Overrides, metric
             {"base": base, "grid": grid, "select": select, "report": report, "metric": metric}
         )
     )
-
-
-def _decode_cache():
-    """One decode cache for every run of the compare (None where this wsol has none)."""
-    try:
-        from wsol.data.cache import DecodeCache
-    except ImportError:  # pragma: no cover - the cache lands with eval.per_image
-        return None
-    return DecodeCache()
-
-
-def _cache_kwargs(cache) -> dict:
-    return {} if cache is None else {"decode_cache": cache}
 
 
 def compare_config(
@@ -219,7 +205,7 @@ def compare_config(
     done = sum(1 for e in entries if e.get("error") or e.get("report"))
     if done:
         say(f"resuming the compare in {out}: {done} of {len(combos)} candidates were done")
-    cache = _decode_cache()
+    cache = DecodeCache()  # shared by every run of this compare
 
     def save() -> None:
         atomic_write_json(table, {**state, "candidates": entries})
@@ -272,7 +258,7 @@ def _run_select(cfg, metric, progress, label, say, cache) -> dict:
     with PeakMemory() as peak:
         try:  # a side killed mid-run resumes ...
             res = calibrate_config(
-                cfg, metric, progress=_bar(progress, label), status=say, **_cache_kwargs(cache)
+                cfg, metric, progress=_bar(progress, label), status=say, decode_cache=cache
             )
         except RunExistsError:  # ... one that finished before compare.json said so reruns
             res = calibrate_config(
@@ -281,7 +267,7 @@ def _run_select(cfg, metric, progress, label, say, cache) -> dict:
                 progress=_bar(progress, label),
                 overwrite=True,
                 status=say,
-                **_cache_kwargs(cache),
+                decode_cache=cache,
             )
     m = res.metrics
     return {
@@ -301,12 +287,12 @@ def _run_report(cfg: Config, folder: Path, progress, label, say, cache) -> dict:
     start = time.perf_counter()
     with PeakMemory() as peak:
         try:
-            result = run_config(cfg, _bar(progress, label), status=say, **_cache_kwargs(cache))
+            result = run_config(cfg, _bar(progress, label), status=say, decode_cache=cache)
         except FinishedRunError:  # finished before compare.json said so: read it
             result = finished_run(cfg, say)
         except RunExistsError:
             result = run_config(
-                cfg, _bar(progress, label), overwrite=True, status=say, **_cache_kwargs(cache)
+                cfg, _bar(progress, label), overwrite=True, status=say, decode_cache=cache
             )
     ran = result.config  # resolved: absolute paths, every default spelled out
     header = (
