@@ -98,8 +98,9 @@ def build_rows(
     from wsol.compare.stats import bootstrap_ci, paired_test
 
     rows = [base_row(e) for e in entries]
-    ok = [r for r in rows if not r["error"] and r["report_run"]]
-    failed = [r for r in rows if r not in ok]
+    ran = [not e.get("error") and bool(e.get("report")) for e in entries]
+    ok = [r for r, done in zip(rows, ran, strict=True) if done]
+    failed = [r for r, done in zip(rows, ran, strict=True) if not done]
 
     def key(r: dict):
         v = r.get(rank_by)
