@@ -5,6 +5,7 @@ configs, resuming, the refusals and the page in a browser."""
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 
@@ -136,6 +137,37 @@ def test_an_interrupted_compare_resumes_without_running_the_done_sides(shapes_ro
     assert any(line.startswith("resuming the compare") for line in lines)
     assert (out / "rows/001/report/metrics.json").stat().st_mtime_ns == first
     assert sorted(r["row"] for r in rows if not r["error"]) == [1, 2]
+
+    # killed after a run finished, before compare.json said so: read, not run again
+    table = json.loads((out / "compare.json").read_text())
+    table["candidates"][1]["report"] = None
+    (out / "compare.json").write_text(json.dumps(table))
+    second = (out / "rows/002/report/metrics.json").stat().st_mtime_ns
+    lines.clear()
+    again = wsol.compare(
+        DEMO_CONFIG, grid, select, report, _base(shapes_root, out), status=lines.append
+    )
+    assert any("holds this run, finished" in line for line in lines)
+    assert (out / "rows/002/report/metrics.json").stat().st_mtime_ns == second
+    assert [r["maxboxacc_v2"] for r in again] == [r["maxboxacc_v2"] for r in rows]
+
+
+def test_the_same_sides_given_from_another_directory_are_another_compare(
+    shapes_root, tmp_path, monkeypatch
+):
+    """A side's relative path resolves against the working directory: from elsewhere it
+    names other data (here a copy), so the compare there is not resumed."""
+    out = tmp_path / "out"
+    for name in ("one", "two"):
+        shutil.copytree(shapes_root, tmp_path / name / "shapes")
+    grid = {"cam.method": ["gradcam"]}
+    select = ["data.root=shapes", "data.split=val", "data.limit=2"]
+    report = {"data.split": "test", "data.limit": 2}
+    monkeypatch.chdir(tmp_path / "one")
+    wsol.compare(DEMO_CONFIG, grid, select, report, _base(shapes_root, out))
+    monkeypatch.chdir(tmp_path / "two")
+    with pytest.raises(RunExistsError, match="another compare"):
+        wsol.compare(DEMO_CONFIG, grid, select, report, _base(shapes_root, out))
 
 
 def test_sides_sharing_images_are_refused_with_exit_2(wsol_processes, shapes_root, tmp_path):

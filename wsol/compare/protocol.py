@@ -123,14 +123,25 @@ def with_cut(report: Config, threshold: float) -> Config:
     )
 
 
-def _state(cfg: Config, grid: dict, select: Overrides, report: Overrides, metric: str) -> dict:
-    base = dataclasses.asdict(cfg)
-    base.pop("out")
-    return json.loads(
-        json.dumps(
-            {"base": base, "grid": grid, "select": select, "report": report, "metric": metric}
-        )
-    )
+def _state(cfg: Config, grid: dict, select: Overrides, report: Overrides, metric: str, sides):
+    """What a rerun must match to resume: the base config, the grid, the sides as given
+    and as they resolve (the first candidate's side configs: a relative path given from
+    another directory is another side), and the metric."""
+
+    def plain(c: Config) -> dict:
+        d = dataclasses.asdict(c)
+        d.pop("out")
+        return d
+
+    state = {
+        "base": plain(cfg),
+        "grid": grid,
+        "select": select,
+        "report": report,
+        "metric": metric,
+        "resolved": {name: plain(c) for name, c in sides[0].items()} if sides else {},
+    }
+    return json.loads(json.dumps(state))
 
 
 def compare_config(
@@ -185,7 +196,7 @@ def compare_config(
     }.values():
         check_no_overlap(pair["select"].data, pair["report"].data)
 
-    state = _state(cfg, grid, select, report, metric)
+    state = _state(cfg, grid, select, report, metric, sides)
     table = out / COMPARE_FILE
     entries: list[dict] = []
     if table.is_file():
