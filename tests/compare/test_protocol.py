@@ -192,7 +192,7 @@ def test_sides_sharing_images_are_refused_with_exit_2(wsol_processes, shapes_roo
     assert not (out / "rows").exists()
 
 
-def test_the_leaderboard_page_loads_in_a_browser(compared, chromium, tmp_path):
+def test_the_leaderboard_page_loads_in_a_browser(compared, shapes_root, chromium, tmp_path):
     from tests.report.browser import check_page
 
     out, _, _ = compared
@@ -203,4 +203,21 @@ def test_the_leaderboard_page_loads_in_a_browser(compared, chromium, tmp_path):
     html = (out / "leaderboard.html").read_text()
     assert html.count('class="series"') == 3 * 2  # one curve per level and row that ran
     assert html.count('class="cut"') == 3 * 2
-    assert check.images == html.count("<figure><img")
+    assert "<figure><img" not in html  # the two best rows are the same: nothing to show
+
+    # two methods that disagree: their pictures, decoded
+    other = tmp_path / "methods"
+    wsol.compare(
+        DEMO_CONFIG,
+        {"cam.method": ["gradcam", "cam"]},
+        {"data.split": "val", "data.limit": 4},
+        {"data.split": "test", "data.limit": 8},
+        _base(shapes_root, other),
+    )
+    check = check_page(
+        other / "leaderboard.html", tmp_path / "methods.png", width=1280, browser=chromium
+    )
+    assert check.ok, check
+    pictures = (other / "leaderboard.html").read_text().count("<figure><img")
+    assert check.images == pictures >= 1
+    assert (tmp_path / "methods.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
