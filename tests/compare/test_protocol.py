@@ -81,6 +81,36 @@ def test_a_candidate_that_cannot_run_gets_its_reason_and_the_others_run(compared
     assert saved["candidates"][2]["select"] is None and not (out / "rows/003/config.yaml").exists()
 
 
+def test_cam_on_a_model_without_a_gap_linear_head_is_a_row_saying_so(
+    shapes_root, tmp_path, register_model
+):
+    from wsol.models import build_model
+
+    def headless(weights, classes, dilate_last=False):  # the demo's model, head unknown
+        spec = build_model("shapes_net", str(CHECKPOINT), classes, dilate_last=dilate_last)
+        spec.fc_layer = None
+        return spec
+
+    register_model("headless_shapes_net", headless)
+    rows = wsol.compare(
+        DEMO_CONFIG,
+        {"cam.method": ["cam", "gradcam"]},
+        {"data.split": "val", "data.limit": 3},
+        {"data.split": "test", "data.limit": 3},
+        {
+            **_base(shapes_root, tmp_path / "out"),
+            "model.arch": "headless_shapes_net",
+            "model.weights": "none",
+        },
+    )
+    ran, failed = rows
+    assert ran["name"] == "cam.method=gradcam" and ran["error"] is None and ran["reference"]
+    assert failed["name"] == "cam.method=cam"
+    assert failed["error"].startswith("select: cam.method=cam: cam needs a global-average-pool")
+    table = (tmp_path / "out" / "leaderboard.md").read_text()
+    assert "| 001 | cam.method=cam | could not run: select: cam.method=cam: cam needs" in table
+
+
 def test_progress_names_the_candidate_and_the_side(compared):
     _, _, lines = compared
     sides = [line for line in lines if line.startswith("candidate ")]
