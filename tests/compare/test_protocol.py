@@ -68,6 +68,14 @@ def test_identical_settings_give_identical_numbers_and_no_significant_difference
     assert "(reference)" in table and " *" not in table
 
 
+def test_an_image_is_decoded_once_for_every_candidate_of_its_view_size(compared):
+    out, _, _ = compared
+    one, two, _ = json.loads((out / "compare.json").read_text())["candidates"]
+    assert (one["select"]["decoded"], one["report"]["decoded"]) == (6, 10)
+    assert (two["select"]["decoded"], two["report"]["decoded"]) == (0, 0)
+    assert (two["select"]["from_cache"], two["report"]["from_cache"]) == (6, 10)
+
+
 def test_a_candidate_that_cannot_run_gets_its_reason_and_the_others_run(compared):
     out, rows, _ = compared
     bad = rows[-1]

@@ -264,8 +264,13 @@ def compare_config(
     return CompareResult(rows, out, table, files)
 
 
+def _decodes(cache: DecodeCache, before: tuple[int, int]) -> dict:
+    """How many images a side decoded, and how many it took from the cache."""
+    return {"decoded": cache.misses - before[1], "from_cache": cache.hits - before[0]}
+
+
 def _run_select(cfg, metric, progress, label, say, cache) -> dict:
-    start = time.perf_counter()
+    start, before = time.perf_counter(), (cache.hits, cache.misses)
     with PeakMemory() as peak:
         try:  # a side killed mid-run resumes ...
             res = calibrate_config(
@@ -282,6 +287,7 @@ def _run_select(cfg, metric, progress, label, say, cache) -> dict:
             )
     m = res.metrics
     return {
+        **_decodes(cache, before),
         "threshold": res.calibration.threshold,
         "metric": metric,
         "score": res.calibration.score,
@@ -295,7 +301,7 @@ def _run_select(cfg, metric, progress, label, say, cache) -> dict:
 
 
 def _run_report(cfg: Config, folder: Path, progress, label, say, cache) -> dict:
-    start = time.perf_counter()
+    start, before = time.perf_counter(), (cache.hits, cache.misses)
     with PeakMemory() as peak:
         try:
             result = run_config(cfg, _bar(progress, label), status=say, decode_cache=cache)
@@ -314,6 +320,7 @@ def _run_report(cfg: Config, folder: Path, progress, label, say, cache) -> dict:
     atomic_write_text(folder / ROW_CONFIG, header + dump_config(again))
     m = result.metrics
     return {
+        **_decodes(cache, before),
         "metrics": {k: m[k] for k in REPORT_KEYS if k in m},
         "seconds": round(time.perf_counter() - start, 1),
         "peak_mib": peak.rss_mib,
