@@ -206,6 +206,19 @@ def test_the_same_sides_given_from_another_directory_are_another_compare(
     monkeypatch.chdir(tmp_path / "two")
     with pytest.raises(RunExistsError, match="another compare"):
         wsol.compare(DEMO_CONFIG, grid, select, report, _base(shapes_root, out))
+    lines: list[str] = []  # --overwrite: run afresh, on the data named from here
+    wsol.compare(
+        DEMO_CONFIG,
+        grid,
+        select,
+        report,
+        _base(shapes_root, out),
+        overwrite=True,
+        status=lines.append,
+    )
+    assert "candidate 1 of 1 (select): cam.method=gradcam" in lines
+    ran = json.loads((out / "compare.json").read_text())["resolved"]["select"]["data"]["root"]
+    assert ran == str((tmp_path / "two" / "shapes").resolve())
 
 
 def test_sides_sharing_images_are_refused_with_exit_2(wsol_processes, shapes_root, tmp_path):
