@@ -35,6 +35,7 @@ def test_import_is_light_and_names_are_lazy():
     assert {
         "run",
         "calibrate",
+        "compare",
         "explain",
         "load_model",
         "Localizer",
@@ -55,6 +56,15 @@ def test_wsol_run_stays_the_function_once_its_package_is_imported():
         "import wsol.run; print(callable(wsol.run), wsol.run.__module__)"
     )
     assert out == "True wsol.run"
+
+
+@pytest.mark.e2e  # a fresh Python process
+def test_wsol_compare_stays_the_function_once_its_package_is_imported():
+    out = _python(
+        "import wsol.compare.page, wsol; from wsol.compare import leaderboard; "
+        "import wsol.compare; print(callable(wsol.compare), wsol.compare.__module__)"
+    )
+    assert out == "True wsol.compare"
 
 
 @pytest.mark.e2e  # a fresh Python process

@@ -379,10 +379,21 @@ def test_the_command_line_answers_without_loading_torch():
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.stdout.strip() == "[]", p.stdout + p.stderr
-    from wsol.cli.parser import CALIBRATION_METRICS
+    from wsol.cli.parser import CALIBRATION_METRICS, RANK_METRICS
+    from wsol.compare.leaderboard import RANKABLE
     from wsol.evaluate.calibration import METRICS
 
     assert CALIBRATION_METRICS == METRICS
+    assert RANK_METRICS == RANKABLE
+
+
+def test_compare_without_candidates_or_sides_is_a_usage_error(capsys, tmp_path):
+    base = ["compare", str(DEMO_CONFIG), f"data.root={tmp_path}", f"out={tmp_path / 'c'}"]
+    assert main([*base, "--select", "data.split=val"]) == EXIT_USAGE
+    assert "--grid FILE or --search" in capsys.readouterr().err
+    assert main([*base, "--search", "cam.method=[gradcam, cam]"]) == EXIT_USAGE
+    assert "give the select side and the report side" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
 
 
 def test_version_names_wsol_torch_and_torchvision(capsys):

@@ -33,6 +33,19 @@ def test_the_search_grid_builds_every_candidate():
     assert all(with_overrides(base, c) for c in combos)
 
 
+@pytest.mark.parametrize(("name", "n"), [("methods.yaml", 12), ("offline.yaml", 36)])
+def test_the_compare_grids_build_every_candidate(name, n):
+    from wsol.config import with_overrides
+    from wsol.registry import registered_names
+
+    combos = candidates(load_grid(REPO / "configs" / "compare" / name))
+    assert len(combos) == n
+    base = load_config(REPO / "configs" / "voc_lite0.yaml")
+    assert all(with_overrides(base, c) for c in combos)
+    if name == "methods.yaml":  # every built-in method, once
+        assert sorted(c["cam.method"] for c in combos) == sorted(registered_names("cam.method"))
+
+
 def _voc(config, voc_root, tmp_path):
     return run(
         REPO / "configs" / config,

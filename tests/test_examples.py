@@ -12,7 +12,7 @@ import pytest
 import wsol
 
 # The examples that run the pipeline; the rest take a second or two.
-PIPELINE = {"run", "calibrate"}
+PIPELINE = {"run", "calibrate", "compare"}
 # Public objects that cannot carry a docstring.
 UNDOCUMENTED = {"__version__"}
 # Examples beyond the public names: the registry every register_* call fills.

@@ -9,9 +9,11 @@ The Python API::
     result.boxes, result.labels, result.scores
     result.save("overlay.png")
     metrics = wsol.run("configs/voc_lite0.yaml", overrides={"data.root": "..."}).metrics
+    rows = wsol.compare("configs/voc_lite0.yaml", {"cam.method": ["gradcam", "layercam"]},
+                        select={"data.split": "train"}, report={"data.split": "val"})
 
-Importing ``wsol`` loads no heavy module: every name below but ``run`` and
-``calibrate`` (whose module is light) is imported on first use.
+Importing ``wsol`` loads no heavy module: every name below but ``run``, ``calibrate``
+and ``compare`` (whose modules are light) is imported on first use.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-# wsol.run is a package whose __init__ only defines these two functions; binding them
-# here makes ``wsol.run(...)`` the function, for good (the package stays importable as
-# ``from wsol.run import ...``).
+# wsol.run and wsol.compare are packages whose __init__ only defines these functions;
+# binding them here makes ``wsol.run(...)`` and ``wsol.compare(...)`` the functions, for
+# good (the packages stay importable as ``from wsol.run import ...``).
+from wsol.compare import compare
 from wsol.run import calibrate, run
 
 __version__ = "0.2.0"
@@ -50,6 +53,7 @@ __all__ = [
     "WsolError",
     "__version__",
     "calibrate",
+    "compare",
     "explain",
     "load_config",
     "load_model",

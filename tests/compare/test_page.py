@@ -143,6 +143,7 @@ def test_number_formats():
     assert fmt_value("maxboxacc", 0.41249) == "0.412"
     assert fmt_value("img_per_s", 12.345) == "12.3"
     assert fmt_value("peak_mib", 1023.6) == "1024"
+    assert fmt_value("cuda_peak_mib", 511.2) == "511"
     assert fmt_value("pxap", None) == DASH == fmt_value("pxap", float("nan"))
 
 

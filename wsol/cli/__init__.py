@@ -54,7 +54,7 @@ def _terminate(signum, frame) -> None:
 def resume_hint(command: str, argv: list[str]) -> str:
     """What to run to resume an interrupted command: the same one, less ``--overwrite``
     (which would start it afresh)."""
-    if command not in ("run", "train", "calibrate", "demo"):
+    if command not in ("run", "train", "calibrate", "compare", "demo"):
         return ""
     again = shlex.join(["wsol", *(a for a in argv if a != "--overwrite")])
     from wsol.run.process_group import world_size

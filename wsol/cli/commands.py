@@ -1,4 +1,4 @@
-"""The pipeline's subcommands (``demo``, ``run``, ``calibrate``, ``train``): each takes
+"""The pipeline's subcommands (``demo``, ``run``, ``calibrate``, ``compare``, ``train``): each takes
 the parsed arguments, calls the library, prints the outcome and returns the exit code
 (see :mod:`wsol.cli`). The inspection tools are in :mod:`wsol.cli.tools` and
 :mod:`wsol.cli.bench`."""
@@ -260,3 +260,56 @@ def _search(args, cfg) -> int:
         f"images by adding data.root=... (or data.split=...) and out=... to\n  {best}"
     )
     return EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    from wsol.compare.protocol import compare_config
+    from wsol.config import load_config
+    from wsol.errors import UsageError
+    from wsol.run.grid_search import load_grid, parse_grid
+
+    if not (args.search or args.grid):
+        raise UsageError("wsol compare needs the candidates: --grid FILE or --search KEY=[...]")
+    cfg = load_config(args.config, args.overrides)
+    grid = {**(load_grid(args.grid) if args.grid else {}), **parse_grid(args.search or [])}
+    t0 = time.perf_counter()
+    res = compare_config(
+        cfg,
+        grid,
+        args.select,
+        args.report,
+        metric=args.metric,
+        rank_by=args.rank_by,
+        progress=None if args.quiet else progress_bar,
+        overwrite=args.overwrite,
+        status=status_printer(args.quiet),
+        resamples=args.resamples,
+        seed=args.seed,
+    )
+    keys = ("maxboxacc", "maxboxacc_v2", "corloc", "cut", "img/s")
+    table, errors = {}, []
+    for r in res.rows:
+        mark = "* " if r.get("reference") else "  "
+        name = f"{mark}{r['row']:03d} {r['name']}"
+        if r["error"]:
+            table[name] = {k: None for k in ("maxboxacc", "maxboxacc_v2", "corloc")}
+            errors.append(f"{r['row']:03d} could not run: {r['error']}")
+            continue
+        table[name] = {
+            "maxboxacc": r["maxboxacc"],
+            "maxboxacc_v2": r["maxboxacc_v2"],
+            "corloc": r["corloc"],
+            "cut": r["cut"],
+            "img/s": r["img_per_s"],
+        }
+    print(format_table(table, keys=keys, first="candidate"))
+    if errors:
+        print("\n" + "\n".join(errors))
+    failed = len(errors)
+    print(
+        f"\n* the best (by {args.rank_by}); {failed} of {len(res.rows)} candidates could not "
+        f"run.\nwsol compare: {time.perf_counter() - t0:.1f} s. Leaderboard: "
+        f"{res.out_dir / 'leaderboard.md'} (and .csv, .html); each row's config: "
+        f"{res.out_dir / 'rows'}/NNN/config.yaml"
+    )
+    return EXIT_ERROR if failed == len(res.rows) else EXIT_OK

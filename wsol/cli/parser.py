@@ -8,7 +8,7 @@ import typing
 from importlib import metadata
 
 from wsol.cli.bench import BENCH_IMAGES, cmd_bench
-from wsol.cli.commands import cmd_calibrate, cmd_demo, cmd_run, cmd_train
+from wsol.cli.commands import cmd_calibrate, cmd_compare, cmd_demo, cmd_run, cmd_train
 from wsol.cli.tools import cmd_eval, cmd_explain
 
 # wsol.evaluate.calibration.METRICS, spelled out: importing the scoring package here
@@ -20,6 +20,19 @@ CALIBRATION_METRICS = (
     "maxboxacc_v2_iou50",
     "maxboxacc_v2_iou70",
     "corloc",
+)
+# wsol.compare.leaderboard.RANKABLE, spelled out for the same reason
+RANK_METRICS = (
+    "maxboxacc",
+    "maxboxacc_v2",
+    "maxboxacc_v2_iou30",
+    "maxboxacc_v2_iou50",
+    "maxboxacc_v2_iou70",
+    "pxap",
+    "corloc",
+    "gt_known_loc",
+    "top1_loc",
+    "coco_ap",
 )
 
 
@@ -288,4 +301,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     c.add_argument("--overwrite", action="store_true", help="replace results already in out")
     c.set_defaults(func=cmd_calibrate)
+
+    m = command(
+        "compare",
+        help="run every candidate of a grid, choose its cut on one set of images (--select) "
+        "and score it on another (--report); writes the leaderboard",
+    )
+    m.add_argument("config", help="YAML config both sides share")
+    m.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. out=DIR")
+    grid = m.add_argument_group("the candidates (one of, or both)")
+    grid.add_argument(
+        "--search",
+        action="append",
+        metavar="KEY=[V1, V2, ...]",
+        help="try these values of this key (repeat for a grid), e.g. "
+        "'cam.method=[gradcam, layercam]'",
+    )
+    grid.add_argument("--grid", default=None, help="a YAML file of keys -> lists of values")
+    m.add_argument(
+        "--select",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an override that makes the select side, where each cut is chosen (repeat)",
+    )
+    m.add_argument(
+        "--report",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an override that makes the report side, which gives the numbers (repeat); it "
+        "must share no image with the select side",
+    )
+    m.add_argument(
+        "--metric",
+        default="maxboxacc",
+        choices=CALIBRATION_METRICS,
+        help="what each candidate's cut maximizes on the select side (default maxboxacc)",
+    )
+    m.add_argument(
+        "--rank-by",
+        default="maxboxacc_v2",
+        choices=RANK_METRICS,
+        help="the report-side metric that orders the leaderboard (default maxboxacc_v2)",
+    )
+    m.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    m.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
+    m.add_argument(
+        "--overwrite", action="store_true", help="replace another compare already in out"
+    )
+    m.set_defaults(func=cmd_compare)
     return p

@@ -41,7 +41,7 @@ PALETTE = (
     "#2ca02c",
 )
 DASHES = ("", "7 4", "2 3")  # past len(PALETTE) candidates, colours repeat with a dash
-LOWER_IS_BETTER = frozenset({"whole_image", "whole_image_boxes", "peak_mib"})
+LOWER_IS_BETTER = frozenset({"whole_image", "whole_image_boxes", "peak_mib", "cuda_peak_mib"})
 PLOT_WIDTH = RIGHT + 24  # the report's plot frame, without its legend column
 PICTURE_SIDE = 360  # long side of a disagreement picture, in pixels (CSS pixels too)
 
@@ -153,8 +153,8 @@ def row_label(row: int) -> str:
 
 
 def fmt_value(key: str, value) -> str:
-    """A metric as shown: 3 decimals, ``img_per_s`` 1, ``peak_mib`` none; ``–`` for
-    None or a non-finite number."""
+    """A metric as shown: 3 decimals, ``img_per_s`` 1, ``peak_mib`` and ``cuda_peak_mib``
+    none; ``–`` for None or a non-finite number."""
     if value is None:
         return DASH
     if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
@@ -163,7 +163,7 @@ def fmt_value(key: str, value) -> str:
         return DASH
     if key == "img_per_s":
         return f"{float(value):.1f}"
-    if key == "peak_mib":
+    if key in ("peak_mib", "cuda_peak_mib"):
         return f"{round(float(value)):d}"
     return f"{float(value):.3f}"
 
@@ -399,7 +399,8 @@ def _disagreements(rows: Sequence[dict], items: Sequence[dict]) -> str:
         )
     return (
         f'<p class="legend">{legend}</p><p class="note">The report images where the two best '
-        "rows' boxes differ most; the IoU is each row's best box against the GT.</p>"
+        "rows' boxes differ most. Each row's IoU: over the image's GT classes, the mean of the "
+        "best IoU of its boxes of the class with a GT box of the class.</p>"
         f'<div class="gallery">{"".join(figures)}</div>'
     )
 
