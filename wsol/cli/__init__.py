@@ -11,9 +11,12 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import shlex
 import signal
 import sys
+import threading
+import time
 import warnings
 
 from wsol.cli.commands import (
@@ -49,6 +52,33 @@ class Terminated(BaseException):
 
 def _terminate(signum, frame) -> None:
     raise Terminated()
+
+
+def redeliver_swallowed(unraisable, fallback=sys.__unraisablehook__, delay: float = 0.05):
+    """``sys.unraisablehook``: a signal's exception that Python had to drop is sent again.
+
+    A handler's exception raised where it cannot propagate (an ``os.fork`` callback such
+    as logging's lock release when a DataLoader starts a worker, a finalizer) is printed
+    as "Exception ignored" and lost, and the command would go on as if never stopped.
+    The same signal is sent again from a thread a moment later, so that it lands in the
+    main thread's ordinary code; anything else goes to ``fallback``."""
+    exc = unraisable.exc_type
+    signum = (
+        signal.SIGTERM
+        if exc is not None and issubclass(exc, Terminated)
+        else signal.SIGINT
+        if exc is not None and issubclass(exc, KeyboardInterrupt)
+        else None
+    )
+    if signum is None:
+        fallback(unraisable)
+        return
+
+    def again() -> None:
+        time.sleep(delay)
+        os.kill(os.getpid(), signum)
+
+    threading.Thread(target=again, name="wsol-signal-again", daemon=True).start()
 
 
 def resume_hint(command: str, argv: list[str]) -> str:
@@ -109,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     # Both wait for a file being written to be in place (fileio.deferring).
     previous = signal.signal(signal.SIGTERM, deferring(_terminate))
     previous_int = signal.signal(signal.SIGINT, deferring(signal.default_int_handler))
+    previous_hook, sys.unraisablehook = sys.unraisablehook, redeliver_swallowed
     try:
         # before any command imports torchvision: a mismatched pair is one line, not the
         # 30-line traceback of "operator torchvision::nms does not exist"
@@ -132,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGTERM, previous)
         signal.signal(signal.SIGINT, previous_int)
+        sys.unraisablehook = previous_hook
 
 
 if __name__ == "__main__":
