@@ -143,6 +143,8 @@ def test_choices_are_the_registries():
         ("eval.iou=0", r"eval.iou must be in \(0, 1\]"),
         ("eval.thresholds=[0.5, 2]", r"eval.thresholds must be in \[0, 1\], got 2"),
         ("cam.batch_size=0", "cam.batch_size must be >= 1"),
+        ("cam.score_channels=-1", "cam.score_channels must be >= 0, got -1"),
+        ("cam.score_channels=2.5", "cam.score_channels"),
         (
             "export.formats=[coco, xml]",
             "unknown export.formats 'xml'; valid: coco, labelstudio, results, voc, yolo",

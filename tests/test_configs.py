@@ -44,6 +44,9 @@ def test_the_compare_grids_build_every_candidate(name, n):
     assert all(with_overrides(base, c) for c in combos)
     if name == "methods.yaml":  # every built-in method, once
         assert sorted(c["cam.method"] for c in combos) == sorted(registered_names("cam.method"))
+        # Score-CAM on a channel budget: all 1,280 channels would take ~100 min on a CPU
+        (score,) = [with_overrides(base, c) for c in combos if c["cam.method"] == "scorecam"]
+        assert 0 < score.cam.score_channels < 1280
 
 
 def _voc(config, voc_root, tmp_path):

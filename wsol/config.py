@@ -153,6 +153,11 @@ class CamConfig(Section):
     scales: list[float] = field(default_factory=lambda: [1.0], metadata=between(0, 8, lo_open=True))
     flip: bool = False
     fuse: Literal["mean", "max"] = "mean"
+    # Score-CAM's channel budget (other methods ignore it): 0 scores every channel of the
+    # target layer, one masked forward pass each (the paper's method); N > 0 only the N
+    # channels of each image with the largest spatial variance ("Faster Score-CAM"), the
+    # softmax over their N scores, the other channels weighing 0
+    score_channels: int = field(default=0, metadata=between(0))
 
     def check(self) -> None:
         if not self.scales:

@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsol.cams import METHODS, build_method, tokens_to_grid
+from wsol.cams import METHODS, ScoreCAM, build_method, hooked_activation, tokens_to_grid
 from wsol.cams.guided import relu_rule
+from wsol.errors import UsageError
 from wsol.models import ModelSpec, ShapesNet
 
 CAM_FAMILY = (
@@ -515,6 +516,73 @@ def test_scorecam_does_not_depend_on_the_chunk_size():
     torch.testing.assert_close(m(x, t).maps, big, rtol=1e-5, atol=1e-6 * float(big.max()))
 
 
+def _channels(spec: ModelSpec, x: torch.Tensor) -> int:
+    with torch.no_grad(), hooked_activation(spec.net, spec.target_layer, False) as store:
+        spec.net(x)
+    return store.activation.shape[1]
+
+
+def test_scorecam_with_a_budget_of_every_channel_is_the_paper_method():
+    """score_channels = C (or more) scores every channel: the very maps of 0."""
+    spec = shapes_spec()
+    x, t = images(3), torch.tensor([[0, 1], [2, 3], [1, 0]])
+    c = _channels(spec, x)
+    full = build_method("scorecam", spec)(x, t).maps
+    for n in (c, c + 5):
+        assert torch.equal(ScoreCAM(spec, score_channels=n)(x, t).maps, full)
+    fewer = ScoreCAM(spec, score_channels=c // 4)(x, t).maps
+    assert not torch.allclose(fewer, full)  # a real budget changes the maps
+
+
+def test_scorecam_budget_scores_only_the_channels_of_highest_variance():
+    """Four hand-made channels on a 4x4 grid (the identity layer makes the input the
+    activation): a constant one, a wide one (values 0..15, variance 21.25), a small
+    cell of 1 (variance 15/256) and a 2x2 blob of 4 (variance 3). With a budget of 2, only
+    channels 1 and 3 are scored, the softmax runs over their two scores, and the map is
+    ReLU(w1 A^1 + w3 A^3), the other channels weighing 0."""
+    a = torch.zeros(1, 4, 4, 4)
+    a[0, 0] = 2.0
+    a[0, 1] = torch.arange(16.0).view(4, 4)
+    a[0, 2, 0, 0] = 1.0
+    a[0, 3, 2:4, 2:4] = 4.0
+    torch.manual_seed(0)
+    net = _Identity(4)
+    spec = ModelSpec(net=net, class_names=["p", "q"], target_layer="features")
+    t = torch.tensor([[0, 1]])
+    out = ScoreCAM(spec, score_channels=2)(a, t).maps
+    with torch.no_grad():
+        masks = {k: minmax(a[0, k]).float() for k in (1, 3)}
+        y = torch.stack([net(a * masks[k])[0] for k in (1, 3)])  # [2, classes]
+        w = torch.softmax(y, dim=0)
+        for j, cls in enumerate((0, 1)):
+            expected = F.relu(w[0, cls] * a[0, 1] + w[1, cls] * a[0, 3])
+            torch.testing.assert_close(out[0, j], expected)
+    # every channel scored (the paper's method) weighs channels 0 and 2 too: other maps
+    assert not torch.allclose(out, ScoreCAM(spec)(a, t).maps)
+
+
+def test_scorecam_budget_of_a_batch_is_that_of_each_image():
+    spec = shapes_spec()
+    x, t = images(3), torch.tensor([[0, 1], [2, 3], [1, 0]])
+    m = ScoreCAM(spec, score_channels=5)
+    batch = m(x, t).maps
+    alone = torch.cat([m(x[i : i + 1], t[i : i + 1]).maps for i in range(3)])
+    torch.testing.assert_close(batch, alone, rtol=1e-5, atol=1e-6 * float(batch.max()))
+    m.chunk_size = 4  # chunks that cut across images
+    torch.testing.assert_close(m(x, t).maps, batch, rtol=1e-5, atol=1e-6 * float(batch.max()))
+
+
+@pytest.mark.parametrize("bad", [-1, 2.5, True, "64"])
+def test_scorecam_budget_must_be_a_count(bad):
+    spec = shapes_spec()
+    with pytest.raises(UsageError, match="score_channels must be an integer >= 0"):
+        ScoreCAM(spec, score_channels=bad)
+    m = build_method("scorecam", spec)
+    with pytest.raises(UsageError, match="score_channels"):
+        m.score_channels = bad
+    assert m.score_channels == 0
+
+
 @pytest.mark.parametrize("act, upper", [(torch.nn.ReLU(), float("inf")), (torch.nn.ReLU6(), 6.0)])
 def test_relu_rules_in_closed_form_for_relu_and_relu6(act, upper):
     """``y = act(x)``, ``L = sum(w * y)``: the input gradient under each rule, by hand.
@@ -535,3 +603,18 @@ def test_relu_rules_in_closed_form_for_relu_and_relu6(act, upper):
         assert torch.equal(y, x.clamp(0, upper))
         (grad,) = torch.autograd.grad((w * y).sum(), xi)
         assert torch.equal(grad, want), mode
+
+
+@pytest.mark.parametrize("method", ["scorecam", "gradcam"])
+def test_cam_score_channels_reaches_scorecam_and_no_other_method(method):
+    """The config's budget is Score-CAM's; another method runs as it would without it
+    (a grid can set it for every candidate)."""
+    from wsol.config import load_config
+    from wsol.run.build import explain_localizer
+
+    model = ["model.arch=shapes_net", "model.weights=DEFAULT", "model.device=cpu"]
+    cfg = load_config(None, [*model, f"cam.method={method}", "cam.score_channels=7"])
+    localizer = explain_localizer(cfg)
+    assert localizer.method.name == method
+    budget = getattr(localizer.method, "score_channels", None)
+    assert budget == (7 if method == "scorecam" else None)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from wsol.cams import CamError
+from wsol.cams import CamError, ScoreCAM, build_method
 from wsol.cams.targets import ClassMapping
 from wsol.config import Config, ConfigError, DataConfig
 from wsol.data import Dataset, build_dataset
@@ -174,13 +174,15 @@ def build_localizer(
     if cfg.model.channels_last:
         spec.net.to(memory_format=torch.channels_last)
     try:
+        method = build_method(cfg.cam.method, spec, cfg.model.target_layer or None)
+        if isinstance(method, ScoreCAM):  # the one method with a channel budget
+            method.score_channels = cfg.cam.score_channels
         localizer = Localizer(
             spec,
-            cfg.cam.method,
+            method,
             mapping=mapping,
             targets=TargetPolicy(cfg.cam.targets, cfg.cam.topk, cfg.cam.min_prob),
             boxes=BoxParams.from_config(cfg.boxes, calibration, classes),
-            layer=cfg.model.target_layer or None,
             views=Views(tuple(cfg.cam.scales), cfg.cam.flip, cfg.cam.fuse),
             precision=cfg.model.precision,
             device_boxes=cfg.boxes.device_components,
