@@ -97,3 +97,14 @@ def test_peak_memory_sees_an_allocation_made_and_freed_inside_the_block():
         del block
     assert peak.rss_mib - before.rss_mib > 250
     assert peak.cuda_mib is None  # no CUDA here
+
+
+def test_a_row_is_named_by_the_keys_the_grid_varies():
+    from wsol.compare.protocol import settings_name
+
+    grid = {"cam.method": ["gradcam", "scorecam"], "cam.score_channels": [32]}
+    settings = {"cam.method": "scorecam", "cam.score_channels": 32}
+    assert settings_name(settings, grid) == "cam.method=scorecam"
+    assert settings_name(settings) == "cam.method=scorecam, cam.score_channels=32"
+    one = {"cam.method": ["cam"]}  # nothing varies: the name still says what ran
+    assert settings_name({"cam.method": "cam"}, one) == "cam.method=cam"

@@ -92,8 +92,12 @@ def row_dir(out: Path, number: int) -> Path:
     return Path(out) / ROWS / f"{number:03d}"
 
 
-def settings_name(settings: dict) -> str:
-    return ", ".join(f"{k}={_yaml_value(v)}" for k, v in settings.items())
+def settings_name(settings: dict, grid: dict[str, list] | None = None) -> str:
+    """``key=value, ...`` of the keys the grid varies; a key given one value holds for
+    every row and is left out (all keys when none varies). The full settings stay in the
+    row's ``settings``."""
+    varied = {k: v for k, v in settings.items() if grid is None or len(grid.get(k, [])) != 1}
+    return ", ".join(f"{k}={_yaml_value(v)}" for k, v in (varied or settings).items())
 
 
 def _yaml_value(v) -> str:
@@ -228,7 +232,7 @@ def compare_config(
             entries.append(
                 {
                     "row": number,
-                    "name": settings_name(settings),
+                    "name": settings_name(settings, grid),
                     "settings": settings,
                     "error": None,
                     "select": None,
