@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wsol.compare.leaderboard import RANKABLE
 from wsol.compare.memory import PeakMemory
 from wsol.compare.overlap import check_no_overlap
 from wsol.config import Config, ConfigError, dump_config, with_overrides
@@ -58,16 +59,7 @@ REPORT_KEYS = (
     "num_images",
     "num_failed",
     "num_pairs",
-    "maxboxacc",
-    "maxboxacc_v2",
-    "maxboxacc_v2_iou30",
-    "maxboxacc_v2_iou50",
-    "maxboxacc_v2_iou70",
-    "pxap",
-    "corloc",
-    "gt_known_loc",
-    "top1_loc",
-    "coco_ap",
+    *RANKABLE,
     "whole_image_boxes",
     "num_boxes_found",
     "images_per_second",
