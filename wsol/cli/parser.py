@@ -36,6 +36,18 @@ RANK_METRICS = (
 )
 
 
+def add_grid_arguments(parser, search_help: str, search_tail: str = "") -> None:
+    """``--search KEY=[...]`` (repeatable) and ``--grid FILE``: the candidates of a grid,
+    as ``wsol calibrate`` and ``wsol compare`` take them."""
+    parser.add_argument(
+        "--search",
+        action="append",
+        metavar="KEY=[V1, V2, ...]",
+        help=f"{search_help}, e.g. 'cam.method=[gradcam, layercam]'{search_tail}",
+    )
+    parser.add_argument("--grid", default=None, help="a YAML file of keys -> lists of values")
+
+
 def version_text() -> str:
     """``wsol 0.2.0 (torch 2.x, torchvision 0.x, Python 3.x)``: read from the installed
     packages' metadata, so that torch is not imported to answer."""
@@ -285,14 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         help="classes with fewer boxed pairs use the global tau (default 1)",
     )
-    c.add_argument(
-        "--search",
-        action="append",
-        metavar="KEY=[V1, V2, ...]",
-        help="also choose this key among these values (repeat for a grid), e.g. "
-        "'cam.method=[gradcam, layercam]'; writes search.json and best.yaml",
+    add_grid_arguments(
+        c,
+        "also choose this key among these values (repeat for a grid)",
+        "; writes search.json and best.yaml",
     )
-    c.add_argument("--grid", default=None, help="a YAML file of keys -> lists of values")
     c.add_argument(
         "--rank-by",
         default=None,
@@ -310,14 +319,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("config", help="YAML config both sides share")
     m.add_argument("overrides", nargs="*", help="dotted overrides of the base config, e.g. out=DIR")
     grid = m.add_argument_group("the candidates (one of, or both)")
-    grid.add_argument(
-        "--search",
-        action="append",
-        metavar="KEY=[V1, V2, ...]",
-        help="try these values of this key (repeat for a grid), e.g. "
-        "'cam.method=[gradcam, layercam]'",
-    )
-    grid.add_argument("--grid", default=None, help="a YAML file of keys -> lists of values")
+    add_grid_arguments(grid, "try these values of this key (repeat for a grid)")
     m.add_argument(
         "--select",
         action="append",
