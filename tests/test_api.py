@@ -84,6 +84,20 @@ print(before == after)
     assert _python(code) == "True"
 
 
+@pytest.mark.e2e  # a fresh Python process
+def test_the_demos_modules_import_no_torchvision():
+    """torchvision's import brings torch._dynamo (~1.7 s of every process's start); the
+    command line, the pipeline and the demo's model need neither."""
+    code = """
+import sys
+import wsol.cli, wsol.cli.commands, wsol.run.pipeline, wsol.apps.demo, wsol.data.gpu_decode
+from wsol.models import build_model
+build_model("shapes_net", "none", ["circle", "square"])
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torchvision", "timm")))
+"""
+    assert _python(code) == "[]"
+
+
 def test_every_user_error_shares_one_base():
     from wsol.cams import CamError
     from wsol.cams.targets import TargetError

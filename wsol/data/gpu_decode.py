@@ -36,7 +36,6 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torchvision.io import ImageReadMode, decode_jpeg
 
 from wsol.data.base import Sample
 from wsol.data.decode import MAX_FILE_BYTES, DecodeError, decode_bytes, read_regular_file
@@ -149,6 +148,10 @@ def _decode_many(tensors: list[torch.Tensor], device: torch.device) -> list[torc
     """One batched decode; if it fails, each on its own (None where that fails too)."""
     if not tensors:
         return []
+    # Imported here: torchvision's import takes torch._dynamo with it (~1.7 s), which a
+    # run that decodes on the CPU and builds no torchvision model never needs.
+    from torchvision.io import ImageReadMode, decode_jpeg
+
     with warnings.catch_warnings():
         # torchvision 0.29 points to TorchCodec; decode_jpeg works as documented meanwhile
         warnings.filterwarnings("ignore", category=DeprecationWarning, module="torchvision")
