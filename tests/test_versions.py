@@ -212,9 +212,6 @@ def test_a_mismatched_torchvision_is_one_line(tmp_path):
         assert p.returncode == 2 and len(lines) == 1 and "Traceback" not in p.stderr, p.stderr
         return lines[0]
 
-    def wsol_demo():
-        return wsol(demo)
-
     torch = metadata.version("torch")
     # 1. the import fails (the metadata shows nothing wrong), once a command needs it
     line = wsol(resnet)
@@ -224,5 +221,5 @@ def test_a_mismatched_torchvision_is_one_line(tmp_path):
     info = fake / "torchvision-0.20.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: torchvision\nVersion: 0.20.0\n")
-    line = wsol_demo()
+    line = wsol(demo)
     assert "torchvision 0.20.0 do not go together" in line and "pip install" in line
