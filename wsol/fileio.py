@@ -63,36 +63,46 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
-_writing = {"depth": 0, "pending": []}
+_held = {"depth": 0, "pending": []}  # signals held back by `holding_signals` blocks
 
 
 def deferring(handler: Callable) -> Callable:
-    """A signal handler that waits while an atomic write is in progress and runs once
-    the file is in place (the CLI wraps its Ctrl-C and SIGTERM handlers in it). An
-    exception raised inside a writer, such as torch.save's zip writer, would otherwise
-    surface as another error."""
+    """A signal handler that waits while a :func:`holding_signals` block runs (an atomic
+    write, a DataLoader starting its workers) and runs once the block is done (the CLI
+    wraps its Ctrl-C and SIGTERM handlers in it). An exception raised inside a writer,
+    such as torch.save's zip writer, would otherwise surface as another error."""
 
     def wrapped(signum, frame):
-        if _writing["depth"]:
-            _writing["pending"].append((handler, signum))
+        if _held["depth"]:
+            _held["pending"].append((handler, signum))
             return
         handler(signum, frame)
 
     return wrapped
 
 
+@contextlib.contextmanager
+def holding_signals():
+    """Run the block whole: a Ctrl-C or SIGTERM that arrives meanwhile (handlers wrapped
+    in :func:`deferring`) is handled as the block ends, where its exception leaves no
+    half-done work behind (a file half in place, a DataLoader iterator half-built, whose
+    finalizer would fail again and print a traceback)."""
+    _held["depth"] += 1
+    try:
+        yield
+    finally:
+        _held["depth"] -= 1
+        if not _held["depth"] and _held["pending"]:
+            handler, signum = _held["pending"][0]
+            _held["pending"].clear()
+            handler(signum, None)
+
+
 def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> None:
     """Call ``write`` on a binary temp file beside ``path``, then rename it to ``path``
     (``torch.save(obj, f)`` fits: readers see the old file or the new, never a mix)."""
-    _writing["depth"] += 1
-    try:
+    with holding_signals():
         _atomic_write(Path(path), write)
-    finally:
-        _writing["depth"] -= 1
-        if not _writing["depth"] and _writing["pending"]:
-            handler, signum = _writing["pending"][0]
-            _writing["pending"].clear()
-            handler(signum, None)
 
 
 _TEMP_TAIL = 8 + len(".tmp")  # mkstemp's random letters, and the suffix

@@ -153,3 +153,38 @@ def test_letterbox_keeps_aspect_and_reports_region():
     assert region == (32 / 48, 1.0)  # 60x90 -> 32x48 at the top left
     assert (canvas[32:] == (124, 116, 104)).all()
     assert canvas[10, 30].mean() > 200  # the bright square, scaled by 48/90
+
+
+def test_a_signal_while_the_workers_start_leaves_no_half_built_iterator(monkeypatch):
+    """SIGTERM lands inside torch's DataLoader iterator set-up (as it makes its result
+    queue): the iterator is finished and shut down cleanly, then Terminated is raised.
+    Raised half-way, the iterator's finalizer fails ("Exception ignored ... '_shutdown'")."""
+    import gc
+    import os
+    import signal
+    import sys
+
+    import torch
+
+    from wsol.cli import Terminated, _terminate
+    from wsol.data.loader import start_batches
+    from wsol.fileio import deferring
+
+    real_queue = torch.multiprocessing.Queue
+
+    def queue_then_signal(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return real_queue(*args, **kwargs)
+
+    monkeypatch.setattr(torch.multiprocessing, "Queue", queue_then_signal)
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    loader = torch.utils.data.DataLoader(list(range(4)), batch_size=2, num_workers=1)
+    previous = signal.signal(signal.SIGTERM, deferring(_terminate))
+    try:
+        with pytest.raises(Terminated):
+            start_batches(loader)
+        gc.collect()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert [u.exc_value for u in unraisable] == []

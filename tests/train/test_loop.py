@@ -404,3 +404,40 @@ def test_a_real_full_disk_during_training_is_one_line_and_resumes(
     assert first.startswith("wsol: error: disk full while writing ") and first.count("\n") == 1
     assert Path(f"{log}.rc2").read_text().strip() == "0", Path(f"{log}.2").read_text()
     _same_run(straight, tmp_path / "resumed")
+
+
+@pytest.mark.e2e  # forks a decoding worker per loader, five trainings
+def test_sigterm_as_any_loader_starts_stops_cleanly(tmp_path, monkeypatch, capfd):
+    """SIGTERM lands while a training or validation loader starts its worker, at each
+    such start of a 1-epoch training (every epoch starts both the same way): exit 143
+    with the resume line, and no traceback from a half-built iterator's finalizer (it
+    once printed "Exception ignored")."""
+    import gc
+    import signal
+
+    from wsol.cli import main
+
+    real_queue = torch.multiprocessing.Queue
+    starts = {"n": 0, "signal_at": 0}
+
+    def queue(*args, **kwargs):
+        starts["n"] += 1
+        if starts["n"] == starts["signal_at"]:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_queue(*args, **kwargs)
+
+    monkeypatch.setattr(torch.multiprocessing, "Queue", queue)
+    cmd = ["-q", "train", str(REPO / "configs" / "demo_train.yaml"), *TINY_ARGS]
+    cmd += ["train.epochs=1", "data.num_workers=1"]
+    assert main([*cmd, f"out={tmp_path / 'all'}"]) == 0
+    total = starts["n"]
+    assert total == 4  # two queues (results, the worker's indices) per loader, two loaders
+    capfd.readouterr()
+    for k in range(1, total + 1):
+        starts.update(n=0, signal_at=k)
+        code = main([*cmd, f"out={tmp_path / str(k)}"])
+        gc.collect()
+        err = capfd.readouterr().err
+        assert code == 143, (k, err)
+        assert "interrupted; what was finished is on disk, and this resumes it:" in err, k
+        assert "Traceback" not in err and "Exception ignored" not in err, (k, err)

@@ -6,6 +6,7 @@ and the transfer is four times smaller.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import cv2
@@ -16,6 +17,7 @@ from wsol.data.base import Sample
 from wsol.data.cache import DecodeCache, Decoded, cache_key
 from wsol.data.decode import MAX_FILE_BYTES, DecodeError, decode_image, read_regular_file
 from wsol.errors import plain_reason, unknown_choice
+from wsol.fileio import holding_signals
 
 RESIZE_POLICIES = ("stretch", "letterbox")
 
@@ -268,3 +270,12 @@ def make_loader(
         pin_memory=pin_memory,
     )
     return loader if cache is None else CachingLoader(loader, cache)
+
+
+def start_batches(loader: Iterable) -> Iterator:
+    """``iter(loader)``, done whole: a Ctrl-C or SIGTERM while a DataLoader starts its
+    workers is raised once they have started (:func:`wsol.fileio.holding_signals`), so
+    the iterator is shut down cleanly rather than half-built, when its finalizer would
+    fail with a traceback on the console."""
+    with holding_signals():
+        return iter(loader)

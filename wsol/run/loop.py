@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from wsol.data.gpu_decode import decode_batch
-from wsol.data.loader import FileBatch, make_loader
+from wsol.data.loader import FileBatch, make_loader, start_batches
 from wsol.evaluate import Evaluators
 from wsol.export import annotations_for, image_entry
 from wsol.fileio import fault_point
@@ -90,7 +90,7 @@ def run_batches(
     # the device), the float maps only where an evaluator needs them.
     needs_maps = plan.evaluators is not None and plan.evaluators.needs_maps
     sweep = plan.evaluators.sweep_thresholds if plan.evaluators is not None else None
-    batches = iter(loader)
+    batches = start_batches(loader)
     with single_threaded_cv2(), HostStage(host_threads) as host:
         for b in itertools.count():
             with clock.timing("decode"):

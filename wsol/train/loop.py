@@ -27,6 +27,7 @@ import torch
 
 from wsol.config import dump_config
 from wsol.data import DataError
+from wsol.data.loader import start_batches
 from wsol.errors import UsageError
 from wsol.fileio import (
     LOCK_FILE,
@@ -282,7 +283,9 @@ def _train(
         train_set.epoch = epoch
         order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train_images))
         first = skip * cfg.train.batch_size  # the batches a stopped run did are not redone
-        batches = iter(make_loader(train_set, order[first:], cfg.train.batch_size, workers, True))
+        batches = start_batches(
+            make_loader(train_set, order[first:], cfg.train.batch_size, workers, True)
+        )
         if skip:  # the loader drew a seed: the generators as they were at the stop
             st.set_rng_state(saved["rng"])
         else:
@@ -406,7 +409,7 @@ def _restore_best(out: Path, saved: dict, net, description, dtype: str, config: 
 def _validate(net, loader, spec, mean, std, amp, device, lost: dict) -> dict:
     net.eval()
     scores, indices = [], []
-    for batch in loader:
+    for batch in start_batches(loader):
         lost.update(batch["failures"])
         if batch["images"] is None:
             continue
